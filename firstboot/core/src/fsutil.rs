@@ -1,0 +1,273 @@
+//! Durable, all-or-nothing file output.
+//!
+//! Everything kiln writes is first planned as a [`FileTree`] in memory. A tree is then either
+//! published as a new directory (built under a temporary sibling name and renamed into place, so
+//! the destination never exists half-written), or written file by file into an existing directory,
+//! each file atomically: temp file in the same directory with its final mode, write, fsync,
+//! rename, fsync the directory.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Mode of private key files.
+pub const MODE_SECRET: u32 = 0o600;
+/// Mode of certificates, public keys and configuration files.
+pub const MODE_PUBLIC: u32 = 0o644;
+/// Mode of directories kiln creates inside an output tree (as kubeadm creates them).
+const MODE_DIR: u32 = 0o755;
+
+/// One planned file: its bytes and its permission bits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// The file's contents.
+    pub contents: Vec<u8>,
+    /// Unix permission bits, e.g. `0o600`.
+    pub mode: u32,
+}
+
+impl std::fmt::Debug for PlannedFile {
+    // Contents may be private keys: show only size and mode.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PlannedFile({} bytes, {:o})", self.contents.len(), self.mode)
+    }
+}
+
+/// A set of files to write, keyed by relative path; nothing touches the disk until it is written.
+#[derive(Debug, Default, Clone)]
+pub struct FileTree {
+    files: BTreeMap<PathBuf, PlannedFile>,
+}
+
+impl FileTree {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Plans `contents` at the relative path `rel` with permission bits `mode`.
+    pub fn add(&mut self, rel: impl Into<PathBuf>, contents: impl Into<Vec<u8>>, mode: u32) {
+        let contents = contents.into();
+        self.files.insert(rel.into(), PlannedFile { contents, mode });
+    }
+
+    /// Plans every file of `other` under the relative directory `prefix`.
+    pub fn add_tree(&mut self, prefix: impl AsRef<Path>, other: FileTree) {
+        for (rel, file) in other.files {
+            self.files.insert(prefix.as_ref().join(rel), file);
+        }
+    }
+
+    /// The planned file at `rel`, if any.
+    pub fn get(&self, rel: impl AsRef<Path>) -> Option<&PlannedFile> {
+        self.files.get(rel.as_ref())
+    }
+
+    /// The planned files in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Path, &PlannedFile)> {
+        self.files.iter().map(|(p, f)| (p.as_path(), f))
+    }
+
+    /// Planned files that already exist below `dest`.
+    pub fn existing_in(&self, dest: &Path) -> Vec<PathBuf> {
+        self.files
+            .keys()
+            .map(|rel| dest.join(rel))
+            .filter(|p| p.symlink_metadata().is_ok())
+            .collect()
+    }
+
+    /// Publishes the tree as the new directory `dest` (mode `dir_mode`): builds it under a
+    /// temporary sibling name, fsyncs everything, then renames it into place. Fails, writing
+    /// nothing, if `dest` exists.
+    pub fn publish_new(&self, dest: &Path, dir_mode: u32) -> Result<()> {
+        if dest.symlink_metadata().is_ok() {
+            return Err(Error::Exists {
+                path: dest.to_owned(),
+                hint: "choose a new output directory or remove this one".into(),
+            });
+        }
+        let parent = parent_dir(dest);
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{}.tmp-", file_name(dest)))
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&parent, e))?;
+        for (rel, file) in &self.files {
+            write_file(&staging.path().join(rel), file)?;
+        }
+        fsync_tree_dirs(staging.path(), self.files.keys())?;
+        set_mode(staging.path(), dir_mode)?;
+        rename_no_replace(staging.path(), dest)?;
+        // The staging directory is now `dest`: do not let TempDir remove it.
+        let _ = staging.keep();
+        fsync_dir(&parent)
+    }
+
+    /// Writes every file below `dest` (created if missing), each atomically. Refuses, writing
+    /// nothing, if any planned file exists and `overwrite` is false.
+    pub fn write_into(&self, dest: &Path, overwrite: bool) -> Result<()> {
+        if !overwrite {
+            if let Some(path) = self.existing_in(dest).into_iter().next() {
+                return Err(Error::Exists {
+                    path,
+                    hint: "pass --force to replace it".into(),
+                });
+            }
+        }
+        for (rel, file) in &self.files {
+            write_atomic(&dest.join(rel), &file.contents, file.mode)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `contents` to `path` atomically with permission bits `mode`: a temp file in the same
+/// directory gets the mode before any byte is written, is fsynced and renamed over `path`, and
+/// the directory is fsynced. Missing parent directories are created.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let dir = parent_dir(path);
+    create_dirs(&dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.tmp-", file_name(path)))
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    // The umask may have narrowed the mode at creation; set it exactly.
+    set_mode(tmp.path(), mode)?;
+    tmp.write_all(contents).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    fsync_dir(&dir)
+}
+
+/// Writes a new file (used inside a private staging directory, where nobody else looks).
+fn write_file(path: &Path, file: &PlannedFile) -> Result<()> {
+    create_dirs(&parent_dir(path))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    set_mode(path, file.mode)?;
+    f.write_all(&file.contents).map_err(|e| Error::io(path, e))?;
+    f.sync_all().map_err(|e| Error::io(path, e))
+}
+
+fn create_dirs(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(MODE_DIR)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
+}
+
+/// Fsyncs `root` and every directory that holds a planned file.
+fn fsync_tree_dirs<'a>(root: &Path, rels: impl Iterator<Item = &'a PathBuf>) -> Result<()> {
+    let mut dirs: Vec<PathBuf> = rels
+        .flat_map(|rel| rel.ancestors().skip(1).map(|a| root.join(a)))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs.iter().try_for_each(|d| fsync_dir(d))
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        from,
+        nix::fcntl::AT_FDCWD,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .map_err(|e| Error::io(to, e.into()))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode_of(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn sample() -> FileTree {
+        let mut t = FileTree::new();
+        t.add("a/key", "secret", MODE_SECRET);
+        t.add("b.crt", "public", MODE_PUBLIC);
+        t
+    }
+
+    #[test]
+    fn publish_new_writes_modes_and_leaves_no_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        sample().publish_new(&dest, 0o700).unwrap();
+        assert_eq!(fs::read_to_string(dest.join("a/key")).unwrap(), "secret");
+        assert_eq!(mode_of(&dest.join("a/key")), 0o600);
+        assert_eq!(mode_of(&dest.join("b.crt")), 0o644);
+        assert_eq!(mode_of(&dest), 0o700);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn publish_new_refuses_existing_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = sample().publish_new(dir.path(), 0o700).unwrap_err();
+        assert!(matches!(err, Error::Exists { .. }), "{err}");
+    }
+
+    #[test]
+    fn write_into_refuses_existing_files_without_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("b.crt"), "old").unwrap();
+        let err = sample().write_into(dir.path(), false).unwrap_err();
+        assert!(err.to_string().contains("b.crt"), "{err}");
+        assert!(!dir.path().join("a").exists(), "something was written");
+        sample().write_into(dir.path(), true).unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("b.crt")).unwrap(), "public");
+    }
+
+    #[test]
+    fn write_atomic_replaces_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"one", 0o644).unwrap();
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(mode_of(&p), 0o600);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn debug_hides_contents() {
+        let t = sample();
+        assert!(!format!("{t:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,14 @@
+//! kiln-core: the vocabulary both kiln programs share.
+//!
+//! The operator's tool (`kiln`) and the node agent (`kiln-firstboot`) both need the cluster PKI,
+//! bootstrap tokens, kubeadm configuration types and durable file writes. They live here, without
+//! any image-building dependency, so the node agent stays small.
+
+pub mod error;
+pub mod fsutil;
+pub mod kubeadm;
+pub mod kubeconfig;
+pub mod pki;
+pub mod token;
+
+pub use error::{Error, Result};
