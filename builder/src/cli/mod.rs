@@ -1,0 +1,57 @@
+//! The `kiln` command line: one module per subcommand, each an options struct with `run`.
+
+mod certificate_key;
+mod duration;
+mod kubeconfig;
+mod pki;
+mod token;
+
+use clap::{Parser, Subcommand};
+
+/// kiln bakes Kubernetes nodes and makes a cluster's shared secrets offline.
+///
+/// Start with `kiln pki init --out pki` to make the cluster CAs, then `kiln token generate` and
+/// `kiln certificate-key` for the join secrets your nodes' user-data will carry.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make and inspect the cluster PKI (CAs, service-account key, external etcd certificates).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
+    /// Bootstrap tokens for `kubeadm join`.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Print a new certificate key (64 hex characters) for `kubeadm join --control-plane`.
+    CertificateKey(certificate_key::CertificateKeyArgs),
+    /// Kubeconfig files signed by the cluster CA.
+    #[command(subcommand)]
+    Kubeconfig(kubeconfig::KubeconfigCommand),
+}
+
+impl Cli {
+    /// Runs the chosen command.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Pki(cmd) => cmd.run(),
+            Command::Token(cmd) => cmd.run(),
+            Command::CertificateKey(args) => args.run(),
+            Command::Kubeconfig(cmd) => cmd.run(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

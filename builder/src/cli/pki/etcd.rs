@@ -1,0 +1,85 @@
+//! `kiln pki etcd`: the certificate procedure of "Set up a High Availability etcd Cluster with
+//! kubeadm", for all members at once.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use kiln_core::kubeadm::ApiVersion;
+use kiln_core::pki::etcd::{plan_members, validate_members, EtcdCa, EtcdMember};
+use kiln_core::pki::KeyType;
+use kiln_core::Error;
+use time::OffsetDateTime;
+
+use crate::output::print_plan;
+
+/// For each member writes OUT/NAME/kubeadmcfg.yaml and OUT/NAME/pki/ with etcd/ca.crt,
+/// etcd/server, etcd/peer, etcd/healthcheck-client and apiserver-etcd-client (.crt and .key):
+/// copy OUT/NAME/pki to /etc/kubernetes/pki on host NAME. The etcd CA key never leaves
+/// --ca-dir. If --ca-dir has no etcd/ca.crt and etcd/ca.key, a new etcd CA is made and saved
+/// there.
+///
+/// OUT must not exist: it is built under a temporary name and renamed at the end, so a failed
+/// run leaves nothing behind.
+#[derive(Debug, Args)]
+pub struct EtcdArgs {
+    /// Cluster PKI directory (from `kiln pki init`) holding etcd/ca.crt and etcd/ca.key.
+    #[arg(long, value_name = "DIR")]
+    ca_dir: PathBuf,
+    /// An etcd member as NAME=IP (node name and the address etcd listens on); repeat per member.
+    #[arg(long = "member", value_name = "NAME=IP", required = true)]
+    members: Vec<EtcdMember>,
+    /// New directory to write the per-member folders into.
+    #[arg(long, value_name = "OUT")]
+    out: PathBuf,
+    /// kubeadm config API of kubeadmcfg.yaml: v1beta4 (kubeadm >= 1.31) or v1beta3.
+    #[arg(long, value_name = "VERSION", default_value = "v1beta4")]
+    kubeadm_api: ApiVersion,
+    /// Key algorithm of the member keys (and of a new etcd CA); default: the etcd CA's, or
+    /// rsa-2048 for a new CA.
+    #[arg(long, value_name = "TYPE")]
+    key_type: Option<KeyType>,
+    /// Print the files that would be written (mode, size, path) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl EtcdArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        validate_members(&self.members)?;
+        if !self.dry_run && self.out.symlink_metadata().is_ok() {
+            return Err(Error::Exists {
+                path: self.out.clone(),
+                hint: "choose a new --out directory or remove this one".into(),
+            }
+            .into());
+        }
+        let now = OffsetDateTime::now_utc();
+        let etcd_ca = EtcdCa::load_or_create(&self.ca_dir, self.key_type.unwrap_or_default(), now)
+            .context("reading the etcd CA")?;
+        let key_type = self.key_type.unwrap_or(etcd_ca.ca.key().key_type());
+        let tree = plan_members(&etcd_ca.ca, &self.members, self.kubeadm_api, key_type, now)?;
+        let ca_files = etcd_ca.files_to_save()?;
+        if self.dry_run {
+            print_plan(&self.ca_dir, &ca_files);
+            print_plan(&self.out, &tree);
+            return Ok(());
+        }
+        // The new CA is saved first: certificates must never exist without their CA's key.
+        ca_files
+            .write_into(&self.ca_dir, false)
+            .context("saving the new etcd CA")?;
+        if etcd_ca.created {
+            tracing::info!(dir = %self.ca_dir.display(), "made a new etcd CA");
+        }
+        tree.publish_new(&self.out, 0o700)
+            .with_context(|| format!("writing {}", self.out.display()))?;
+        tracing::info!(
+            members = self.members.len(),
+            out = %self.out.display(),
+            api = self.kubeadm_api.name(),
+            "wrote etcd member certificates and kubeadm configs"
+        );
+        Ok(())
+    }
+}

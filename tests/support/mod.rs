@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests: run the `kiln` binary, run openssl, read files.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// The result of running a command: exit status and captured output as text.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `kiln ARGS` (the binary built for this test run).
+pub fn kiln(args: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running kiln")
+        .into()
+}
+
+/// Runs `kiln ARGS` and panics with its stderr unless it succeeds.
+pub fn kiln_ok(args: &[&str]) -> Run {
+    let run = kiln(args);
+    assert!(run.ok, "kiln {args:?} failed:\n{}", run.stderr);
+    run
+}
+
+/// Runs `openssl ARGS` and returns stdout; panics with stderr on failure.
+pub fn openssl(args: &[&str]) -> String {
+    let run: Run = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running openssl (apt-get install openssl)")
+        .into();
+    assert!(run.ok, "openssl {args:?} failed:\n{}", run.stderr);
+    run.stdout
+}
+
+/// Runs a shell pipeline and returns stdout; panics with stderr on failure.
+pub fn sh(script: &str) -> String {
+    let run: Run = Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("running sh")
+        .into();
+    assert!(run.ok, "sh -c {script:?} failed:\n{}", run.stderr);
+    run.stdout
+}
+
+/// `openssl x509 -text` of a certificate file.
+pub fn x509_text(cert: &Path) -> String {
+    openssl(&["x509", "-noout", "-text", "-in", path_str(cert)])
+}
+
+/// The text of the X.509v3 extension `name` (the line after its header), trimmed.
+pub fn extension(text: &str, name: &str) -> String {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_start().starts_with(name) {
+            return lines.next().unwrap_or_default().trim().to_owned();
+        }
+    }
+    panic!("no extension {name:?} in:\n{text}")
+}
+
+/// Unix permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Every file below `dir`, relative, sorted.
+pub fn list_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
