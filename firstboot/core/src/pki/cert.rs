@@ -174,7 +174,7 @@ pub fn cert_der_from_pem(pem_text: &str, what: &str) -> Result<Vec<u8>> {
         .into_iter()
         .find(|b| b.tag() == "CERTIFICATE")
         .map(|b| b.into_contents())
-        .ok_or_else(|| Error::invalid(format!("{what}: no CERTIFICATE block found")))
+        .ok_or_else(|| Error::invalid(format!("{what}: not a certificate, no CERTIFICATE block found")))
 }
 
 /// Reads a whole file as text, with the path in the error.

@@ -83,9 +83,12 @@ impl EtcdCa {
     /// Loads `ca_dir/etcd/ca.{crt,key}`, or makes a new etcd CA with `key_type` if neither file
     /// exists. `ca_dir` itself must exist.
     pub fn load_or_create(ca_dir: &Path, key_type: KeyType, now: OffsetDateTime) -> Result<Self> {
-        let meta = std::fs::metadata(ca_dir).map_err(|e| Error::io(ca_dir, e))?;
-        if !meta.is_dir() {
-            return Err(Error::invalid(format!("{}: not a directory", ca_dir.display())));
+        if !ca_dir.is_dir() {
+            return Err(Error::invalid(format!(
+                "{}: no such directory; make the cluster PKI with `kiln pki init --out DIR` \
+                 and pass that DIR",
+                ca_dir.display()
+            )));
         }
         let cert = ca_dir.join("etcd/ca.crt");
         let key = ca_dir.join("etcd/ca.key");
