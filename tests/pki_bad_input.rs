@@ -26,12 +26,29 @@ fn fails_cleanly(root: &Path, args: &[&str], needles: &[&str]) {
     let before = snapshot(root);
     let run = kiln(args);
     assert!(!run.ok, "kiln {args:?} succeeded");
-    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(errors.len(), 1, "kiln {args:?}: expected one error line:\n{}", run.stderr);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "kiln {args:?}: expected one error line:\n{}",
+        run.stderr
+    );
     for needle in needles {
-        assert!(errors[0].contains(needle), "kiln {args:?}: {:?} lacks {needle:?}", errors[0]);
+        assert!(
+            errors[0].contains(needle),
+            "kiln {args:?}: {:?} lacks {needle:?}",
+            errors[0]
+        );
     }
-    assert!(run.stdout.is_empty(), "kiln {args:?} printed data: {}", run.stdout);
+    assert!(
+        run.stdout.is_empty(),
+        "kiln {args:?} printed data: {}",
+        run.stdout
+    );
     assert_eq!(snapshot(root), before, "kiln {args:?} wrote something");
 }
 
@@ -39,7 +56,14 @@ fn fails_cleanly(root: &Path, args: &[&str], needles: &[&str]) {
 fn workspace() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     for dir in ["pki", "other"] {
-        kiln_ok(&["pki", "init", "--out", path_str(&tmp.path().join(dir)), "--key-type", "ecdsa-p256"]);
+        kiln_ok(&[
+            "pki",
+            "init",
+            "--out",
+            path_str(&tmp.path().join(dir)),
+            "--key-type",
+            "ecdsa-p256",
+        ]);
     }
     tmp
 }
@@ -59,11 +83,23 @@ fn pki_etcd_rejects_bad_members_before_writing() {
     let ca = path_str(&root.join("pki")).to_owned();
     let out = path_str(&root.join("out")).to_owned();
     let cases: [(&[&str], &[&str]); 5] = [
-        (&["a=10.0.0.300"], &["--member", "10.0.0.300", "not an IPv4 or IPv6 address"]),
+        (
+            &["a=10.0.0.300"],
+            &["--member", "10.0.0.300", "not an IPv4 or IPv6 address"],
+        ),
         (&["a"], &["--member", "expected NAME=IP"]),
-        (&["Bad_Name=10.0.0.1"], &["Bad_Name", "not a valid node name"]),
-        (&["a=10.0.0.1", "a=10.0.0.2"], &["name \"a\" is given twice"]),
-        (&["a=10.0.0.1", "b=10.0.0.1"], &["address 10.0.0.1 is given twice"]),
+        (
+            &["Bad_Name=10.0.0.1"],
+            &["Bad_Name", "not a valid node name"],
+        ),
+        (
+            &["a=10.0.0.1", "a=10.0.0.2"],
+            &["name \"a\" is given twice"],
+        ),
+        (
+            &["a=10.0.0.1", "b=10.0.0.1"],
+            &["address 10.0.0.1 is given twice"],
+        ),
     ];
     for (members, needles) in cases {
         fails_cleanly(root, &etcd_args(&ca, &out, members), needles);
@@ -79,30 +115,67 @@ fn pki_etcd_rejects_missing_mismatched_or_unreadable_ca_files() {
 
     // No such CA directory.
     let missing = path_str(&root.join("nope")).to_owned();
-    fails_cleanly(root, &etcd_args(&missing, &out, &["a=10.0.0.1"]), &["nope", "no such directory", "kiln pki init"]);
+    fails_cleanly(
+        root,
+        &etcd_args(&missing, &out, &["a=10.0.0.1"]),
+        &["nope", "no such directory", "kiln pki init"],
+    );
 
     // A CA key that belongs to another certificate.
     fs::copy(root.join("other/etcd/ca.key"), pki.join("etcd/ca.key")).unwrap();
     let ca = path_str(&pki).to_owned();
-    fails_cleanly(root, &etcd_args(&ca, &out, &["a=10.0.0.1"]), &["etcd/ca.key does not match", "etcd/ca.crt"]);
+    fails_cleanly(
+        root,
+        &etcd_args(&ca, &out, &["a=10.0.0.1"]),
+        &["etcd/ca.key does not match", "etcd/ca.crt"],
+    );
 
     // An unreadable (not PEM) certificate.
     fs::copy(root.join("other/etcd/ca.key"), pki.join("etcd/ca.key")).unwrap();
     fs::write(pki.join("etcd/ca.crt"), "not a certificate\n").unwrap();
-    fails_cleanly(root, &etcd_args(&ca, &out, &["a=10.0.0.1"]), &["etcd/ca.crt", "certificate"]);
+    fails_cleanly(
+        root,
+        &etcd_args(&ca, &out, &["a=10.0.0.1"]),
+        &["etcd/ca.crt", "certificate"],
+    );
 
     // Half a CA: the certificate without its key.
     fs::remove_file(pki.join("etcd/ca.key")).unwrap();
-    fails_cleanly(root, &etcd_args(&ca, &out, &["a=10.0.0.1"]), &["etcd/ca.key is missing"]);
+    fails_cleanly(
+        root,
+        &etcd_args(&ca, &out, &["a=10.0.0.1"]),
+        &["etcd/ca.key is missing"],
+    );
 
     // A leaf certificate posing as a CA.
     let leaf_dir = root.join("leaf");
     fs::create_dir_all(leaf_dir.join("etcd")).unwrap();
-    kiln_ok(&["pki", "etcd", "--ca-dir", path_str(&root.join("other")), "--out", path_str(&root.join("leaf-out")), "--member", "x=10.0.0.9"]);
-    fs::copy(root.join("leaf-out/x/pki/etcd/server.crt"), leaf_dir.join("etcd/ca.crt")).unwrap();
-    fs::copy(root.join("leaf-out/x/pki/etcd/server.key"), leaf_dir.join("etcd/ca.key")).unwrap();
+    kiln_ok(&[
+        "pki",
+        "etcd",
+        "--ca-dir",
+        path_str(&root.join("other")),
+        "--out",
+        path_str(&root.join("leaf-out")),
+        "--member",
+        "x=10.0.0.9",
+    ]);
+    fs::copy(
+        root.join("leaf-out/x/pki/etcd/server.crt"),
+        leaf_dir.join("etcd/ca.crt"),
+    )
+    .unwrap();
+    fs::copy(
+        root.join("leaf-out/x/pki/etcd/server.key"),
+        leaf_dir.join("etcd/ca.key"),
+    )
+    .unwrap();
     let leaf = path_str(&leaf_dir).to_owned();
-    fails_cleanly(root, &etcd_args(&leaf, &out, &["a=10.0.0.1"]), &["not a CA"]);
+    fails_cleanly(
+        root,
+        &etcd_args(&leaf, &out, &["a=10.0.0.1"]),
+        &["not a CA"],
+    );
 }
 
 #[test]
@@ -113,11 +186,19 @@ fn pki_etcd_refuses_an_existing_output_directory() {
     fs::create_dir(&out).unwrap();
     fs::write(out.join("keep"), "mine").unwrap();
     let ca = path_str(&root.join("pki")).to_owned();
-    fails_cleanly(root, &etcd_args(&ca, path_str(&out), &["a=10.0.0.1"]), &["already exists", "--out"]);
+    fails_cleanly(
+        root,
+        &etcd_args(&ca, path_str(&out), &["a=10.0.0.1"]),
+        &["already exists", "--out"],
+    );
     // Also when the CA would have been created: the CA directory stays empty.
     let empty = root.join("empty");
     fs::create_dir(&empty).unwrap();
-    fails_cleanly(root, &etcd_args(path_str(&empty), path_str(&out), &["a=10.0.0.1"]), &["already exists"]);
+    fails_cleanly(
+        root,
+        &etcd_args(path_str(&empty), path_str(&out), &["a=10.0.0.1"]),
+        &["already exists"],
+    );
     assert!(list_files(&empty).is_empty());
 }
 
@@ -126,14 +207,78 @@ fn other_commands_name_the_bad_value() {
     let tmp = workspace();
     let root = tmp.path();
     let new_out = path_str(&root.join("new")).to_owned();
-    fails_cleanly(root, &["pki", "init", "--out", &new_out, "--key-type", "dsa"], &["dsa", "rsa-2048"]);
-    fails_cleanly(root, &["pki", "etcd", "--ca-dir", path_str(&root.join("pki")), "--out", &new_out, "--member", "a=1.2.3.4", "--kubeadm-api", "v1beta2"], &["v1beta2"]);
+    fails_cleanly(
+        root,
+        &["pki", "init", "--out", &new_out, "--key-type", "dsa"],
+        &["dsa", "rsa-2048"],
+    );
+    fails_cleanly(
+        root,
+        &[
+            "pki",
+            "etcd",
+            "--ca-dir",
+            path_str(&root.join("pki")),
+            "--out",
+            &new_out,
+            "--member",
+            "a=1.2.3.4",
+            "--kubeadm-api",
+            "v1beta2",
+        ],
+        &["v1beta2"],
+    );
     let missing = path_str(&root.join("missing.crt")).to_owned();
     fails_cleanly(root, &["pki", "ca-hash", &missing], &["missing.crt"]);
     let key = path_str(&root.join("pki/ca.key")).to_owned();
-    fails_cleanly(root, &["pki", "ca-hash", &key], &["ca.key", "no CERTIFICATE"]);
+    fails_cleanly(
+        root,
+        &["pki", "ca-hash", &key],
+        &["ca.key", "no CERTIFICATE"],
+    );
     let pki = path_str(&root.join("pki")).to_owned();
-    fails_cleanly(root, &["kubeconfig", "user", "--ca-dir", &pki, "--client-name", "u", "--server", "10.0.0.1:6443"], &["--server", "https://"]);
-    fails_cleanly(root, &["kubeconfig", "user", "--ca-dir", &missing, "--client-name", "u", "--server", "https://a:6443"], &["missing.crt/ca.crt"]);
-    fails_cleanly(root, &["kubeconfig", "user", "--ca-dir", &pki, "--client-name", "u", "--server", "https://a:6443", "--validity-period", "soon"], &["soon", "8760h"]);
+    fails_cleanly(
+        root,
+        &[
+            "kubeconfig",
+            "user",
+            "--ca-dir",
+            &pki,
+            "--client-name",
+            "u",
+            "--server",
+            "10.0.0.1:6443",
+        ],
+        &["--server", "https://"],
+    );
+    fails_cleanly(
+        root,
+        &[
+            "kubeconfig",
+            "user",
+            "--ca-dir",
+            &missing,
+            "--client-name",
+            "u",
+            "--server",
+            "https://a:6443",
+        ],
+        &["missing.crt/ca.crt"],
+    );
+    fails_cleanly(
+        root,
+        &[
+            "kubeconfig",
+            "user",
+            "--ca-dir",
+            &pki,
+            "--client-name",
+            "u",
+            "--server",
+            "https://a:6443",
+            "--validity-period",
+            "soon",
+        ],
+        &["soon", "8760h"],
+    );
 }

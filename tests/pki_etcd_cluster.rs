@@ -45,7 +45,13 @@ fn flags_from_kubeadm_config(path: &Path) -> Vec<String> {
         .as_sequence()
         .expect("v1beta4 extraArgs list")
         .iter()
-        .map(|arg| format!("--{}={}", arg["name"].as_str().unwrap(), arg["value"].as_str().unwrap()))
+        .map(|arg| {
+            format!(
+                "--{}={}",
+                arg["name"].as_str().unwrap(),
+                arg["value"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -106,7 +112,10 @@ fn member_logs(dir: &Path) -> String {
         .map(|(name, _)| {
             let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
             let tail: Vec<_> = log.lines().rev().take(15).collect();
-            format!("--- {name} ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            format!(
+                "--- {name} ---\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -119,7 +128,14 @@ fn three_member_etcd_cluster_runs_on_kiln_certificates() {
     let ca_dir = root.join("pki");
     let out = root.join("etcd");
     kiln_ok(&["pki", "init", "--out", path_str(&ca_dir)]);
-    let mut args = vec!["pki", "etcd", "--ca-dir", path_str(&ca_dir), "--out", path_str(&out)];
+    let mut args = vec![
+        "pki",
+        "etcd",
+        "--ca-dir",
+        path_str(&ca_dir),
+        "--out",
+        path_str(&out),
+    ];
     let specs: Vec<String> = MEMBERS.iter().map(|(n, ip)| format!("{n}={ip}")).collect();
     for spec in &specs {
         args.extend(["--member", spec]);
@@ -130,12 +146,20 @@ fn three_member_etcd_cluster_runs_on_kiln_certificates() {
         children: MEMBERS
             .iter()
             .map(|(name, _)| {
-                start_member(&out.join(name), &root.join(format!("{name}.data")), &root.join(format!("{name}.log")))
+                start_member(
+                    &out.join(name),
+                    &root.join(format!("{name}.data")),
+                    &root.join(format!("{name}.log")),
+                )
             })
             .collect(),
     };
 
-    let all: String = MEMBERS.iter().map(|(_, ip)| endpoint(ip)).collect::<Vec<_>>().join(",");
+    let all: String = MEMBERS
+        .iter()
+        .map(|(_, ip)| endpoint(ip))
+        .collect::<Vec<_>>()
+        .join(",");
     let member_pki: PathBuf = out.join("etcd-1/pki");
     let ca = member_pki.join("etcd/ca.crt");
     let healthcheck = member_pki.join("etcd/healthcheck-client.crt");
@@ -150,34 +174,100 @@ fn three_member_etcd_cluster_runs_on_kiln_certificates() {
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    assert!(health.ok, "cluster never became healthy:\n{}\n{}\n{}", health.stdout, health.stderr, member_logs(root));
+    assert!(
+        health.ok,
+        "cluster never became healthy:\n{}\n{}\n{}",
+        health.stdout,
+        health.stderr,
+        member_logs(root)
+    );
     let healthy = format!("{}{}", health.stdout, health.stderr);
     for (_, ip) in MEMBERS {
-        assert!(healthy.contains(&format!("{} is healthy", endpoint(ip))), "{healthy}");
+        assert!(
+            healthy.contains(&format!("{} is healthy", endpoint(ip))),
+            "{healthy}"
+        );
     }
     let members = etcdctl(&all, &ca, &healthcheck, &["member", "list"]);
     assert!(members.ok, "{}", members.stderr);
-    assert_eq!(members.stdout.lines().filter(|l| l.contains(", started, ")).count(), 3, "{}", members.stdout);
+    assert_eq!(
+        members
+            .stdout
+            .lines()
+            .filter(|l| l.contains(", started, "))
+            .count(),
+        3,
+        "{}",
+        members.stdout
+    );
 
     // Write through one member and read through another, as the API server would.
-    let put = etcdctl(&endpoint(MEMBERS[0].1), &ca, &apiserver, &["put", "/registry/kiln", "baked"]);
-    assert!(put.ok && put.stdout.trim() == "OK", "{}{}", put.stdout, put.stderr);
-    let get = etcdctl(&endpoint(MEMBERS[2].1), &ca, &apiserver, &["get", "/registry/kiln", "--print-value-only"]);
+    let put = etcdctl(
+        &endpoint(MEMBERS[0].1),
+        &ca,
+        &apiserver,
+        &["put", "/registry/kiln", "baked"],
+    );
+    assert!(
+        put.ok && put.stdout.trim() == "OK",
+        "{}{}",
+        put.stdout,
+        put.stderr
+    );
+    let get = etcdctl(
+        &endpoint(MEMBERS[2].1),
+        &ca,
+        &apiserver,
+        &["get", "/registry/kiln", "--print-value-only"],
+    );
     assert!(get.ok, "{}", get.stderr);
     assert_eq!(get.stdout.trim(), "baked");
 
     // A client certificate from another CA is refused.
     let other_ca_dir = root.join("other-pki");
     let other_out = root.join("other-etcd");
-    kiln_ok(&["pki", "init", "--out", path_str(&other_ca_dir), "--key-type", "ecdsa-p256"]);
-    kiln_ok(&["pki", "etcd", "--ca-dir", path_str(&other_ca_dir), "--out", path_str(&other_out), "--member", "etcd-1=127.0.0.11"]);
+    kiln_ok(&[
+        "pki",
+        "init",
+        "--out",
+        path_str(&other_ca_dir),
+        "--key-type",
+        "ecdsa-p256",
+    ]);
+    kiln_ok(&[
+        "pki",
+        "etcd",
+        "--ca-dir",
+        path_str(&other_ca_dir),
+        "--out",
+        path_str(&other_out),
+        "--member",
+        "etcd-1=127.0.0.11",
+    ]);
     let foreign = other_out.join("etcd-1/pki/apiserver-etcd-client.crt");
-    let refused = etcdctl(&endpoint(MEMBERS[0].1), &ca, &foreign, &["get", "/registry/kiln"]);
-    assert!(!refused.ok, "a foreign client certificate was accepted: {}", refused.stdout);
+    let refused = etcdctl(
+        &endpoint(MEMBERS[0].1),
+        &ca,
+        &foreign,
+        &["get", "/registry/kiln"],
+    );
+    assert!(
+        !refused.ok,
+        "a foreign client certificate was accepted: {}",
+        refused.stdout
+    );
     assert!(!refused.stdout.contains("baked"));
     // ... and a client trusting only the other CA does not accept the members' server certificate.
     let other_ca = other_out.join("etcd-1/pki/etcd/ca.crt");
-    let mistrusted = etcdctl(&endpoint(MEMBERS[0].1), &other_ca, &foreign, &["get", "/registry/kiln"]);
-    assert!(!mistrusted.ok, "server certificate verified against a foreign CA");
+    let mistrusted = etcdctl(
+        &endpoint(MEMBERS[0].1),
+        &other_ca,
+        &foreign,
+        &["get", "/registry/kiln"],
+    );
+    assert!(
+        !mistrusted.ok,
+        "server certificate verified against a foreign CA"
+    );
     drop(cluster);
 }

@@ -11,7 +11,14 @@ use support::*;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 fn not_before_after(cert: &Path) -> (OffsetDateTime, OffsetDateTime) {
-    let out = openssl(&["x509", "-noout", "-startdate", "-enddate", "-in", path_str(cert)]);
+    let out = openssl(&[
+        "x509",
+        "-noout",
+        "-startdate",
+        "-enddate",
+        "-in",
+        path_str(cert),
+    ]);
     let fmt = time::macros::format_description!(
         "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
     );
@@ -45,9 +52,18 @@ fn check_ca(dir: &Path, base: &str, cn: &str, rsa: bool) {
     let crt = dir.join(format!("{base}.crt"));
     let key = dir.join(format!("{base}.key"));
     let text = x509_text(&crt);
-    assert!(text.contains(&format!("Subject: CN = {cn}\n")), "{base}: {text}");
-    assert!(text.contains(&format!("Issuer: CN = {cn}\n")), "{base}: {text}");
-    assert!(text.contains("X509v3 Basic Constraints: critical"), "{base}");
+    assert!(
+        text.contains(&format!("Subject: CN = {cn}\n")),
+        "{base}: {text}"
+    );
+    assert!(
+        text.contains(&format!("Issuer: CN = {cn}\n")),
+        "{base}: {text}"
+    );
+    assert!(
+        text.contains("X509v3 Basic Constraints: critical"),
+        "{base}"
+    );
     assert_eq!(extension(&text, "X509v3 Basic Constraints"), "CA:TRUE");
     assert!(text.contains("X509v3 Key Usage: critical"), "{base}");
     let usage = if rsa {
@@ -56,38 +72,88 @@ fn check_ca(dir: &Path, base: &str, cn: &str, rsa: bool) {
         "Digital Signature, Certificate Sign"
     };
     assert_eq!(extension(&text, "X509v3 Key Usage"), usage, "{base}");
-    assert_eq!(extension(&text, "X509v3 Subject Alternative Name"), format!("DNS:{cn}"));
+    assert_eq!(
+        extension(&text, "X509v3 Subject Alternative Name"),
+        format!("DNS:{cn}")
+    );
     let (nb, na) = not_before_after(&crt);
     let now = OffsetDateTime::now_utc();
-    assert!(nb <= now - Duration::minutes(4) && nb >= now - Duration::minutes(7), "{base}: NotBefore {nb} is not back-dated ~5 minutes");
-    assert_eq!(na - nb, Duration::days(3650) + Duration::minutes(5), "{base}: validity");
+    assert!(
+        nb <= now - Duration::minutes(4) && nb >= now - Duration::minutes(7),
+        "{base}: NotBefore {nb} is not back-dated ~5 minutes"
+    );
+    assert_eq!(
+        na - nb,
+        Duration::days(3650) + Duration::minutes(5),
+        "{base}: validity"
+    );
     openssl(&["verify", "-CAfile", path_str(&crt), path_str(&crt)]);
-    assert_eq!(public_key_of_cert(&crt), public_key_of_key(&key), "{base}: key does not match");
+    assert_eq!(
+        public_key_of_cert(&crt),
+        public_key_of_key(&key),
+        "{base}: key does not match"
+    );
     assert_eq!(mode(&crt), 0o644, "{base}.crt mode");
     assert_eq!(mode(&key), 0o600, "{base}.key mode");
     let key_pem = fs::read_to_string(&key).unwrap();
-    let header = if rsa { "-----BEGIN RSA PRIVATE KEY-----\n" } else { "-----BEGIN EC PRIVATE KEY-----\n" };
-    assert!(key_pem.starts_with(header), "{base}.key is not in kubeadm's format");
+    let header = if rsa {
+        "-----BEGIN RSA PRIVATE KEY-----\n"
+    } else {
+        "-----BEGIN EC PRIVATE KEY-----\n"
+    };
+    assert!(
+        key_pem.starts_with(header),
+        "{base}.key is not in kubeadm's format"
+    );
 }
 
 #[test]
 fn pki_init_makes_kubeadm_cluster_cas_for_rsa_and_ecdsa() {
-    for (key_type, rsa, key_bits) in [("rsa-2048", true, "2048 bit"), ("ecdsa-p256", false, "256 bit")] {
+    for (key_type, rsa, key_bits) in [
+        ("rsa-2048", true, "2048 bit"),
+        ("ecdsa-p256", false, "256 bit"),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("pki");
-        let run = kiln_ok(&["pki", "init", "--out", path_str(&out), "--key-type", key_type]);
+        let run = kiln_ok(&[
+            "pki",
+            "init",
+            "--out",
+            path_str(&out),
+            "--key-type",
+            key_type,
+        ]);
         assert_eq!(
             list_files(&out),
-            ["ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"]
+            [
+                "ca.crt",
+                "ca.key",
+                "etcd/ca.crt",
+                "etcd/ca.key",
+                "front-proxy-ca.crt",
+                "front-proxy-ca.key",
+                "sa.key",
+                "sa.pub"
+            ]
         );
         check_ca(&out, "ca", "kubernetes", rsa);
         check_ca(&out, "front-proxy-ca", "front-proxy-ca", rsa);
         check_ca(&out, "etcd/ca", "etcd-ca", rsa);
-        assert!(x509_text(&out.join("ca.crt")).contains(key_bits), "{key_type}");
-        assert_eq!(public_key_of_key(&out.join("sa.key")), fs::read_to_string(out.join("sa.pub")).unwrap());
+        assert!(
+            x509_text(&out.join("ca.crt")).contains(key_bits),
+            "{key_type}"
+        );
+        assert_eq!(
+            public_key_of_key(&out.join("sa.key")),
+            fs::read_to_string(out.join("sa.pub")).unwrap()
+        );
         assert_eq!(mode(&out.join("sa.key")), 0o600);
         // stdout is the CA pin, equal to the openssl pipeline's.
-        assert_eq!(run.stdout.trim(), openssl_ca_hash(&out.join("ca.crt")), "{key_type}");
+        assert_eq!(
+            run.stdout.trim(),
+            openssl_ca_hash(&out.join("ca.crt")),
+            "{key_type}"
+        );
         assert!(!run.stderr.contains("PRIVATE KEY"));
     }
 }
@@ -98,8 +164,22 @@ fn ca_hash_equals_the_openssl_pipeline_for_ca_made_by_openssl() {
     for (name, newkey) in [("rsa", "rsa:2048"), ("ec", "ec"), ("ec384", "ec")] {
         let crt = tmp.path().join(format!("{name}.crt"));
         let key = tmp.path().join(format!("{name}.key"));
-        let mut args = vec!["req", "-x509", "-newkey", newkey, "-nodes", "-subj", "/CN=kubernetes", "-days", "1"];
-        let curve = if name == "ec384" { "ec_paramgen_curve:P-384" } else { "ec_paramgen_curve:P-256" };
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-newkey",
+            newkey,
+            "-nodes",
+            "-subj",
+            "/CN=kubernetes",
+            "-days",
+            "1",
+        ];
+        let curve = if name == "ec384" {
+            "ec_paramgen_curve:P-384"
+        } else {
+            "ec_paramgen_curve:P-256"
+        };
         if newkey == "ec" {
             args.extend(["-pkeyopt", curve]);
         }
@@ -123,13 +203,45 @@ fn ca_hash_equals_the_openssl_pipeline_for_ca_made_by_openssl() {
 fn pki_init_refuses_to_overwrite_without_force() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pki");
-    let first = kiln_ok(&["pki", "init", "--out", path_str(&out), "--key-type", "ecdsa-p256"]).stdout;
+    let first = kiln_ok(&[
+        "pki",
+        "init",
+        "--out",
+        path_str(&out),
+        "--key-type",
+        "ecdsa-p256",
+    ])
+    .stdout;
     let before = fs::read(out.join("ca.key")).unwrap();
-    let run = kiln(&["pki", "init", "--out", path_str(&out), "--key-type", "ecdsa-p256"]);
+    let run = kiln(&[
+        "pki",
+        "init",
+        "--out",
+        path_str(&out),
+        "--key-type",
+        "ecdsa-p256",
+    ]);
     assert!(!run.ok);
-    assert!(run.stderr.contains("already exists") && run.stderr.contains("--force"), "{}", run.stderr);
-    assert_eq!(fs::read(out.join("ca.key")).unwrap(), before, "ca.key was changed");
-    let second = kiln_ok(&["pki", "init", "--out", path_str(&out), "--key-type", "ecdsa-p256", "--force"]).stdout;
+    assert!(
+        run.stderr.contains("already exists") && run.stderr.contains("--force"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read(out.join("ca.key")).unwrap(),
+        before,
+        "ca.key was changed"
+    );
+    let second = kiln_ok(&[
+        "pki",
+        "init",
+        "--out",
+        path_str(&out),
+        "--key-type",
+        "ecdsa-p256",
+        "--force",
+    ])
+    .stdout;
     assert_ne!(first, second, "--force did not make a new CA");
     assert_eq!(second.trim(), openssl_ca_hash(&out.join("ca.crt")));
 }
@@ -138,27 +250,59 @@ fn pki_init_refuses_to_overwrite_without_force() {
 fn pki_init_dry_run_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pki");
-    let run = kiln_ok(&["pki", "init", "--out", path_str(&out), "--key-type", "ecdsa-p256", "--dry-run"]);
+    let run = kiln_ok(&[
+        "pki",
+        "init",
+        "--out",
+        path_str(&out),
+        "--key-type",
+        "ecdsa-p256",
+        "--dry-run",
+    ]);
     assert!(!out.exists());
-    assert!(run.stdout.contains("600") && run.stdout.contains("ca.key"), "{}", run.stdout);
-    assert!(!run.stdout.contains("PRIVATE"), "dry run printed key material");
+    assert!(
+        run.stdout.contains("600") && run.stdout.contains("ca.key"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("PRIVATE"),
+        "dry run printed key material"
+    );
 }
 
 fn check_leaf(cert: &Path, ca: &Path, subject: &str, sans: Option<&str>, eku: &str) {
     openssl(&["verify", "-CAfile", path_str(ca), path_str(cert)]);
     let text = x509_text(cert);
-    assert!(text.contains(&format!("Subject: {subject}\n")), "{}: {text}", cert.display());
-    assert_eq!(extension(&text, "X509v3 Extended Key Usage"), eku, "{}", cert.display());
+    assert!(
+        text.contains(&format!("Subject: {subject}\n")),
+        "{}: {text}",
+        cert.display()
+    );
+    assert_eq!(
+        extension(&text, "X509v3 Extended Key Usage"),
+        eku,
+        "{}",
+        cert.display()
+    );
     assert_eq!(extension(&text, "X509v3 Basic Constraints"), "CA:FALSE");
     match sans {
         Some(sans) => assert_eq!(extension(&text, "X509v3 Subject Alternative Name"), sans),
-        None => assert!(!text.contains("Subject Alternative Name"), "{}", cert.display()),
+        None => assert!(
+            !text.contains("Subject Alternative Name"),
+            "{}",
+            cert.display()
+        ),
     }
     let (nb, na) = not_before_after(cert);
     let (ca_nb, _) = not_before_after(ca);
     assert_eq!(nb, ca_nb, "leaf NotBefore is the CA's, as in kubeadm");
     let days = (na - OffsetDateTime::now_utc()).whole_days();
-    assert!((364..=365).contains(&days), "{}: valid for {days} days", cert.display());
+    assert!(
+        (364..=365).contains(&days),
+        "{}: valid for {days} days",
+        cert.display()
+    );
     let key = cert.with_extension("key");
     assert_eq!(mode(&key), 0o600);
     assert_eq!(public_key_of_cert(cert), public_key_of_key(&key));
@@ -171,29 +315,77 @@ fn pki_etcd_certificates_match_kubeadm() {
     kiln_ok(&["pki", "init", "--out", path_str(&ca_dir)]);
     let out = tmp.path().join("etcd");
     kiln_ok(&[
-        "pki", "etcd", "--ca-dir", path_str(&ca_dir), "--out", path_str(&out),
-        "--member", "etcd-a=10.0.0.11", "--member", "etcd-b=10.0.0.12", "--member", "etcd-c=fd00::13",
+        "pki",
+        "etcd",
+        "--ca-dir",
+        path_str(&ca_dir),
+        "--out",
+        path_str(&out),
+        "--member",
+        "etcd-a=10.0.0.11",
+        "--member",
+        "etcd-b=10.0.0.12",
+        "--member",
+        "etcd-c=fd00::13",
     ]);
     let ca = ca_dir.join("etcd/ca.crt");
-    for (name, ip) in [("etcd-a", "10.0.0.11"), ("etcd-b", "10.0.0.12"), ("etcd-c", "FD00:0:0:0:0:0:0:13")] {
+    for (name, ip) in [
+        ("etcd-a", "10.0.0.11"),
+        ("etcd-b", "10.0.0.12"),
+        ("etcd-c", "FD00:0:0:0:0:0:0:13"),
+    ] {
         let pki = out.join(name).join("pki");
         assert_eq!(
             list_files(&out.join(name)),
             [
-                "kubeadmcfg.yaml", "pki/apiserver-etcd-client.crt", "pki/apiserver-etcd-client.key", "pki/etcd/ca.crt",
-                "pki/etcd/healthcheck-client.crt", "pki/etcd/healthcheck-client.key", "pki/etcd/peer.crt",
-                "pki/etcd/peer.key", "pki/etcd/server.crt", "pki/etcd/server.key",
+                "kubeadmcfg.yaml",
+                "pki/apiserver-etcd-client.crt",
+                "pki/apiserver-etcd-client.key",
+                "pki/etcd/ca.crt",
+                "pki/etcd/healthcheck-client.crt",
+                "pki/etcd/healthcheck-client.key",
+                "pki/etcd/peer.crt",
+                "pki/etcd/peer.key",
+                "pki/etcd/server.crt",
+                "pki/etcd/server.key",
             ],
             "{name}: never etcd/ca.key"
         );
-        assert_eq!(fs::read(pki.join("etcd/ca.crt")).unwrap(), fs::read(&ca).unwrap());
+        assert_eq!(
+            fs::read(pki.join("etcd/ca.crt")).unwrap(),
+            fs::read(&ca).unwrap()
+        );
         let sans = format!("DNS:{name}, DNS:localhost, IP Address:{ip}, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1");
         let both = "TLS Web Server Authentication, TLS Web Client Authentication";
         let client = "TLS Web Client Authentication";
-        check_leaf(&pki.join("etcd/server.crt"), &ca, &format!("CN = {name}"), Some(&sans), both);
-        check_leaf(&pki.join("etcd/peer.crt"), &ca, &format!("CN = {name}"), Some(&sans), both);
-        check_leaf(&pki.join("etcd/healthcheck-client.crt"), &ca, "CN = kube-etcd-healthcheck-client", None, client);
-        check_leaf(&pki.join("apiserver-etcd-client.crt"), &ca, "CN = kube-apiserver-etcd-client", None, client);
+        check_leaf(
+            &pki.join("etcd/server.crt"),
+            &ca,
+            &format!("CN = {name}"),
+            Some(&sans),
+            both,
+        );
+        check_leaf(
+            &pki.join("etcd/peer.crt"),
+            &ca,
+            &format!("CN = {name}"),
+            Some(&sans),
+            both,
+        );
+        check_leaf(
+            &pki.join("etcd/healthcheck-client.crt"),
+            &ca,
+            "CN = kube-etcd-healthcheck-client",
+            None,
+            client,
+        );
+        check_leaf(
+            &pki.join("apiserver-etcd-client.crt"),
+            &ca,
+            "CN = kube-apiserver-etcd-client",
+            None,
+            client,
+        );
         let cfg = fs::read_to_string(out.join(name).join("kubeadmcfg.yaml")).unwrap();
         assert!(cfg.contains(&format!("  name: {name}\n")), "{cfg}");
     }
@@ -207,14 +399,33 @@ fn pki_etcd_makes_an_etcd_ca_when_the_ca_dir_has_none() {
     fs::create_dir(&ca_dir).unwrap();
     let out = tmp.path().join("etcd");
     kiln_ok(&[
-        "pki", "etcd", "--ca-dir", path_str(&ca_dir), "--out", path_str(&out), "--key-type", "ecdsa-p256",
-        "--kubeadm-api", "v1beta3", "--member", "solo=127.0.0.1",
+        "pki",
+        "etcd",
+        "--ca-dir",
+        path_str(&ca_dir),
+        "--out",
+        path_str(&out),
+        "--key-type",
+        "ecdsa-p256",
+        "--kubeadm-api",
+        "v1beta3",
+        "--member",
+        "solo=127.0.0.1",
     ]);
     assert_eq!(list_files(&ca_dir), ["etcd/ca.crt", "etcd/ca.key"]);
     check_ca(&ca_dir, "etcd/ca", "etcd-ca", false);
-    openssl(&["verify", "-CAfile", path_str(&ca_dir.join("etcd/ca.crt")), path_str(&out.join("solo/pki/etcd/server.crt"))]);
+    openssl(&[
+        "verify",
+        "-CAfile",
+        path_str(&ca_dir.join("etcd/ca.crt")),
+        path_str(&out.join("solo/pki/etcd/server.crt")),
+    ]);
     let cfg = fs::read_to_string(out.join("solo/kubeadmcfg.yaml")).unwrap();
-    assert!(cfg.contains("apiVersion: kubeadm.k8s.io/v1beta3") && cfg.contains("    extraArgs:\n      initial-cluster: solo=https://127.0.0.1:2380\n"), "{cfg}");
+    assert!(
+        cfg.contains("apiVersion: kubeadm.k8s.io/v1beta3")
+            && cfg.contains("    extraArgs:\n      initial-cluster: solo=https://127.0.0.1:2380\n"),
+        "{cfg}"
+    );
 }
 
 #[test]
@@ -222,25 +433,63 @@ fn kubeconfig_user_embeds_a_client_certificate_signed_by_the_ca() {
     use base64::prelude::{Engine, BASE64_STANDARD};
     let tmp = tempfile::tempdir().unwrap();
     let ca_dir = tmp.path().join("pki");
-    kiln_ok(&["pki", "init", "--out", path_str(&ca_dir), "--key-type", "ecdsa-p256"]);
+    kiln_ok(&[
+        "pki",
+        "init",
+        "--out",
+        path_str(&ca_dir),
+        "--key-type",
+        "ecdsa-p256",
+    ]);
     let run = kiln_ok(&[
-        "kubeconfig", "user", "--ca-dir", path_str(&ca_dir), "--client-name", "system:node:worker-1",
-        "--org", "system:nodes", "--server", "https://10.0.0.10:6443", "--validity-period", "720h",
+        "kubeconfig",
+        "user",
+        "--ca-dir",
+        path_str(&ca_dir),
+        "--client-name",
+        "system:node:worker-1",
+        "--org",
+        "system:nodes",
+        "--server",
+        "https://10.0.0.10:6443",
+        "--validity-period",
+        "720h",
     ]);
     let cfg: serde_yaml_ng::Value = serde_yaml_ng::from_str(&run.stdout).unwrap();
-    assert_eq!(cfg["current-context"].as_str(), Some("system:node:worker-1@kubernetes"));
-    assert_eq!(cfg["clusters"][0]["cluster"]["server"].as_str(), Some("https://10.0.0.10:6443"));
+    assert_eq!(
+        cfg["current-context"].as_str(),
+        Some("system:node:worker-1@kubernetes")
+    );
+    assert_eq!(
+        cfg["clusters"][0]["cluster"]["server"].as_str(),
+        Some("https://10.0.0.10:6443")
+    );
     let data = |v: &serde_yaml_ng::Value| BASE64_STANDARD.decode(v.as_str().unwrap()).unwrap();
     let ca_data = data(&cfg["clusters"][0]["cluster"]["certificate-authority-data"]);
     assert_eq!(ca_data, fs::read(ca_dir.join("ca.crt")).unwrap());
     let cert = tmp.path().join("client.crt");
     let key = tmp.path().join("client.key");
-    fs::write(&cert, data(&cfg["users"][0]["user"]["client-certificate-data"])).unwrap();
+    fs::write(
+        &cert,
+        data(&cfg["users"][0]["user"]["client-certificate-data"]),
+    )
+    .unwrap();
     fs::write(&key, data(&cfg["users"][0]["user"]["client-key-data"])).unwrap();
-    openssl(&["verify", "-CAfile", path_str(&ca_dir.join("ca.crt")), path_str(&cert)]);
+    openssl(&[
+        "verify",
+        "-CAfile",
+        path_str(&ca_dir.join("ca.crt")),
+        path_str(&cert),
+    ]);
     let text = x509_text(&cert);
-    assert!(text.contains("Subject: O = system:nodes, CN = system:node:worker-1\n"), "{text}");
-    assert_eq!(extension(&text, "X509v3 Extended Key Usage"), "TLS Web Client Authentication");
+    assert!(
+        text.contains("Subject: O = system:nodes, CN = system:node:worker-1\n"),
+        "{text}"
+    );
+    assert_eq!(
+        extension(&text, "X509v3 Extended Key Usage"),
+        "TLS Web Client Authentication"
+    );
     assert_eq!(public_key_of_cert(&cert), public_key_of_key(&key));
     let (_, na) = not_before_after(&cert);
     assert_eq!((na - OffsetDateTime::now_utc()).whole_days(), 29);
@@ -254,12 +503,20 @@ fn token_and_certificate_key_formats() {
     for t in [&a, &b] {
         let t = t.trim();
         let (id, secret) = t.split_once('.').unwrap();
-        let ok = |s: &str, n| s.len() == n && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok = |s: &str, n| {
+            s.len() == n
+                && s.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        };
         assert!(ok(id, 6) && ok(secret, 16), "{t:?}");
     }
     assert_ne!(a, b);
     let k = kiln_ok(&["certificate-key"]).stdout;
     let k = k.trim();
     assert_eq!(k.len(), 64);
-    assert!(k.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{k:?}");
+    assert!(
+        k.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+        "{k:?}"
+    );
 }

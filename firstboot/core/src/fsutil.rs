@@ -33,7 +33,12 @@ pub struct PlannedFile {
 impl std::fmt::Debug for PlannedFile {
     // Contents may be private keys: show only size and mode.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PlannedFile({} bytes, {:o})", self.contents.len(), self.mode)
+        write!(
+            f,
+            "PlannedFile({} bytes, {:o})",
+            self.contents.len(),
+            self.mode
+        )
     }
 }
 
@@ -52,7 +57,8 @@ impl FileTree {
     /// Plans `contents` at the relative path `rel` with permission bits `mode`.
     pub fn add(&mut self, rel: impl Into<PathBuf>, contents: impl Into<Vec<u8>>, mode: u32) {
         let contents = contents.into();
-        self.files.insert(rel.into(), PlannedFile { contents, mode });
+        self.files
+            .insert(rel.into(), PlannedFile { contents, mode });
     }
 
     /// Plans every file of `other` under the relative directory `prefix`.
@@ -138,8 +144,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         .map_err(|e| Error::io(&dir, e))?;
     // The umask may have narrowed the mode at creation; set it exactly.
     set_mode(tmp.path(), mode)?;
-    tmp.write_all(contents).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.write_all(contents)
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     fsync_dir(&dir)
 }
@@ -153,7 +162,8 @@ fn write_file(path: &Path, file: &PlannedFile) -> Result<()> {
         .open(path)
         .map_err(|e| Error::io(path, e))?;
     set_mode(path, file.mode)?;
-    f.write_all(&file.contents).map_err(|e| Error::io(path, e))?;
+    f.write_all(&file.contents)
+        .map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
 }
 
@@ -251,7 +261,10 @@ mod tests {
         assert!(err.to_string().contains("b.crt"), "{err}");
         assert!(!dir.path().join("a").exists(), "something was written");
         sample().write_into(dir.path(), true).unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("b.crt")).unwrap(), "public");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("b.crt")).unwrap(),
+            "public"
+        );
     }
 
     #[test]

@@ -132,7 +132,8 @@ pub fn render_user_kubeconfig(ca: &Ca, req: &UserRequest, now: OffsetDateTime) -
             },
         }],
     };
-    serde_yaml_ng::to_string(&config).map_err(|e| Error::invalid(format!("rendering kubeconfig: {e}")))
+    serde_yaml_ng::to_string(&config)
+        .map_err(|e| Error::invalid(format!("rendering kubeconfig: {e}")))
 }
 
 #[cfg(test)]
@@ -153,11 +154,22 @@ mod tests {
     #[test]
     fn kubeconfig_has_context_and_embedded_data() {
         let now = OffsetDateTime::now_utc();
-        let ca = Ca::generate("kubernetes", PrivateKey::generate(KeyType::EcdsaP256).unwrap(), now).unwrap();
+        let ca = Ca::generate(
+            "kubernetes",
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+            now,
+        )
+        .unwrap();
         let text = render_user_kubeconfig(&ca, &request(), now).unwrap();
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-        assert_eq!(v["current-context"].as_str(), Some("system:node:worker-1@kubernetes"));
-        assert_eq!(v["clusters"][0]["cluster"]["server"].as_str(), Some("https://10.0.0.10:6443"));
+        assert_eq!(
+            v["current-context"].as_str(),
+            Some("system:node:worker-1@kubernetes")
+        );
+        assert_eq!(
+            v["clusters"][0]["cluster"]["server"].as_str(),
+            Some("https://10.0.0.10:6443")
+        );
         assert_eq!(v["users"][0]["name"].as_str(), Some("system:node:worker-1"));
         assert!(v["users"][0]["user"]["client-key-data"].as_str().is_some());
     }
@@ -165,10 +177,17 @@ mod tests {
     #[test]
     fn bad_server_is_rejected() {
         let now = OffsetDateTime::now_utc();
-        let ca = Ca::generate("kubernetes", PrivateKey::generate(KeyType::EcdsaP256).unwrap(), now).unwrap();
+        let ca = Ca::generate(
+            "kubernetes",
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+            now,
+        )
+        .unwrap();
         let mut req = request();
         req.server = "10.0.0.10:6443".into();
-        let err = render_user_kubeconfig(&ca, &req, now).unwrap_err().to_string();
+        let err = render_user_kubeconfig(&ca, &req, now)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--server"), "{err}");
     }
 }

@@ -30,9 +30,8 @@ impl BootstrapToken {
             )
         };
         let (id, secret) = text.split_once('.').ok_or_else(invalid)?;
-        let valid = |s: &str, len: usize| {
-            s.len() == len && s.bytes().all(|b| TOKEN_ALPHABET.contains(&b))
-        };
+        let valid =
+            |s: &str, len: usize| s.len() == len && s.bytes().all(|b| TOKEN_ALPHABET.contains(&b));
         if !valid(id, 6) || !valid(secret, 16) {
             return Err(invalid());
         }
@@ -104,7 +103,14 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_tokens() {
-        for bad in ["", "abcdef", "abcdef.0123456789abcde", "ABCDEF.0123456789abcdef", "abcdef-0123456789abcdef", "abcdef.0123456789abcdef0"] {
+        for bad in [
+            "",
+            "abcdef",
+            "abcdef.0123456789abcde",
+            "ABCDEF.0123456789abcdef",
+            "abcdef-0123456789abcdef",
+            "abcdef.0123456789abcdef0",
+        ] {
             assert!(BootstrapToken::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -119,7 +125,9 @@ mod tests {
     fn certificate_key_is_64_hex() {
         let k = generate_certificate_key().unwrap();
         assert_eq!(k.len(), 64);
-        assert!(k.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(k
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     }
 
     #[test]

@@ -152,7 +152,11 @@ pub fn render_member_config(
     all: &[MemberRef<'_>],
 ) -> Result<String> {
     let (init, cluster) = member_config(version, member, all);
-    Ok(format!("{}{}", to_yaml_stream(&[&init])?, to_yaml_stream(&[&cluster])?))
+    Ok(format!(
+        "{}{}",
+        to_yaml_stream(&[&init])?,
+        to_yaml_stream(&[&cluster])?
+    ))
 }
 
 #[cfg(test)]
@@ -161,8 +165,14 @@ mod tests {
 
     fn members() -> Vec<MemberRef<'static>> {
         vec![
-            MemberRef { name: "infra0", ip: "10.0.0.6".parse().unwrap() },
-            MemberRef { name: "infra1", ip: "fd00::7".parse().unwrap() },
+            MemberRef {
+                name: "infra0",
+                ip: "10.0.0.6".parse().unwrap(),
+            },
+            MemberRef {
+                name: "infra1",
+                ip: "fd00::7".parse().unwrap(),
+            },
         ]
     }
 
@@ -210,8 +220,14 @@ etcd:
     fn v1beta3_uses_a_map_and_parses_back_strictly() {
         let all = members();
         let text = render_member_config(ApiVersion::V1beta3, all[1], &all).unwrap();
-        assert!(text.contains("    extraArgs:\n      initial-cluster: "), "{text}");
-        assert!(text.contains("listen-client-urls: https://[fd00::7]:2379"), "{text}");
+        assert!(
+            text.contains("    extraArgs:\n      initial-cluster: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("listen-client-urls: https://[fd00::7]:2379"),
+            "{text}"
+        );
         let docs: Vec<&str> = text.split("---\n").filter(|d| !d.is_empty()).collect();
         let init: EtcdInitConfiguration = serde_yaml_ng::from_str(docs[0]).unwrap();
         let cluster: EtcdClusterConfiguration = serde_yaml_ng::from_str(docs[1]).unwrap();

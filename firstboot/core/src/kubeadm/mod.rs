@@ -143,7 +143,10 @@ impl<'de> Deserialize<'de> for ExtraArgs {
                     };
                     Ok((text(k)?, text(v)?))
                 });
-                ExtraArgs::new(ApiVersion::V1beta3, pairs.collect::<Result<Vec<_>, D::Error>>()?)
+                ExtraArgs::new(
+                    ApiVersion::V1beta3,
+                    pairs.collect::<Result<Vec<_>, D::Error>>()?,
+                )
             }
         })
     }
@@ -173,7 +176,10 @@ mod tests {
         let v3 = serde_yaml_ng::to_string(&ExtraArgs::new(ApiVersion::V1beta3, pairs)).unwrap();
         assert_eq!(v3, "name: a\ninitial-cluster-state: new\n");
         let v4 = serde_yaml_ng::to_string(&ExtraArgs::new(ApiVersion::V1beta4, pairs)).unwrap();
-        assert_eq!(v4, "- name: name\n  value: a\n- name: initial-cluster-state\n  value: new\n");
+        assert_eq!(
+            v4,
+            "- name: name\n  value: a\n- name: initial-cluster-state\n  value: new\n"
+        );
         for text in [v3, v4] {
             let back: ExtraArgs = serde_yaml_ng::from_str(&text).unwrap();
             assert_eq!(back.get("initial-cluster-state"), Some("new"));
@@ -182,8 +188,18 @@ mod tests {
 
     #[test]
     fn api_version_parses_both_forms() {
-        assert_eq!("v1beta3".parse::<ApiVersion>().unwrap(), ApiVersion::V1beta3);
-        assert_eq!("kubeadm.k8s.io/v1beta4".parse::<ApiVersion>().unwrap(), ApiVersion::V1beta4);
-        assert!("v1beta2".parse::<ApiVersion>().unwrap_err().to_string().contains("v1beta3"));
+        assert_eq!(
+            "v1beta3".parse::<ApiVersion>().unwrap(),
+            ApiVersion::V1beta3
+        );
+        assert_eq!(
+            "kubeadm.k8s.io/v1beta4".parse::<ApiVersion>().unwrap(),
+            ApiVersion::V1beta4
+        );
+        assert!("v1beta2"
+            .parse::<ApiVersion>()
+            .unwrap_err()
+            .to_string()
+            .contains("v1beta3"));
     }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use aws_lc_rs::digest;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -85,7 +85,10 @@ impl Ca {
         let key = PrivateKey::from_pem(&read_text(key_path)?, &key_path.display().to_string())?;
         let cert_der = cert_der_from_pem(&cert_text, &cert_path.display().to_string())?;
         let (_, x509) = X509Certificate::from_der(&cert_der).map_err(|e| {
-            Error::invalid(format!("{}: not a valid X.509 certificate ({e})", cert_path.display()))
+            Error::invalid(format!(
+                "{}: not a valid X.509 certificate ({e})",
+                cert_path.display()
+            ))
         })?;
         if !x509.is_ca() {
             return Err(Error::invalid(format!(
@@ -142,10 +145,14 @@ impl Ca {
         params.not_before = self.not_before;
         params.not_after = whole_seconds(now) + validity;
         params.subject_alt_names = spec_sans(spec)?;
-        params.extended_key_usages = spec.usages.iter().map(|u| match u {
-            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
-            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
-        }).collect();
+        params.extended_key_usages = spec
+            .usages
+            .iter()
+            .map(|u| match u {
+                Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+                Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+            })
+            .collect();
         params.is_ca = IsCa::ExplicitNoCa;
         params.use_authority_key_identifier_extension = true;
         let issuer = Issuer::from_ca_cert_der(&self.cert_der.as_slice().into(), self.key.pair())
@@ -164,7 +171,10 @@ pub fn ca_hash(cert_der: &[u8]) -> Result<String> {
     let (_, x509) = X509Certificate::from_der(cert_der)
         .map_err(|e| Error::invalid(format!("not a valid X.509 certificate ({e})")))?;
     let spki = x509.tbs_certificate.subject_pki.raw;
-    Ok(format!("sha256:{}", hex::encode(digest::digest(&digest::SHA256, spki))))
+    Ok(format!(
+        "sha256:{}",
+        hex::encode(digest::digest(&digest::SHA256, spki))
+    ))
 }
 
 /// The DER of the first `CERTIFICATE` block in `pem_text`; `what` names the source in errors.
@@ -174,7 +184,11 @@ pub fn cert_der_from_pem(pem_text: &str, what: &str) -> Result<Vec<u8>> {
         .into_iter()
         .find(|b| b.tag() == "CERTIFICATE")
         .map(|b| b.into_contents())
-        .ok_or_else(|| Error::invalid(format!("{what}: not a certificate, no CERTIFICATE block found")))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what}: not a certificate, no CERTIFICATE block found"
+            ))
+        })
 }
 
 /// Reads a whole file as text, with the path in the error.
@@ -241,7 +255,9 @@ fn go_key_id(key: &PrivateKey) -> Result<Vec<u8>> {
     let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki_der)
         .map_err(|e| Error::crypto("reading a public key", e))?;
     let bits = &spki.subject_public_key.data;
-    Ok(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, bits).as_ref().to_vec())
+    Ok(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, bits)
+        .as_ref()
+        .to_vec())
 }
 
 fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
@@ -260,7 +276,12 @@ mod tests {
     #[test]
     fn ca_is_backdated_ten_years_and_self_consistent() {
         let now = OffsetDateTime::now_utc();
-        let ca = Ca::generate("kubernetes", PrivateKey::generate(KeyType::EcdsaP256).unwrap(), now).unwrap();
+        let ca = Ca::generate(
+            "kubernetes",
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+            now,
+        )
+        .unwrap();
         let (_, x) = X509Certificate::from_der(ca.cert_der()).unwrap();
         assert!(x.is_ca());
         assert_eq!(x.subject().to_string(), "CN=kubernetes");
@@ -275,13 +296,22 @@ mod tests {
     #[test]
     fn leaf_has_spec_fields_and_dedups_sans() {
         let now = OffsetDateTime::now_utc();
-        let ca = Ca::generate("etcd-ca", PrivateKey::generate(KeyType::EcdsaP256).unwrap(), now).unwrap();
+        let ca = Ca::generate(
+            "etcd-ca",
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+            now,
+        )
+        .unwrap();
         let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
         let spec = CertSpec {
             common_name: "etcd-1".into(),
             organizations: vec!["system:masters".into()],
             dns_names: vec!["etcd-1".into(), "localhost".into(), "etcd-1".into()],
-            ips: vec!["10.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()],
+            ips: vec![
+                "10.0.0.1".parse().unwrap(),
+                "127.0.0.1".parse().unwrap(),
+                "10.0.0.1".parse().unwrap(),
+            ],
             usages: vec![Usage::Server, Usage::Client],
         };
         let der = parse(&ca.issue(&spec, &key, now, LEAF_VALIDITY).unwrap());
@@ -292,12 +322,18 @@ mod tests {
         assert_eq!(san.general_names.len(), 4);
         let eku = x.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.server_auth && eku.client_auth);
-        assert_eq!(x.validity().not_before.to_datetime(), whole_seconds(now) - BACKDATE);
+        assert_eq!(
+            x.validity().not_before.to_datetime(),
+            whole_seconds(now) - BACKDATE
+        );
     }
 
     #[test]
     fn ca_hash_rejects_garbage() {
         assert!(ca_hash(b"nope").is_err());
-        assert!(cert_der_from_pem("nope", "x.crt").unwrap_err().to_string().starts_with("x.crt: "));
+        assert!(cert_der_from_pem("nope", "x.crt")
+            .unwrap_err()
+            .to_string()
+            .starts_with("x.crt: "));
     }
 }

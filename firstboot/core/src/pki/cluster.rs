@@ -33,7 +33,10 @@ impl ClusterPki {
     /// the service-account key too).
     pub fn generate(key_type: KeyType, now: OffsetDateTime) -> Result<Self> {
         let mut keys = generate_keys(key_type, 4)?.into_iter();
-        let mut next = || keys.next().expect("generate_keys returns the count asked for");
+        let mut next = || {
+            keys.next()
+                .expect("generate_keys returns the count asked for")
+        };
         Ok(ClusterPki {
             ca: Ca::generate(CA_NAME, next(), now)?,
             front_proxy_ca: Ca::generate(FRONT_PROXY_CA_NAME, next(), now)?,
@@ -69,10 +72,19 @@ mod tests {
     fn files_have_kubeadm_names_and_modes() {
         let pki = ClusterPki::generate(KeyType::EcdsaP256, OffsetDateTime::now_utc()).unwrap();
         let tree = pki.files().unwrap();
-        let names: Vec<_> = tree.iter().map(|(p, f)| (p.display().to_string(), f.mode)).collect();
+        let names: Vec<_> = tree
+            .iter()
+            .map(|(p, f)| (p.display().to_string(), f.mode))
+            .collect();
         let expect = [
-            ("ca.crt", 0o644), ("ca.key", 0o600), ("etcd/ca.crt", 0o644), ("etcd/ca.key", 0o600),
-            ("front-proxy-ca.crt", 0o644), ("front-proxy-ca.key", 0o600), ("sa.key", 0o600), ("sa.pub", 0o644),
+            ("ca.crt", 0o644),
+            ("ca.key", 0o600),
+            ("etcd/ca.crt", 0o644),
+            ("etcd/ca.key", 0o600),
+            ("front-proxy-ca.crt", 0o644),
+            ("front-proxy-ca.key", 0o600),
+            ("sa.key", 0o600),
+            ("sa.pub", 0o644),
         ];
         assert_eq!(names, expect.map(|(n, m)| (n.to_string(), m)));
         let sa_pub = String::from_utf8(tree.get("sa.pub").unwrap().contents.clone()).unwrap();

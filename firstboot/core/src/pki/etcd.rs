@@ -39,11 +39,15 @@ impl FromStr for EtcdMember {
     /// Parses `NAME=IP`.
     fn from_str(s: &str) -> Result<Self> {
         let (name, ip) = s.split_once('=').ok_or_else(|| {
-            Error::invalid(format!("--member {s:?}: expected NAME=IP, e.g. etcd-1=10.0.0.11"))
+            Error::invalid(format!(
+                "--member {s:?}: expected NAME=IP, e.g. etcd-1=10.0.0.11"
+            ))
         })?;
         validate_node_name(name).map_err(|why| Error::invalid(format!("--member {s:?}: {why}")))?;
         let ip = ip.parse().map_err(|_| {
-            Error::invalid(format!("--member {s:?}: {ip:?} is not an IPv4 or IPv6 address"))
+            Error::invalid(format!(
+                "--member {s:?}: {ip:?} is not an IPv4 or IPv6 address"
+            ))
         })?;
         Ok(EtcdMember {
             name: name.to_owned(),
@@ -61,10 +65,16 @@ pub fn validate_members(members: &[EtcdMember]) -> Result<()> {
     let mut ips = HashSet::new();
     for m in members {
         if !names.insert(&m.name) {
-            return Err(Error::invalid(format!("--member: name {:?} is given twice", m.name)));
+            return Err(Error::invalid(format!(
+                "--member: name {:?} is given twice",
+                m.name
+            )));
         }
         if !ips.insert(m.ip) {
-            return Err(Error::invalid(format!("--member: address {} is given twice", m.ip)));
+            return Err(Error::invalid(format!(
+                "--member: address {} is given twice",
+                m.ip
+            )));
         }
     }
     Ok(())
@@ -136,7 +146,10 @@ pub fn plan_members(
     validate_members(members)?;
     let refs: Vec<MemberRef<'_>> = members
         .iter()
-        .map(|m| MemberRef { name: &m.name, ip: m.ip })
+        .map(|m| MemberRef {
+            name: &m.name,
+            ip: m.ip,
+        })
         .collect();
     let mut keys = generate_keys(key_type, 4 * members.len())?.into_iter();
     let mut tree = FileTree::new();
@@ -167,7 +180,11 @@ fn member_certs(member: &MemberRef<'_>) -> [(&'static str, CertSpec); 4] {
         common_name: member.name.to_owned(),
         organizations: vec![],
         dns_names: vec![member.name.to_owned(), "localhost".into()],
-        ips: vec![member.ip, "127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        ips: vec![
+            member.ip,
+            "127.0.0.1".parse().unwrap(),
+            "::1".parse().unwrap(),
+        ],
         usages,
     };
     let client = |cn: &str| CertSpec {
@@ -188,7 +205,8 @@ fn validate_node_name(name: &str) -> std::result::Result<(), String> {
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
@@ -228,26 +246,47 @@ mod tests {
     #[test]
     fn duplicates_are_rejected() {
         let dup_name = [member("a=10.0.0.1"), member("a=10.0.0.2")];
-        assert!(validate_members(&dup_name).unwrap_err().to_string().contains("name \"a\""));
+        assert!(validate_members(&dup_name)
+            .unwrap_err()
+            .to_string()
+            .contains("name \"a\""));
         let dup_ip = [member("a=10.0.0.1"), member("b=10.0.0.1")];
-        assert!(validate_members(&dup_ip).unwrap_err().to_string().contains("10.0.0.1"));
+        assert!(validate_members(&dup_ip)
+            .unwrap_err()
+            .to_string()
+            .contains("10.0.0.1"));
         assert!(validate_members(&[]).is_err());
     }
 
     #[test]
     fn plan_has_every_file_and_never_the_ca_key() {
         let now = OffsetDateTime::now_utc();
-        let ca = Ca::generate(ETCD_CA_NAME, PrivateKey::generate(KeyType::EcdsaP256).unwrap(), now).unwrap();
+        let ca = Ca::generate(
+            ETCD_CA_NAME,
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+            now,
+        )
+        .unwrap();
         let members = [member("a=10.0.0.1"), member("b=10.0.0.2")];
-        let tree = plan_members(&ca, &members, ApiVersion::V1beta4, KeyType::EcdsaP256, now).unwrap();
+        let tree =
+            plan_members(&ca, &members, ApiVersion::V1beta4, KeyType::EcdsaP256, now).unwrap();
         let paths: Vec<String> = tree.iter().map(|(p, _)| p.display().to_string()).collect();
         assert_eq!(paths.len(), 2 * 10);
-        for p in ["a/kubeadmcfg.yaml", "a/pki/etcd/ca.crt", "b/pki/apiserver-etcd-client.key", "b/pki/etcd/healthcheck-client.crt"] {
+        for p in [
+            "a/kubeadmcfg.yaml",
+            "a/pki/etcd/ca.crt",
+            "b/pki/apiserver-etcd-client.key",
+            "b/pki/etcd/healthcheck-client.crt",
+        ] {
             assert!(paths.contains(&p.to_string()), "{p} missing from {paths:?}");
         }
         assert!(!paths.iter().any(|p| p.ends_with("ca.key")));
         for (p, f) in tree.iter() {
-            let want = if p.extension().is_some_and(|e| e == "key") { 0o600 } else { 0o644 };
+            let want = if p.extension().is_some_and(|e| e == "key") {
+                0o600
+            } else {
+                0o644
+            };
             assert_eq!(f.mode, want, "{}", p.display());
         }
     }

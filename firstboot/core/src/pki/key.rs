@@ -179,7 +179,9 @@ impl PrivateKey {
 /// Generates `count` keys of `key_type`, spread over the machine's cores (RSA generation is the
 /// slow part of every PKI command).
 pub fn generate_keys(key_type: KeyType, count: usize) -> Result<Vec<PrivateKey>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(count.max(1));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(count.max(1));
     let per_thread = count.div_ceil(threads);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -219,7 +221,11 @@ const P384: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.1
 fn key_type_of_pkcs8(der: &[u8], what: &str) -> Result<KeyType> {
     let info = pkcs8::PrivateKeyInfo::from_der(der)
         .map_err(|e| Error::invalid(format!("{what}: malformed private key ({e})")))?;
-    let unsupported = || Error::invalid(format!("{what}: unsupported key algorithm; kiln reads RSA and ECDSA P-256/P-384 keys"));
+    let unsupported = || {
+        Error::invalid(format!(
+            "{what}: unsupported key algorithm; kiln reads RSA and ECDSA P-256/P-384 keys"
+        ))
+    };
     if info.algorithm.oid == RSA_ENCRYPTION {
         return rsa_key_type(info.private_key, what);
     }
@@ -292,7 +298,10 @@ mod tests {
         }
         assert_eq!("ECDSA-P256".parse::<KeyType>().unwrap(), KeyType::EcdsaP256);
         let err = "dsa".parse::<KeyType>().unwrap_err().to_string();
-        assert!(err.contains("rsa-2048") && err.contains("ecdsa-p256"), "{err}");
+        assert!(
+            err.contains("rsa-2048") && err.contains("ecdsa-p256"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -304,7 +313,10 @@ mod tests {
         ] {
             let key = PrivateKey::generate(k).unwrap();
             let pem_text = key.to_pem().unwrap();
-            assert!(pem_text.starts_with(&format!("-----BEGIN {tag}-----\n")), "{k}");
+            assert!(
+                pem_text.starts_with(&format!("-----BEGIN {tag}-----\n")),
+                "{k}"
+            );
             let back = PrivateKey::from_pem(&pem_text, "test").unwrap();
             assert_eq!(back.key_type(), k);
             assert_eq!(back.public_key_der(), key.public_key_der());
@@ -322,10 +334,14 @@ mod tests {
 
     #[test]
     fn garbage_is_rejected_with_the_name() {
-        let err = PrivateKey::from_pem("hello", "ca.key").unwrap_err().to_string();
+        let err = PrivateKey::from_pem("hello", "ca.key")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("ca.key: "), "{err}");
         let cert = pem_string("CERTIFICATE", vec![1, 2, 3]);
-        let err = PrivateKey::from_pem(&cert, "ca.key").unwrap_err().to_string();
+        let err = PrivateKey::from_pem(&cert, "ca.key")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a private key"), "{err}");
     }
 
