@@ -1,30 +1,31 @@
-//! `kiln-firstboot`: the node agent that runs once on a node's first boot.
-//!
-//! Its commands (fetch user-data, apply it, prepare the node, run kubeadm) are being built on top
-//! of kiln-core; today the binary only identifies itself.
+//! `kiln-firstboot`: the node agent that runs once on a node's first boot. Parses the command
+//! line, sets up logging, runs one command and reports its error chain with a non-zero exit.
+
+mod cli;
 
 use clap::Parser;
 
-/// Runs once on a node's first boot: finds the user-data, applies Ignition or cloud-config,
-/// prepares containerd and runs `kubeadm init` or `kubeadm join` unattended.
-///
-/// This build has no commands yet; see README.md for the state of the node agent.
-#[derive(Debug, Parser)]
-#[command(name = "kiln-firstboot", version)]
-struct Cli {}
-
 fn main() -> std::process::ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("kiln-firstboot: no commands in this build yet; see `kiln-firstboot --help`");
-    std::process::ExitCode::from(2)
+    init_logging();
+    match cli::Cli::parse().run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_definition_is_consistent() {
-        super::Cli::command().debug_assert();
-    }
+/// Logs go to stderr without timestamps (journald adds them); stdout carries only data.
+/// `RUST_LOG` sets the level (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .init();
 }

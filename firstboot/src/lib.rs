@@ -1,0 +1,2 @@
+//! kiln-firstboot as a library: the engines behind the node agent's commands, so tests,
+//! benchmarks and fuzz targets can drive them directly.
