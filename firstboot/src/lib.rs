@@ -1,2 +1,5 @@
 //! kiln-firstboot as a library: the engines behind the node agent's commands, so tests,
 //! benchmarks and fuzz targets can drive them directly.
+
+pub mod plan;
+pub mod userdata;

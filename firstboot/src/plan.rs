@@ -1,0 +1,325 @@
+//! The plan: everything user-data asks of a node, parsed, validated and resolved into plain
+//! data before anything is written. Ignition and cloud-config both compile to it; the
+//! [`crate::apply`] executor applies it; `--dry-run` prints it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A user or group, by numeric id or by name (resolved against the target root's databases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Numeric id.
+    Id(u32),
+    /// Name in /etc/passwd or /etc/group of the target root.
+    Name(String),
+}
+
+/// Owner of a file, directory or link; `None` means root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// The owning user.
+    pub user: Option<Principal>,
+    /// The owning group.
+    pub group: Option<Principal>,
+}
+
+/// How new contents meet an existing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Replace it.
+    Overwrite,
+    /// Fail: Ignition's `overwrite: false` with contents.
+    Refuse,
+    /// Keep its contents (append fragments still apply, mode and owner are set).
+    Keep,
+}
+
+/// A regular file to write.
+#[derive(Clone, PartialEq, Eq)]
+pub struct File {
+    /// Absolute path inside the root.
+    pub path: PathBuf,
+    /// New contents; `None` keeps an existing file's contents (or creates it empty).
+    pub contents: Option<Vec<u8>>,
+    /// Fragments appended after the contents, in order.
+    pub append: Vec<Vec<u8>>,
+    /// What to do if the file exists.
+    pub existing: Existing,
+    /// Permission bits; `None`: 0644 for new files, unchanged for existing ones.
+    pub mode: Option<u32>,
+    /// Owner.
+    pub owner: Owner,
+    /// Where in the user-data it came from, for messages (e.g. `storage.files[3]`).
+    pub origin: String,
+}
+
+impl fmt::Debug for File {
+    // Contents may be secrets: only sizes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File")
+            .field("path", &self.path)
+            .field("bytes", &self.contents.as_ref().map(Vec::len))
+            .field("append_fragments", &self.append.len())
+            .field("existing", &self.existing)
+            .field("mode", &self.mode.map(|m| format!("{m:o}")))
+            .field("owner", &self.owner)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// A directory to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directory {
+    /// Absolute path inside the root.
+    pub path: PathBuf,
+    /// Permission bits (default 0755).
+    pub mode: Option<u32>,
+    /// Owner.
+    pub owner: Owner,
+    /// Replace a non-directory at the path.
+    pub overwrite: bool,
+    /// Where in the user-data it came from.
+    pub origin: String,
+}
+
+/// A symbolic or hard link to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Absolute path inside the root.
+    pub path: PathBuf,
+    /// Link target (for hard links: an absolute path inside the root).
+    pub target: PathBuf,
+    /// Hard link instead of symbolic.
+    pub hard: bool,
+    /// Replace whatever is at the path.
+    pub overwrite: bool,
+    /// Owner (of the symlink itself).
+    pub owner: Owner,
+    /// Where in the user-data it came from.
+    pub origin: String,
+}
+
+/// A filesystem entry, in the order they are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A directory.
+    Directory(Directory),
+    /// A regular file.
+    File(File),
+    /// A link.
+    Link(Link),
+}
+
+impl Node {
+    /// The entry's path.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Node::Directory(d) => &d.path,
+            Node::File(f) => &f.path,
+            Node::Link(l) => &l.path,
+        }
+    }
+
+    /// Where in the user-data it came from.
+    pub fn origin(&self) -> &str {
+        match self {
+            Node::Directory(d) => &d.origin,
+            Node::File(f) => &f.origin,
+            Node::Link(l) => &l.origin,
+        }
+    }
+}
+
+/// A systemd unit in /etc/systemd/system.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Unit {
+    /// Unit name, e.g. `kubelet.service`.
+    pub name: String,
+    /// Unit file contents, if given.
+    pub contents: Option<String>,
+    /// `Some(true)`: enable, `Some(false)`: disable (via a preset, as Ignition does).
+    pub enabled: Option<bool>,
+    /// Mask (symlink to /dev/null).
+    pub mask: bool,
+    /// Drop-ins `(name, contents)` in `NAME.d/`.
+    pub dropins: Vec<(String, Option<String>)>,
+}
+
+/// A group to create (or to add members to).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Group {
+    /// Group name.
+    pub name: String,
+    /// Fixed gid.
+    pub gid: Option<u32>,
+    /// A system group.
+    pub system: bool,
+    /// Password hash (Ignition `passwordHash`).
+    pub password_hash: Option<String>,
+    /// Users to add as members (cloud-config `groups: - name: [members]`).
+    pub members: Vec<String>,
+}
+
+/// Where authorized SSH keys are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyFile {
+    /// `~/.ssh/authorized_keys.d/ignition` (Ignition).
+    #[default]
+    IgnitionFragment,
+    /// `~/.ssh/authorized_keys` (cloud-init).
+    AuthorizedKeys,
+}
+
+/// A user to create or modify.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Fixed uid.
+    pub uid: Option<u32>,
+    /// GECOS comment.
+    pub gecos: Option<String>,
+    /// Home directory.
+    pub home_dir: Option<String>,
+    /// Do not create the home directory.
+    pub no_create_home: bool,
+    /// Primary group.
+    pub primary_group: Option<String>,
+    /// Supplementary groups.
+    pub groups: Vec<String>,
+    /// Do not create a group named after the user.
+    pub no_user_group: bool,
+    /// Login shell.
+    pub shell: Option<String>,
+    /// A system account.
+    pub system: bool,
+    /// Password hash; `None` locks the password (`*`), as Ignition and cloud-init do.
+    pub password_hash: Option<String>,
+    /// Authorized SSH public keys.
+    pub ssh_authorized_keys: Vec<String>,
+    /// Which file the keys go to.
+    pub key_file: KeyFile,
+    /// sudoers rules (cloud-config `sudo`), written to /etc/sudoers.d.
+    pub sudo: Vec<String>,
+}
+
+/// When a command runs in the boot-time run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before files are written (cloud-config `bootcmd`, boothooks).
+    Boot,
+    /// After everything is written (cloud-config `runcmd`).
+    Run,
+    /// After runcmd (user-data scripts, as cloud-init's scripts-user).
+    Script,
+}
+
+/// A command the boot-time run executes; `apply --root` only records it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Command {
+    /// When it runs.
+    pub phase: Phase,
+    /// argv; a string command is `["sh", "-c", STRING]`, a script is `[PATH]`.
+    pub argv: Vec<String>,
+    /// Script body for [`Phase::Script`] and boothooks, written before running.
+    pub script: Option<Vec<u8>>,
+    /// Where in the user-data it came from.
+    pub origin: String,
+}
+
+impl fmt::Debug for Command {
+    // Commands may carry secrets (kubeadm tokens): name them, never print them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Command({:?} {})", self.phase, self.origin)
+    }
+}
+
+/// Everything user-data asks for, in apply order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Groups, created first.
+    pub groups: Vec<Group>,
+    /// Users, created after groups and before files (so owners resolve).
+    pub users: Vec<User>,
+    /// Files, directories and links.
+    pub nodes: Vec<Node>,
+    /// systemd units.
+    pub units: Vec<Unit>,
+    /// Host name for /etc/hostname.
+    pub hostname: Option<String>,
+    /// Commands for the boot-time run.
+    pub commands: Vec<Command>,
+    /// Things the user-data asked for that kiln does not do, by name.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Appends `other` after `self` (MIME parts, Ignition merges after resolution).
+    pub fn extend(&mut self, other: Plan) {
+        self.groups.extend(other.groups);
+        self.users.extend(other.users);
+        self.nodes.extend(other.nodes);
+        self.units.extend(other.units);
+        if other.hostname.is_some() {
+            self.hostname = other.hostname;
+        }
+        self.commands.extend(other.commands);
+        self.warnings.extend(other.warnings);
+    }
+}
+
+impl fmt::Display for Plan {
+    /// The `--dry-run` listing: paths, modes, sizes, names; never contents.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for g in &self.groups {
+            writeln!(f, "group     {}{}", g.name, g.gid.map(|id| format!(" gid={id}")).unwrap_or_default())?;
+        }
+        for u in &self.users {
+            writeln!(f, "user      {} keys={} groups={}", u.name, u.ssh_authorized_keys.len(), u.groups.join(","))?;
+        }
+        for n in &self.nodes {
+            match n {
+                Node::Directory(d) => writeln!(f, "directory {} {}", d.path.display(), mode_text(d.mode))?,
+                Node::File(x) => writeln!(
+                    f,
+                    "file      {} {} {} bytes{}",
+                    x.path.display(),
+                    mode_text(x.mode),
+                    x.contents.as_ref().map_or(0, Vec::len),
+                    if x.append.is_empty() { String::new() } else { format!(" +{} appended", x.append.len()) }
+                )?,
+                Node::Link(l) => writeln!(
+                    f,
+                    "{}  {} -> {}",
+                    if l.hard { "hardlink" } else { "symlink " },
+                    l.path.display(),
+                    l.target.display()
+                )?,
+            }
+        }
+        for u in &self.units {
+            let state = match (u.mask, u.enabled) {
+                (true, _) => "masked",
+                (false, Some(true)) => "enabled",
+                (false, Some(false)) => "disabled",
+                (false, None) => "",
+            };
+            writeln!(f, "unit      {} {} dropins={}", u.name, state, u.dropins.len())?;
+        }
+        if let Some(h) = &self.hostname {
+            writeln!(f, "hostname  {h}")?;
+        }
+        for c in &self.commands {
+            writeln!(f, "command   {:?} {}", c.phase, c.origin)?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning   {w}")?;
+        }
+        Ok(())
+    }
+}
+
+fn mode_text(mode: Option<u32>) -> String {
+    mode.map_or_else(|| "default".into(), |m| format!("{m:04o}"))
+}

@@ -1,0 +1,152 @@
+//! cloud-config `write_files`: path, content, encoding (b64/base64, gz/gzip, gz+b64 ...),
+//! permissions (default 0644), owner (default root:root), append, defer.
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde_yaml_ng::Value;
+
+use super::{boolean, scalar};
+use crate::plan::{self, Existing, Node, Owner, Principal};
+use crate::userdata::error::{Result, UserDataError};
+use crate::userdata::ignition::absolute_path;
+use crate::userdata::resource::gunzip;
+
+/// Compiles the `write_files` list.
+pub fn compile(value: &Value) -> Result<Vec<Node>> {
+    let items = value
+        .as_sequence()
+        .ok_or_else(|| UserDataError::new("write_files", "expected a list of files"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| entry(item, &format!("write_files[{i}]")))
+        .collect()
+}
+
+fn entry(item: &Value, field: &str) -> Result<Node> {
+    let get = |k: &str| item.get(k).filter(|v| !v.is_null());
+    let path_text = get("path")
+        .map(|v| scalar(v, &format!("{field}.path")))
+        .transpose()?
+        .ok_or_else(|| UserDataError::new(format!("{field}.path"), "missing path"))?;
+    let path = absolute_path(&path_text, &format!("{field}.path"))?;
+    if get("source").is_some() {
+        return Err(UserDataError::new(format!("{field}.source"), "write_files source URLs are not supported; use content"));
+    }
+    let content = get("content").map(|v| scalar(v, &format!("{field}.content"))).transpose()?.unwrap_or_default();
+    let encoding = get("encoding").map(|v| scalar(v, &format!("{field}.encoding"))).transpose()?;
+    let bytes = decode(content, encoding.as_deref(), field)?;
+    let mode = get("permissions").map(|v| permissions(v, &format!("{field}.permissions"))).transpose()?;
+    let owner = get("owner").map(|v| owner(v, &format!("{field}.owner"))).transpose()?.unwrap_or_default();
+    let append = boolean(get("append"), &format!("{field}.append"))?;
+    // `defer` writes the file after users are created; kiln always creates users before files.
+    boolean(get("defer"), &format!("{field}.defer"))?;
+    let (contents, append_fragments, existing) = if append {
+        (None, vec![bytes], Existing::Keep)
+    } else {
+        (Some(bytes), vec![], Existing::Overwrite)
+    };
+    Ok(Node::File(plan::File {
+        path,
+        contents,
+        append: append_fragments,
+        existing,
+        mode: Some(mode.unwrap_or(0o644)),
+        owner,
+        origin: field.to_owned(),
+    }))
+}
+
+/// Decodes content per cloud-init's encodings.
+fn decode(content: String, encoding: Option<&str>, field: &str) -> Result<Vec<u8>> {
+    let efield = format!("{field}.content");
+    let b64 = |s: &str| {
+        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        BASE64_STANDARD
+            .decode(compact)
+            .map_err(|e| UserDataError::new(&efield, format!("invalid base64: {e}")))
+    };
+    match encoding.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("text/plain") | Some("") => Ok(content.into_bytes()),
+        Some("b64") | Some("base64") => b64(&content),
+        Some("gz") | Some("gzip") => gunzip(content.as_bytes(), &efield),
+        Some("gz+b64") | Some("gzip+base64") | Some("gz+base64") | Some("gzip+b64") => {
+            gunzip(&b64(&content)?, &efield)
+        }
+        Some(other) => Err(UserDataError::new(
+            format!("{field}.encoding"),
+            format!("unknown encoding {other:?}; use b64, gzip or gz+b64"),
+        )),
+    }
+}
+
+/// Octal permissions from `'0644'`, `'644'`, `0o644`, or a YAML integer written as octal
+/// (cloud-init's YAML 1.1 reads `0644` as octal; a YAML 1.2 parser sees 644, so integers whose
+/// digits are all octal are read as octal digits).
+fn permissions(v: &Value, field: &str) -> Result<u32> {
+    let digits = match v {
+        Value::String(s) => s.trim().trim_start_matches("0o").to_owned(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err(UserDataError::new(field, "expected an octal mode such as '0644'")),
+    };
+    u32::from_str_radix(&digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| UserDataError::new(field, format!("{digits:?} is not an octal mode such as '0644'")))
+}
+
+/// `user:group`, `user`, or `:group`; numeric parts are ids.
+fn owner(v: &Value, field: &str) -> Result<Owner> {
+    let text = scalar(v, field)?;
+    let (user, group) = match text.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (text.as_str(), None),
+    };
+    let principal = |s: &str| match s.parse::<u32>() {
+        _ if s.is_empty() => None,
+        Ok(id) => Some(Principal::Id(id)),
+        Err(_) => Some(Principal::Name(s.to_owned())),
+    };
+    Ok(Owner {
+        user: principal(user),
+        group: group.and_then(principal),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(yaml: &str) -> Result<Vec<Node>> {
+        compile(&serde_yaml_ng::from_str(yaml).unwrap())
+    }
+
+    #[test]
+    fn encodings_permissions_owner_append() {
+        let nodes = files(
+            "- {path: /a, content: aGk=, encoding: b64, permissions: '0600', owner: 'core:wheel'}\n\
+             - {path: /b, content: x, append: true, permissions: 0755}\n\
+             - {path: /c, content: H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==, encoding: gz+b64}\n",
+        )
+        .unwrap();
+        let Node::File(a) = &nodes[0] else { panic!() };
+        assert_eq!((a.contents.as_deref(), a.mode), (Some(&b"hi"[..]), Some(0o600)));
+        assert_eq!(a.owner.user, Some(Principal::Name("core".into())));
+        assert_eq!(a.owner.group, Some(Principal::Name("wheel".into())));
+        let Node::File(b) = &nodes[1] else { panic!() };
+        assert_eq!((b.contents.as_ref(), b.append.len(), b.mode, b.existing), (None, 1, Some(0o755), Existing::Keep));
+        let Node::File(c) = &nodes[2] else { panic!() };
+        assert_eq!(c.contents.as_deref(), Some(&b"hello"[..]));
+    }
+
+    #[test]
+    fn bad_entries_name_the_field() {
+        let err = files("- {path: /a, content: '%%%', encoding: b64}\n").unwrap_err();
+        assert_eq!(err.field, "write_files[0].content");
+        let err = files("- {path: /ok}\n- {path: rel/x}\n").unwrap_err();
+        assert_eq!(err.field, "write_files[1].path");
+        let err = files("- {path: /a, permissions: 'rw-'}\n").unwrap_err();
+        assert_eq!(err.field, "write_files[0].permissions");
+        let err = files("- {path: /a, encoding: rot13}\n").unwrap_err();
+        assert_eq!(err.field, "write_files[0].encoding");
+    }
+}

@@ -1,0 +1,236 @@
+//! Recognises user-data formats and compiles them to one plan: gzip (unwrapped first), MIME
+//! multipart (as cloud-init's make-mime and EKS produce), Ignition JSON, `#cloud-config`,
+//! `## template: jinja`, `#cloud-boothook` and `#!` scripts. Cloud-config parts are merged in
+//! order (cloud-init's default merge) before they are compiled.
+
+use serde_json::Value;
+
+use super::cloudconfig;
+use super::error::{Result, UserDataError};
+use super::resource::{gunzip, Fetcher};
+use super::{ignition, jinja, merge};
+use crate::plan::{Command, Phase, Plan};
+
+/// One recognised piece of user-data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// An Ignition config (JSON with `ignition.version`).
+    Ignition(Vec<u8>),
+    /// A `#cloud-config` document (already rendered if it was a template).
+    CloudConfig(String),
+    /// A `#!` script, run by the boot-time run after runcmd.
+    Script(Vec<u8>),
+    /// A `#cloud-boothook`, run early in the boot-time run.
+    Boothook(Vec<u8>),
+}
+
+/// Everything the engine needs besides the user-data bytes.
+pub struct Inputs<'a> {
+    /// Datasource metadata (kiln's metadata.json), for jinja templates.
+    pub metadata: &'a Value,
+    /// Fetches remote resources.
+    pub fetcher: &'a dyn Fetcher,
+    /// Answers "does this absolute path exist in the target root?" (cloud-config `ntp` picks
+    /// its client by what is installed).
+    pub root_has: &'a dyn Fn(&str) -> bool,
+}
+
+/// Compiles user-data bytes (any supported format) into a plan.
+pub fn compile(bytes: &[u8], inputs: &Inputs<'_>) -> Result<Plan> {
+    let parts = split(bytes, inputs.metadata, "user-data", 0)?;
+    let ignition_parts = parts.iter().filter(|p| matches!(p, Part::Ignition(_))).count();
+    if ignition_parts > 0 && ignition_parts != parts.len() || ignition_parts > 1 {
+        return Err(UserDataError::new(
+            "user-data",
+            "an Ignition config cannot be combined with other parts; use ignition.config.merge",
+        ));
+    }
+    let mut plan = Plan::default();
+    let mut cloud_config: Option<serde_yaml_ng::Value> = None;
+    for (i, part) in parts.into_iter().enumerate() {
+        let origin = format!("part {}", i + 1);
+        match part {
+            Part::Ignition(json) => plan.extend(ignition::plan(&json, inputs.fetcher)?),
+            Part::CloudConfig(text) => {
+                let doc = cloudconfig::parse_yaml(&text, &origin)?;
+                match &mut cloud_config {
+                    Some(merged) => merge::merge_cloud_config(merged, doc),
+                    None => cloud_config = Some(doc),
+                }
+            }
+            Part::Script(body) => plan.commands.push(script(Phase::Script, body, &origin)),
+            Part::Boothook(body) => plan.commands.push(script(Phase::Boot, body, &origin)),
+        }
+    }
+    if let Some(doc) = cloud_config {
+        let mut cc = cloudconfig::compile(&doc, inputs)?;
+        // Scripts and boothooks run in their phases; keep cloud-config's commands first.
+        cc.commands.append(&mut plan.commands);
+        plan.commands = std::mem::take(&mut cc.commands);
+        plan.extend(cc);
+    }
+    Ok(plan)
+}
+
+fn script(phase: Phase, body: Vec<u8>, origin: &str) -> Command {
+    Command {
+        phase,
+        argv: vec![],
+        script: Some(body),
+        origin: origin.to_owned(),
+    }
+}
+
+/// Splits user-data into parts, unwrapping gzip and MIME and rendering jinja templates.
+pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Result<Vec<Part>> {
+    if depth > 8 {
+        return Err(UserDataError::new(field, "user-data nests gzip/MIME/templates too deeply"));
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return split(&gunzip(bytes, field)?, metadata, field, depth + 1);
+    }
+    let text_start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let trimmed = &bytes[text_start..];
+    if trimmed.is_empty() {
+        return Ok(vec![]);
+    }
+    if trimmed.starts_with(b"{") {
+        return ignition_part(bytes, field).map(|p| vec![p]);
+    }
+    if looks_like_mime(trimmed) {
+        return split_mime(bytes, metadata, field, depth);
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| UserDataError::new(field, "not UTF-8 text, gzip or MIME; cannot tell the format"))?;
+    if jinja::is_template(text) {
+        let rendered = jinja::render(text, metadata, field)?;
+        return split(rendered.as_bytes(), metadata, field, depth + 1);
+    }
+    let first = text.lines().next().unwrap_or_default().trim_end();
+    match first {
+        l if l.starts_with("#cloud-config") => Ok(vec![Part::CloudConfig(text.to_owned())]),
+        l if l.starts_with("#cloud-boothook") => Ok(vec![Part::Boothook(bytes.to_vec())]),
+        l if l.starts_with("#!") => Ok(vec![Part::Script(bytes.to_vec())]),
+        l if l.starts_with("#include") => Err(UserDataError::new(field, "#include user-data is not supported; inline the content")),
+        _ => Err(UserDataError::new(
+            field,
+            "unrecognised user-data format: expected Ignition JSON, #cloud-config, \
+             ## template: jinja, a #! script, #cloud-boothook, MIME multipart or gzip",
+        )),
+    }
+}
+
+fn ignition_part(bytes: &[u8], field: &str) -> Result<Part> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| UserDataError::new(field, format!("invalid JSON: {e}")))?;
+    if value.pointer("/ignition/version").is_none() {
+        return Err(UserDataError::new(field, "JSON user-data without ignition.version is not an Ignition config"));
+    }
+    Ok(Part::Ignition(bytes.to_vec()))
+}
+
+fn looks_like_mime(bytes: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_ascii_lowercase();
+    head.starts_with("content-type:") || head.starts_with("mime-version:")
+}
+
+fn split_mime(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Result<Vec<Part>> {
+    let mail = mailparse::parse_mail(bytes)
+        .map_err(|e| UserDataError::new(field, format!("malformed MIME message: {e}")))?;
+    let mut leaves = Vec::new();
+    collect_leaves(&mail, &mut leaves);
+    let mut parts = Vec::new();
+    for (i, leaf) in leaves.into_iter().enumerate() {
+        let pfield = format!("{field} MIME part {}", i + 1);
+        let body = leaf
+            .get_body_raw()
+            .map_err(|e| UserDataError::new(&pfield, format!("undecodable body: {e}")))?;
+        parts.extend(mime_part(&leaf.ctype.mimetype, body, metadata, &pfield, depth)?);
+    }
+    Ok(parts)
+}
+
+fn collect_leaves<'a>(mail: &'a mailparse::ParsedMail<'a>, out: &mut Vec<&'a mailparse::ParsedMail<'a>>) {
+    if mail.subparts.is_empty() {
+        out.push(mail);
+    }
+    for sub in &mail.subparts {
+        collect_leaves(sub, out);
+    }
+}
+
+fn mime_part(mimetype: &str, body: Vec<u8>, metadata: &Value, field: &str, depth: usize) -> Result<Vec<Part>> {
+    let as_text = |body: &[u8]| {
+        String::from_utf8(body.to_vec()).map_err(|_| UserDataError::new(field, "part is not UTF-8 text"))
+    };
+    match mimetype {
+        "text/cloud-config" => Ok(vec![Part::CloudConfig(as_text(&body)?)]),
+        "text/x-shellscript" => Ok(vec![Part::Script(body)]),
+        "text/cloud-boothook" => Ok(vec![Part::Boothook(body)]),
+        "text/jinja2" => {
+            let text = as_text(&body)?;
+            let text = if jinja::is_template(&text) { text } else { format!("{}\n{text}", jinja::HEADER) };
+            split(jinja::render(&text, metadata, field)?.as_bytes(), metadata, field, depth + 1)
+        }
+        "application/vnd.coreos.ignition+json" => Ok(vec![ignition_part(&body, field)?]),
+        "text/plain" | "application/octet-stream" | "application/x-gzip" | "application/gzip" => {
+            split(&body, metadata, field, depth + 1)
+        }
+        other => Err(UserDataError::new(
+            field,
+            format!("MIME type {other} is not supported (text/cloud-config, text/x-shellscript, text/cloud-boothook, text/jinja2)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parts(data: &[u8]) -> Result<Vec<Part>> {
+        split(data, &json!({"local_hostname": "n1"}), "user-data", 0)
+    }
+
+    #[test]
+    fn formats_are_recognised() {
+        assert!(matches!(parts(b"#cloud-config\na: 1\n").unwrap()[..], [Part::CloudConfig(_)]));
+        assert!(matches!(parts(b"#!/bin/sh\necho hi\n").unwrap()[..], [Part::Script(_)]));
+        assert!(matches!(parts(b"#cloud-boothook\necho\n").unwrap()[..], [Part::Boothook(_)]));
+        assert!(matches!(parts(br#" {"ignition":{"version":"3.3.0"}}"#).unwrap()[..], [Part::Ignition(_)]));
+        assert!(parts(b"").unwrap().is_empty());
+        let rendered = parts(b"## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}\n").unwrap();
+        assert_eq!(rendered, vec![Part::CloudConfig("#cloud-config\nhostname: n1\n".into())]);
+    }
+
+    #[test]
+    fn gzip_is_unwrapped() {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"#cloud-config\n{}\n").unwrap();
+        assert!(matches!(parts(&e.finish().unwrap()).unwrap()[..], [Part::CloudConfig(_)]));
+    }
+
+    #[test]
+    fn mime_multipart_parts_keep_their_order() {
+        let mime = "Content-Type: multipart/mixed; boundary=\"XX\"\nMIME-Version: 1.0\n\n\
+--XX\nContent-Type: text/cloud-config; charset=\"us-ascii\"\n\n#cloud-config\nhostname: a\n\
+--XX\nContent-Type: text/x-shellscript\nContent-Transfer-Encoding: base64\n\nIyEvYmluL3NoCmVjaG8gaGkK\n\
+--XX\nContent-Type: text/cloud-config\n\n#cloud-config\nhostname: b\n--XX--\n";
+        let p = parts(mime.as_bytes()).unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1], Part::Script(b"#!/bin/sh\necho hi\n".to_vec()));
+        let err = parts(b"Content-Type: multipart/mixed; boundary=\"X\"\n\n--X\nContent-Type: text/x-include-url\n\nhttp://a\n--X--\n").unwrap_err();
+        assert!(err.to_string().contains("text/x-include-url"), "{err}");
+    }
+
+    #[test]
+    fn unknown_formats_are_clear_errors() {
+        let err = parts(b"hello world").unwrap_err().to_string();
+        assert!(err.starts_with("user-data: unrecognised user-data format"), "{err}");
+        let err = parts(br#"{"a":1}"#).unwrap_err().to_string();
+        assert!(err.contains("not an Ignition config"), "{err}");
+        let err = parts(b"{not json").unwrap_err().to_string();
+        assert!(err.contains("invalid JSON"), "{err}");
+    }
+}
