@@ -135,13 +135,32 @@ impl FileTree {
 /// directory gets the mode before any byte is written, is fsynced and renamed over `path`, and
 /// the directory is fsynced. Missing parent directories are created.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    write_atomic_as(path, contents, mode, None)
+}
+
+/// [`write_atomic`] with an owner `(uid, gid)` set on the temp file before the rename (then the
+/// mode, since a chown clears set-id bits).
+pub fn write_atomic_as(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
     let dir = parent_dir(path);
     create_dirs(&dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{}.tmp-", file_name(path)))
-        .permissions(Permissions::from_mode(mode))
+        .permissions(Permissions::from_mode(mode & 0o777 & !0o022))
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, e))?;
+    if let Some((uid, gid)) = owner {
+        nix::unistd::fchown(
+            tmp.as_file(),
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| Error::io(tmp.path(), e.into()))?;
+    }
     // The umask may have narrowed the mode at creation; set it exactly.
     set_mode(tmp.path(), mode)?;
     tmp.write_all(contents)
@@ -189,7 +208,8 @@ fn fsync_tree_dirs<'a>(root: &Path, rels: impl Iterator<Item = &'a PathBuf>) -> 
     dirs.iter().try_for_each(|d| fsync_dir(d))
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
+/// Fsyncs a directory, making renames and new entries in it durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))

@@ -52,16 +52,15 @@ pub struct CertSpec {
 pub struct Ca {
     cert_der: Vec<u8>,
     key: PrivateKey,
-    not_before: OffsetDateTime,
 }
 
 impl Ca {
     /// Makes a self-signed CA named `common_name`, valid from `now - BACKDATE` for
     /// [`CA_VALIDITY`], with kubeadm's template: CN and a DNS SAN of the same name, key usages
-    /// digitalSignature, keyEncipherment (RSA only), keyCertSign; CA:TRUE.
+    /// digitalSignature, keyEncipherment, keyCertSign; CA:TRUE.
     pub fn generate(common_name: &str, key: PrivateKey, now: OffsetDateTime) -> Result<Self> {
         let now = whole_seconds(now);
-        let mut params = base_params(common_name, &[], &key)?;
+        let mut params = base_params(common_name, &[])?;
         params.not_before = now - BACKDATE;
         params.not_after = now + CA_VALIDITY;
         params.subject_alt_names = vec![dns_san(common_name)?];
@@ -73,7 +72,6 @@ impl Ca {
             .map_err(|e| Error::crypto(format!("signing the {common_name} CA"), e))?;
         Ok(Ca {
             cert_der: cert.der().to_vec(),
-            not_before: params.not_before,
             key,
         })
     }
@@ -103,12 +101,7 @@ impl Ca {
                 cert_path.display()
             )));
         }
-        let not_before = x509.validity().not_before.to_datetime();
-        Ok(Ca {
-            cert_der,
-            key,
-            not_before,
-        })
+        Ok(Ca { cert_der, key })
     }
 
     /// The CA certificate as PEM.
@@ -131,9 +124,10 @@ impl Ca {
         ca_hash(&self.cert_der)
     }
 
-    /// Signs a leaf certificate for `key` as kubeadm's `NewSignedCert` does: NotBefore is the
-    /// CA's NotBefore, NotAfter is `now + validity`, key usages digitalSignature and
-    /// keyEncipherment (RSA only), CA:FALSE, the spec's EKUs and SANs. Returns the PEM.
+    /// Signs a leaf certificate for `key` as kubeadm (1.31+) does: NotBefore `now - BACKDATE`,
+    /// NotAfter `now + validity`, key usages digitalSignature and keyEncipherment, CA:FALSE,
+    /// the spec's EKUs, DNS SANs sorted and deduplicated, IP SANs deduplicated in order
+    /// (`RemoveDuplicateAltNames`). Returns the PEM.
     pub fn issue(
         &self,
         spec: &CertSpec,
@@ -141,8 +135,8 @@ impl Ca {
         now: OffsetDateTime,
         validity: Duration,
     ) -> Result<String> {
-        let mut params = base_params(&spec.common_name, &spec.organizations, key)?;
-        params.not_before = self.not_before;
+        let mut params = base_params(&spec.common_name, &spec.organizations)?;
+        params.not_before = whole_seconds(now) - BACKDATE;
         params.not_after = whole_seconds(now) + validity;
         params.subject_alt_names = spec_sans(spec)?;
         params.extended_key_usages = spec
@@ -196,7 +190,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
 
-fn base_params(cn: &str, orgs: &[String], key: &PrivateKey) -> Result<CertificateParams> {
+fn base_params(cn: &str, orgs: &[String]) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     // Go's pkix.Name puts O before CN.
@@ -206,17 +200,19 @@ fn base_params(cn: &str, orgs: &[String], key: &PrivateKey) -> Result<Certificat
     dn.push(DnType::CommonName, cn);
     params.distinguished_name = dn;
     params.serial_number = Some(random_serial()?);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    // Go's x509 (and so kubeadm since 1.31) sets keyEncipherment only for RSA keys.
-    if key.key_type().name().starts_with("rsa") {
-        params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
-    }
+    // kubeadm (through 1.34) sets keyEncipherment for every key type, ECDSA included.
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     Ok(params)
 }
 
 fn spec_sans(spec: &CertSpec) -> Result<Vec<SanType>> {
+    let mut dns_names = spec.dns_names.clone();
+    dns_names.sort();
     let mut sans = Vec::new();
-    for name in &spec.dns_names {
+    for name in &dns_names {
         let san = dns_san(name)?;
         if !sans.contains(&san) {
             sans.push(san);
