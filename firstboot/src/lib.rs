@@ -1,5 +1,6 @@
 //! kiln-firstboot as a library: the engines behind the node agent's commands, so tests,
 //! benchmarks and fuzz targets can drive them directly.
 
+pub mod apply;
 pub mod plan;
 pub mod userdata;

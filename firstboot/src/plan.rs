@@ -273,21 +273,38 @@ impl fmt::Display for Plan {
     /// The `--dry-run` listing: paths, modes, sizes, names; never contents.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for g in &self.groups {
-            writeln!(f, "group     {}{}", g.name, g.gid.map(|id| format!(" gid={id}")).unwrap_or_default())?;
+            writeln!(
+                f,
+                "group     {}{}",
+                g.name,
+                g.gid.map(|id| format!(" gid={id}")).unwrap_or_default()
+            )?;
         }
         for u in &self.users {
-            writeln!(f, "user      {} keys={} groups={}", u.name, u.ssh_authorized_keys.len(), u.groups.join(","))?;
+            writeln!(
+                f,
+                "user      {} keys={} groups={}",
+                u.name,
+                u.ssh_authorized_keys.len(),
+                u.groups.join(",")
+            )?;
         }
         for n in &self.nodes {
             match n {
-                Node::Directory(d) => writeln!(f, "directory {} {}", d.path.display(), mode_text(d.mode))?,
+                Node::Directory(d) => {
+                    writeln!(f, "directory {} {}", d.path.display(), mode_text(d.mode))?
+                }
                 Node::File(x) => writeln!(
                     f,
                     "file      {} {} {} bytes{}",
                     x.path.display(),
                     mode_text(x.mode),
                     x.contents.as_ref().map_or(0, Vec::len),
-                    if x.append.is_empty() { String::new() } else { format!(" +{} appended", x.append.len()) }
+                    if x.append.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" +{} appended", x.append.len())
+                    }
                 )?,
                 Node::Link(l) => writeln!(
                     f,
@@ -305,7 +322,13 @@ impl fmt::Display for Plan {
                 (false, Some(false)) => "disabled",
                 (false, None) => "",
             };
-            writeln!(f, "unit      {} {} dropins={}", u.name, state, u.dropins.len())?;
+            writeln!(
+                f,
+                "unit      {} {} dropins={}",
+                u.name,
+                state,
+                u.dropins.len()
+            )?;
         }
         if let Some(h) = &self.hostname {
             writeln!(f, "hostname  {h}")?;

@@ -1,6 +1,8 @@
 //! The `kiln-firstboot` command line: one module per subcommand, each an options struct with
 //! `run`.
 
+mod apply;
+
 use clap::{Parser, Subcommand};
 
 /// Runs once on a node's first boot: finds the user-data, applies Ignition or cloud-config,
@@ -13,12 +15,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Apply user-data (Ignition or cloud-config) to a root directory, all or nothing.
+    Apply(apply::ApplyArgs),
+}
 
 impl Cli {
     /// Runs the chosen command.
     pub fn run(self) -> anyhow::Result<()> {
-        match self.command {}
+        match self.command {
+            Command::Apply(args) => args.run(),
+        }
     }
 }
 

@@ -38,7 +38,10 @@ pub struct Inputs<'a> {
 /// Compiles user-data bytes (any supported format) into a plan.
 pub fn compile(bytes: &[u8], inputs: &Inputs<'_>) -> Result<Plan> {
     let parts = split(bytes, inputs.metadata, "user-data", 0)?;
-    let ignition_parts = parts.iter().filter(|p| matches!(p, Part::Ignition(_))).count();
+    let ignition_parts = parts
+        .iter()
+        .filter(|p| matches!(p, Part::Ignition(_)))
+        .count();
     if ignition_parts > 0 && ignition_parts != parts.len() || ignition_parts > 1 {
         return Err(UserDataError::new(
             "user-data",
@@ -84,12 +87,18 @@ fn script(phase: Phase, body: Vec<u8>, origin: &str) -> Command {
 /// Splits user-data into parts, unwrapping gzip and MIME and rendering jinja templates.
 pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Result<Vec<Part>> {
     if depth > 8 {
-        return Err(UserDataError::new(field, "user-data nests gzip/MIME/templates too deeply"));
+        return Err(UserDataError::new(
+            field,
+            "user-data nests gzip/MIME/templates too deeply",
+        ));
     }
     if bytes.starts_with(&[0x1f, 0x8b]) {
         return split(&gunzip(bytes, field)?, metadata, field, depth + 1);
     }
-    let text_start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let text_start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
     let trimmed = &bytes[text_start..];
     if trimmed.is_empty() {
         return Ok(vec![]);
@@ -100,8 +109,12 @@ pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resul
     if looks_like_mime(trimmed) {
         return split_mime(bytes, metadata, field, depth);
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| UserDataError::new(field, "not UTF-8 text, gzip or MIME; cannot tell the format"))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        UserDataError::new(
+            field,
+            "not UTF-8 text, gzip or MIME; cannot tell the format",
+        )
+    })?;
     if jinja::is_template(text) {
         let rendered = jinja::render(text, metadata, field)?;
         return split(rendered.as_bytes(), metadata, field, depth + 1);
@@ -111,7 +124,10 @@ pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resul
         l if l.starts_with("#cloud-config") => Ok(vec![Part::CloudConfig(text.to_owned())]),
         l if l.starts_with("#cloud-boothook") => Ok(vec![Part::Boothook(bytes.to_vec())]),
         l if l.starts_with("#!") => Ok(vec![Part::Script(bytes.to_vec())]),
-        l if l.starts_with("#include") => Err(UserDataError::new(field, "#include user-data is not supported; inline the content")),
+        l if l.starts_with("#include") => Err(UserDataError::new(
+            field,
+            "#include user-data is not supported; inline the content",
+        )),
         _ => Err(UserDataError::new(
             field,
             "unrecognised user-data format: expected Ignition JSON, #cloud-config, \
@@ -124,7 +140,10 @@ fn ignition_part(bytes: &[u8], field: &str) -> Result<Part> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| UserDataError::new(field, format!("invalid JSON: {e}")))?;
     if value.pointer("/ignition/version").is_none() {
-        return Err(UserDataError::new(field, "JSON user-data without ignition.version is not an Ignition config"));
+        return Err(UserDataError::new(
+            field,
+            "JSON user-data without ignition.version is not an Ignition config",
+        ));
     }
     Ok(Part::Ignition(bytes.to_vec()))
 }
@@ -145,12 +164,21 @@ fn split_mime(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resu
         let body = leaf
             .get_body_raw()
             .map_err(|e| UserDataError::new(&pfield, format!("undecodable body: {e}")))?;
-        parts.extend(mime_part(&leaf.ctype.mimetype, body, metadata, &pfield, depth)?);
+        parts.extend(mime_part(
+            &leaf.ctype.mimetype,
+            body,
+            metadata,
+            &pfield,
+            depth,
+        )?);
     }
     Ok(parts)
 }
 
-fn collect_leaves<'a>(mail: &'a mailparse::ParsedMail<'a>, out: &mut Vec<&'a mailparse::ParsedMail<'a>>) {
+fn collect_leaves<'a>(
+    mail: &'a mailparse::ParsedMail<'a>,
+    out: &mut Vec<&'a mailparse::ParsedMail<'a>>,
+) {
     if mail.subparts.is_empty() {
         out.push(mail);
     }
@@ -159,9 +187,16 @@ fn collect_leaves<'a>(mail: &'a mailparse::ParsedMail<'a>, out: &mut Vec<&'a mai
     }
 }
 
-fn mime_part(mimetype: &str, body: Vec<u8>, metadata: &Value, field: &str, depth: usize) -> Result<Vec<Part>> {
+fn mime_part(
+    mimetype: &str,
+    body: Vec<u8>,
+    metadata: &Value,
+    field: &str,
+    depth: usize,
+) -> Result<Vec<Part>> {
     let as_text = |body: &[u8]| {
-        String::from_utf8(body.to_vec()).map_err(|_| UserDataError::new(field, "part is not UTF-8 text"))
+        String::from_utf8(body.to_vec())
+            .map_err(|_| UserDataError::new(field, "part is not UTF-8 text"))
     };
     match mimetype {
         "text/cloud-config" => Ok(vec![Part::CloudConfig(as_text(&body)?)]),
@@ -194,13 +229,30 @@ mod tests {
 
     #[test]
     fn formats_are_recognised() {
-        assert!(matches!(parts(b"#cloud-config\na: 1\n").unwrap()[..], [Part::CloudConfig(_)]));
-        assert!(matches!(parts(b"#!/bin/sh\necho hi\n").unwrap()[..], [Part::Script(_)]));
-        assert!(matches!(parts(b"#cloud-boothook\necho\n").unwrap()[..], [Part::Boothook(_)]));
-        assert!(matches!(parts(br#" {"ignition":{"version":"3.3.0"}}"#).unwrap()[..], [Part::Ignition(_)]));
+        assert!(matches!(
+            parts(b"#cloud-config\na: 1\n").unwrap()[..],
+            [Part::CloudConfig(_)]
+        ));
+        assert!(matches!(
+            parts(b"#!/bin/sh\necho hi\n").unwrap()[..],
+            [Part::Script(_)]
+        ));
+        assert!(matches!(
+            parts(b"#cloud-boothook\necho\n").unwrap()[..],
+            [Part::Boothook(_)]
+        ));
+        assert!(matches!(
+            parts(br#" {"ignition":{"version":"3.3.0"}}"#).unwrap()[..],
+            [Part::Ignition(_)]
+        ));
         assert!(parts(b"").unwrap().is_empty());
-        let rendered = parts(b"## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}\n").unwrap();
-        assert_eq!(rendered, vec![Part::CloudConfig("#cloud-config\nhostname: n1\n".into())]);
+        let rendered =
+            parts(b"## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}\n")
+                .unwrap();
+        assert_eq!(
+            rendered,
+            vec![Part::CloudConfig("#cloud-config\nhostname: n1\n".into())]
+        );
     }
 
     #[test]
@@ -208,7 +260,10 @@ mod tests {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(b"#cloud-config\n{}\n").unwrap();
-        assert!(matches!(parts(&e.finish().unwrap()).unwrap()[..], [Part::CloudConfig(_)]));
+        assert!(matches!(
+            parts(&e.finish().unwrap()).unwrap()[..],
+            [Part::CloudConfig(_)]
+        ));
     }
 
     #[test]
@@ -227,7 +282,10 @@ mod tests {
     #[test]
     fn unknown_formats_are_clear_errors() {
         let err = parts(b"hello world").unwrap_err().to_string();
-        assert!(err.starts_with("user-data: unrecognised user-data format"), "{err}");
+        assert!(
+            err.starts_with("user-data: unrecognised user-data format"),
+            "{err}"
+        );
         let err = parts(br#"{"a":1}"#).unwrap_err().to_string();
         assert!(err.contains("not an Ignition config"), "{err}");
         let err = parts(b"{not json").unwrap_err().to_string();

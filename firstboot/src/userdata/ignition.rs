@@ -39,17 +39,27 @@ pub fn plan(bytes: &[u8], fetcher: &dyn Fetcher) -> Result<Plan> {
 
 /// Parses and validates one config and resolves its merge/replace references, returning it as
 /// spec-3.6 JSON (without `ignition.config`) and the unused-key warnings.
-fn load(bytes: &[u8], fetcher: &dyn Fetcher, field: &str, depth: usize) -> Result<(Value, Vec<String>)> {
+fn load(
+    bytes: &[u8],
+    fetcher: &dyn Fetcher,
+    field: &str,
+    depth: usize,
+) -> Result<(Value, Vec<String>)> {
     if depth > MAX_CONFIG_DEPTH {
-        return Err(UserDataError::new(field, "ignition.config merge/replace nests too deeply"));
+        return Err(UserDataError::new(
+            field,
+            "ignition.config merge/replace nests too deeply",
+        ));
     }
     check_major_version(bytes, field)?;
-    let (parsed, unused) = ignition_config::Config::parse_slice(bytes).map_err(|e| parse_error(e, field))?;
+    let (parsed, unused) =
+        ignition_config::Config::parse_slice(bytes).map_err(|e| parse_error(e, field))?;
     let mut warnings: Vec<String> = unused
         .into_iter()
         .map(|w| format!("{field}: Ignition config: {w} (ignored, as Ignition does)"))
         .collect();
-    let mut config = serde_json::to_value(&parsed).map_err(|e| UserDataError::new(field, e.to_string()))?;
+    let mut config =
+        serde_json::to_value(&parsed).map_err(|e| UserDataError::new(field, e.to_string()))?;
     config["ignition"]["version"] = Value::from("3.6.0");
     let references = take_config_references(&mut config);
     if let Some(replace) = references.replace {
@@ -75,7 +85,12 @@ fn child_field(parent: &str, path: &str) -> String {
     }
 }
 
-fn load_reference(res: &spec::Resource, fetcher: &dyn Fetcher, field: &str, depth: usize) -> Result<(Value, Vec<String>)> {
+fn load_reference(
+    res: &spec::Resource,
+    fetcher: &dyn Fetcher,
+    field: &str,
+    depth: usize,
+) -> Result<(Value, Vec<String>)> {
     let bytes = resolve(resource_ref(res, field)?, fetcher, field)?;
     load(&bytes, fetcher, field, depth + 1)
 }
@@ -87,11 +102,18 @@ struct References {
 
 /// Removes `ignition.config` from the JSON and returns its references.
 fn take_config_references(config: &mut Value) -> References {
-    let section = config["ignition"].as_object_mut().and_then(|i| i.remove("config"));
+    let section = config["ignition"]
+        .as_object_mut()
+        .and_then(|i| i.remove("config"));
     let parsed: Option<spec::IgnitionConfig> = section.and_then(|s| serde_json::from_value(s).ok());
     References {
-        merge: parsed.as_ref().and_then(|c| c.merge.clone()).unwrap_or_default(),
-        replace: parsed.and_then(|c| c.replace).filter(|r| r.source.is_some()),
+        merge: parsed
+            .as_ref()
+            .and_then(|c| c.merge.clone())
+            .unwrap_or_default(),
+        replace: parsed
+            .and_then(|c| c.replace)
+            .filter(|r| r.source.is_some()),
     }
 }
 
@@ -123,15 +145,25 @@ fn parse_error(err: ignition_config::Error, field: &str) -> UserDataError {
 
 fn reject_unsupported(config: &Value) -> Result<()> {
     for (section, key) in UNSUPPORTED {
-        let value = if section.is_empty() { &config[key] } else { &config[section][key] };
+        let value = if section.is_empty() {
+            &config[key]
+        } else {
+            &config[section][key]
+        };
         let present = match value {
             Value::Null => false,
             Value::Array(a) => !a.is_empty(),
-            Value::Object(o) => o.values().any(|v| !v.is_null() && v != &Value::Array(vec![])),
+            Value::Object(o) => o
+                .values()
+                .any(|v| !v.is_null() && v != &Value::Array(vec![])),
             _ => true,
         };
         if present {
-            let name = if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") };
+            let name = if section.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{section}.{key}")
+            };
             return Err(UserDataError::new(
                 name,
                 "kiln does not partition disks, create filesystems, RAID, LUKS or change kernel arguments; \
@@ -154,10 +186,12 @@ fn compile(config: &spec::Config, fetcher: &dyn Fetcher) -> Result<Plan> {
     }
     if let Some(storage) = &config.storage {
         for (i, d) in storage.directories.iter().flatten().enumerate() {
-            plan.nodes.push(directory(d, &format!("storage.directories[{i}]"))?);
+            plan.nodes
+                .push(directory(d, &format!("storage.directories[{i}]"))?);
         }
         for (i, f) in storage.files.iter().flatten().enumerate() {
-            plan.nodes.push(file(f, fetcher, &format!("storage.files[{i}]"))?);
+            plan.nodes
+                .push(file(f, fetcher, &format!("storage.files[{i}]"))?);
         }
         for (i, l) in storage.links.iter().flatten().enumerate() {
             plan.nodes.push(link(l, &format!("storage.links[{i}]"))?);
@@ -191,7 +225,10 @@ fn file(f: &spec::File, fetcher: &dyn Fetcher, field: &str) -> Result<Node> {
         (false, false) => Existing::Keep,
     };
     if existing == Existing::Overwrite && contents.is_none() {
-        return Err(UserDataError::new(format!("{field}.overwrite"), "overwrite needs contents.source"));
+        return Err(UserDataError::new(
+            format!("{field}.overwrite"),
+            "overwrite needs contents.source",
+        ));
     }
     Ok(Node::File(plan::File {
         path,
@@ -254,7 +291,10 @@ fn unit(u: &spec::Unit, field: &str) -> Result<plan::Unit> {
 
 fn group(g: &spec::Group, field: &str) -> Result<plan::Group> {
     if g.should_exist == Some(false) {
-        return Err(UserDataError::new(format!("{field}.shouldExist"), "deleting groups is not supported"));
+        return Err(UserDataError::new(
+            format!("{field}.shouldExist"),
+            "deleting groups is not supported",
+        ));
     }
     Ok(plan::Group {
         name: g.name.clone(),
@@ -267,7 +307,10 @@ fn group(g: &spec::Group, field: &str) -> Result<plan::Group> {
 
 fn user(u: &spec::User, field: &str) -> Result<plan::User> {
     if u.should_exist == Some(false) {
-        return Err(UserDataError::new(format!("{field}.shouldExist"), "deleting users is not supported"));
+        return Err(UserDataError::new(
+            format!("{field}.shouldExist"),
+            "deleting users is not supported",
+        ));
     }
     Ok(plan::User {
         name: u.name.clone(),
@@ -299,25 +342,43 @@ fn resource_ref<'a>(res: &'a spec::Resource, field: &str) -> Result<ResourceRef<
     })
 }
 
-fn owner(user: Option<&spec::NodeUser>, group: Option<&spec::NodeGroup>, field: &str) -> Result<Owner> {
-    let principal = |id: Option<i64>, name: Option<&String>, f: &str| -> Result<Option<Principal>> {
-        Ok(match (id, name) {
-            (Some(id), _) => Some(Principal::Id(
-                u32::try_from(id).map_err(|_| UserDataError::new(f, format!("{id} is not a valid id")))?,
-            )),
-            (None, Some(n)) if !n.is_empty() => Some(Principal::Name(n.clone())),
-            _ => None,
-        })
-    };
+fn owner(
+    user: Option<&spec::NodeUser>,
+    group: Option<&spec::NodeGroup>,
+    field: &str,
+) -> Result<Owner> {
+    let principal =
+        |id: Option<i64>, name: Option<&String>, f: &str| -> Result<Option<Principal>> {
+            Ok(match (id, name) {
+                (Some(id), _) => {
+                    Some(Principal::Id(u32::try_from(id).map_err(|_| {
+                        UserDataError::new(f, format!("{id} is not a valid id"))
+                    })?))
+                }
+                (None, Some(n)) if !n.is_empty() => Some(Principal::Name(n.clone())),
+                _ => None,
+            })
+        };
     Ok(Owner {
-        user: principal(user.and_then(|u| u.id), user.and_then(|u| u.name.as_ref()), &format!("{field}.user"))?,
-        group: principal(group.and_then(|g| g.id), group.and_then(|g| g.name.as_ref()), &format!("{field}.group"))?,
+        user: principal(
+            user.and_then(|u| u.id),
+            user.and_then(|u| u.name.as_ref()),
+            &format!("{field}.user"),
+        )?,
+        group: principal(
+            group.and_then(|g| g.id),
+            group.and_then(|g| g.name.as_ref()),
+            &format!("{field}.group"),
+        )?,
     })
 }
 
 fn id(value: Option<i64>, field: &str) -> Result<Option<u32>> {
     value
-        .map(|v| u32::try_from(v).map_err(|_| UserDataError::new(field, format!("{v} is not a valid id"))))
+        .map(|v| {
+            u32::try_from(v)
+                .map_err(|_| UserDataError::new(field, format!("{v} is not a valid id")))
+        })
         .transpose()
 }
 
@@ -325,7 +386,10 @@ fn mode(value: Option<i64>, field: &str) -> Result<Option<u32>> {
     match value {
         None => Ok(None),
         Some(m) if (0..=0o7777).contains(&m) => Ok(Some(m as u32)),
-        Some(m) => Err(UserDataError::new(field, format!("{m} is not a file mode (decimal, e.g. 420 for 0644)"))),
+        Some(m) => Err(UserDataError::new(
+            field,
+            format!("{m} is not a file mode (decimal, e.g. 420 for 0644)"),
+        )),
     }
 }
 
@@ -333,17 +397,29 @@ fn mode(value: Option<i64>, field: &str) -> Result<Option<u32>> {
 pub fn absolute_path(text: &str, field: &str) -> Result<PathBuf> {
     let path = Path::new(text);
     if !path.is_absolute() {
-        return Err(UserDataError::new(field, format!("{text:?} is not an absolute path")));
+        return Err(UserDataError::new(
+            field,
+            format!("{text:?} is not an absolute path"),
+        ));
     }
-    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
-        return Err(UserDataError::new(field, format!("{text:?} contains . or .. components")));
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(UserDataError::new(
+            field,
+            format!("{text:?} contains . or .. components"),
+        ));
     }
     Ok(path.components().collect())
 }
 
 fn check_unit_name(name: &str, field: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(UserDataError::new(field, format!("{name:?} is not a unit or drop-in file name")));
+        return Err(UserDataError::new(
+            field,
+            format!("{name:?} is not a unit or drop-in file name"),
+        ));
     }
     Ok(())
 }
@@ -366,8 +442,13 @@ mod tests {
           "systemd":{"units":[{"name":"x.service","enabled":true,"contents":"[Unit]\n"}]},
           "passwd":{"users":[{"name":"core","sshAuthorizedKeys":["ssh-ed25519 AAAA k"]}]}}"#).unwrap();
         assert_eq!(p.nodes.len(), 4);
-        let Node::File(f) = &p.nodes[1] else { panic!("{:?}", p.nodes) };
-        assert_eq!((f.contents.as_deref(), f.mode, f.existing), (Some(&b"x"[..]), Some(0o600), Existing::Refuse));
+        let Node::File(f) = &p.nodes[1] else {
+            panic!("{:?}", p.nodes)
+        };
+        assert_eq!(
+            (f.contents.as_deref(), f.mode, f.existing),
+            (Some(&b"x"[..]), Some(0o600), Existing::Refuse)
+        );
         assert_eq!(f.owner.user, Some(Principal::Name("core".into())));
         assert_eq!(p.units[0].enabled, Some(true));
         assert_eq!(p.users[0].ssh_authorized_keys.len(), 1);
@@ -375,17 +456,33 @@ mod tests {
 
     #[test]
     fn old_and_unknown_versions_are_rejected_with_advice() {
-        let err = plan_of(r#"{"ignition":{"version":"2.3.0"}}"#).unwrap_err().to_string();
-        assert!(err.starts_with("ignition.version: ") && err.contains("translate"), "{err}");
-        let err = plan_of(r#"{"ignition":{"version":"3.99.0"}}"#).unwrap_err().to_string();
-        assert!(err.contains("unsupported Ignition spec version 3.99.0"), "{err}");
+        let err = plan_of(r#"{"ignition":{"version":"2.3.0"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("ignition.version: ") && err.contains("translate"),
+            "{err}"
+        );
+        let err = plan_of(r#"{"ignition":{"version":"3.99.0"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unsupported Ignition spec version 3.99.0"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unsupported_sections_are_named() {
-        let err = plan_of(r#"{"ignition":{"version":"3.3.0"},"storage":{"disks":[{"device":"/dev/vda"}]}}"#).unwrap_err();
+        let err = plan_of(
+            r#"{"ignition":{"version":"3.3.0"},"storage":{"disks":[{"device":"/dev/vda"}]}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.field, "storage.disks");
-        let err = plan_of(r#"{"ignition":{"version":"3.3.0"},"kernelArguments":{"shouldExist":["quiet"]}}"#).unwrap_err();
+        let err = plan_of(
+            r#"{"ignition":{"version":"3.3.0"},"kernelArguments":{"shouldExist":["quiet"]}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.field, "kernelArguments");
     }
 
@@ -393,7 +490,9 @@ mod tests {
     fn bad_paths_and_sources_name_the_field() {
         let err = plan_of(r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/ok"},{"path":"rel"}]}}"#).unwrap_err();
         assert_eq!(err.field, "storage.files[1].path");
-        let err = plan_of(r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a/../b"}]}}"#).unwrap_err();
+        let err =
+            plan_of(r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a/../b"}]}}"#)
+                .unwrap_err();
         assert_eq!(err.field, "storage.files[0].path");
         let err = plan_of(r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a","contents":{"source":"data:;base64,%%%"}}]}}"#).unwrap_err();
         assert_eq!(err.field, "storage.files[0].contents.source");
@@ -403,13 +502,21 @@ mod tests {
     fn merge_and_replace_resolve_data_urls() {
         let child = r#"{"ignition":{"version":"3.0.0"},"storage":{"files":[{"path":"/etc/a","mode":384}]}}"#;
         let url = format!("data:,{}", child.replace('%', "%25").replace('#', "%23"));
-        let merge = format!(r#"{{"ignition":{{"version":"3.3.0","config":{{"merge":[{{"source":"{}"}}]}}}},
-            "storage":{{"files":[{{"path":"/etc/a","contents":{{"source":"data:,parent"}}}},{{"path":"/etc/b"}}]}}}}"#, url.replace('"', "\\\""));
+        let merge = format!(
+            r#"{{"ignition":{{"version":"3.3.0","config":{{"merge":[{{"source":"{}"}}]}}}},
+            "storage":{{"files":[{{"path":"/etc/a","contents":{{"source":"data:,parent"}}}},{{"path":"/etc/b"}}]}}}}"#,
+            url.replace('"', "\\\"")
+        );
         let p = plan_of(&merge).unwrap();
         assert_eq!(p.nodes.len(), 2);
         let Node::File(a) = &p.nodes[0] else { panic!() };
-        assert_eq!((a.contents.as_deref(), a.mode), (Some(&b"parent"[..]), Some(0o600)));
-        let replace = merge.replace("\"merge\":[", "\"replace\":").replace("}]}},", "}}},");
+        assert_eq!(
+            (a.contents.as_deref(), a.mode),
+            (Some(&b"parent"[..]), Some(0o600))
+        );
+        let replace = merge
+            .replace("\"merge\":[", "\"replace\":")
+            .replace("}]}},", "}}},");
         let p = plan_of(&replace).unwrap();
         assert_eq!(p.nodes.len(), 1);
     }

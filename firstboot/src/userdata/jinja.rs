@@ -52,14 +52,20 @@ pub fn render(text: &str, metadata: &Value, field: &str) -> Result<String> {
 pub fn instance_data(metadata: &Value) -> Value {
     let mut v1 = Map::new();
     for key in V1_KEYS {
-        v1.insert(key.to_owned(), metadata.get(key).cloned().unwrap_or(Value::Null));
+        v1.insert(
+            key.to_owned(),
+            metadata.get(key).cloned().unwrap_or(Value::Null),
+        );
     }
     let mut root = Map::new();
     for (k, v) in &v1 {
         root.insert(k.clone(), v.clone());
     }
     root.insert("v1".into(), Value::Object(v1));
-    let meta_data = metadata.get("meta_data").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+    let meta_data = metadata
+        .get("meta_data")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
     root.insert("ds".into(), serde_json::json!({ "meta_data": meta_data }));
     with_underscore_aliases(Value::Object(root))
 }
@@ -77,7 +83,9 @@ fn with_underscore_aliases(value: Value) -> Value {
             }
             Value::Object(out)
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(with_underscore_aliases).collect()),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(with_underscore_aliases).collect())
+        }
         other => other,
     }
 }
@@ -99,7 +107,13 @@ mod tests {
 
     #[test]
     fn undefined_variables_are_errors_that_name_them() {
-        let err = render("## template: jinja\n{{ ds.meta_data.nope }}", &json!({}), "part 1").unwrap_err().to_string();
+        let err = render(
+            "## template: jinja\n{{ ds.meta_data.nope }}",
+            &json!({}),
+            "part 1",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("part 1: jinja template"), "{err}");
     }
 

@@ -13,7 +13,9 @@ use serde_json::Value;
 fn ignition_list_key(path: &str) -> Option<&'static str> {
     match path {
         "storage.files" | "storage.directories" | "storage.links" => Some("path"),
-        "systemd.units" | "systemd.units.dropins" | "passwd.users" | "passwd.groups" => Some("name"),
+        "systemd.units" | "systemd.units.dropins" | "passwd.users" | "passwd.groups" => {
+            Some("name")
+        }
         _ => None,
     }
 }
@@ -28,7 +30,11 @@ fn merge_at(parent: &mut Value, child: Value, path: &str) {
         (_, Value::Null) => {}
         (Value::Object(p), Value::Object(c)) => {
             for (key, value) in c {
-                let sub = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 let slot = p.entry(key).or_insert(Value::Null);
                 if slot.is_null() {
                     *slot = value;
@@ -90,19 +96,34 @@ mod tests {
             "systemd":{"units":[{"name":"x.service","dropins":[{"name":"a.conf","contents":"2"},{"name":"b.conf"}]}]},
             "passwd":{"users":[{"name":"core","sshAuthorizedKeys":["k1","k2"]}]}});
         merge_ignition(&mut parent, child);
-        assert_eq!(parent["storage"]["files"][0], json!({"path":"/a","mode":384,"contents":{"source":"data:,p"}}));
+        assert_eq!(
+            parent["storage"]["files"][0],
+            json!({"path":"/a","mode":384,"contents":{"source":"data:,p"}})
+        );
         assert_eq!(parent["storage"]["files"][1]["path"], "/b");
         assert_eq!(parent["systemd"]["units"][0]["dropins"][0]["contents"], "2");
-        assert_eq!(parent["systemd"]["units"][0]["dropins"].as_array().unwrap().len(), 2);
-        assert_eq!(parent["passwd"]["users"][0]["sshAuthorizedKeys"], json!(["k1", "k2"]));
+        assert_eq!(
+            parent["systemd"]["units"][0]["dropins"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            parent["passwd"]["users"][0]["sshAuthorizedKeys"],
+            json!(["k1", "k2"])
+        );
     }
 
     #[test]
     fn cloud_config_mappings_merge_and_lists_replace() {
-        let mut parent: serde_yaml_ng::Value = serde_yaml_ng::from_str("a: {x: 1, y: 2}\nruncmd: [one]\n").unwrap();
-        let child: serde_yaml_ng::Value = serde_yaml_ng::from_str("a: {y: 3}\nruncmd: [two]\nb: 1\n").unwrap();
+        let mut parent: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str("a: {x: 1, y: 2}\nruncmd: [one]\n").unwrap();
+        let child: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str("a: {y: 3}\nruncmd: [two]\nb: 1\n").unwrap();
         merge_cloud_config(&mut parent, child);
-        let expected: serde_yaml_ng::Value = serde_yaml_ng::from_str("a: {x: 1, y: 3}\nruncmd: [two]\nb: 1\n").unwrap();
+        let expected: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str("a: {x: 1, y: 3}\nruncmd: [two]\nb: 1\n").unwrap();
         assert_eq!(parent, expected);
     }
 }

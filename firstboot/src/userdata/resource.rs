@@ -84,7 +84,10 @@ pub fn gunzip(data: &[u8], field: &str) -> Result<Vec<u8>> {
         .read_to_end(&mut out)
         .map_err(|e| UserDataError::new(field, format!("invalid gzip data ({e})")))?;
     if out.len() as u64 > MAX_RESOURCE_BYTES {
-        return Err(UserDataError::new(field, "decompressed data is larger than 256 MiB"));
+        return Err(UserDataError::new(
+            field,
+            "decompressed data is larger than 256 MiB",
+        ));
     }
     Ok(out)
 }
@@ -92,7 +95,10 @@ pub fn gunzip(data: &[u8], field: &str) -> Result<Vec<u8>> {
 /// Checks `sha256-<hex>` / `sha512-<hex>` against `data`.
 pub fn verify_hash(data: &[u8], expected: &str, field: &str) -> Result<()> {
     let (algorithm, hex_value) = expected.split_once('-').ok_or_else(|| {
-        UserDataError::new(field, format!("{expected:?} is not TYPE-HEX (sha256-... or sha512-...)"))
+        UserDataError::new(
+            field,
+            format!("{expected:?} is not TYPE-HEX (sha256-... or sha512-...)"),
+        )
     })?;
     let alg = match algorithm {
         "sha256" => &digest::SHA256,
@@ -127,10 +133,18 @@ mod tests {
 
     #[test]
     fn data_urls_plain_and_base64() {
-        assert_eq!(decode_data_url("data:,hello%20world", "f").unwrap(), b"hello world");
+        assert_eq!(
+            decode_data_url("data:,hello%20world", "f").unwrap(),
+            b"hello world"
+        );
         assert_eq!(decode_data_url("data:;base64,aGk=", "f").unwrap(), b"hi");
-        assert_eq!(decode_data_url("data:text/plain;charset=utf-8;base64,aGk=", "f").unwrap(), b"hi");
-        let err = decode_data_url("data:;base64,!!!", "x.source").unwrap_err().to_string();
+        assert_eq!(
+            decode_data_url("data:text/plain;charset=utf-8;base64,aGk=", "f").unwrap(),
+            b"hi"
+        );
+        let err = decode_data_url("data:;base64,!!!", "x.source")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("x.source: "), "{err}");
     }
 
@@ -140,18 +154,41 @@ mod tests {
         let url = format!("data:;base64,{}", BASE64_STANDARD.encode(gz(b"payload")));
         let sha = hex::encode(digest::digest(&digest::SHA512, b"payload"));
         let hash = format!("sha512-{sha}");
-        let res = ResourceRef { source: &url, compression: Some("gzip"), hash: Some(&hash) };
+        let res = ResourceRef {
+            source: &url,
+            compression: Some("gzip"),
+            hash: Some(&hash),
+        };
         assert_eq!(resolve(res, &NoNetwork, "f").unwrap(), b"payload");
-        let bad = ResourceRef { hash: Some("sha512-00"), ..res };
-        let err = resolve(bad, &NoNetwork, "storage.files[0].contents").unwrap_err().to_string();
-        assert!(err.starts_with("storage.files[0].contents.verification.hash: hash mismatch"), "{err}");
-        let not_gz = ResourceRef { source: "data:,plain", compression: Some("gzip"), hash: None };
-        assert!(resolve(not_gz, &NoNetwork, "f").unwrap_err().to_string().contains("invalid gzip"));
+        let bad = ResourceRef {
+            hash: Some("sha512-00"),
+            ..res
+        };
+        let err = resolve(bad, &NoNetwork, "storage.files[0].contents")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("storage.files[0].contents.verification.hash: hash mismatch"),
+            "{err}"
+        );
+        let not_gz = ResourceRef {
+            source: "data:,plain",
+            compression: Some("gzip"),
+            hash: None,
+        };
+        assert!(resolve(not_gz, &NoNetwork, "f")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid gzip"));
     }
 
     #[test]
     fn remote_sources_need_a_fetcher() {
-        let res = ResourceRef { source: "https://example.invalid/x", compression: None, hash: None };
+        let res = ResourceRef {
+            source: "https://example.invalid/x",
+            compression: None,
+            hash: None,
+        };
         let err = resolve(res, &NoNetwork, "f").unwrap_err().to_string();
         assert!(err.starts_with("f.source: cannot fetch https"), "{err}");
     }

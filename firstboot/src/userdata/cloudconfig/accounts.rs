@@ -19,14 +19,22 @@ const IGNORED_USER_KEYS: [&str; 7] = [
 ];
 
 /// Compiles `groups`, `users` and `ssh_authorized_keys` into `plan`.
-pub fn compile(groups: Option<&Value>, users: Option<&Value>, keys: Option<&Value>, plan: &mut Plan) -> Result<()> {
+pub fn compile(
+    groups: Option<&Value>,
+    users: Option<&Value>,
+    keys: Option<&Value>,
+    plan: &mut Plan,
+) -> Result<()> {
     if let Some(groups) = groups {
         plan.groups.extend(compile_groups(groups)?);
     }
     if let Some(users) = users {
         let list = match users {
             Value::Sequence(items) => items.clone(),
-            Value::String(_) => string_list(users, "users")?.into_iter().map(Value::String).collect(),
+            Value::String(_) => string_list(users, "users")?
+                .into_iter()
+                .map(Value::String)
+                .collect(),
             _ => return Err(UserDataError::new("users", "expected a list of users")),
         };
         for (i, item) in list.iter().enumerate() {
@@ -48,7 +56,10 @@ pub fn compile(groups: Option<&Value>, users: Option<&Value>, keys: Option<&Valu
 fn compile_groups(value: &Value) -> Result<Vec<Group>> {
     let items = match value {
         Value::Sequence(items) => items.clone(),
-        Value::String(_) => string_list(value, "groups")?.into_iter().map(Value::String).collect(),
+        Value::String(_) => string_list(value, "groups")?
+            .into_iter()
+            .map(Value::String)
+            .collect(),
         Value::Mapping(_) => vec![value.clone()],
         _ => return Err(UserDataError::new("groups", "expected a list of groups")),
     };
@@ -65,7 +76,10 @@ fn compile_groups(value: &Value) -> Result<Vec<Group>> {
                     });
                 }
             }
-            other => out.push(Group { name: scalar(other, &field)?, ..Group::default() }),
+            other => out.push(Group {
+                name: scalar(other, &field)?,
+                ..Group::default()
+            }),
         }
     }
     Ok(out)
@@ -74,23 +88,45 @@ fn compile_groups(value: &Value) -> Result<Vec<Group>> {
 fn compile_user(item: &Value, field: &str, warnings: &mut Vec<String>) -> Result<Option<User>> {
     let map = match item {
         Value::String(s) if s == "default" => {
-            warnings.push(format!("{field}: the distribution's `default` user is not created by kiln"));
+            warnings.push(format!(
+                "{field}: the distribution's `default` user is not created by kiln"
+            ));
             return Ok(None);
         }
-        Value::String(name) => return Ok(Some(User { name: name.clone(), key_file: KeyFile::AuthorizedKeys, ..User::default() })),
+        Value::String(name) => {
+            return Ok(Some(User {
+                name: name.clone(),
+                key_file: KeyFile::AuthorizedKeys,
+                ..User::default()
+            }))
+        }
         Value::Mapping(m) => m,
-        _ => return Err(UserDataError::new(field, "expected a user name or a mapping")),
+        _ => {
+            return Err(UserDataError::new(
+                field,
+                "expected a user name or a mapping",
+            ))
+        }
     };
     let get = |k: &str| map.get(k).filter(|v| !v.is_null());
-    let text = |k: &str| get(k).map(|v| scalar(v, &format!("{field}.{k}"))).transpose();
-    let name = text("name")?.ok_or_else(|| UserDataError::new(format!("{field}.name"), "missing name"))?;
+    let text = |k: &str| {
+        get(k)
+            .map(|v| scalar(v, &format!("{field}.{k}")))
+            .transpose()
+    };
+    let name =
+        text("name")?.ok_or_else(|| UserDataError::new(format!("{field}.name"), "missing name"))?;
     for key in IGNORED_USER_KEYS {
         if get(key).is_some() {
             warnings.push(format!("{field}.{key} is not supported by kiln; ignored"));
         }
     }
     let uid = get("uid")
-        .map(|v| scalar(v, &format!("{field}.uid"))?.parse::<u32>().map_err(|_| UserDataError::new(format!("{field}.uid"), "not a valid uid")))
+        .map(|v| {
+            scalar(v, &format!("{field}.uid"))?
+                .parse::<u32>()
+                .map_err(|_| UserDataError::new(format!("{field}.uid"), "not a valid uid"))
+        })
         .transpose()?;
     let sudo = match get("sudo") {
         None | Some(Value::Bool(false)) => vec![],
@@ -103,7 +139,10 @@ fn compile_user(item: &Value, field: &str, warnings: &mut Vec<String>) -> Result
         home_dir: text("homedir")?,
         no_create_home: boolean(get("no_create_home"), &format!("{field}.no_create_home"))?,
         primary_group: text("primary_group")?,
-        groups: get("groups").map(|v| string_list(v, &format!("{field}.groups"))).transpose()?.unwrap_or_default(),
+        groups: get("groups")
+            .map(|v| string_list(v, &format!("{field}.groups")))
+            .transpose()?
+            .unwrap_or_default(),
         no_user_group: boolean(get("no_user_group"), &format!("{field}.no_user_group"))?,
         shell: text("shell")?,
         system: boolean(get("system"), &format!("{field}.system"))?,
@@ -135,14 +174,24 @@ mod tests {
             "#cloud-config\ngroups: [admins: [root], ops]\nusers:\n  - default\n  - name: core\n    groups: admins, docker\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [ssh-ed25519 AAAA a]\n    uid: 1500\n",
         )
         .unwrap();
-        assert_eq!(plan.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["admins", "ops"]);
+        assert_eq!(
+            plan.groups
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>(),
+            ["admins", "ops"]
+        );
         assert_eq!(plan.groups[0].members, ["root"]);
         let core = &plan.users[0];
         assert_eq!((core.name.as_str(), core.uid), ("core", Some(1500)));
         assert_eq!(core.groups, ["admins", "docker"]);
         assert_eq!(core.sudo, ["ALL=(ALL) NOPASSWD:ALL"]);
         assert_eq!(core.ssh_authorized_keys.len(), 1);
-        assert!(plan.warnings.iter().any(|w| w.contains("default")), "{:?}", plan.warnings);
+        assert!(
+            plan.warnings.iter().any(|w| w.contains("default")),
+            "{:?}",
+            plan.warnings
+        );
     }
 
     #[test]

@@ -28,7 +28,12 @@ pub fn compile(value: &Value, key: &str, phase: Phase) -> Result<Vec<Command>> {
             if argv.is_empty() {
                 return Err(UserDataError::new(field, "empty command"));
             }
-            Ok(Command { phase, argv, script: None, origin: field })
+            Ok(Command {
+                phase,
+                argv,
+                script: None,
+                origin: field,
+            })
         })
         .collect()
 }
@@ -39,12 +44,18 @@ mod tests {
 
     #[test]
     fn string_and_argv_forms() {
-        let v: Value = serde_yaml_ng::from_str("- echo hi > /tmp/x\n- [kubeadm, init, --config, /run/kubeadm/kubeadm.yaml]\n").unwrap();
+        let v: Value = serde_yaml_ng::from_str(
+            "- echo hi > /tmp/x\n- [kubeadm, init, --config, /run/kubeadm/kubeadm.yaml]\n",
+        )
+        .unwrap();
         let cmds = compile(&v, "runcmd", Phase::Run).unwrap();
         assert_eq!(cmds[0].argv, ["sh", "-c", "echo hi > /tmp/x"]);
         assert_eq!(cmds[1].argv[0], "kubeadm");
         assert_eq!(cmds[1].origin, "runcmd[1]");
         let bad: Value = serde_yaml_ng::from_str("- []\n").unwrap();
-        assert_eq!(compile(&bad, "runcmd", Phase::Run).unwrap_err().field, "runcmd[0]");
+        assert_eq!(
+            compile(&bad, "runcmd", Phase::Run).unwrap_err().field,
+            "runcmd[0]"
+        );
     }
 }

@@ -42,7 +42,10 @@ pub fn parse_yaml(text: &str, origin: &str) -> Result<Value> {
     match doc {
         Value::Null => Ok(Value::Mapping(Mapping::new())),
         Value::Mapping(_) => Ok(doc),
-        _ => Err(UserDataError::new(origin, "a cloud-config document must be a mapping of keys")),
+        _ => Err(UserDataError::new(
+            origin,
+            "a cloud-config document must be a mapping of keys",
+        )),
     }
 }
 
@@ -53,14 +56,21 @@ pub fn compile(doc: &Value, inputs: &Inputs<'_>) -> Result<Plan> {
     for key in map.keys() {
         let name = key.as_str().unwrap_or("<non-string key>");
         if !HANDLED.contains(&name) {
-            plan.warnings.push(format!("cloud-config key `{name}` is not supported by kiln; ignored"));
+            plan.warnings.push(format!(
+                "cloud-config key `{name}` is not supported by kiln; ignored"
+            ));
         }
     }
     let get = |k: &str| map.get(k).filter(|v| !v.is_null());
     if let Some(v) = get("write_files") {
         plan.nodes.extend(write_files::compile(v)?);
     }
-    accounts::compile(get("groups"), get("users"), get("ssh_authorized_keys"), &mut plan)?;
+    accounts::compile(
+        get("groups"),
+        get("users"),
+        get("ssh_authorized_keys"),
+        &mut plan,
+    )?;
     system::hostname(&map, &mut plan)?;
     if let Some(v) = get("ntp") {
         system::ntp(v, inputs.root_has, &mut plan)?;
@@ -69,10 +79,12 @@ pub fn compile(doc: &Value, inputs: &Inputs<'_>) -> Result<Plan> {
         system::mounts(v, &mut plan)?;
     }
     if let Some(v) = get("bootcmd") {
-        plan.commands.extend(commands::compile(v, "bootcmd", crate::plan::Phase::Boot)?);
+        plan.commands
+            .extend(commands::compile(v, "bootcmd", crate::plan::Phase::Boot)?);
     }
     if let Some(v) = get("runcmd") {
-        plan.commands.extend(commands::compile(v, "runcmd", crate::plan::Phase::Run)?);
+        plan.commands
+            .extend(commands::compile(v, "runcmd", crate::plan::Phase::Run)?);
     }
     Ok(plan)
 }
@@ -95,7 +107,10 @@ fn boolean(v: Option<&Value>, field: &str) -> Result<bool> {
         Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "y" => Ok(true),
             "false" | "no" | "off" | "n" => Ok(false),
-            _ => Err(UserDataError::new(field, format!("{s:?} is not true or false"))),
+            _ => Err(UserDataError::new(
+                field,
+                format!("{s:?} is not true or false"),
+            )),
         },
         Some(_) => Err(UserDataError::new(field, "expected true or false")),
     }
@@ -105,13 +120,20 @@ fn boolean(v: Option<&Value>, field: &str) -> Result<bool> {
 fn string_list(v: &Value, field: &str) -> Result<Vec<String>> {
     match v {
         Value::Null => Ok(vec![]),
-        Value::String(s) => Ok(s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect()),
         Value::Sequence(items) => items
             .iter()
             .enumerate()
             .map(|(i, item)| scalar(item, &format!("{field}[{i}]")))
             .collect(),
-        _ => Err(UserDataError::new(field, "expected a list or a comma-separated string")),
+        _ => Err(UserDataError::new(
+            field,
+            "expected a list or a comma-separated string",
+        )),
     }
 }
 
@@ -123,21 +145,39 @@ mod tests {
     pub(super) fn compile_text(text: &str) -> Result<Plan> {
         let doc = parse_yaml(text, "part 1")?;
         let metadata = serde_json::json!({});
-        compile(&doc, &Inputs { metadata: &metadata, fetcher: &NoNetwork, root_has: &|_| false })
+        compile(
+            &doc,
+            &Inputs {
+                metadata: &metadata,
+                fetcher: &NoNetwork,
+                root_has: &|_| false,
+            },
+        )
     }
 
     #[test]
     fn unsupported_keys_warn_by_name() {
         let plan = compile_text("#cloud-config\npackages: [vim]\napt: {}\n").unwrap();
         assert_eq!(plan.warnings.len(), 2);
-        assert!(plan.warnings[0].contains("`packages`"), "{:?}", plan.warnings);
+        assert!(
+            plan.warnings[0].contains("`packages`"),
+            "{:?}",
+            plan.warnings
+        );
     }
 
     #[test]
     fn invalid_yaml_names_the_part() {
-        let err = compile_text("#cloud-config\na: [\n").unwrap_err().to_string();
-        assert!(err.starts_with("part 1: invalid cloud-config YAML"), "{err}");
-        let err = compile_text("#cloud-config\n- a\n").unwrap_err().to_string();
+        let err = compile_text("#cloud-config\na: [\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("part 1: invalid cloud-config YAML"),
+            "{err}"
+        );
+        let err = compile_text("#cloud-config\n- a\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("must be a mapping"), "{err}");
     }
 }

@@ -30,13 +30,26 @@ fn entry(item: &Value, field: &str) -> Result<Node> {
         .ok_or_else(|| UserDataError::new(format!("{field}.path"), "missing path"))?;
     let path = absolute_path(&path_text, &format!("{field}.path"))?;
     if get("source").is_some() {
-        return Err(UserDataError::new(format!("{field}.source"), "write_files source URLs are not supported; use content"));
+        return Err(UserDataError::new(
+            format!("{field}.source"),
+            "write_files source URLs are not supported; use content",
+        ));
     }
-    let content = get("content").map(|v| scalar(v, &format!("{field}.content"))).transpose()?.unwrap_or_default();
-    let encoding = get("encoding").map(|v| scalar(v, &format!("{field}.encoding"))).transpose()?;
+    let content = get("content")
+        .map(|v| scalar(v, &format!("{field}.content")))
+        .transpose()?
+        .unwrap_or_default();
+    let encoding = get("encoding")
+        .map(|v| scalar(v, &format!("{field}.encoding")))
+        .transpose()?;
     let bytes = decode(content, encoding.as_deref(), field)?;
-    let mode = get("permissions").map(|v| permissions(v, &format!("{field}.permissions"))).transpose()?;
-    let owner = get("owner").map(|v| owner(v, &format!("{field}.owner"))).transpose()?.unwrap_or_default();
+    let mode = get("permissions")
+        .map(|v| permissions(v, &format!("{field}.permissions")))
+        .transpose()?;
+    let owner = get("owner")
+        .map(|v| owner(v, &format!("{field}.owner")))
+        .transpose()?
+        .unwrap_or_default();
     let append = boolean(get("append"), &format!("{field}.append"))?;
     // `defer` writes the file after users are created; kiln always creates users before files.
     boolean(get("defer"), &format!("{field}.defer"))?;
@@ -86,12 +99,22 @@ fn permissions(v: &Value, field: &str) -> Result<u32> {
     let digits = match v {
         Value::String(s) => s.trim().trim_start_matches("0o").to_owned(),
         Value::Number(n) => n.to_string(),
-        _ => return Err(UserDataError::new(field, "expected an octal mode such as '0644'")),
+        _ => {
+            return Err(UserDataError::new(
+                field,
+                "expected an octal mode such as '0644'",
+            ))
+        }
     };
     u32::from_str_radix(&digits, 8)
         .ok()
         .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| UserDataError::new(field, format!("{digits:?} is not an octal mode such as '0644'")))
+        .ok_or_else(|| {
+            UserDataError::new(
+                field,
+                format!("{digits:?} is not an octal mode such as '0644'"),
+            )
+        })
 }
 
 /// `user:group`, `user`, or `:group`; numeric parts are ids.
@@ -129,11 +152,17 @@ mod tests {
         )
         .unwrap();
         let Node::File(a) = &nodes[0] else { panic!() };
-        assert_eq!((a.contents.as_deref(), a.mode), (Some(&b"hi"[..]), Some(0o600)));
+        assert_eq!(
+            (a.contents.as_deref(), a.mode),
+            (Some(&b"hi"[..]), Some(0o600))
+        );
         assert_eq!(a.owner.user, Some(Principal::Name("core".into())));
         assert_eq!(a.owner.group, Some(Principal::Name("wheel".into())));
         let Node::File(b) = &nodes[1] else { panic!() };
-        assert_eq!((b.contents.as_ref(), b.append.len(), b.mode, b.existing), (None, 1, Some(0o755), Existing::Keep));
+        assert_eq!(
+            (b.contents.as_ref(), b.append.len(), b.mode, b.existing),
+            (None, 1, Some(0o755), Existing::Keep)
+        );
         let Node::File(c) = &nodes[2] else { panic!() };
         assert_eq!(c.contents.as_deref(), Some(&b"hello"[..]));
     }

@@ -1,0 +1,177 @@
+//! Writes files, directories and links, each atomically with mode and owner set before it
+//! appears at its path.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use super::root::Root;
+use super::validate::Resolved;
+use crate::plan::{Directory, File, Link, Node, Owner, Principal};
+use crate::userdata::{Result, UserDataError};
+
+/// Default mode of new files and directories (Ignition and cloud-init).
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+
+/// Applies the validated nodes in order.
+pub fn apply(nodes: &[Resolved<'_>], root: &Root) -> Result<()> {
+    for r in nodes {
+        let owner = ids(node_owner(r.node), root, r.node.origin())?;
+        match r.node {
+            Node::Directory(d) => directory(d, &r.host_path, owner)?,
+            Node::File(f) => file(f, &r.host_path, owner)?,
+            Node::Link(l) => link(l, &r.host_path, owner, root)?,
+        }
+    }
+    Ok(())
+}
+
+fn node_owner(node: &Node) -> &Owner {
+    match node {
+        Node::Directory(d) => &d.owner,
+        Node::File(f) => &f.owner,
+        Node::Link(l) => &l.owner,
+    }
+}
+
+/// Numeric `(uid, gid)` of an owner, names looked up in the root (after users were created).
+pub fn ids(owner: &Owner, root: &Root, origin: &str) -> Result<(u32, u32)> {
+    let uid = match &owner.user {
+        None => 0,
+        Some(Principal::Id(id)) => *id,
+        Some(Principal::Name(n)) => root.user(n).map(|(uid, _, _)| uid).ok_or_else(|| {
+            UserDataError::new(format!("{origin}.user"), format!("unknown user {n:?}"))
+        })?,
+    };
+    let gid = match &owner.group {
+        None => 0,
+        Some(Principal::Id(id)) => *id,
+        Some(Principal::Name(n)) => root.group(n).ok_or_else(|| {
+            UserDataError::new(format!("{origin}.group"), format!("unknown group {n:?}"))
+        })?,
+    };
+    Ok((uid, gid))
+}
+
+fn file(f: &File, host: &Path, owner: (u32, u32)) -> Result<()> {
+    let existing = fs::symlink_metadata(host).ok().filter(|m| m.is_file());
+    let mut bytes = match (&f.contents, &existing) {
+        (Some(c), _) => c.clone(),
+        (None, Some(_)) => fs::read(host).map_err(|e| io(&f.origin, host, e))?,
+        (None, None) => Vec::new(),
+    };
+    for fragment in &f.append {
+        bytes.extend_from_slice(fragment);
+    }
+    let mode = f
+        .mode
+        .or_else(|| existing.as_ref().map(|m| m.permissions().mode() & 0o7777))
+        .unwrap_or(FILE_MODE);
+    if fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
+        return Err(UserDataError::new(
+            &f.origin,
+            format!("{} is a directory", f.path.display()),
+        ));
+    }
+    make_parents(host, &f.origin)?;
+    write_file(host, &bytes, mode, owner, &f.origin)?;
+    tracing::info!(path = %f.path.display(), bytes = bytes.len(), mode = format!("{mode:04o}"), "wrote file");
+    Ok(())
+}
+
+/// Writes one file atomically with mode and owner (kiln-core's durable write).
+pub fn write_file(
+    host: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: (u32, u32),
+    origin: &str,
+) -> Result<()> {
+    kiln_core::fsutil::write_atomic_as(host, bytes, mode, Some(owner))
+        .map_err(|e| UserDataError::new(origin, e.to_string()))
+}
+
+fn directory(d: &Directory, host: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+    let meta = fs::symlink_metadata(host).ok();
+    if meta.as_ref().is_some_and(|m| !m.is_dir()) {
+        // Validation allowed this only with overwrite: true.
+        fs::remove_file(host).map_err(|e| io(&d.origin, host, e))?;
+    }
+    let existed = meta.is_some_and(|m| m.is_dir());
+    make_parents(host, &d.origin)?;
+    if !existed {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(host)
+            .map_err(|e| io(&d.origin, host, e))?;
+    }
+    let mode = d.mode.unwrap_or(if existed {
+        current_mode(host)
+    } else {
+        DIR_MODE
+    });
+    std::os::unix::fs::lchown(host, Some(uid), Some(gid)).map_err(|e| io(&d.origin, host, e))?;
+    fs::set_permissions(host, fs::Permissions::from_mode(mode))
+        .map_err(|e| io(&d.origin, host, e))?;
+    sync_parent(host, &d.origin)?;
+    tracing::info!(path = %d.path.display(), mode = format!("{mode:04o}"), "created directory");
+    Ok(())
+}
+
+fn link(l: &Link, host: &Path, (uid, gid): (u32, u32), root: &Root) -> Result<()> {
+    make_parents(host, &l.origin)?;
+    let tmp = host.with_file_name(format!(
+        ".{}.kiln-tmp",
+        host.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let _ = fs::remove_file(&tmp);
+    if l.hard {
+        let target = root.resolve(&l.target, &format!("{}.target", l.origin))?;
+        fs::hard_link(&target, &tmp).map_err(|e| io(&l.origin, &tmp, e))?;
+    } else {
+        std::os::unix::fs::symlink(&l.target, &tmp).map_err(|e| io(&l.origin, &tmp, e))?;
+        std::os::unix::fs::lchown(&tmp, Some(uid), Some(gid))
+            .map_err(|e| io(&l.origin, &tmp, e))?;
+    }
+    if fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
+        fs::remove_dir_all(host).map_err(|e| io(&l.origin, host, e))?;
+    }
+    fs::rename(&tmp, host).map_err(|e| io(&l.origin, host, e))?;
+    sync_parent(host, &l.origin)?;
+    tracing::info!(path = %l.path.display(), target = %l.target.display(), hard = l.hard, "created link");
+    Ok(())
+}
+
+/// Creates missing parent directories, 0755 root:root, as Ignition does.
+fn make_parents(host: &Path, origin: &str) -> Result<()> {
+    let Some(parent) = host.parent() else {
+        return Ok(());
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(parent)
+        .map_err(|e| io(origin, parent, e))
+}
+
+fn current_mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .map(|m| m.mode() & 0o7777)
+        .unwrap_or(DIR_MODE)
+}
+
+fn sync_parent(host: &Path, origin: &str) -> Result<()> {
+    match host.parent() {
+        Some(p) => {
+            kiln_core::fsutil::fsync_dir(p).map_err(|e| UserDataError::new(origin, e.to_string()))
+        }
+        None => Ok(()),
+    }
+}
+
+fn io(origin: &str, path: &Path, e: std::io::Error) -> UserDataError {
+    UserDataError::new(origin, format!("{}: {e}", path.display()))
+}
