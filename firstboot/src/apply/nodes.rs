@@ -21,10 +21,46 @@ pub fn apply(nodes: &[Resolved<'_>], root: &Root) -> Result<()> {
         match r.node {
             Node::Directory(d) => directory(d, &r.host_path, owner)?,
             Node::File(f) => file(f, &r.host_path, owner)?,
-            Node::Link(l) => link(l, &r.host_path, owner, root)?,
+            Node::Link(l) => {
+                let owner = symlink_default_owner(l, &r.host_path, root, owner);
+                link(l, &r.host_path, owner, root)?
+            }
         }
     }
     Ok(())
+}
+
+/// A symlink without an explicit owner takes the owner of the node it points to, as Ignition
+/// does (Ignition stats the new link); kiln resolves the target inside the root, where
+/// Ignition would look up absolute targets on the host.
+fn symlink_default_owner(l: &Link, host: &Path, root: &Root, (uid, gid): (u32, u32)) -> (u32, u32) {
+    if l.hard || (l.owner.user.is_some() && l.owner.group.is_some()) {
+        return (uid, gid);
+    }
+    let inside = if l.target.is_absolute() {
+        l.target.clone()
+    } else {
+        let dir = host
+            .parent()
+            .and_then(|p| p.strip_prefix(root.dir()).ok())
+            .unwrap_or(Path::new(""));
+        Path::new("/").join(dir).join(&l.target)
+    };
+    let target = root
+        .resolve(&inside, &l.origin)
+        .ok()
+        .and_then(|t| fs::metadata(t).ok());
+    match target {
+        Some(m) => (
+            if l.owner.user.is_some() { uid } else { m.uid() },
+            if l.owner.group.is_some() {
+                gid
+            } else {
+                m.gid()
+            },
+        ),
+        None => (uid, gid),
+    }
 }
 
 fn node_owner(node: &Node) -> &Owner {

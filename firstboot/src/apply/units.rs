@@ -87,6 +87,8 @@ fn remove_wants_links(root: &Root, name: &str, origin: &str) -> Result<()> {
             if link.symlink_metadata().is_ok() {
                 std::fs::remove_file(&link)
                     .map_err(|e| UserDataError::new(origin, format!("{}: {e}", link.display())))?;
+                // Like Ignition, leave no empty .wants directory behind.
+                let _ = std::fs::remove_dir(entry.path());
             }
         }
     }

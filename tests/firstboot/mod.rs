@@ -1,0 +1,166 @@
+//! Helpers for kiln-firstboot integration tests: scratch roots with a small, fixed user
+//! database, running `kiln-firstboot`, and snapshots of a tree for comparisons.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The user database every scratch root starts with.
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nsudo:x:27:\nusers:x:100:\nnogroup:x:65534:\n";
+const SHADOW: &str = "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n";
+const GSHADOW: &str = "root:*::\nsudo:*::\nusers:*::\nnogroup:*::\n";
+
+/// Makes `dir` a root with /etc/passwd, group, shadow, gshadow (and what Ignition needs).
+pub fn seed_root(dir: &Path) {
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(etc.join("selinux")).unwrap();
+    for (name, text, mode) in [
+        ("passwd", PASSWD, 0o644),
+        ("group", GROUP, 0o644),
+        ("shadow", SHADOW, 0o640),
+        ("gshadow", GSHADOW, 0o640),
+    ] {
+        std::fs::write(etc.join(name), text).unwrap();
+        std::fs::set_permissions(etc.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::write(etc.join("selinux/config"), "SELINUX=disabled\n").unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Output of a finished process.
+pub struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `kiln-firstboot ARGS`.
+pub fn firstboot(args: &[&str]) -> Out {
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln-firstboot"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running kiln-firstboot");
+    Out {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// One entry of a tree snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    File {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        contents: Vec<u8>,
+        links: u64,
+    },
+    Symlink {
+        target: String,
+        uid: u32,
+        gid: u32,
+    },
+}
+
+/// Every entry below `dir` (relative path → entry), skipping `exclude`d relative paths.
+pub fn snapshot(dir: &Path, exclude: &[&str]) -> BTreeMap<String, Entry> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, exclude, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, exclude: &[&str], out: &mut BTreeMap<String, Entry>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        if exclude
+            .iter()
+            .any(|e| rel == *e || rel.starts_with(&format!("{e}/")))
+        {
+            continue;
+        }
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        let mode = m.mode() & 0o7777;
+        let e = if m.file_type().is_symlink() {
+            Entry::Symlink {
+                target: std::fs::read_link(&path).unwrap().display().to_string(),
+                uid: m.uid(),
+                gid: m.gid(),
+            }
+        } else if m.is_dir() {
+            walk(root, &path, exclude, out);
+            Entry::Dir {
+                mode,
+                uid: m.uid(),
+                gid: m.gid(),
+            }
+        } else {
+            Entry::File {
+                mode,
+                uid: m.uid(),
+                gid: m.gid(),
+                contents: std::fs::read(&path).unwrap(),
+                links: m.nlink(),
+            }
+        };
+        out.insert(rel, e);
+    }
+}
+
+/// Panics with a readable list of differences between two snapshots.
+pub fn assert_same(
+    a_name: &str,
+    a: &BTreeMap<String, Entry>,
+    b_name: &str,
+    b: &BTreeMap<String, Entry>,
+) {
+    let mut diffs = Vec::new();
+    for (k, va) in a {
+        match b.get(k) {
+            None => diffs.push(format!("{k}: only in {a_name}: {}", short(va))),
+            Some(vb) if vb != va => diffs.push(format!(
+                "{k}: {a_name} {} vs {b_name} {}",
+                short(va),
+                short(vb)
+            )),
+            _ => {}
+        }
+    }
+    for (k, vb) in b {
+        if !a.contains_key(k) {
+            diffs.push(format!("{k}: only in {b_name}: {}", short(vb)));
+        }
+    }
+    assert!(diffs.is_empty(), "trees differ:\n{}", diffs.join("\n"));
+}
+
+fn short(e: &Entry) -> String {
+    match e {
+        Entry::File {
+            mode,
+            uid,
+            gid,
+            contents,
+            links,
+        } => {
+            format!(
+                "file {mode:o} {uid}:{gid} links={links} {:?}",
+                String::from_utf8_lossy(&contents[..contents.len().min(80)])
+            )
+        }
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,201 @@
+//! Differential tests: the same Ignition config applied by the real Ignition (Debian's
+//! `ignition` package, `-platform file`, stages fetch then files) and by `kiln-firstboot apply`
+//! into two identical scratch roots; the trees must match in paths, types, modes, owners,
+//! contents, link targets and unit presets.
+
+#[path = "firstboot/mod.rs"]
+mod firstboot;
+
+use std::path::Path;
+use std::process::Command;
+
+use firstboot::*;
+
+const IGNITION: &str = "/usr/lib/dracut/modules.d/30ignition/ignition";
+
+/// What Ignition leaves that is not part of the configured machine.
+const IGNITION_ARTIFACTS: [&str; 2] = ["etc/.ignition-result.json", "etc/selinux"];
+
+fn run_real_ignition(config: &Path, root: &Path, work: &Path) -> String {
+    assert!(
+        Path::new(IGNITION).exists(),
+        "real Ignition missing: apt-get install ignition"
+    );
+    let mut log = String::new();
+    for stage in ["fetch", "files"] {
+        let out = Command::new(IGNITION)
+            .args(["-platform", "file", "-stage", stage, "-log-to-stdout"])
+            .arg("-root")
+            .arg(root)
+            .arg("-config-cache")
+            .arg(work.join("cache.json"))
+            .arg("-state-file")
+            .arg(work.join("state"))
+            .env("IGNITION_CONFIG_FILE", config)
+            .output()
+            .unwrap();
+        log.push_str(&String::from_utf8_lossy(&out.stdout));
+        log.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // Debian's build ends the files stage with a SELinux relabel error after writing everything.
+    let unexpected: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CRITICAL") && !l.contains("relabel"))
+        .collect();
+    assert!(unexpected.is_empty(), "real Ignition failed:\n{log}");
+    log
+}
+
+/// Applies `config` with both implementations (each root prepared by `prepare`) and compares.
+fn differential(name: &str, config: &str, prepare: impl Fn(&Path)) {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let cfg = tmp.path().join("config.ign");
+    std::fs::write(&cfg, config).unwrap();
+    let (real, ours) = (
+        tmp.path().join("ignition-root"),
+        tmp.path().join("kiln-root"),
+    );
+    for root in [&real, &ours] {
+        seed_root(root);
+        prepare(root);
+    }
+    run_real_ignition(&cfg, &real, tmp.path());
+    let out = firstboot(&[
+        "apply",
+        "--root",
+        ours.to_str().unwrap(),
+        "--user-data",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.ok,
+        "{name}: kiln-firstboot apply failed:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("hello world"),
+        "file contents leaked into logs"
+    );
+    let a = snapshot(&real, &IGNITION_ARTIFACTS);
+    let b = snapshot(&ours, &IGNITION_ARTIFACTS);
+    assert_same(&format!("{name}: ignition"), &a, "kiln", &b);
+    assert!(
+        a.len() > 8,
+        "{name}: suspiciously small tree: {:?}",
+        a.keys()
+    );
+}
+
+/// Percent-encodes everything but unreserved characters (Ignition's data: URL parser is strict).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn gzip_base64(data: &[u8]) -> String {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    BASE64_STANDARD.encode(e.finish().unwrap())
+}
+
+fn sha512(data: &[u8]) -> String {
+    let out = Command::new("sha512sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn files_directories_links_units_users() {
+    let payload = b"compressed payload\n";
+    let config = format!(
+        r#"{{"ignition":{{"version":"3.3.0"}},
+ "storage":{{
+  "files":[
+   {{"path":"/etc/hello","contents":{{"source":"data:,hello%20world"}},"mode":420}},
+   {{"path":"/opt/bin/tool.sh","contents":{{"source":"data:;base64,ZWNobyBoaQo="}},"mode":493,"user":{{"name":"nobody"}},"group":{{"id":100}}}},
+   {{"path":"/etc/app.conf","append":[{{"source":"data:,line1%0A"}},{{"source":"data:,line2%0A"}}]}},
+   {{"path":"/etc/gz.txt","contents":{{"source":"data:;base64,{gz}","compression":"gzip","verification":{{"hash":"sha512-{hash}"}}}},"mode":384}},
+   {{"path":"/etc/existing.conf","overwrite":true,"contents":{{"source":"data:,new"}}}},
+   {{"path":"/etc/keep.conf","mode":256}},
+   {{"path":"/home/core/owned","contents":{{"source":"data:,x"}},"user":{{"name":"core"}},"group":{{"name":"kiln"}}}},
+   {{"path":"/etc/empty"}}
+  ],
+  "directories":[{{"path":"/var/lib/foo","mode":448}},{{"path":"/srv/a/b/c","user":{{"id":65534}}}}],
+  "links":[{{"path":"/etc/l1","target":"/etc/hello"}},{{"path":"/etc/h1","target":"/etc/hello","hard":true}},{{"path":"/usr/local/bin/rel","target":"../../../opt/bin/tool.sh"}}]}},
+ "systemd":{{"units":[
+   {{"name":"a.service","enabled":true,"contents":"[Unit]\nDescription=a\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"}},
+   {{"name":"b.service","mask":true}},
+   {{"name":"c.service","enabled":false}},
+   {{"name":"d.service","dropins":[{{"name":"10-x.conf","contents":"[Service]\nEnvironment=X=1\n"}}]}}]}},
+ "passwd":{{
+   "users":[{{"name":"core","sshAuthorizedKeys":["ssh-ed25519 AAAA test","ssh-rsa BBBB other"],"groups":["sudo"]}},
+            {{"name":"svc","uid":2001,"system":true,"noCreateHome":true,"shell":"/usr/sbin/nologin"}}],
+   "groups":[{{"name":"kiln","gid":4242}}]}}}}"#,
+        gz = gzip_base64(payload),
+        hash = sha512(payload),
+    );
+    differential("mixed", &config, |root| {
+        std::fs::write(root.join("etc/existing.conf"), "old").unwrap();
+        std::fs::write(root.join("etc/keep.conf"), "keep me").unwrap();
+        std::fs::create_dir_all(root.join("etc/systemd/system/multi-user.target.wants")).unwrap();
+        std::os::unix::fs::symlink(
+            "/etc/systemd/system/c.service",
+            root.join("etc/systemd/system/multi-user.target.wants/c.service"),
+        )
+        .unwrap();
+    });
+}
+
+#[test]
+fn merge_and_replace_of_inline_configs() {
+    let child = r#"{"ignition":{"version":"3.0.0"},"storage":{"files":[{"path":"/etc/a","mode":384},{"path":"/etc/child","contents":{"source":"data:,from%20child"}}]},"systemd":{"units":[{"name":"x.service","enabled":true}]}}"#;
+    let encoded = percent_encode(child);
+    let merge = format!(
+        r#"{{"ignition":{{"version":"3.3.0","config":{{"merge":[{{"source":"data:,{encoded}"}}]}}}},
+ "storage":{{"files":[{{"path":"/etc/a","contents":{{"source":"data:,parent"}}}},{{"path":"/etc/b","contents":{{"source":"data:,b"}}}}]}},
+ "systemd":{{"units":[{{"name":"x.service","contents":"[Service]\nExecStart=/bin/true\n"}}]}}}}"#
+    );
+    differential("merge", &merge, |_| {});
+    let replace = format!(
+        r#"{{"ignition":{{"version":"3.3.0","config":{{"replace":{{"source":"data:,{encoded}"}}}}}},
+ "storage":{{"files":[{{"path":"/etc/ignored","contents":{{"source":"data:,parent"}}}}]}}}}"#
+    );
+    differential("replace", &replace, |_| {});
+}
+
+#[test]
+fn spec_3_0_and_3_1_configs() {
+    for version in ["3.0.0", "3.1.0", "3.2.0"] {
+        let config = format!(
+            r#"{{"ignition":{{"version":"{version}"}},"storage":{{"files":[{{"path":"/etc/v","contents":{{"source":"data:,{version}"}},"mode":416}}],
+             "directories":[{{"path":"/var/x"}}]}},"passwd":{{"users":[{{"name":"ops","sshAuthorizedKeys":["ssh-ed25519 CCCC ops"]}}]}}}}"#
+        );
+        differential(version, &config, |_| {});
+    }
+}
