@@ -1,7 +1,7 @@
 //! `#cloud-config` compiled to a [`Plan`], following cloud-init's documented semantics for the
 //! keys kiln implements; every other key is named in a warning, never silently dropped.
 //!
-//! - [`write_files`]: `write_files`.
+//! - [`write_files`]: the `write_files` key.
 //! - [`accounts`]: `users`, `groups`, top-level `ssh_authorized_keys`.
 //! - [`system`]: `hostname`/`fqdn`/`preserve_hostname`/`manage_etc_hosts`, `ntp`, `mounts`.
 //! - [`commands`]: `bootcmd`, `runcmd`.

@@ -81,7 +81,12 @@ fn decode(content: String, encoding: Option<&str>, field: &str) -> Result<Vec<u8
     match encoding.map(str::to_ascii_lowercase).as_deref() {
         None | Some("text/plain") | Some("") => Ok(content.into_bytes()),
         Some("b64") | Some("base64") => b64(&content),
-        Some("gz") | Some("gzip") => gunzip(content.as_bytes(), &efield),
+        // YAML `!!binary` content arrives as base64 text (the YAML parser drops the tag): gzip
+        // data is recognised after base64 decoding.
+        Some("gz") | Some("gzip") => match b64(&content) {
+            Ok(bytes) if bytes.starts_with(&[0x1f, 0x8b]) => gunzip(&bytes, &efield),
+            _ => gunzip(content.as_bytes(), &efield),
+        },
         Some("gz+b64") | Some("gzip+base64") | Some("gz+base64") | Some("gzip+b64") => {
             gunzip(&b64(&content)?, &efield)
         }

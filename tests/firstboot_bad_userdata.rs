@@ -1,0 +1,164 @@
+//! Bad user-data: one error naming the field, a non-zero exit, and nothing written to the root.
+
+#[path = "firstboot/mod.rs"]
+mod firstboot;
+
+use std::fs;
+use std::path::Path;
+
+use firstboot::*;
+
+fn rejected(name: &str, user_data: &str, needle: &str, prepare: impl Fn(&Path)) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    seed_root(&root);
+    prepare(&root);
+    let ud = tmp.path().join("ud");
+    fs::write(&ud, user_data).unwrap();
+    let before = snapshot(&root, &[]);
+    let out = firstboot(&[
+        "apply",
+        "--root",
+        root.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+    ]);
+    assert!(!out.ok, "{name}: accepted");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{name}: {}", out.stderr);
+    assert!(
+        errors[0].contains(needle),
+        "{name}: {:?} lacks {needle:?}",
+        errors[0]
+    );
+    assert_same(
+        &format!("{name}: before"),
+        &before,
+        "after",
+        &snapshot(&root, &[]),
+    );
+}
+
+fn ign(body: &str) -> String {
+    format!(r#"{{"ignition":{{"version":"3.3.0"}},{body}}}"#)
+}
+
+#[test]
+fn ignition_errors_name_the_field() {
+    let ok_file = r#"{"path":"/etc/ok","contents":{"source":"data:,ok"}}"#;
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("invalid json", "{\"ignition\": ".into(), "invalid JSON"),
+        (
+            "spec 2",
+            r#"{"ignition":{"version":"2.2.0"}}"#.into(),
+            "ignition.version: Ignition spec 2.2.0 is not supported",
+        ),
+        (
+            "unknown version",
+            r#"{"ignition":{"version":"3.9.0"}}"#.into(),
+            "unsupported Ignition spec version",
+        ),
+        (
+            "bad base64",
+            ign(&format!(
+                r#""storage":{{"files":[{ok_file},{{"path":"/etc/x","contents":{{"source":"data:;base64,@@@"}}}}]}}"#
+            )),
+            "storage.files[1].contents.source",
+        ),
+        (
+            "hash mismatch",
+            ign(&format!(
+                r#""storage":{{"files":[{ok_file},{{"path":"/etc/x","contents":{{"source":"data:,abc","verification":{{"hash":"sha512-00"}}}}}}]}}"#
+            )),
+            "storage.files[1].contents.verification.hash: hash mismatch",
+        ),
+        (
+            "bad gzip",
+            ign(
+                r#""storage":{"files":[{"path":"/etc/x","contents":{"source":"data:,abc","compression":"gzip"}}]}"#,
+            ),
+            "storage.files[0].contents.compression: invalid gzip",
+        ),
+        (
+            "relative path",
+            ign(&format!(
+                r#""storage":{{"files":[{ok_file},{{"path":"etc/x"}}]}}"#
+            )),
+            "storage.files[1].path",
+        ),
+        (
+            "dotdot",
+            ign(r#""storage":{"directories":[{"path":"/var/../../x"}]}"#),
+            "storage.directories[0].path",
+        ),
+        (
+            "disks",
+            ign(r#""storage":{"disks":[{"device":"/dev/vda","wipeTable":true}]}"#),
+            "storage.disks",
+        ),
+        (
+            "file and dir",
+            ign(&format!(
+                r#""storage":{{"files":[{ok_file}],"directories":[{{"path":"/etc/ok"}}]}}"#
+            )),
+            "storage.files[0]: /etc/ok is also claimed by storage.directories[0]",
+        ),
+        (
+            "unknown user",
+            ign(&format!(
+                r#""storage":{{"files":[{ok_file},{{"path":"/etc/y","user":{{"name":"nobody-here"}}}}]}}"#
+            )),
+            "storage.files[1].user: unknown user \"nobody-here\"",
+        ),
+        (
+            "existing",
+            ign(&format!(
+                r#""storage":{{"files":[{ok_file},{{"path":"/etc/passwd","contents":{{"source":"data:,x"}}}}]}}"#
+            )),
+            "storage.files[1]: /etc/passwd already exists; set overwrite: true",
+        ),
+        (
+            "hard link target",
+            ign(r#""storage":{"links":[{"path":"/etc/h","target":"/nope","hard":true}]}"#),
+            "storage.links[0].target: hard link target /nope does not exist",
+        ),
+    ];
+    for (name, ud, needle) in cases {
+        rejected(name, &ud, needle, |_| {});
+    }
+}
+
+#[test]
+fn symlinks_escaping_the_root_are_refused() {
+    let ud = ign(
+        r#""storage":{"files":[{"path":"/etc/ok","contents":{"source":"data:,ok"}},{"path":"/escape/etc/shadow","contents":{"source":"data:,pwned"}}]}"#,
+    );
+    rejected(
+        "escape",
+        &ud,
+        "storage.files[1].path: /escape/etc/shadow escapes the root",
+        |root| {
+            std::os::unix::fs::symlink("../../../../../../../..", root.join("escape")).unwrap();
+        },
+    );
+}
+
+#[test]
+fn cloud_config_errors_name_the_field() {
+    let cases = [
+        ("yaml", "#cloud-config\nwrite_files: [\n", "invalid cloud-config YAML"),
+        ("b64", "#cloud-config\nwrite_files:\n  - {path: /etc/a, content: ok}\n  - {path: /etc/b, content: '!!', encoding: b64}\n", "write_files[1].content: invalid base64"),
+        ("relative", "#cloud-config\nwrite_files:\n  - {path: etc/a, content: x}\n", "write_files[0].path"),
+        ("owner", "#cloud-config\nwrite_files:\n  - {path: /etc/a, content: x, owner: 'ghost:root'}\n", "write_files[0].user: unknown user \"ghost\""),
+        ("group", "#cloud-config\nusers:\n  - {name: a, groups: [nosuchgroup]}\n", "unknown group \"nosuchgroup\""),
+        ("format", "just some text\n", "unrecognised user-data format"),
+        ("jinja", "## template: jinja\n#cloud-config\nhostname: {{ ds.meta_data.missing }}\n", "jinja template"),
+    ];
+    for (name, ud, needle) in cases {
+        rejected(name, ud, needle, |_| {});
+    }
+}

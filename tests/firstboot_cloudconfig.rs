@@ -1,0 +1,355 @@
+//! cloud-config through `kiln-firstboot apply`: Cluster API bootstrap data (jinja template,
+//! write_files, runcmd), the cloud-config keys kiln implements, MIME multipart, and jinja
+//! rendering compared with the real cloud-init (`cloud-init devel render`).
+
+#[path = "firstboot/mod.rs"]
+mod firstboot;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use firstboot::*;
+
+fn apply(root: &Path, user_data: &str, extra: &[&str]) -> Out {
+    let ud = root.parent().unwrap().join(format!(
+        "ud-{}",
+        root.file_name().unwrap().to_string_lossy()
+    ));
+    fs::write(&ud, user_data).unwrap();
+    let mut args = vec![
+        "apply",
+        "--root",
+        root.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    firstboot(&args)
+}
+
+fn new_root(tmp: &Path, name: &str) -> std::path::PathBuf {
+    let root = tmp.join(name);
+    seed_root(&root);
+    root
+}
+
+const CAPI_INIT: &str = r#"## template: jinja
+#cloud-config
+write_files:
+-   path: /run/kubeadm/kubeadm.yaml
+    owner: root:root
+    permissions: '0640'
+    content: |
+      ---
+      apiVersion: kubeadm.k8s.io/v1beta3
+      kind: InitConfiguration
+      nodeRegistration:
+        name: '{{ ds.meta_data.local_hostname }}'
+        kubeletExtraArgs:
+          cloud-provider: external
+-   path: /etc/kubernetes/pki/ca.key
+    owner: root:root
+    permissions: '0600'
+    content: |
+      -----BEGIN RSA PRIVATE KEY-----
+      not-a-real-key
+      -----END RSA PRIVATE KEY-----
+runcmd:
+  - 'kubeadm init --config /run/kubeadm/kubeadm.yaml  && echo success > /run/cluster-api/bootstrap-success.complete'
+"#;
+
+#[test]
+fn cluster_api_bootstrap_data_applies_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "root");
+    let md = tmp.path().join("metadata.json");
+    fs::write(&md, r#"{"platform":"nocloud","instance_id":"i-1","local_hostname":"cp-0","meta_data":{"local-hostname":"cp-0.cluster.local"}}"#).unwrap();
+    let dry = apply(
+        &root,
+        CAPI_INIT,
+        &["--metadata", md.to_str().unwrap(), "--dry-run"],
+    );
+    assert!(dry.ok, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .contains("file      /run/kubeadm/kubeadm.yaml 0640"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("command   Run runcmd[0]"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        !dry.stdout.contains("not-a-real-key") && !dry.stdout.contains("kubeadm init"),
+        "dry run printed contents"
+    );
+    assert!(!root.join("run").exists(), "dry run wrote files");
+
+    let out = apply(&root, CAPI_INIT, &["--metadata", md.to_str().unwrap()]);
+    assert!(out.ok, "{}", out.stderr);
+    let cfg = fs::read_to_string(root.join("run/kubeadm/kubeadm.yaml")).unwrap();
+    assert!(cfg.contains("name: 'cp-0.cluster.local'"), "{cfg}");
+    assert_eq!(
+        fs::metadata(root.join("run/kubeadm/kubeadm.yaml"))
+            .unwrap()
+            .mode()
+            & 0o7777,
+        0o640
+    );
+    assert_eq!(
+        fs::metadata(root.join("etc/kubernetes/pki/ca.key"))
+            .unwrap()
+            .mode()
+            & 0o7777,
+        0o600
+    );
+    assert!(
+        !root
+            .join("run/cluster-api/bootstrap-success.complete")
+            .exists(),
+        "runcmd ran without --run-commands"
+    );
+    for secret in ["not-a-real-key", "kubeadm init", "cp-0.cluster.local"] {
+        assert!(
+            !out.stderr.contains(secret),
+            "log leaked {secret:?}:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn cloud_config_keys_follow_cloud_init() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "root");
+    fs::write(root.join("etc/fstab"), "# existing\n").unwrap();
+    let user_data = r#"#cloud-config
+hostname: worker-7
+fqdn: worker-7.example.com
+manage_etc_hosts: true
+groups:
+  - admins: [root]
+  - ops
+users:
+  - name: core
+    gecos: Core User
+    groups: [sudo, ops]
+    shell: /bin/sh
+    sudo: ALL=(ALL) NOPASSWD:ALL
+    ssh_authorized_keys:
+      - ssh-ed25519 AAAAC3 core@laptop
+  - name: svc
+    uid: 2500
+    no_create_home: true
+    system: true
+write_files:
+  - path: /etc/motd
+    content: aGVsbG8K
+    encoding: b64
+  - path: /etc/gz.txt
+    content: !!binary |
+      H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==
+    encoding: gzip
+  - path: /etc/append.txt
+    content: "more\n"
+    append: true
+  - path: /opt/app/config.ini
+    owner: core:ops
+    permissions: '0750'
+    content: "[app]\n"
+    defer: true
+ntp:
+  enabled: true
+  ntp_client: chrony
+  servers: [ntp1.example.com]
+  pools: [pool.example.com]
+mounts:
+  - [/dev/vdb, /var/lib/containerd, ext4, "defaults,noatime"]
+packages: [vim]
+"#;
+    fs::write(root.join("etc/append.txt"), "first\n").unwrap();
+    let out = apply(&root, user_data, &[]);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`packages` is not supported"),
+        "{}",
+        out.stderr
+    );
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+    assert_eq!(read("etc/hostname"), "worker-7\n");
+    assert!(read("etc/hosts").starts_with("127.0.1.1 worker-7.example.com worker-7\n"));
+    assert_eq!(read("etc/motd"), "hello\n");
+    assert_eq!(read("etc/gz.txt"), "hello");
+    assert_eq!(read("etc/append.txt"), "first\nmore\n");
+    let passwd = read("etc/passwd");
+    let core = passwd
+        .lines()
+        .find(|l| l.starts_with("core:"))
+        .expect("core created");
+    assert!(core.contains(":Core User:/home/core:/bin/sh"), "{core}");
+    assert!(
+        passwd.lines().any(|l| l.starts_with("svc:x:2500:")),
+        "{passwd}"
+    );
+    assert!(!root.join("home/svc").exists(), "no_create_home ignored");
+    let group = read("etc/group");
+    assert!(
+        group
+            .lines()
+            .any(|l| l.starts_with("sudo:") && l.ends_with("core")),
+        "{group}"
+    );
+    assert!(
+        group
+            .lines()
+            .any(|l| l.starts_with("admins:") && l.ends_with("root")),
+        "{group}"
+    );
+    let core_uid = core.split(':').nth(2).unwrap().parse::<u32>().unwrap();
+    let keys = root.join("home/core/.ssh/authorized_keys");
+    assert_eq!(
+        fs::read_to_string(&keys).unwrap(),
+        "ssh-ed25519 AAAAC3 core@laptop\n"
+    );
+    let km = fs::metadata(&keys).unwrap();
+    assert_eq!((km.mode() & 0o777, km.uid()), (0o600, core_uid));
+    assert_eq!(
+        fs::metadata(root.join("home/core/.ssh")).unwrap().mode() & 0o777,
+        0o700
+    );
+    let cfg = fs::metadata(root.join("opt/app/config.ini")).unwrap();
+    let ops_gid: u32 = group
+        .lines()
+        .find(|l| l.starts_with("ops:"))
+        .unwrap()
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        (cfg.mode() & 0o7777, cfg.uid(), cfg.gid()),
+        (0o750, core_uid, ops_gid)
+    );
+    let sudoers = root.join("etc/sudoers.d/90-cloud-init-users");
+    assert!(read("etc/sudoers.d/90-cloud-init-users").contains("core ALL=(ALL) NOPASSWD:ALL\n"));
+    assert_eq!(fs::metadata(sudoers).unwrap().mode() & 0o777, 0o440);
+    let chrony = read("etc/chrony/chrony.conf");
+    assert!(
+        chrony.contains("pool pool.example.com iburst\n")
+            && chrony.contains("server ntp1.example.com iburst\n"),
+        "{chrony}"
+    );
+    assert_eq!(read("etc/fstab"), "# existing\n/dev/vdb\t/var/lib/containerd\text4\tdefaults,noatime\t0\t2\tcomment=cloudconfig\n");
+    assert!(root.join("var/lib/containerd").is_dir());
+}
+
+#[test]
+fn commands_run_in_order_only_when_asked() {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "apt-get install busybox-static");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "root");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for tool in ["sh", "echo", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
+    }
+    let mime = "Content-Type: multipart/mixed; boundary=\"==B==\"\nMIME-Version: 1.0\n\n\
+--==B==\nContent-Type: text/cloud-config; charset=\"us-ascii\"\nMIME-Version: 1.0\n\n\
+#cloud-config\nbootcmd:\n  - echo boot >> /log\nruncmd:\n  - echo run >> /log\n  - [sh, -c, 'cat /etc/marker >> /log']\nwrite_files:\n  - {path: /etc/marker, content: \"file\\n\"}\n\
+--==B==\nContent-Type: text/x-shellscript; charset=\"us-ascii\"\nMIME-Version: 1.0\n\n#!/bin/sh\necho script >> /log\n\
+--==B==--\n";
+    let out = apply(&root, mime, &[]);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        !root.join("log").exists(),
+        "commands ran without --run-commands"
+    );
+    let out = apply(&root, mime, &["--run-commands"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(
+        fs::read_to_string(root.join("log")).unwrap(),
+        "boot\nrun\nfile\nscript\n"
+    );
+}
+
+/// Builds cloud-init's instance-data.json for the same metadata kiln gets.
+fn cloud_init_instance_data(md: &serde_json::Value) -> serde_json::Value {
+    let mut v1 = serde_json::Map::new();
+    for k in [
+        "cloud_name",
+        "instance_id",
+        "local_hostname",
+        "region",
+        "availability_zone",
+        "platform",
+    ] {
+        v1.insert(k.into(), md[k].clone());
+    }
+    serde_json::json!({"v1": v1, "ds": {"meta_data": md["meta_data"].clone()}})
+}
+
+#[test]
+fn jinja_rendering_matches_cloud_init() {
+    let tmp = tempfile::tempdir().unwrap();
+    let md = serde_json::json!({
+        "platform": "ec2", "cloud_name": "aws", "instance_id": "i-0abc", "local_hostname": "ip-10-0-0-5",
+        "region": "eu-west-1", "availability_zone": "eu-west-1a",
+        "meta_data": {"local-hostname": "ip-10-0-0-5.eu-west-1.compute.internal", "placement": {"availability-zone": "eu-west-1a"}, "tags": ["a", "b"]}
+    });
+    let template = "## template: jinja\n#cloud-config\nwrite_files:\n  - path: /etc/rendered\n    content: |\n      host={{ ds.meta_data.local_hostname }}\n      az={{ ds.meta_data.placement.availability_zone }} {{ v1.availability_zone }}\n      id={{ v1.instance_id }} region={{ region }}\n      {% for t in ds.meta_data.tags %}tag={{ t }}\n      {% endfor %}{% if v1.cloud_name == 'aws' %}aws=yes{% endif %}\n";
+    let ud = tmp.path().join("ud");
+    fs::write(&ud, template).unwrap();
+    let idata = tmp.path().join("instance-data.json");
+    fs::write(
+        &idata,
+        serde_json::to_vec(&cloud_init_instance_data(&md)).unwrap(),
+    )
+    .unwrap();
+    let reference = std::process::Command::new("cloud-init")
+        .args([
+            "devel",
+            "render",
+            ud.to_str().unwrap(),
+            "-i",
+            idata.to_str().unwrap(),
+        ])
+        .output()
+        .expect("cloud-init (apt-get install cloud-init)");
+    assert!(
+        reference.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reference.stderr)
+    );
+    let rendered: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&reference.stdout).unwrap();
+    let expected = rendered["write_files"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let root = new_root(tmp.path(), "root");
+    let mdfile = tmp.path().join("metadata.json");
+    fs::write(&mdfile, serde_json::to_vec(&md).unwrap()).unwrap();
+    let out = firstboot(&[
+        "apply",
+        "--root",
+        root.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--metadata",
+        mdfile.to_str().unwrap(),
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(
+        fs::read_to_string(root.join("etc/rendered")).unwrap(),
+        expected
+    );
+    assert!(
+        expected.contains("az=eu-west-1a eu-west-1a") && expected.contains("tag=b"),
+        "{expected}"
+    );
+}
