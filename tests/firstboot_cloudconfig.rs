@@ -353,3 +353,16 @@ fn jinja_rendering_matches_cloud_init() {
         "{expected}"
     );
 }
+
+#[test]
+fn two_entries_for_one_file_build_on_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "root");
+    let ud = "#cloud-config\nwrite_files:\n  - {path: /etc/multi, content: \"one\\n\"}\n  - {path: /etc/multi, content: \"two\\n\", append: true}\n  - {path: /etc/multi, content: \"three\\n\", append: true}\n";
+    let out = apply(&root, ud, &[]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(
+        fs::read_to_string(root.join("etc/multi")).unwrap(),
+        "one\ntwo\nthree\n"
+    );
+}

@@ -14,16 +14,36 @@ use crate::userdata::{Result, UserDataError};
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 
-/// Applies the validated nodes in order.
+/// Applies the validated nodes in order: directories and symlinks at once, files staged and
+/// committed together (one filesystem sync instead of one per file), hard links last, once
+/// their targets are in place.
 pub fn apply(nodes: &[Resolved<'_>], root: &Root) -> Result<()> {
+    let mut staged = Vec::new();
+    let mut staged_paths = std::collections::HashSet::new();
     for r in nodes {
         let owner = ids(node_owner(r.node), root, r.node.origin())?;
         match r.node {
             Node::Directory(d) => directory(d, &r.host_path, owner)?,
-            Node::File(f) => file(f, &r.host_path, owner)?,
-            Node::Link(l) => {
+            Node::File(f) => {
+                // A second entry for one path (cloud-config appends) builds on the first.
+                if !staged_paths.insert(r.host_path.clone()) {
+                    commit(std::mem::take(&mut staged))?;
+                    staged_paths = std::iter::once(r.host_path.clone()).collect();
+                }
+                staged.push(file(f, &r.host_path, owner)?)
+            }
+            Node::Link(l) if !l.hard => {
                 let owner = symlink_default_owner(l, &r.host_path, root, owner);
                 link(l, &r.host_path, owner, root)?
+            }
+            Node::Link(_) => {}
+        }
+    }
+    commit(staged)?;
+    for r in nodes {
+        if let Node::Link(l) = r.node {
+            if l.hard {
+                link(l, &r.host_path, (0, 0), root)?;
             }
         }
     }
@@ -63,6 +83,10 @@ fn symlink_default_owner(l: &Link, host: &Path, root: &Root, (uid, gid): (u32, u
     }
 }
 
+fn commit(staged: Vec<kiln_core::fsutil::Staged>) -> Result<()> {
+    kiln_core::fsutil::commit(staged).map_err(|e| UserDataError::new("storage", e.to_string()))
+}
+
 fn node_owner(node: &Node) -> &Owner {
     match node {
         Node::Directory(d) => &d.owner,
@@ -90,7 +114,7 @@ pub fn ids(owner: &Owner, root: &Root, origin: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-fn file(f: &File, host: &Path, owner: (u32, u32)) -> Result<()> {
+fn file(f: &File, host: &Path, owner: (u32, u32)) -> Result<kiln_core::fsutil::Staged> {
     let existing = fs::symlink_metadata(host).ok().filter(|m| m.is_file());
     let mut bytes = match (&f.contents, &existing) {
         (Some(c), _) => c.clone(),
@@ -111,9 +135,10 @@ fn file(f: &File, host: &Path, owner: (u32, u32)) -> Result<()> {
         ));
     }
     make_parents(host, &f.origin)?;
-    write_file(host, &bytes, mode, owner, &f.origin)?;
+    let staged = kiln_core::fsutil::stage(host, &bytes, mode, Some(owner))
+        .map_err(|e| UserDataError::new(&f.origin, e.to_string()))?;
     tracing::info!(path = %f.path.display(), bytes = bytes.len(), mode = format!("{mode:04o}"), "wrote file");
-    Ok(())
+    Ok(staged)
 }
 
 /// Writes one file atomically with mode and owner (kiln-core's durable write).

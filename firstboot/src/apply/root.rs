@@ -133,7 +133,7 @@ mod tests {
         let root = Root::new(tmp.path()).unwrap();
         std::fs::create_dir_all(tmp.path().join("usr/etc")).unwrap();
         symlink("/usr/etc", tmp.path().join("etc")).unwrap();
-        symlink("../usr", tmp.path().join("usr/etc/up")).unwrap();
+        symlink("../..", tmp.path().join("usr/etc/up")).unwrap();
         let r = root.resolve(Path::new("/etc/x.conf"), "f").unwrap();
         assert_eq!(r, root.dir().join("usr/etc/x.conf"));
         let r = root.resolve(Path::new("/etc/up/etc/y"), "f").unwrap();
