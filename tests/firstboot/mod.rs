@@ -120,6 +120,21 @@ fn walk(root: &Path, dir: &Path, exclude: &[&str], out: &mut BTreeMap<String, En
     }
 }
 
+/// Sorts the lines of a file in a snapshot (for files whose line order carries no meaning,
+/// such as systemd presets, which the real Ignition writes in Go map order).
+pub fn sort_lines(snap: &mut BTreeMap<String, Entry>, rel: &str) {
+    if let Some(Entry::File { contents, .. }) = snap.get_mut(rel) {
+        let text = String::from_utf8_lossy(contents).into_owned();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort();
+        *contents = lines
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .into_bytes();
+    }
+}
+
 /// Panics with a readable list of differences between two snapshots.
 pub fn assert_same(
     a_name: &str,

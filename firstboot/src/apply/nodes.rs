@@ -14,9 +14,8 @@ use crate::userdata::{Result, UserDataError};
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 
-/// Applies the validated nodes in order: directories and symlinks at once, files staged and
-/// committed together (one filesystem sync instead of one per file), hard links last, once
-/// their targets are in place.
+/// Applies the validated nodes in order: directories at once, files staged and committed
+/// together (one filesystem sync instead of one per file), then links.
 pub fn apply(nodes: &[Resolved<'_>], root: &Root) -> Result<()> {
     let mut staged = Vec::new();
     let mut staged_paths = std::collections::HashSet::new();
@@ -32,19 +31,16 @@ pub fn apply(nodes: &[Resolved<'_>], root: &Root) -> Result<()> {
                 }
                 staged.push(file(f, &r.host_path, owner)?)
             }
-            Node::Link(l) if !l.hard => {
-                let owner = symlink_default_owner(l, &r.host_path, root, owner);
-                link(l, &r.host_path, owner, root)?
-            }
             Node::Link(_) => {}
         }
     }
     commit(staged)?;
+    // Links after the files: hard links need their targets, symlinks take their owner.
     for r in nodes {
         if let Node::Link(l) = r.node {
-            if l.hard {
-                link(l, &r.host_path, (0, 0), root)?;
-            }
+            let owner = ids(&l.owner, root, &l.origin)?;
+            let owner = symlink_default_owner(l, &r.host_path, root, owner);
+            link(l, &r.host_path, owner, root)?;
         }
     }
     Ok(())
