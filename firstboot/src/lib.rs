@@ -1,2 +1,4 @@
 //! kiln-firstboot as a library: the engines behind the node agent's commands, so tests,
 //! benchmarks and fuzz targets can drive them directly.
+
+pub mod datasource;

@@ -1,6 +1,8 @@
 //! The `kiln-firstboot` command line: one module per subcommand, each an options struct with
 //! `run`.
 
+mod fetch;
+
 use clap::{Parser, Subcommand};
 
 /// Runs once on a node's first boot: finds the user-data, applies Ignition or cloud-config,
@@ -13,12 +15,20 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Find this machine's datasource and fetch its user-data and instance metadata.
+    ///
+    /// Searches, cheapest first: the kernel command line, QEMU fw_cfg, NoCloud and config drive
+    /// media, the DMI identity of known clouds, then a bounded probe of 169.254.169.254.
+    Fetch(fetch::FetchArgs),
+}
 
 impl Cli {
     /// Runs the chosen command.
     pub fn run(self) -> anyhow::Result<()> {
-        match self.command {}
+        match self.command {
+            Command::Fetch(args) => args.run(),
+        }
     }
 }
 
