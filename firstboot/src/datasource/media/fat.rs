@@ -43,7 +43,9 @@ pub struct Fat {
 
 impl Fat {
     /// Opens the FAT filesystem on `file` (read from `device`).
-    pub fn open(file: File, device: &Path) -> Result<Self> {
+    pub fn open(mut file: File, device: &Path) -> Result<Self> {
+        // fatfs expects the stream at the start of the volume; probing moved it.
+        file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(device, e))?;
         let fs = fatfs::FileSystem::new(ReadOnly(file), fatfs::FsOptions::new()).map_err(|e| {
             Error::Filesystem {
                 path: device.into(),
