@@ -42,11 +42,12 @@ fn fetch(p: &Provider, url: &str, out: Option<&std::path::Path>, extra: &[&str])
         root.path(),
         "--metadata-url",
         url,
-        "--timeout",
-        "10",
         "--request-timeout",
         "0.5",
     ];
+    if !extra.contains(&"--timeout") {
+        args.extend(["--timeout", "10"]);
+    }
     if let Some(out) = out {
         args.extend(["--out", out.to_str().unwrap()]);
     }

@@ -45,7 +45,8 @@ impl Fat {
     /// Opens the FAT filesystem on `file` (read from `device`).
     pub fn open(mut file: File, device: &Path) -> Result<Self> {
         // fatfs expects the stream at the start of the volume; probing moved it.
-        file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(device, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(device, e))?;
         let fs = fatfs::FileSystem::new(ReadOnly(file), fatfs::FsOptions::new()).map_err(|e| {
             Error::Filesystem {
                 path: device.into(),
