@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support_fetch::providers::{provider, Opts, Provider};
 use support_fetch::server::{free_port, Fault, Server};
-use support_fetch::{firstboot, Run, SysRoot};
+use support_fetch::{firstboot, make_iso, Loop, Run, SysRoot};
 
 const USER_DATA: &[u8] =
     b"## template: jinja\n#cloud-config\nruncmd: [\"echo s3cr3t-j0in-t0ken\"]\n";
@@ -270,4 +270,59 @@ fn imdsv2_token_is_sent_with_every_get() {
     assert!(reqs[1..]
         .iter()
         .all(|r| r.header("x-aws-ec2-metadata-token") == Some("AQAEAtoken==")));
+}
+
+#[test]
+fn azure_custom_data_from_the_provisioning_medium_when_imds_has_no_user_data() {
+    use base64::Engine;
+    let p = provider("azure");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(USER_DATA);
+    let xml = include_str!("fixtures/azure/ovf-env.xml").replace("@CUSTOM_DATA@", &b64);
+    let work = tempfile::tempdir().unwrap();
+    let iso = work.path().join("ovf.iso");
+    make_iso(
+        &iso,
+        "rd_rdfe_stable.20261124-1200",
+        &[("ovf-env.xml", xml.as_bytes())],
+        true,
+    );
+    let dev = Loop::attach(&iso);
+    let root = SysRoot::new();
+    root.dmi(p.dmi.0, p.dmi.1, p.dmi.2)
+        .block_device(&dev.device);
+    let server = serve(p, opts(None), Fault::None, 0);
+    let out = work.path().join("out");
+    let args = [
+        "fetch",
+        "--sys-root",
+        root.path(),
+        "--metadata-url",
+        &server.url(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let run = firstboot(None, &args);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("reading customData from"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(out.join("user-data")).unwrap(), USER_DATA);
+    // IMDS userData wins over customData.
+    let server = serve(p, opts(Some(b"#cloud-config\n")), Fault::None, 0);
+    let args = [
+        "fetch",
+        "--sys-root",
+        root.path(),
+        "--metadata-url",
+        &server.url(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    assert!(firstboot(None, &args).ok);
+    assert_eq!(
+        std::fs::read(out.join("user-data")).unwrap(),
+        b"#cloud-config\n"
+    );
 }

@@ -89,24 +89,62 @@ pub fn find_by_label(env: &Env, labels: &[&str]) -> Option<PathBuf> {
             return Some(link);
         }
     }
-    let mut names: Vec<_> = std::fs::read_dir(env.path("/sys/class/block"))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
+    block_devices(env).into_iter().find(|device| {
+        let label = File::open(device)
+            .ok()
+            .and_then(|mut f| probe(&mut f))
+            .map(|(_, l)| l);
+        label.is_some_and(|label| labels.iter().any(|l| l.eq_ignore_ascii_case(&label)))
+    })
+}
+
+/// Every block device in `/sys/class/block` as its `/dev` node, sorted, without floppy drives
+/// (reading an empty one takes seconds) and devices that report a size of 0 (empty drives and
+/// unused loop devices).
+pub fn block_devices(env: &Env) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(env.path("/sys/class/block")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with("fd"))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("size")).map_or(true, |s| s.trim() != "0")
+        })
+        .map(|e| e.file_name())
         .collect();
     names.sort();
-    names.into_iter().find_map(|name| {
-        let device = env.path("/dev").join(&name);
-        let (_, label) = probe(&mut File::open(&device).ok()?)?;
-        labels
-            .iter()
-            .any(|l| l.eq_ignore_ascii_case(&label))
-            .then_some(device)
-    })
+    names
+        .into_iter()
+        .map(|name| env.path("/dev").join(name))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_devices_skip_floppies_and_empty_drives() {
+        let (env, dir) = crate::datasource::test_env(1.0);
+        for (name, size) in [
+            ("fd0", "2880"),
+            ("sr0", "0"),
+            ("vda", "41943040"),
+            ("loop0", ""),
+        ] {
+            let d = dir.path().join("sys/class/block").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            if !size.is_empty() {
+                std::fs::write(d.join("size"), format!("{size}\n")).unwrap();
+            }
+        }
+        let names: Vec<_> = block_devices(&env)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["loop0", "vda"]);
+    }
 
     #[test]
     fn labels_are_trimmed() {
