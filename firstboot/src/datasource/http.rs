@@ -13,6 +13,9 @@ use super::{Error, Result};
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest pause between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// No attempt starts with less time than this left: it could only time out, and its "timeout"
+/// would hide the real error of the attempts before.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 /// Limits of one fetch run.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +75,7 @@ impl Http {
             .http_status_as_error(false)
             .proxy(None)
             .max_redirects(5)
+            .user_agent(concat!("kiln-firstboot/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls)
             .build()
             .into();
@@ -123,7 +127,7 @@ impl Http {
                     Err(Attempt::Fail(err)) => return Err(err),
                 };
             let pause = jitter(backoff);
-            if Instant::now() + pause >= self.config.deadline {
+            if Instant::now() + pause + MIN_ATTEMPT >= self.config.deadline {
                 return Err(Error::GaveUp {
                     url: url.into(),
                     attempts,
