@@ -2,5 +2,6 @@
 //! benchmarks and fuzz targets can drive them directly.
 
 pub mod apply;
+pub mod datasource;
 pub mod plan;
 pub mod userdata;

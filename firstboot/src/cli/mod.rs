@@ -2,6 +2,7 @@
 //! `run`.
 
 mod apply;
+mod fetch;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,11 @@ pub struct Cli {
 enum Command {
     /// Apply user-data (Ignition or cloud-config) to a root directory, all or nothing.
     Apply(apply::ApplyArgs),
+    /// Find this machine's datasource and fetch its user-data and instance metadata.
+    ///
+    /// Searches, cheapest first: the kernel command line, QEMU fw_cfg, NoCloud and config drive
+    /// media, the DMI identity of known clouds, then a bounded probe of 169.254.169.254.
+    Fetch(fetch::FetchArgs),
 }
 
 impl Cli {
@@ -25,6 +31,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Apply(args) => args.run(),
+            Command::Fetch(args) => args.run(),
         }
     }
 }

@@ -1,0 +1,269 @@
+//! A small blocking HTTP client for metadata services that are not up yet at boot: connection
+//! errors, timeouts, truncated bodies, 408, 429 and 5xx are retried with exponential backoff and
+//! jitter inside one total deadline; every other status is final and handed to the caller.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+
+use super::{Error, Result};
+
+/// First pause between attempts; doubles up to [`MAX_BACKOFF`] (Ignition's schedule).
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// No attempt starts with less time than this left: it could only time out, and its "timeout"
+/// would hide the real error of the attempts before.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
+/// Limits of one fetch run.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpConfig {
+    /// When every retry stops.
+    pub deadline: Instant,
+    /// The longest one request may take (connect, send, headers, body).
+    pub request_timeout: Duration,
+    /// The largest body accepted, in bytes.
+    pub max_body: u64,
+}
+
+/// One answer with a final (non-retried) status.
+#[derive(Debug)]
+pub struct Reply {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body, at most [`HttpConfig::max_body`] bytes.
+    pub body: Vec<u8>,
+    /// Response headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The retrying client.
+pub struct Http {
+    agent: ureq::Agent,
+    config: HttpConfig,
+}
+
+/// Why one attempt failed: worth another try, or not.
+enum Attempt {
+    Retry(String),
+    Fail(Error),
+}
+
+impl Http {
+    /// A client with the limits of `config`. Proxies from the environment are ignored: metadata
+    /// services are link-local.
+    pub fn new(config: HttpConfig) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(RootCerts::WebPki)
+            .unversioned_rustls_crypto_provider(provider)
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .max_redirects(5)
+            .user_agent(concat!("kiln-firstboot/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
+            .build()
+            .into();
+        Http { agent, config }
+    }
+
+    /// The limits this client works within.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// GET `url`: `Some(body)` on 200, `None` on 404 (or an empty 204), an error otherwise.
+    pub fn get_optional(&self, url: &str, headers: &[(&str, &str)]) -> Result<Option<Vec<u8>>> {
+        let reply = self.send("GET", url, headers)?;
+        match reply.status {
+            200 => Ok(Some(reply.body)),
+            204 | 404 => Ok(None),
+            status => Err(Error::Status {
+                url: url.into(),
+                status,
+            }),
+        }
+    }
+
+    /// GET `url` and require a 200 answer.
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>> {
+        self.get_optional(url, headers)?.ok_or(Error::Status {
+            url: url.into(),
+            status: 404,
+        })
+    }
+
+    /// Sends `method url` with `headers` and an empty body, retrying until a final status or the
+    /// deadline.
+    pub fn send(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Reply> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let left = self
+                .config
+                .deadline
+                .saturating_duration_since(Instant::now());
+            let last =
+                match self.attempt(method, url, headers, left.min(self.config.request_timeout)) {
+                    Ok(reply) if !retried_status(reply.status) => return Ok(reply),
+                    Ok(reply) => format!("HTTP status {}", reply.status),
+                    Err(Attempt::Retry(msg)) => msg,
+                    Err(Attempt::Fail(err)) => return Err(err),
+                };
+            let pause = jitter(backoff);
+            if Instant::now() + pause + MIN_ATTEMPT >= self.config.deadline {
+                return Err(Error::GaveUp {
+                    url: url.into(),
+                    attempts,
+                    last,
+                });
+            }
+            tracing::debug!("{method} {url}: {last}; retrying in {pause:?}");
+            std::thread::sleep(pause);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn attempt(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Reply, Attempt> {
+        if timeout.is_zero() {
+            return Err(Attempt::Retry("deadline reached".into()));
+        }
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(&[][..]).map_err(|e| {
+            Attempt::Fail(Error::BadUrl {
+                url: url.into(),
+                reason: e.to_string(),
+            })
+        })?;
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(timeout))
+            .build();
+        let mut response = self.agent.run(request).map_err(|e| classify(url, e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(self.config.max_body)
+            .read_to_vec()
+            .map_err(|e| classify(url, e))?;
+        Ok(Reply {
+            status,
+            body,
+            headers,
+        })
+    }
+}
+
+/// Statuses worth another try: request timeout, too many requests, server errors.
+fn retried_status(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+/// Sorts a transport error into final (bad URL, size cap) or worth a retry (everything the
+/// network does while it comes up: refused, unreachable, timeouts, truncated bodies).
+fn classify(url: &str, err: ureq::Error) -> Attempt {
+    match err {
+        ureq::Error::BodyExceedsLimit(limit) => Attempt::Fail(Error::TooLarge {
+            source_name: url.into(),
+            limit,
+        }),
+        ureq::Error::BadUri(reason) => Attempt::Fail(Error::BadUrl {
+            url: url.into(),
+            reason,
+        }),
+        ureq::Error::Http(e) => Attempt::Fail(Error::BadUrl {
+            url: url.into(),
+            reason: e.to_string(),
+        }),
+        other => Attempt::Retry(other.to_string()),
+    }
+}
+
+/// A pause between half and all of `backoff`, so that many nodes booting together spread out.
+fn jitter(backoff: Duration) -> Duration {
+    let half = backoff / 2;
+    let random = getrandom::u64().unwrap_or(0) % (half.as_millis() as u64 + 1);
+    half + Duration::from_millis(random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retried_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(retried_status(s), "{s}");
+        }
+        for s in [200, 204, 400, 401, 403, 404, 405] {
+            assert!(!retried_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_full_backoff() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(400));
+            assert!(
+                j >= Duration::from_millis(200) && j <= Duration::from_millis(400),
+                "{j:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gives_up_at_the_deadline_on_refused_connections() {
+        // Bind then drop a listener: its port now refuses connections.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let start = Instant::now();
+        let http = Http::new(HttpConfig {
+            deadline: start + Duration::from_millis(700),
+            request_timeout: Duration::from_millis(200),
+            max_body: 1024,
+        });
+        let err = http
+            .get_optional(&format!("http://127.0.0.1:{port}/x"), &[])
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::GaveUp { attempts, .. } if attempts > 1),
+            "{err}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+}

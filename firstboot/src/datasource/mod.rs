@@ -1,0 +1,200 @@
+//! Finding and fetching a node's user-data and instance metadata: one module per platform behind
+//! the [`Datasource`] trait, one search order ([`detect`]) that picks the platform from cheap local
+//! evidence before anything slow, and one [`Metadata`] shape for every platform.
+
+mod azure;
+mod cmdline;
+mod configdrive;
+mod detect;
+mod digitalocean;
+mod dmi;
+mod ec2;
+mod error;
+mod fwcfg;
+mod gce;
+mod hetzner;
+pub mod http;
+pub mod media;
+mod metadata;
+mod nocloud;
+mod openstack;
+mod url;
+
+use std::path::{Path, PathBuf};
+
+pub use detect::{detect, Choice};
+pub use error::{Error, Result};
+pub use metadata::{Fetched, Metadata};
+
+/// Every datasource name `--datasource` and `kiln.datasource=` accept, in search order.
+pub const NAMES: &[&str] = &[
+    "cmdline",
+    "fwcfg",
+    "nocloud",
+    "configdrive",
+    "ec2",
+    "gce",
+    "azure",
+    "openstack",
+    "digitalocean",
+    "hetzner",
+];
+
+/// One place user-data and metadata can come from.
+pub trait Datasource {
+    /// The kiln name of the platform (one of [`NAMES`]).
+    fn name(&self) -> &'static str;
+    /// Fetches user-data (`None` when the platform has none) and metadata.
+    fn fetch(&self, env: &Env) -> Result<Fetched>;
+}
+
+/// What every datasource may use: the root that holds `/proc`, `/sys`, `/dev` and `/var` (`/` on
+/// a node, a scratch directory in tests) and the retrying HTTP client.
+pub struct Env {
+    /// Root of the machine's identity files.
+    pub sys_root: PathBuf,
+    /// The HTTP client with its deadline.
+    pub http: http::Http,
+    /// Replaces the metadata service's base URL (`http://169.254.169.254`) when set.
+    pub metadata_url: Option<String>,
+}
+
+impl Env {
+    /// `abs` (an absolute path on the node) below the sys-root.
+    pub fn path(&self, abs: &str) -> PathBuf {
+        self.sys_root.join(abs.trim_start_matches('/'))
+    }
+
+    /// The metadata service's base URL without a trailing slash.
+    pub fn base_url(&self, default: &str) -> String {
+        self.metadata_url
+            .as_deref()
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The trimmed text of the file `abs` below the sys-root, `None` if it is missing or empty.
+    pub fn read_text(&self, abs: &str) -> Option<String> {
+        read_trimmed(&self.path(abs))
+    }
+}
+
+/// The link-local address of the metadata services of EC2, GCE, Azure, OpenStack, DigitalOcean
+/// and Hetzner.
+pub const LINK_LOCAL: &str = "http://169.254.169.254";
+
+/// The datasource called `name`; `cmdline` reads its URL from the kernel command line.
+pub fn by_name(name: &str, env: &Env) -> Result<Box<dyn Datasource>> {
+    Ok(match name {
+        "cmdline" => Box::new(cmdline::from_cmdline(env)?),
+        "fwcfg" => Box::new(fwcfg::FwCfg),
+        "nocloud" => Box::new(nocloud::NoCloud),
+        "configdrive" => Box::new(configdrive::ConfigDrive),
+        "ec2" => Box::new(ec2::Ec2),
+        "gce" => Box::new(gce::Gce),
+        "azure" => Box::new(azure::Azure),
+        "openstack" => Box::new(openstack::OpenStack),
+        "digitalocean" => Box::new(digitalocean::DigitalOcean),
+        "hetzner" => Box::new(hetzner::Hetzner),
+        other => return Err(Error::UnknownDatasource(other.into())),
+    })
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// Parses `bytes` from `source_name` as a JSON object.
+fn parse_json(source_name: &str, bytes: &[u8]) -> Result<serde_json::Value> {
+    match serde_json::from_slice(bytes) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err(Error::malformed(source_name, "not a JSON object")),
+        Err(e) => Err(Error::malformed(source_name, e)),
+    }
+}
+
+/// Parses `bytes` from `source_name` as a YAML mapping, as JSON (an empty document is `{}`).
+fn parse_yaml(source_name: &str, bytes: &[u8]) -> Result<serde_json::Value> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    match serde_yaml_ng::from_slice(bytes) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err(Error::malformed(source_name, "not a YAML mapping")),
+        Err(e) => Err(Error::malformed(source_name, e)),
+    }
+}
+
+/// The string at JSON pointer `pointer` in `value` (numbers are turned into text).
+fn json_str(value: &serde_json::Value, pointer: &str) -> Option<String> {
+    match value.pointer(pointer)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The machine's DMI product UUID in lower case: the instance id of platforms without one.
+fn dmi_uuid(env: &Env) -> Option<String> {
+    env.read_text("/sys/class/dmi/id/product_uuid")
+        .map(|s| s.to_ascii_lowercase())
+}
+
+/// Text of an optional metadata value, trimmed; empty is `None`.
+fn text(bytes: Option<Vec<u8>>) -> Option<String> {
+    let s = String::from_utf8_lossy(&bytes?).trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+/// Empty user-data is no user-data.
+fn non_empty(bytes: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    bytes.filter(|b| !b.is_empty())
+}
+
+/// An [`Env`] over an empty scratch sys-root with a `secs` second deadline (unit tests).
+#[cfg(test)]
+pub(crate) fn test_env(secs: f64) -> (Env, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let http = http::Http::new(http::HttpConfig {
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs_f64(secs),
+        request_timeout: std::time::Duration::from_secs(1),
+        max_body: 1 << 20,
+    });
+    let env = Env {
+        sys_root: dir.path().into(),
+        http,
+        metadata_url: None,
+    };
+    (env, dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_yaml_must_be_objects() {
+        assert!(parse_json("x", b"{\"a\":1}").is_ok());
+        let err = parse_json("http://x/meta", b"[1]").unwrap_err();
+        assert!(err.to_string().contains("http://x/meta"), "{err}");
+        assert!(parse_json("x", b"{").is_err());
+        assert_eq!(parse_yaml("x", b"  \n").unwrap(), serde_json::json!({}));
+        assert_eq!(
+            parse_yaml("x", b"instance-id: i-1\n").unwrap(),
+            serde_json::json!({"instance-id": "i-1"})
+        );
+        assert!(parse_yaml("x", b"- a\n").is_err());
+    }
+
+    #[test]
+    fn json_str_reads_strings_and_numbers() {
+        let v = serde_json::json!({"a": {"b": 42, "c": "x", "d": ""}});
+        assert_eq!(json_str(&v, "/a/b").as_deref(), Some("42"));
+        assert_eq!(json_str(&v, "/a/c").as_deref(), Some("x"));
+        assert_eq!(json_str(&v, "/a/d"), None);
+        assert_eq!(json_str(&v, "/z"), None);
+    }
+}

@@ -1,0 +1,282 @@
+//! Fetching one user-data URL by scheme: `http`/`https` through the retrying client, `data:`
+//! (RFC 2397) decoded in place, `tftp` (RFC 1350, octet mode) for PXE setups, and `file` for
+//! NoCloud seeds on a local path.
+
+use std::net::{ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use super::{Env, Error, Result};
+
+/// Fetches `url`: `Ok(None)` when the server says the file does not exist (HTTP 404, TFTP
+/// "file not found", a missing file).
+pub fn fetch(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
+    let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("http" | "https") => env.http.get_optional(url, &[]),
+        Some("data") => decode_data(url).map(Some),
+        Some("tftp") => tftp_get(env, url),
+        Some("file") => read_file(env, url),
+        _ => Err(Error::UnsupportedScheme { url: url.into() }),
+    }
+}
+
+/// Checks the scheme of `url` without fetching it.
+pub fn check_scheme(url: &str) -> Result<()> {
+    let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("http" | "https" | "data" | "tftp" | "file") => Ok(()),
+        _ => Err(Error::UnsupportedScheme { url: url.into() }),
+    }
+}
+
+/// Decodes `data:[<mediatype>][;base64],<data>`.
+fn decode_data(url: &str) -> Result<Vec<u8>> {
+    let bad = |reason: &str| Error::BadUrl {
+        url: "data:...".into(),
+        reason: reason.into(),
+    };
+    let rest = &url["data:".len()..];
+    let (header, payload) = rest
+        .split_once(',')
+        .ok_or_else(|| bad("no ',' after the media type"))?;
+    let bytes = percent_decode(payload).ok_or_else(|| bad("bad percent escape"))?;
+    if header.to_ascii_lowercase().ends_with(";base64") {
+        base64::engine::general_purpose::STANDARD
+            .decode(
+                bytes
+                    .iter()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .copied()
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|_| bad("bad base64"))
+    } else {
+        Ok(bytes)
+    }
+}
+
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
+/// `file:///path` read below the sys-root.
+fn read_file(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
+    let path = env.path(url.trim_start_matches("file://"));
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if bytes.len() as u64 > env.http.config().max_body {
+        return Err(Error::TooLarge {
+            source_name: url.into(),
+            limit: env.http.config().max_body,
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// Reads `tftp://host[:port]/file`, resending the request until the deadline if no packet comes.
+fn tftp_get(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
+    let bad = |reason: &str| Error::BadUrl {
+        url: url.into(),
+        reason: reason.into(),
+    };
+    let rest = &url["tftp://".len().min(url.len())..];
+    let (authority, file) = rest.split_once('/').ok_or_else(|| bad("no file path"))?;
+    let authority = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:69")
+    };
+    let server = authority
+        .to_socket_addrs()
+        .map_err(|e| bad(&e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("host has no address"))?;
+    let limits = *env.http.config();
+    let io = |e: std::io::Error| Error::GaveUp {
+        url: url.into(),
+        attempts: 1,
+        last: e.to_string(),
+    };
+    let socket = UdpSocket::bind(if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .map_err(io)?;
+    let mut request = vec![0, 1];
+    request.extend_from_slice(file.as_bytes());
+    request.extend_from_slice(b"\0octet\0");
+    let mut transfer = Tftp {
+        socket,
+        url,
+        data: Vec::new(),
+        block: 0,
+        peer: None,
+        max: limits.max_body,
+    };
+    transfer.run(&request, server, limits.deadline, limits.request_timeout)
+}
+
+/// One TFTP read transfer.
+struct Tftp<'a> {
+    socket: UdpSocket,
+    url: &'a str,
+    data: Vec<u8>,
+    block: u16,
+    peer: Option<std::net::SocketAddr>,
+    max: u64,
+}
+
+impl Tftp<'_> {
+    fn run(
+        &mut self,
+        request: &[u8],
+        server: std::net::SocketAddr,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut last = (request.to_vec(), server);
+        let mut attempts = 1;
+        self.send(&last.0, last.1)?;
+        let mut buf = [0u8; 516];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::GaveUp {
+                    url: self.url.into(),
+                    attempts,
+                    last: "no TFTP answer".into(),
+                });
+            }
+            self.socket.set_read_timeout(Some(left.min(timeout))).ok();
+            let (n, from) = match self.socket.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(_) => {
+                    attempts += 1;
+                    self.send(&last.0, last.1)?;
+                    continue;
+                }
+            };
+            if self.peer.is_some_and(|p| p != from) || n < 4 {
+                continue;
+            }
+            match (buf[1], u16::from_be_bytes([buf[2], buf[3]])) {
+                (3, block) if block == self.block.wrapping_add(1) => {
+                    self.peer = Some(from);
+                    self.block = block;
+                    self.data.extend_from_slice(&buf[4..n]);
+                    if self.data.len() as u64 > self.max {
+                        return Err(Error::TooLarge {
+                            source_name: self.url.into(),
+                            limit: self.max,
+                        });
+                    }
+                    last = (vec![0, 4, buf[2], buf[3]], from);
+                    self.send(&last.0, from)?;
+                    if n < 516 {
+                        return Ok(Some(std::mem::take(&mut self.data)));
+                    }
+                }
+                (5, 1) => return Ok(None),
+                (5, code) => {
+                    let msg = String::from_utf8_lossy(&buf[4..n])
+                        .trim_end_matches('\0')
+                        .to_owned();
+                    return Err(Error::Missing(format!(
+                        "{}: TFTP error {code}: {msg}",
+                        self.url
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn send(&self, packet: &[u8], to: std::net::SocketAddr) -> Result<()> {
+        self.socket
+            .send_to(packet, to)
+            .map(drop)
+            .map_err(|e| Error::GaveUp {
+                url: self.url.into(),
+                attempts: 1,
+                last: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasource::test_env;
+
+    #[test]
+    fn data_urls_plain_and_base64() {
+        assert_eq!(decode_data("data:,hello%20world").unwrap(), b"hello world");
+        assert_eq!(decode_data("data:text/plain;base64,aGk=").unwrap(), b"hi");
+        assert!(decode_data("data:text/plain").is_err());
+        assert!(decode_data("data:;base64,***").is_err());
+    }
+
+    #[test]
+    fn unsupported_scheme_is_named() {
+        let err = check_scheme("gopher://x/y").unwrap_err();
+        assert!(err.to_string().contains("gopher://x/y"), "{err}");
+        check_scheme("tftp://10.0.0.1/boot/user-data").unwrap();
+    }
+
+    /// A one-file TFTP server on 127.0.0.1 that answers one read request.
+    fn tftp_server(contents: Vec<u8>) -> u16 {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 600];
+            let (n, client) = sock.recv_from(&mut buf).unwrap();
+            let name = String::from_utf8_lossy(&buf[2..n]).to_string();
+            let data = UdpSocket::bind("127.0.0.1:0").unwrap();
+            if !name.starts_with("user-data\0") {
+                data.send_to(b"\0\x05\0\x01not found\0", client).unwrap();
+                return;
+            }
+            let mut chunks: Vec<&[u8]> = contents.chunks(512).collect();
+            if contents.len().is_multiple_of(512) {
+                chunks.push(&[]);
+            }
+            for (i, chunk) in chunks.iter().enumerate() {
+                let block = (i as u16 + 1).to_be_bytes();
+                let mut pkt = vec![0, 3, block[0], block[1]];
+                pkt.extend_from_slice(chunk);
+                data.send_to(&pkt, client).unwrap();
+                data.recv_from(&mut buf).unwrap();
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn tftp_reads_multi_block_files_and_reports_missing_ones() {
+        let contents: Vec<u8> = (0..1300u32).map(|i| i as u8).collect();
+        let port = tftp_server(contents.clone());
+        let (env, _dir) = test_env(5.0);
+        let got = fetch(&env, &format!("tftp://127.0.0.1:{port}/user-data")).unwrap();
+        assert_eq!(got.unwrap(), contents);
+        let port = tftp_server(Vec::new());
+        assert!(fetch(&env, &format!("tftp://127.0.0.1:{port}/nothing"))
+            .unwrap()
+            .is_none());
+    }
+}
