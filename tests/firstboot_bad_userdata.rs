@@ -162,3 +162,36 @@ fn cloud_config_errors_name_the_field() {
         rejected(name, ud, needle, |_| {});
     }
 }
+
+#[test]
+fn remote_hash_mismatch_and_missing_source_write_nothing() {
+    let base = serve(vec![("/file.txt", b"tampered".to_vec())]);
+    let ok_file = r#"{"path":"/etc/ok","contents":{"source":"data:,ok"}}"#;
+    let mismatch = ign(&format!(
+        r#""storage":{{"files":[{ok_file},{{"path":"/etc/x","contents":{{"source":"{base}/file.txt","verification":{{"hash":"sha256-{}"}}}}}}]}}"#,
+        "0".repeat(64)
+    ));
+    rejected(
+        "remote mismatch",
+        &mismatch,
+        "storage.files[1].contents.verification.hash: hash mismatch",
+        |_| {},
+    );
+    let missing = ign(&format!(
+        r#""storage":{{"files":[{ok_file},{{"path":"/etc/x","contents":{{"source":"{base}/nope"}}}}]}}"#
+    ));
+    rejected(
+        "remote 404",
+        &missing,
+        "storage.files[1].contents.source: fetching",
+        |_| {},
+    );
+    let scheme =
+        ign(r#""storage":{"files":[{"path":"/etc/x","contents":{"source":"s3://bucket/key"}}]}"#);
+    rejected(
+        "scheme",
+        &scheme,
+        "storage.files[0].contents.source: s3: sources are not supported",
+        |_| {},
+    );
+}

@@ -202,3 +202,17 @@ fn spec_3_0_and_3_1_configs() {
         differential(version, &config, |_| {});
     }
 }
+
+#[test]
+fn remote_sources_with_hashes() {
+    let body = b"served over http\n".to_vec();
+    let base = serve(vec![("/file.txt", body.clone()), ("/child.ign", br#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/etc/from-merged-url","contents":{"source":"data:,merged"}}]}}"#.to_vec())]);
+    let config = format!(
+        r#"{{"ignition":{{"version":"3.3.0","config":{{"merge":[{{"source":"{base}/child.ign"}}]}}}},
+ "storage":{{"files":[
+   {{"path":"/etc/remote.txt","contents":{{"source":"{base}/file.txt","verification":{{"hash":"sha512-{hash}"}}}},"mode":384}},
+   {{"path":"/etc/appended","append":[{{"source":"{base}/file.txt"}}]}}]}}}}"#,
+        hash = sha512(&body)
+    );
+    differential("remote", &config, |_| {});
+}

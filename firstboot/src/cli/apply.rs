@@ -2,12 +2,14 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use kiln_firstboot::apply::{apply, Options, Root};
+use kiln_firstboot::datasource::http::{Http, HttpConfig};
 use kiln_firstboot::userdata::detect::Inputs;
-use kiln_firstboot::userdata::resource::NoNetwork;
+use kiln_firstboot::userdata::remote::HttpFetcher;
 
 /// Reads user-data (Ignition 3.x, #cloud-config, jinja templates, MIME multipart, gzip, scripts),
 /// compiles it into a plan, checks the plan against the root, and only then writes: files
@@ -32,6 +34,9 @@ pub struct ApplyArgs {
     /// Also run bootcmd, runcmd and user-data scripts (chrooted into --root unless it is /).
     #[arg(long)]
     run_commands: bool,
+    /// Total seconds for fetching remote (http/https) resources, retries included.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    timeout: u64,
 }
 
 impl ApplyArgs {
@@ -51,9 +56,14 @@ impl ApplyArgs {
             root.resolve(Path::new(p), "probe")
                 .is_ok_and(|h| h.exists())
         };
+        let fetcher = HttpFetcher::new(Http::new(HttpConfig {
+            deadline: Instant::now() + Duration::from_secs(self.timeout),
+            request_timeout: Duration::from_secs(10),
+            max_body: kiln_firstboot::userdata::resource::MAX_RESOURCE_BYTES,
+        }));
         let inputs = Inputs {
             metadata: &metadata,
-            fetcher: &NoNetwork,
+            fetcher: &fetcher,
             root_has: &root_has,
         };
         let plan = kiln_firstboot::userdata::compile(&user_data, &inputs).with_context(|| {

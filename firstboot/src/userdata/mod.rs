@@ -6,6 +6,7 @@
 //! - [`jinja`]: `## template: jinja` rendering with cloud-init's instance-data names.
 //! - [`resource`]: `data:` URLs, remote fetches, hashes, gzip.
 //! - [`merge`]: Ignition config merges and cloud-config part merges.
+//! - [`remote`]: `http(s)` resources through the retrying HTTP client.
 
 pub mod cloudconfig;
 pub mod detect;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod ignition;
 pub mod jinja;
 pub mod merge;
+pub mod remote;
 pub mod resource;
 
 pub use detect::compile;
