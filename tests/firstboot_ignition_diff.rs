@@ -87,9 +87,10 @@ fn differential(name: &str, config: &str, prepare: impl Fn(&Path)) {
         sort_lines(snap, "etc/systemd/system-preset/20-ignition.preset");
     }
     assert_same(&format!("{name}: ignition"), &a, "kiln", &b);
+    // The seed alone is 5 entries (etc and its four databases).
     assert!(
-        a.len() > 8,
-        "{name}: suspiciously small tree: {:?}",
+        a.len() > 5,
+        "{name}: the config wrote nothing: {:?}",
         a.keys()
     );
 }
