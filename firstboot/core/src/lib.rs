@@ -8,7 +8,10 @@ pub mod error;
 pub mod fsutil;
 pub mod kubeadm;
 pub mod kubeconfig;
+pub mod nodeconfig;
 pub mod pki;
+pub mod secret;
 pub mod token;
+pub mod version;
 
 pub use error::{Error, Result};

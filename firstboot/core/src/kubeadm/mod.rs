@@ -2,8 +2,15 @@
 //! in the API version the node's kubeadm speaks.
 //!
 //! - [`etcd`]: the per-member config of "Set up a High Availability etcd Cluster with kubeadm".
+//! - [`types`]: InitConfiguration, ClusterConfiguration, JoinConfiguration.
+//! - [`stream`]: a whole `--config` stream, read strictly.
+//! - [`render`]: node config → kubeadm config; [`adjust`]: kiln's changes to a given config.
 
+pub mod adjust;
 pub mod etcd;
+pub mod render;
+pub mod stream;
+pub mod types;
 
 use std::str::FromStr;
 

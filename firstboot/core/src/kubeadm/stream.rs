@@ -1,0 +1,260 @@
+//! A kubeadm `--config` file: a YAML stream of InitConfiguration, ClusterConfiguration,
+//! JoinConfiguration and the component configs kubeadm passes on (KubeletConfiguration,
+//! KubeProxyConfiguration). Read strictly, as `kubeadm config validate` does, and checked
+//! against the API versions the node's kubeadm reads.
+
+use serde::Serialize;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::types::{ClusterConfiguration, InitConfiguration, JoinConfiguration};
+use super::ApiVersion;
+use crate::version::KubeVersion;
+use crate::Error;
+
+/// `apiVersion` of KubeletConfiguration.
+pub const KUBELET_API: &str = "kubelet.config.k8s.io/v1beta1";
+/// `apiVersion` of KubeProxyConfiguration.
+pub const KUBE_PROXY_API: &str = "kubeproxy.config.k8s.io/v1alpha1";
+
+/// One document of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// `InitConfiguration`.
+    Init(Box<InitConfiguration>),
+    /// `ClusterConfiguration`.
+    Cluster(Box<ClusterConfiguration>),
+    /// `JoinConfiguration`.
+    Join(Box<JoinConfiguration>),
+    /// KubeletConfiguration, KubeProxyConfiguration, or v1beta4's ResetConfiguration and
+    /// UpgradeConfiguration, kept as given.
+    Other {
+        /// The document's kind.
+        kind: String,
+        /// The whole document.
+        body: Mapping,
+    },
+}
+
+impl Document {
+    /// The document's kind.
+    pub fn kind(&self) -> &str {
+        match self {
+            Document::Init(_) => "InitConfiguration",
+            Document::Cluster(_) => "ClusterConfiguration",
+            Document::Join(_) => "JoinConfiguration",
+            Document::Other { kind, .. } => kind,
+        }
+    }
+}
+
+/// A whole kubeadm config stream.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KubeadmConfig {
+    /// The documents in order.
+    pub docs: Vec<Document>,
+}
+
+impl KubeadmConfig {
+    /// Parses a stream strictly and checks that `kubeadm` reads every document's version.
+    pub fn parse(text: &str, kubeadm: &KubeVersion) -> Result<KubeadmConfig, Error> {
+        let mut docs = Vec::new();
+        for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let at = format!("document {}", i + 1);
+            let value: Value = serde::Deserialize::deserialize(de)
+                .map_err(|e| Error::invalid(format!("{at}: not YAML: {e}")))?;
+            if value.is_null() {
+                continue;
+            }
+            docs.push(document(value, kubeadm, &at)?);
+        }
+        Ok(KubeadmConfig { docs })
+    }
+
+    /// The stream as kubeadm reads it (`---` before each document).
+    pub fn to_yaml(&self) -> Result<String, Error> {
+        let mut out = String::new();
+        for doc in &self.docs {
+            out.push_str("---\n");
+            out.push_str(&match doc {
+                Document::Init(d) => yaml(d)?,
+                Document::Cluster(d) => yaml(d)?,
+                Document::Join(d) => yaml(d)?,
+                Document::Other { body, .. } => yaml(body)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The InitConfiguration, if any.
+    pub fn init_mut(&mut self) -> Option<&mut InitConfiguration> {
+        self.docs.iter_mut().find_map(|d| match d {
+            Document::Init(x) => Some(x.as_mut()),
+            _ => None,
+        })
+    }
+
+    /// The ClusterConfiguration, if any.
+    pub fn cluster_mut(&mut self) -> Option<&mut ClusterConfiguration> {
+        self.docs.iter_mut().find_map(|d| match d {
+            Document::Cluster(x) => Some(x.as_mut()),
+            _ => None,
+        })
+    }
+
+    /// The JoinConfiguration, if any.
+    pub fn join(&self) -> Option<&JoinConfiguration> {
+        self.docs.iter().find_map(|d| match d {
+            Document::Join(x) => Some(x.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// The JoinConfiguration, if any, mutably.
+    pub fn join_mut(&mut self) -> Option<&mut JoinConfiguration> {
+        self.docs.iter_mut().find_map(|d| match d {
+            Document::Join(x) => Some(x.as_mut()),
+            _ => None,
+        })
+    }
+
+    /// Whether a document of `kind` is present.
+    pub fn has(&self, kind: &str) -> bool {
+        self.docs.iter().any(|d| d.kind() == kind)
+    }
+
+    /// The body of the first `Other` document of `kind`, mutably.
+    pub fn other_mut(&mut self, kind: &str) -> Option<&mut Mapping> {
+        self.docs.iter_mut().find_map(|d| match d {
+            Document::Other { kind: k, body } if k == kind => Some(body),
+            _ => None,
+        })
+    }
+}
+
+fn yaml<T: Serialize>(doc: &T) -> Result<String, Error> {
+    serde_yaml_ng::to_string(doc)
+        .map_err(|e| Error::invalid(format!("rendering kubeadm config: {e}")))
+}
+
+fn text_field<'a>(value: &'a Value, key: &str, at: &str) -> Result<&'a str, Error> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid(format!("{at}: {key}: missing")))
+}
+
+/// Decodes one document by its apiVersion and kind.
+fn document(value: Value, kubeadm: &KubeVersion, at: &str) -> Result<Document, Error> {
+    let api_version = text_field(&value, "apiVersion", at)?.to_owned();
+    let kind = text_field(&value, "kind", at)?.to_owned();
+    let at = format!("{at} ({kind} {api_version})");
+    if let Some(version) = api_version.strip_prefix("kubeadm.k8s.io/") {
+        let api: ApiVersion = version
+            .parse()
+            .map_err(|e: Error| Error::invalid(format!("{at}: {e}")))?;
+        if !kubeadm.reads(api) {
+            return Err(Error::invalid(format!(
+                "{at}: kubeadm {kubeadm} reads only kubeadm.k8s.io/v1beta3; v1beta4 needs kubeadm >= v1.31"
+            )));
+        }
+        return kubeadm_kind(value, &kind, api, &at);
+    }
+    match (api_version.as_str(), kind.as_str()) {
+        (KUBELET_API, "KubeletConfiguration") | (KUBE_PROXY_API, "KubeProxyConfiguration") => {
+            match value {
+                Value::Mapping(body) => Ok(Document::Other { kind, body }),
+                _ => Err(Error::invalid(format!("{at}: not a mapping"))),
+            }
+        }
+        _ => Err(Error::invalid(format!(
+            "{at}: unknown kind; kubeadm reads InitConfiguration, ClusterConfiguration, JoinConfiguration ({}), \
+             KubeletConfiguration ({KUBELET_API}) and KubeProxyConfiguration ({KUBE_PROXY_API})",
+            "kubeadm.k8s.io/v1beta3 or v1beta4"
+        ))),
+    }
+}
+
+fn kubeadm_kind(value: Value, kind: &str, api: ApiVersion, at: &str) -> Result<Document, Error> {
+    let strict =
+        |e: serde_yaml_ng::Error| Error::invalid(format!("{at}: strict decoding error: {e}"));
+    let checked = |r: Result<(), Error>| r.map_err(|e| Error::invalid(format!("{at}: {e}")));
+    Ok(match kind {
+        "InitConfiguration" => {
+            let d: InitConfiguration = serde_yaml_ng::from_value(value).map_err(strict)?;
+            checked(d.check(api))?;
+            Document::Init(Box::new(d))
+        }
+        "ClusterConfiguration" => {
+            let d: ClusterConfiguration = serde_yaml_ng::from_value(value).map_err(strict)?;
+            checked(d.check(api))?;
+            Document::Cluster(Box::new(d))
+        }
+        "JoinConfiguration" => {
+            let d: JoinConfiguration = serde_yaml_ng::from_value(value).map_err(strict)?;
+            checked(d.check(api))?;
+            Document::Join(Box::new(d))
+        }
+        "ResetConfiguration" | "UpgradeConfiguration" if api == ApiVersion::V1beta4 => {
+            match value {
+                Value::Mapping(body) => Document::Other {
+                    kind: kind.to_owned(),
+                    body,
+                },
+                _ => return Err(Error::invalid(format!("{at}: not a mapping"))),
+            }
+        }
+        _ => return Err(Error::invalid(format!("{at}: unknown kubeadm kind"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> KubeVersion {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_capi_style_stream_and_round_trips() {
+        let text = "---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.30.4\ncontrolPlaneEndpoint: lb:6443\napiServer:\n  extraArgs:\n    cloud-provider: external\n---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nnodeRegistration:\n  criSocket: unix:///var/run/containerd/containerd.sock\n  kubeletExtraArgs:\n    cloud-provider: external\n";
+        let cfg = KubeadmConfig::parse(text, &v("v1.30.4")).unwrap();
+        assert_eq!(cfg.docs.len(), 2);
+        let again = KubeadmConfig::parse(&cfg.to_yaml().unwrap(), &v("v1.30.4")).unwrap();
+        assert_eq!(again, cfg);
+    }
+
+    #[test]
+    fn refuses_unknown_fields_kinds_and_new_versions() {
+        let bad = |text: &str, kubeadm: &str| {
+            KubeadmConfig::parse(text, &v(kubeadm))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nfoo: 1\n",
+            "v1.31.0",
+        );
+        assert!(e.contains("document 1 (InitConfiguration kubeadm.k8s.io/v1beta4): strict decoding error: unknown field `foo`"), "{e}");
+        let e = bad(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n",
+            "v1.30.0",
+        );
+        assert!(e.contains("v1beta4 needs kubeadm >= v1.31"), "{e}");
+        let e = bad(
+            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\ntimeouts: {}\n",
+            "v1.30.0",
+        );
+        assert!(
+            e.contains("InitConfiguration.timeouts: unknown field in kubeadm.k8s.io/v1beta3"),
+            "{e}"
+        );
+        let e = bad("apiVersion: v1\nkind: Pod\n", "v1.31.0");
+        assert!(e.contains("unknown kind"), "{e}");
+        let e = bad(
+            "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\n",
+            "v1.31.0",
+        );
+        assert!(e.contains("v1beta2"), "{e}");
+    }
+}

@@ -1,0 +1,124 @@
+//! Kubernetes release versions (`v1.31.2`) and the kubeadm config API each kubeadm speaks.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::kubeadm::ApiVersion;
+use crate::Error;
+
+/// The oldest kubeadm kiln renders for: v1beta3 arrived in kubeadm 1.22.
+pub const OLDEST_KUBEADM_MINOR: u32 = 22;
+/// The first kubeadm that reads `kubeadm.k8s.io/v1beta4`.
+pub const V1BETA4_MINOR: u32 = 31;
+
+/// A Kubernetes version `vMAJOR.MINOR.PATCH[-PRE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeVersion {
+    /// Major version (1).
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// Patch version.
+    pub patch: u32,
+    /// Pre-release suffix without the dash, e.g. `rc.1`.
+    pub pre: Option<String>,
+}
+
+impl KubeVersion {
+    /// The kubeadm config API version this kubeadm reads best: v1beta4 from 1.31, else v1beta3.
+    /// Errors for kubeadm older than 1.22 (v1beta2 only), which kiln does not render for.
+    pub fn kubeadm_api(&self) -> Result<ApiVersion, Error> {
+        if self.major != 1 || self.minor < OLDEST_KUBEADM_MINOR {
+            return Err(Error::invalid(format!(
+                "kubeadm {self} is too old: kiln needs kubeadm >= v1.{OLDEST_KUBEADM_MINOR} (kubeadm.k8s.io/v1beta3)"
+            )));
+        }
+        Ok(if self.minor >= V1BETA4_MINOR {
+            ApiVersion::V1beta4
+        } else {
+            ApiVersion::V1beta3
+        })
+    }
+
+    /// Whether this kubeadm can read `api` at all.
+    pub fn reads(&self, api: ApiVersion) -> bool {
+        api == ApiVersion::V1beta3 || self.minor >= V1BETA4_MINOR
+    }
+}
+
+impl FromStr for KubeVersion {
+    type Err = Error;
+
+    /// Parses `v1.31.2`, `1.31.2` or `v1.32.0-rc.1`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::invalid(format!(
+                "{s:?} is not a Kubernetes version; use the form v1.31.2"
+            ))
+        };
+        let rest = s.strip_prefix('v').unwrap_or(s);
+        let (core, pre) = match rest.split_once('-') {
+            Some((c, p)) if !p.is_empty() => (c, Some(p.to_owned())),
+            Some(_) => return Err(bad()),
+            None => (rest, None),
+        };
+        let nums: Vec<u32> = core
+            .split('.')
+            .map(|n| {
+                (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| n.parse().ok())
+                    .flatten()
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
+        match nums[..] {
+            [major, minor, patch] => Ok(KubeVersion {
+                major,
+                minor,
+                patch,
+                pre,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)?;
+        if let Some(pre) = &self.pre {
+            write!(f, "-{pre}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        let v: KubeVersion = "v1.31.2".parse().unwrap();
+        assert_eq!((v.major, v.minor, v.patch), (1, 31, 2));
+        assert_eq!(v.to_string(), "v1.31.2");
+        assert_eq!(
+            "1.32.0-rc.1".parse::<KubeVersion>().unwrap().to_string(),
+            "v1.32.0-rc.1"
+        );
+        for bad in ["", "v1.31", "v1.31.x", "1..2", "v1.31.2-", "latest"] {
+            assert!(bad.parse::<KubeVersion>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn api_version_switches_at_1_31() {
+        let api = |s: &str| s.parse::<KubeVersion>().unwrap().kubeadm_api();
+        assert_eq!(api("v1.30.9").unwrap(), ApiVersion::V1beta3);
+        assert_eq!(api("v1.31.0").unwrap(), ApiVersion::V1beta4);
+        assert!(api("v1.21.0").unwrap_err().to_string().contains("too old"));
+        let old: KubeVersion = "v1.30.1".parse().unwrap();
+        assert!(!old.reads(ApiVersion::V1beta4));
+        assert!(old.reads(ApiVersion::V1beta3));
+    }
+}
