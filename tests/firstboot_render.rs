@@ -320,6 +320,13 @@ fn bad_input_is_one_clear_error() {
             "v1.31.2",
             "strict decoding error: unknown field `network`",
         ),
+        (
+            "escape-hatch join without CA pin",
+            "role = \"join\"\n".into(),
+            Some("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: abcdef.0123456789abcdef\n    apiServerEndpoint: lb:6443\n"),
+            "v1.31.2",
+            "caCertHashes: missing",
+        ),
         ("kubeadm too old", "role = \"init\"\n".into(), None, "v1.21.0", "kubeadm v1.21.0 is too old"),
     ];
     for (name, toml, hatch, version, needle) in cases {

@@ -50,7 +50,7 @@ impl RenderArgs {
             self.node_config.as_deref(),
             self.kubeadm_version.as_ref(),
         )?;
-        for warning in rendered.node.iter().flat_map(|n| n.warnings()) {
+        for warning in &rendered.warnings {
             tracing::warn!("{warning}");
         }
         tracing::info!(

@@ -78,6 +78,8 @@ pub struct Rendered {
     pub yaml: kiln_core::secret::Secret,
     /// Where it came from, e.g. `/etc/kiln/node.toml`.
     pub origin: PathBuf,
+    /// Allowed but unsafe choices, to log.
+    pub warnings: Vec<String>,
 }
 
 /// Finds and renders this node's kubeadm config. `node_config` overrides the search.
@@ -122,7 +124,12 @@ fn from_node_config(
     };
     let config = render(&node, &kubeadm, hatch.as_deref())
         .with_context(|| format!("{}", origin.display()))?;
+    let mut warnings = node.warnings();
+    if hatch.is_some() {
+        warnings.extend(config.pinning_warnings()?);
+    }
     Ok(Rendered {
+        warnings,
         role: node.role,
         yaml: kiln_core::secret::Secret::new(config.to_yaml()?),
         kubeadm,
@@ -142,6 +149,9 @@ fn from_capi(
     let kubeadm = kubeadm_version(files, kubeadm, declared.as_ref())?;
     let config =
         KubeadmConfig::parse(text, &kubeadm).with_context(|| format!("{}", origin.display()))?;
+    let warnings = config
+        .pinning_warnings()
+        .with_context(|| format!("{}", origin.display()))?;
     let role = match config.join() {
         Some(j) if j.control_plane.is_some() => Role::ControlPlane,
         Some(_) => Role::Join,
@@ -149,6 +159,7 @@ fn from_capi(
         None => role,
     };
     Ok(Rendered {
+        warnings,
         role,
         kubeadm,
         node: None,

@@ -117,6 +117,27 @@ impl KubeadmConfig {
         })
     }
 
+    /// CA pinning of a token-based join, as kubeadm requires it: an error without
+    /// `caCertHashes` or `unsafeSkipCAVerification`, a warning with the latter.
+    pub fn pinning_warnings(&self) -> Result<Vec<String>, Error> {
+        let Some(token) = self
+            .join()
+            .and_then(|j| j.discovery.bootstrap_token.as_ref())
+        else {
+            return Ok(Vec::new());
+        };
+        let pinned = token.ca_cert_hashes.as_ref().is_some_and(|h| !h.is_empty());
+        match (pinned, token.unsafe_skip_ca_verification == Some(true)) {
+            (true, _) => Ok(Vec::new()),
+            (false, true) => Ok(vec![
+                "JoinConfiguration.discovery.bootstrapToken.unsafeSkipCAVerification: joining without pinning the cluster CA".into(),
+            ]),
+            (false, false) => Err(Error::invalid(
+                "JoinConfiguration.discovery.bootstrapToken.caCertHashes: missing; pin the cluster CA or set unsafeSkipCAVerification: true",
+            )),
+        }
+    }
+
     /// Whether a document of `kind` is present.
     pub fn has(&self, kind: &str) -> bool {
         self.docs.iter().any(|d| d.kind() == kind)
@@ -256,5 +277,26 @@ mod tests {
             "v1.31.0",
         );
         assert!(e.contains("v1beta2"), "{e}");
+    }
+
+    #[test]
+    fn joins_must_pin_the_ca() {
+        let join = |extra: &str| {
+            let text = format!("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: abcdef.0123456789abcdef\n{extra}");
+            KubeadmConfig::parse(&text, &v("v1.31.2"))
+                .unwrap()
+                .pinning_warnings()
+        };
+        assert!(join("")
+            .unwrap_err()
+            .to_string()
+            .contains("caCertHashes: missing"));
+        assert_eq!(
+            join("    unsafeSkipCAVerification: true\n").unwrap().len(),
+            1
+        );
+        assert!(join("    caCertHashes: [\"sha256:00\"]\n")
+            .unwrap()
+            .is_empty());
     }
 }

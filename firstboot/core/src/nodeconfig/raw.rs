@@ -261,8 +261,11 @@ fn etcd(raw: RawEtcd) -> Result<ExternalEtcd> {
 }
 
 /// Fields that describe the kubeadm config itself: with `kubeadm_config`, they belong there.
-fn kubeadm_fields(c: &NodeConfig) -> [(&'static str, bool); 14] {
+fn kubeadm_fields(c: &NodeConfig) -> [(&'static str, bool); 17] {
     [
+        ("token_ttl", c.token_ttl.is_some()),
+        ("unsafe_skip_ca_verification", c.unsafe_skip_ca_verification),
+        ("discovery_timeout", c.discovery_timeout.is_some()),
         ("control_plane_endpoint", c.control_plane_endpoint.is_some()),
         ("advertise_address", c.advertise_address.is_some()),
         ("pod_subnets", !c.pod_subnets.is_empty()),
