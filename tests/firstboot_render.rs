@@ -7,6 +7,7 @@
 mod firstboot;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use firstboot::*;
 
@@ -332,4 +333,39 @@ fn bad_input_is_one_clear_error() {
     for (name, toml, hatch, version, needle) in cases {
         rejected(name, &toml, hatch, version, needle);
     }
+}
+
+#[test]
+fn the_standin_kubeadm_process_accepts_rendered_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeadm = standin_kubeadm();
+    let cases: [(&str, &[&str]); 2] = [
+        ("ha-init/node.toml", &["init", "--upload-certs"]),
+        ("worker-join/node.toml", &["join"]),
+    ];
+    for (example, verb) in cases {
+        let node = configs().join(example);
+        let out = render(
+            &["--node-config".into(), node.to_str().unwrap().into()],
+            "v1.30.4",
+            dir.path(),
+        );
+        assert!(out.ok, "{example}: {}", out.stderr);
+        let cfg = dir.path().join("kubeadm.yaml");
+        std::fs::write(&cfg, &out.stdout).unwrap();
+        let run = Command::new(&kubeadm)
+            .args(verb)
+            .args(["--config", cfg.to_str().unwrap()])
+            .env("KILN_STANDIN_KUBEADM_VERSION", "v1.30.4")
+            .env("KILN_STANDIN_RECORD", dir.path().join("record.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let record = std::fs::read_to_string(dir.path().join("record.yaml")).unwrap();
+    assert_eq!(record.matches("argv:").count(), 2, "{record}");
 }

@@ -64,6 +64,8 @@ fn refuses_bad_configs_and_flags() {
     );
     let (ok, err) = run(JOIN, &["join"], "v1.30.4");
     assert!(!ok && err.contains("v1beta4"), "{err}");
+    let (ok, err) = run(JOIN, &["join", "--upload-certs"], "v1.31.2");
+    assert!(!ok && err.contains("[upload-certs]"), "{err}");
     let (ok, err) = run(JOIN, &["join", "--token", "x"], "v1.31.2");
     assert!(
         !ok && err.contains("can not mix '--config' with arguments [token]"),

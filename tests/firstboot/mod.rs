@@ -216,3 +216,37 @@ pub fn serve(routes: Vec<(&'static str, Vec<u8>)>) -> String {
     });
     base
 }
+
+/// The stand-in kubeadm (tests/standins; not the real kubeadm), built on first use: Cargo sets
+/// `CARGO_BIN_EXE_*` only for a package's own binaries, so it is built with the `cargo` running
+/// the tests into the same target directory.
+pub fn standin_kubeadm() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "kiln-standins",
+                    "--bin",
+                    "kubeadm",
+                    "--message-format=json",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("running cargo build for the stand-in kubeadm");
+            assert!(out.status.success(), "building the stand-in kubeadm failed");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains("\"executable\":") && l.contains("kiln-standins"))
+                .find_map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                    v["executable"].as_str().map(std::path::PathBuf::from)
+                })
+                .expect("cargo reported no stand-in kubeadm executable")
+        })
+        .clone()
+}
