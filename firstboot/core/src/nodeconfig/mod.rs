@@ -6,6 +6,9 @@
 
 pub mod checks;
 mod raw;
+mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
