@@ -3,5 +3,6 @@
 
 pub mod apply;
 pub mod datasource;
+pub mod node;
 pub mod plan;
 pub mod userdata;

@@ -3,6 +3,7 @@
 
 mod apply;
 mod fetch;
+mod preflight;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ enum Command {
     /// Searches, cheapest first: the kernel command line, QEMU fw_cfg, NoCloud and config drive
     /// media, the DMI identity of known clouds, then a bounded probe of 169.254.169.254.
     Fetch(fetch::FetchArgs),
+    /// Check the node against kubeadm's requirements and print a table with fixes.
+    Preflight(preflight::PreflightArgs),
 }
 
 impl Cli {
@@ -32,6 +35,7 @@ impl Cli {
         match self.command {
             Command::Apply(args) => args.run(),
             Command::Fetch(args) => args.run(),
+            Command::Preflight(args) => args.run(),
         }
     }
 }
