@@ -5,4 +5,6 @@ pub mod apply;
 pub mod datasource;
 pub mod node;
 pub mod plan;
+pub mod redact;
+pub mod run;
 pub mod userdata;

@@ -1,18 +1,20 @@
 //! Runs the plan's commands of one phase, in order, inside the root (chroot unless the root is
-//! `/`). A failing command stops the run with its exit status; its output is not logged, since
-//! commands may carry secrets.
+//! `/`). Their output goes to the log line by line with known secrets redacted; a failing
+//! command stops the run with its exit status.
 
-use std::process::Command as Process;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command as Process, Stdio};
 
 use super::root::Root;
 use crate::plan::{Phase, Plan};
+use crate::redact::Redactor;
 use crate::userdata::{Result, UserDataError};
 
 /// Where scripts from user-data are written before they run (inside the root).
 const SCRIPT_DIR: &str = "/var/lib/kiln/scripts";
 
 /// Runs every command of `phase`.
-pub fn run(plan: &Plan, root: &Root, phase: Phase) -> Result<()> {
+pub fn run(plan: &Plan, root: &Root, phase: Phase, redact: &Redactor) -> Result<()> {
     for (i, cmd) in plan
         .commands
         .iter()
@@ -28,6 +30,9 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase) -> Result<()> {
             }
             None => cmd.argv.clone(),
         };
+        if argv.is_empty() {
+            return Err(UserDataError::new(&cmd.origin, "empty command"));
+        }
         let mut process = if root.dir() == std::path::Path::new("/") {
             let mut p = Process::new(&argv[0]);
             p.args(&argv[1..]);
@@ -38,9 +43,21 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase) -> Result<()> {
             p
         };
         tracing::info!(origin = %cmd.origin, phase = ?phase, "running command");
-        let status = process
-            .status()
+        let mut child = process
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| UserDataError::new(&cmd.origin, format!("cannot start: {e}")))?;
+        let stderr = child.stderr.take();
+        let origin = cmd.origin.clone();
+        let errors = redact.clone();
+        let stderr_thread = std::thread::spawn(move || log_lines(stderr, &origin, &errors));
+        log_lines(child.stdout.take(), &cmd.origin, redact);
+        let _ = stderr_thread.join();
+        let status = child
+            .wait()
+            .map_err(|e| UserDataError::new(&cmd.origin, format!("waiting: {e}")))?;
         if !status.success() {
             return Err(UserDataError::new(
                 &cmd.origin,
@@ -49,4 +66,12 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Logs each line of a child's output, secrets redacted.
+fn log_lines(stream: Option<impl Read>, origin: &str, redact: &Redactor) {
+    let Some(stream) = stream else { return };
+    for line in BufReader::new(stream).lines().map_while(|l| l.ok()) {
+        tracing::info!(origin, "{}", redact.clean(&line));
+    }
 }

@@ -4,6 +4,7 @@
 mod apply;
 mod fetch;
 mod preflight;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,10 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Check the node against kubeadm's requirements and print a table with fixes.
     Preflight(preflight::PreflightArgs),
+    /// Provision the node once: fetch, configure, preflight, commands; resumable.
+    Run(run::RunArgs),
+    /// Print what the last run did.
+    Status(run::StatusArgs),
 }
 
 impl Cli {
@@ -36,6 +41,8 @@ impl Cli {
             Command::Apply(args) => args.run(),
             Command::Fetch(args) => args.run(),
             Command::Preflight(args) => args.run(),
+            Command::Run(args) => args.run(),
+            Command::Status(args) => args.run(),
         }
     }
 }

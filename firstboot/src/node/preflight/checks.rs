@@ -243,10 +243,29 @@ pub fn cgroup_v2(host: &Host) -> Check {
 /// product_uuid and MAC addresses: must be unique across the cluster, which only the operator
 /// can see, so they are reported.
 pub fn identity(host: &Host) -> Check {
-    let uuid = read(host, "sys/class/dmi/id/product_uuid")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|| "unknown".into());
-    let mut macs: Vec<String> = std::fs::read_dir(host.root.join("sys/class/net"))
+    let (uuid, macs) = machine_identity(&host.root);
+    let macs = if macs.is_empty() {
+        "none".into()
+    } else {
+        macs.join(" ")
+    };
+    Check::new(
+        "Identity",
+        Outcome::Info(format!(
+            "product_uuid {}, MACs {macs}",
+            uuid.as_deref().unwrap_or("unknown")
+        )),
+        "both must be unique in the cluster: cloned images must not share them",
+    )
+}
+
+/// The machine's product_uuid (if the firmware has one) and its interfaces' MAC addresses
+/// (sorted, loopback left out), read below `root`.
+pub fn machine_identity(root: &std::path::Path) -> (Option<String>, Vec<String>) {
+    let uuid = std::fs::read_to_string(root.join("sys/class/dmi/id/product_uuid"))
+        .ok()
+        .map(|s| s.trim().to_owned());
+    let mut macs: Vec<String> = std::fs::read_dir(root.join("sys/class/net"))
         .map(|entries| {
             entries
                 .flatten()
@@ -257,18 +276,7 @@ pub fn identity(host: &Host) -> Check {
         })
         .unwrap_or_default();
     macs.sort();
-    Check::new(
-        "Identity",
-        Outcome::Info(format!(
-            "product_uuid {uuid}, MACs {}",
-            if macs.is_empty() {
-                "none".into()
-            } else {
-                macs.join(" ")
-            }
-        )),
-        "both must be unique in the cluster: cloned images must not share them",
-    )
+    (uuid, macs)
 }
 
 #[cfg(test)]
