@@ -4,7 +4,7 @@
 //!
 //! - [`steps`]: fetch, configure, preflight, commands.
 //! - [`state`]: completed steps and the run's paths.
-//! - [`status`]: `status.json`.
+//! - [`status`]: the run report, status.json.
 
 pub mod state;
 pub mod status;
