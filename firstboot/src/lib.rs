@@ -5,6 +5,7 @@ pub mod apply;
 pub mod datasource;
 pub mod node;
 pub mod plan;
+pub mod process;
 pub mod redact;
 pub mod run;
 pub mod userdata;

@@ -2,8 +2,7 @@
 //! `/`). Their output goes to the log line by line with known secrets redacted; a failing
 //! command stops the run with its exit status.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command as Process, Stdio};
+use std::process::Command as Process;
 
 use super::root::Root;
 use crate::plan::{Phase, Plan};
@@ -33,7 +32,7 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase, redact: &Redactor) -> Result<
         if argv.is_empty() {
             return Err(UserDataError::new(&cmd.origin, "empty command"));
         }
-        let mut process = if root.dir() == std::path::Path::new("/") {
+        let process = if root.dir() == std::path::Path::new("/") {
             let mut p = Process::new(&argv[0]);
             p.args(&argv[1..]);
             p
@@ -43,35 +42,18 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase, redact: &Redactor) -> Result<
             p
         };
         tracing::info!(origin = %cmd.origin, phase = ?phase, "running command");
-        let mut child = process
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| UserDataError::new(&cmd.origin, format!("cannot start: {e}")))?;
-        let stderr = child.stderr.take();
-        let origin = cmd.origin.clone();
-        let errors = redact.clone();
-        let stderr_thread = std::thread::spawn(move || log_lines(stderr, &origin, &errors));
-        log_lines(child.stdout.take(), &cmd.origin, redact);
-        let _ = stderr_thread.join();
-        let status = child
-            .wait()
-            .map_err(|e| UserDataError::new(&cmd.origin, format!("waiting: {e}")))?;
-        if !status.success() {
+        let done = crate::process::run_logged(process, &cmd.origin, redact)
+            .map_err(|e| UserDataError::new(&cmd.origin, format!("cannot run: {e}")))?;
+        if !done.status.success() {
             return Err(UserDataError::new(
                 &cmd.origin,
-                format!("command failed ({status})"),
+                format!(
+                    "command failed ({}): {}",
+                    done.status,
+                    done.stderr_tail.join(" | ")
+                ),
             ));
         }
     }
     Ok(())
-}
-
-/// Logs each line of a child's output, secrets redacted.
-fn log_lines(stream: Option<impl Read>, origin: &str, redact: &Redactor) {
-    let Some(stream) = stream else { return };
-    for line in BufReader::new(stream).lines().map_while(|l| l.ok()) {
-        tracing::info!(origin, "{}", redact.clean(&line));
-    }
 }

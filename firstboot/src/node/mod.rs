@@ -1,7 +1,11 @@
 //! Preparing the node itself before kubeadm runs.
 //!
 //! - [`containerd`]: containerd configuration and CRI readiness.
+//! - [`endpoint`]: waiting for the control plane before a join.
+//! - [`kubeadm`]: running kubeadm with reset and bounded retries.
 //! - [`preflight`]: kubeadm's checks, natively, each with a fix.
 
 pub mod containerd;
+pub mod endpoint;
+pub mod kubeadm;
 pub mod preflight;
