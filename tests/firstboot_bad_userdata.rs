@@ -124,7 +124,7 @@ fn ignition_errors_name_the_field() {
         (
             "hard link target",
             ign(r#""storage":{"links":[{"path":"/etc/h","target":"/nope","hard":true}]}"#),
-            "storage.links[0].target: hard link target /nope does not exist",
+            "storage.links[0].target: hard link target /nope is not an existing or planned regular file",
         ),
     ];
     for (name, ud, needle) in cases {
@@ -194,4 +194,18 @@ fn remote_hash_mismatch_and_missing_source_write_nothing() {
         "storage.files[0].contents.source: s3: sources are not supported",
         |_| {},
     );
+}
+
+#[test]
+fn impossible_trees_are_refused_before_writing() {
+    let ok_file = r#"{"path":"/etc/ok","contents":{"source":"data:,ok"}}"#;
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("nul byte", ign(&format!(r#""storage":{{"files":[{ok_file},{{"path":"/etc/a\u0000b"}}]}}"#)), "storage.files[1].path: the path contains a NUL byte"),
+        ("file below file", ign(&format!(r#""storage":{{"files":[{ok_file},{{"path":"/etc/ok/inner","contents":{{"source":"data:,x"}}}}]}}"#)), "storage.files[1]: /etc/ok/inner is below /etc/ok, which storage.files[0] makes a file or link"),
+        ("hard link to a directory", ign(&format!(r#""storage":{{"files":[{ok_file}],"links":[{{"path":"/etc/h","target":"/etc","hard":true}}]}}"#)), "storage.links[0].target: hard link target /etc is not an existing or planned regular file"),
+        ("entry below a link", ign(&format!(r#""storage":{{"files":[{ok_file},{{"path":"/opt/a/b","contents":{{"source":"data:,x"}}}}],"links":[{{"path":"/opt/a","target":"/etc"}}]}}"#)), "/opt/a/b is below /opt/a, which storage.links[0] makes a file or link"),
+    ];
+    for (name, ud, needle) in cases {
+        rejected(name, &ud, needle, |_| {});
+    }
 }

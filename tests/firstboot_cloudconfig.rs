@@ -366,3 +366,43 @@ fn two_entries_for_one_file_build_on_each_other() {
         "one\ntwo\nthree\n"
     );
 }
+
+#[test]
+fn passwords_are_never_emptied_or_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "root");
+    let shadow = root.join("etc/shadow");
+    let original = fs::read_to_string(&shadow)
+        .unwrap()
+        .replace("root:*:", "root:$6$salt$hash:");
+    fs::write(&shadow, &original).unwrap();
+    let ud = r#"{"ignition":{"version":"3.3.0"},"passwd":{"users":[{"name":"blank","passwordHash":""},{"name":"root","sshAuthorizedKeys":["ssh-ed25519 AAAA root"]}]}}"#;
+    let out = apply(&root, ud, &[]);
+    assert!(out.ok, "{}", out.stderr);
+    let after = fs::read_to_string(&shadow).unwrap();
+    assert!(after.lines().any(|l| l.starts_with("blank:*:")), "{after}");
+    assert!(
+        after.lines().any(|l| l.starts_with("root:$6$salt$hash:")),
+        "root's password was changed:\n{after}"
+    );
+}
+
+#[test]
+fn keys_are_not_written_through_a_symlinked_ssh_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "root");
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::create_dir_all(root.join("home/core")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("home/core/.ssh")).unwrap();
+    let ud = "#cloud-config\nusers:\n  - name: core\n    homedir: /home/core\n    no_create_home: true\n    ssh_authorized_keys: [ssh-ed25519 AAAA core]\n";
+    let out = apply(&root, ud, &[]);
+    assert!(!out.ok, "keys written through a symlink");
+    assert!(
+        out.stderr.contains("refusing to write keys through it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    assert_eq!(fs::metadata(&outside).unwrap().uid(), 0);
+}

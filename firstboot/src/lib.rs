@@ -4,5 +4,9 @@
 pub mod apply;
 pub mod datasource;
 pub mod kubeadm;
+pub mod node;
 pub mod plan;
+pub mod process;
+pub mod redact;
+pub mod run;
 pub mod userdata;

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -249,4 +250,43 @@ pub fn standin_kubeadm() -> std::path::PathBuf {
                 .expect("cargo reported no stand-in kubeadm executable")
         })
         .clone()
+}
+
+/// A fake node below `root`: /proc and /sys files of a healthy 2-CPU, 4 GB machine (but
+/// ip_forward off and br_netfilter not loaded), the tools kubeadm needs, a containerd socket.
+pub fn fake_node(root: &Path) {
+    for (rel, text) in [
+        ("proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n"),
+        ("proc/meminfo", "MemTotal:        4000000 kB\n"),
+        ("proc/cpuinfo", "processor\t: 0\nprocessor\t: 1\n"),
+        ("proc/sys/net/ipv4/ip_forward", "0\n"),
+        ("proc/sys/kernel/hostname", "worker-1\n"),
+        ("sys/module/overlay/refcnt", "0\n"),
+        ("sys/fs/cgroup/cgroup.controllers", "cpu memory\n"),
+        (
+            "sys/class/dmi/id/product_uuid",
+            "4c4c4544-0042-3510-8052-b4c04f4e4a31\n",
+        ),
+        ("sys/class/net/eth0/address", "52:54:00:12:34:56\n"),
+        ("var/run/containerd/containerd.sock", ""),
+    ] {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    for tool in [
+        "ip",
+        "iptables",
+        "mount",
+        "nsenter",
+        "conntrack",
+        "ebtables",
+        "ethtool",
+        "socat",
+        "tc",
+    ] {
+        let p = root.join("usr/sbin").join(tool);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, "").unwrap();
+    }
 }

@@ -45,7 +45,7 @@ fn ensure_group(group: &Group, root: &Root) -> Result<()> {
     }
     args.extend([
         "--password".into(),
-        group.password_hash.clone().unwrap_or_else(|| "*".into()),
+        locked_if_empty(group.password_hash.as_deref()),
     ]);
     if group.system {
         args.push("--system".into());
@@ -74,10 +74,14 @@ fn ensure_user(user: &User, root: &Root) -> Result<()> {
             .into(),
         );
     }
-    args.extend([
-        "--password".into(),
-        user.password_hash.clone().unwrap_or_else(|| "*".into()),
-    ]);
+    // New accounts get a locked password unless a hash is given (Ignition, cloud-init); an
+    // existing account's password changes only when a hash is given.
+    if !exists || user.password_hash.as_deref().is_some_and(|h| !h.is_empty()) {
+        args.extend([
+            "--password".into(),
+            locked_if_empty(user.password_hash.as_deref()),
+        ]);
+    }
     let options = [
         ("--uid", user.uid.map(|u| u.to_string())),
         ("--comment", user.gecos.clone()),
@@ -122,11 +126,26 @@ fn write_keys(user: &User, root: &Root) -> Result<()> {
     };
     let mut text = user.ssh_authorized_keys.join("\n");
     text.push('\n');
-    for dir in file.ancestors().skip(1).take_while(|d| d.starts_with(&ssh)) {
+    let mut dirs: Vec<&Path> = file
+        .ancestors()
+        .skip(1)
+        .take_while(|d| d.starts_with(&ssh))
+        .collect();
+    dirs.reverse();
+    for dir in dirs {
         let host = root.resolve(dir, &origin)?;
+        if host.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            return Err(UserDataError::new(
+                &origin,
+                format!(
+                    "{} is not a directory (a symlink?); refusing to write keys through it",
+                    dir.display()
+                ),
+            ));
+        }
         std::fs::create_dir_all(&host)
             .map_err(|e| UserDataError::new(&origin, format!("{}: {e}", host.display())))?;
-        std::os::unix::fs::chown(&host, Some(uid), Some(gid))
+        std::os::unix::fs::lchown(&host, Some(uid), Some(gid))
             .map_err(|e| UserDataError::new(&origin, e.to_string()))?;
         std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(|e| UserDataError::new(&origin, e.to_string()))?;
@@ -183,6 +202,15 @@ fn run(root: &Root, tool: &str, args: &[&str], origin: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A password hash, with missing or empty meaning locked (`*`): an empty hash would allow
+/// logging in without a password.
+fn locked_if_empty(hash: Option<&str>) -> String {
+    match hash {
+        Some(h) if !h.is_empty() => h.to_owned(),
+        _ => "*".into(),
+    }
 }
 
 fn strs(args: &[String]) -> Vec<&str> {

@@ -1,18 +1,19 @@
 //! Runs the plan's commands of one phase, in order, inside the root (chroot unless the root is
-//! `/`). A failing command stops the run with its exit status; its output is not logged, since
-//! commands may carry secrets.
+//! `/`). Their output goes to the log line by line with known secrets redacted; a failing
+//! command stops the run with its exit status.
 
 use std::process::Command as Process;
 
 use super::root::Root;
 use crate::plan::{Phase, Plan};
+use crate::redact::Redactor;
 use crate::userdata::{Result, UserDataError};
 
 /// Where scripts from user-data are written before they run (inside the root).
 const SCRIPT_DIR: &str = "/var/lib/kiln/scripts";
 
 /// Runs every command of `phase`.
-pub fn run(plan: &Plan, root: &Root, phase: Phase) -> Result<()> {
+pub fn run(plan: &Plan, root: &Root, phase: Phase, redact: &Redactor) -> Result<()> {
     for (i, cmd) in plan
         .commands
         .iter()
@@ -28,7 +29,10 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase) -> Result<()> {
             }
             None => cmd.argv.clone(),
         };
-        let mut process = if root.dir() == std::path::Path::new("/") {
+        if argv.is_empty() {
+            return Err(UserDataError::new(&cmd.origin, "empty command"));
+        }
+        let process = if root.dir() == std::path::Path::new("/") {
             let mut p = Process::new(&argv[0]);
             p.args(&argv[1..]);
             p
@@ -38,13 +42,16 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase) -> Result<()> {
             p
         };
         tracing::info!(origin = %cmd.origin, phase = ?phase, "running command");
-        let status = process
-            .status()
-            .map_err(|e| UserDataError::new(&cmd.origin, format!("cannot start: {e}")))?;
-        if !status.success() {
+        let done = crate::process::run_logged(process, &cmd.origin, redact)
+            .map_err(|e| UserDataError::new(&cmd.origin, format!("cannot run: {e}")))?;
+        if !done.status.success() {
             return Err(UserDataError::new(
                 &cmd.origin,
-                format!("command failed ({status})"),
+                format!(
+                    "command failed ({}): {}",
+                    done.status,
+                    done.stderr_tail.join(" | ")
+                ),
             ));
         }
     }

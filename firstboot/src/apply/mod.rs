@@ -19,17 +19,19 @@ use crate::userdata::Result;
 pub use root::Root;
 
 /// What [`apply`] may do besides writing files.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Run bootcmd, runcmd and scripts (in the root, via chroot unless it is `/`).
     pub run_commands: bool,
+    /// Secrets to remove from command output before it is logged.
+    pub redact: crate::redact::Redactor,
 }
 
 /// Applies `plan` to `root`.
-pub fn apply(plan: &Plan, root: &Root, options: Options) -> Result<()> {
+pub fn apply(plan: &Plan, root: &Root, options: &Options) -> Result<()> {
     let resolved = validate::check(plan, root)?;
     if options.run_commands {
-        commands::run(plan, root, crate::plan::Phase::Boot)?;
+        commands::run(plan, root, crate::plan::Phase::Boot, &options.redact)?;
     }
     accounts::apply(plan, root)?;
     nodes::apply(&resolved, root)?;
@@ -45,8 +47,8 @@ pub fn apply(plan: &Plan, root: &Root, options: Options) -> Result<()> {
         )?;
     }
     if options.run_commands {
-        commands::run(plan, root, crate::plan::Phase::Run)?;
-        commands::run(plan, root, crate::plan::Phase::Script)?;
+        commands::run(plan, root, crate::plan::Phase::Run, &options.redact)?;
+        commands::run(plan, root, crate::plan::Phase::Script, &options.redact)?;
     }
     Ok(())
 }

@@ -82,7 +82,9 @@ fn remove_wants_links(root: &Root, name: &str, origin: &str) -> Result<()> {
     };
     for entry in entries.flatten() {
         let sub = entry.file_name().to_string_lossy().into_owned();
-        if sub.ends_with(".wants") || sub.ends_with(".requires") {
+        // Only real directories: a symlinked .wants could point outside the root.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && (sub.ends_with(".wants") || sub.ends_with(".requires")) {
             let link = entry.path().join(name);
             if link.symlink_metadata().is_ok() {
                 std::fs::remove_file(&link)

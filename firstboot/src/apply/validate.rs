@@ -32,8 +32,9 @@ pub fn check<'a>(plan: &'a Plan, root: &Root) -> Result<Vec<Resolved<'a>>> {
         check_existing(node, &host_path)?;
         resolved.push(Resolved { node, host_path });
     }
+    check_parents(&resolved)?;
     check_principals(plan, root)?;
-    check_hard_links(plan, root, &seen)?;
+    check_hard_links(plan, root, &resolved)?;
     // Directories first, then files and symlinks by depth, hard links last (their targets first).
     resolved.sort_by_key(|r| match r.node {
         Node::Directory(_) => (0, depth(r)),
@@ -146,17 +147,52 @@ fn check_principals(plan: &Plan, root: &Root) -> Result<()> {
     Ok(())
 }
 
-fn check_hard_links(plan: &Plan, root: &Root, planned: &HashMap<PathBuf, &str>) -> Result<()> {
+/// No entry may sit below a planned file or link: the file would be replaced by a directory,
+/// or the entry would end up on the other side of the link.
+fn check_parents(resolved: &[Resolved<'_>]) -> Result<()> {
+    let leaves: HashMap<&PathBuf, &Node> = resolved
+        .iter()
+        .filter(|r| !matches!(r.node, Node::Directory(_)))
+        .map(|r| (&r.host_path, r.node))
+        .collect();
+    for r in resolved {
+        for ancestor in r.host_path.ancestors().skip(1) {
+            if let Some(parent) = leaves.get(&ancestor.to_path_buf()) {
+                return Err(UserDataError::new(
+                    r.node.origin(),
+                    format!(
+                        "{} is below {}, which {} makes a file or link",
+                        r.node.path().display(),
+                        parent.path().display(),
+                        parent.origin()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hard-link targets must be regular files, existing or planned.
+fn check_hard_links(plan: &Plan, root: &Root, resolved: &[Resolved<'_>]) -> Result<()> {
     for node in &plan.nodes {
         let Node::Link(l) = node else { continue };
         if !l.hard {
             continue;
         }
-        let target = root.resolve(&l.target, &format!("{}.target", l.origin))?;
-        if !planned.contains_key(&target) && target.symlink_metadata().is_err() {
+        let field = format!("{}.target", l.origin);
+        let target = root.resolve(&l.target, &field)?;
+        let planned_file = resolved
+            .iter()
+            .any(|r| r.host_path == target && matches!(r.node, Node::File(_)));
+        let existing_file = target.symlink_metadata().is_ok_and(|m| m.is_file());
+        if !planned_file && !existing_file {
             return Err(UserDataError::new(
-                format!("{}.target", l.origin),
-                format!("hard link target {} does not exist", l.target.display()),
+                field,
+                format!(
+                    "hard link target {} is not an existing or planned regular file",
+                    l.target.display()
+                ),
             ));
         }
     }

@@ -79,14 +79,14 @@ impl ApplyArgs {
             print!("{plan}");
             return Ok(());
         }
-        apply(
-            &plan,
-            &root,
-            Options {
-                run_commands: self.run_commands,
-            },
-        )
-        .with_context(|| format!("applying user-data to {}", self.root.display()))?;
+        let mut redact = kiln_firstboot::redact::Redactor::default();
+        redact.add_tokens_in(&String::from_utf8_lossy(&user_data));
+        let options = Options {
+            run_commands: self.run_commands,
+            redact,
+        };
+        apply(&plan, &root, &options)
+            .with_context(|| format!("applying user-data to {}", self.root.display()))?;
         tracing::info!(
             root = %self.root.display(),
             nodes = plan.nodes.len(),

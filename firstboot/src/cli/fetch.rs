@@ -1,14 +1,12 @@
 //! `kiln-firstboot fetch`: finds the platform, fetches user-data and metadata, and writes them
 //! (or prints the metadata). Logs which source answered and why, never the user-data.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
-use kiln_core::fsutil::{write_atomic, MODE_SECRET};
 use kiln_firstboot::datasource::http::{Http, HttpConfig};
-use kiln_firstboot::datasource::{by_name, detect, Choice, Env, Fetched};
+use kiln_firstboot::datasource::{choose_and_fetch, save, Env};
 
 /// Options of `kiln-firstboot fetch`.
 #[derive(Debug, Args)]
@@ -59,22 +57,9 @@ impl FetchArgs {
             }),
             metadata_url: self.metadata_url.clone(),
         };
-        let choice = match &self.datasource {
-            Some(name) => Choice {
-                source: by_name(name, &env).context("--datasource")?,
-                reason: "--datasource".into(),
-            },
-            None => detect(&env).context("finding the datasource")?,
-        };
-        let name = choice.source.name();
-        tracing::info!("datasource {name} chosen: {}", choice.reason);
-        let fetched = choice
-            .source
-            .fetch(&env)
-            .with_context(|| format!("fetching from datasource {name}"))?;
-        log_result(&fetched);
+        let fetched = choose_and_fetch(&env, self.datasource.as_deref())?;
         match &self.out {
-            Some(dir) => write_out(dir, &fetched),
+            Some(dir) => save(dir, &fetched),
             None => {
                 print!("{}", fetched.metadata.to_json());
                 Ok(())
@@ -84,47 +69,6 @@ impl FetchArgs {
 }
 
 /// Logs what was found: sizes and the instance id, never contents.
-fn log_result(f: &Fetched) {
-    let m = &f.metadata;
-    match &f.user_data {
-        Some(ud) => tracing::info!(
-            "datasource {} answered: {} bytes of user-data",
-            m.platform,
-            ud.len()
-        ),
-        None => tracing::info!("datasource {} answered: no user-data", m.platform),
-    }
-    tracing::info!(
-        "instance id {}, hostname {}",
-        m.instance_id.as_deref().unwrap_or("-"),
-        m.local_hostname.as_deref().unwrap_or("-")
-    );
-}
-
-/// Writes each file atomically; files of a former run that this run did not find are removed.
-fn write_out(dir: &Path, f: &Fetched) -> anyhow::Result<()> {
-    let json = f.metadata.to_json();
-    let files = [
-        ("user-data", f.user_data.as_deref()),
-        ("network-config", f.network_config.as_deref()),
-        ("metadata.json", Some(json.as_bytes())),
-    ];
-    for (name, contents) in files {
-        let path = dir.join(name);
-        match contents {
-            Some(bytes) => write_atomic(&path, bytes, MODE_SECRET)?,
-            None => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("removing stale {}", path.display()))
-                }
-                _ => {}
-            },
-        }
-    }
-    tracing::info!("wrote {}", dir.display());
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,9 @@
 
 mod apply;
 mod fetch;
+mod preflight;
 mod render;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +27,12 @@ enum Command {
     /// Searches, cheapest first: the kernel command line, QEMU fw_cfg, NoCloud and config drive
     /// media, the DMI identity of known clouds, then a bounded probe of 169.254.169.254.
     Fetch(fetch::FetchArgs),
+    /// Check the node against kubeadm's requirements and print a table with fixes.
+    Preflight(preflight::PreflightArgs),
+    /// Provision the node once: fetch, configure, preflight, commands; resumable.
+    Run(run::RunArgs),
+    /// Print what the last run did.
+    Status(run::StatusArgs),
     /// Print the kubeadm config this node will use (node config or Cluster API data).
     Render(render::RenderArgs),
 }
@@ -35,6 +43,9 @@ impl Cli {
         match self.command {
             Command::Apply(args) => args.run(),
             Command::Fetch(args) => args.run(),
+            Command::Preflight(args) => args.run(),
+            Command::Run(args) => args.run(),
+            Command::Status(args) => args.run(),
             Command::Render(args) => args.run(),
         }
     }

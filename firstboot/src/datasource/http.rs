@@ -212,7 +212,7 @@ fn classify(url: &str, err: ureq::Error) -> Attempt {
 }
 
 /// A pause between half and all of `backoff`, so that many nodes booting together spread out.
-fn jitter(backoff: Duration) -> Duration {
+pub(crate) fn jitter(backoff: Duration) -> Duration {
     let half = backoff / 2;
     let random = getrandom::u64().unwrap_or(0) % (half.as_millis() as u64 + 1);
     half + Duration::from_millis(random)

@@ -10,6 +10,7 @@ mod digitalocean;
 mod dmi;
 mod ec2;
 mod error;
+mod fetch;
 mod fwcfg;
 mod gce;
 mod hetzner;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use detect::{detect, Choice};
 pub use error::{Error, Result};
+pub use fetch::{choose_and_fetch, save};
 pub use metadata::{Fetched, Metadata};
 
 /// Every datasource name `--datasource` and `kiln.datasource=` accept, in search order.

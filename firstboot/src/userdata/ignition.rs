@@ -395,6 +395,9 @@ fn mode(value: Option<i64>, field: &str) -> Result<Option<u32>> {
 
 /// An absolute path without `.` or `..` components.
 pub fn absolute_path(text: &str, field: &str) -> Result<PathBuf> {
+    if text.contains('\0') {
+        return Err(UserDataError::new(field, "the path contains a NUL byte"));
+    }
     let path = Path::new(text);
     if !path.is_absolute() {
         return Err(UserDataError::new(
@@ -415,7 +418,7 @@ pub fn absolute_path(text: &str, field: &str) -> Result<PathBuf> {
 }
 
 fn check_unit_name(name: &str, field: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+    if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
         return Err(UserDataError::new(
             field,
             format!("{name:?} is not a unit or drop-in file name"),

@@ -1,0 +1,197 @@
+//! containerd for kubelet: its configuration (systemd cgroup driver to match kubelet, the pause
+//! image kubeadm expects, the CNI directories), written atomically, and waiting until its CRI
+//! plugin answers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Where containerd reads its configuration on a node.
+pub const CONFIG_PATH: &str = "/etc/containerd/config.toml";
+/// containerd's CRI socket on a node.
+pub const SOCKET: &str = "/run/containerd/containerd.sock";
+
+/// What kiln sets in containerd's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The sandbox (pause) image; must equal the one kubeadm expects, or offline init hangs.
+    pub sandbox_image: String,
+    /// CNI plugin binaries.
+    pub cni_bin_dir: String,
+    /// CNI network configurations.
+    pub cni_conf_dir: String,
+    /// containerd's persistent root (default /var/lib/containerd).
+    pub root: Option<PathBuf>,
+    /// containerd's state directory (default /run/containerd).
+    pub state: Option<PathBuf>,
+    /// The gRPC socket (default [`SOCKET`]).
+    pub address: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Defaults for a node with the given pause image.
+    pub fn for_node(sandbox_image: &str) -> Self {
+        Settings {
+            sandbox_image: sandbox_image.to_owned(),
+            cni_bin_dir: "/opt/cni/bin".into(),
+            cni_conf_dir: "/etc/cni/net.d".into(),
+            root: None,
+            state: None,
+            address: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Config<'a> {
+    version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc: Option<Grpc<'a>>,
+    plugins: Plugins<'a>,
+}
+
+#[derive(Serialize)]
+struct Grpc<'a> {
+    address: &'a Path,
+}
+
+#[derive(Serialize)]
+struct Plugins<'a> {
+    #[serde(rename = "io.containerd.grpc.v1.cri")]
+    cri: Cri<'a>,
+}
+
+#[derive(Serialize)]
+struct Cri<'a> {
+    sandbox_image: &'a str,
+    containerd: Containerd,
+    cni: Cni<'a>,
+}
+
+#[derive(Serialize)]
+struct Containerd {
+    default_runtime_name: &'static str,
+    runtimes: Runtimes,
+}
+
+#[derive(Serialize)]
+struct Runtimes {
+    runc: Runc,
+}
+
+#[derive(Serialize)]
+struct Runc {
+    runtime_type: &'static str,
+    options: RuncOptions,
+}
+
+#[derive(Serialize)]
+struct RuncOptions {
+    #[serde(rename = "SystemdCgroup")]
+    systemd_cgroup: bool,
+}
+
+#[derive(Serialize)]
+struct Cni<'a> {
+    bin_dir: &'a str,
+    conf_dir: &'a str,
+}
+
+/// containerd 1.x configuration (format version 2) for `settings`.
+pub fn render(settings: &Settings) -> String {
+    let config = Config {
+        version: 2,
+        root: settings.root.as_deref(),
+        state: settings.state.as_deref(),
+        grpc: settings.address.as_deref().map(|address| Grpc { address }),
+        plugins: Plugins {
+            cri: Cri {
+                sandbox_image: &settings.sandbox_image,
+                containerd: Containerd {
+                    default_runtime_name: "runc",
+                    runtimes: Runtimes {
+                        runc: Runc {
+                            runtime_type: "io.containerd.runc.v2",
+                            options: RuncOptions {
+                                systemd_cgroup: true,
+                            },
+                        },
+                    },
+                },
+                cni: Cni {
+                    bin_dir: &settings.cni_bin_dir,
+                    conf_dir: &settings.cni_conf_dir,
+                },
+            },
+        },
+    };
+    let body = toml::to_string(&config).expect("containerd config serializes");
+    format!(
+        "# Written by kiln-firstboot: systemd cgroups (as kubelet), kubeadm's pause image.\n{body}"
+    )
+}
+
+/// Waits until containerd at `address` answers and its CRI plugin is loaded (`ctr plugins ls`),
+/// polling until `timeout`.
+pub fn wait_ready(address: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("not started");
+    while Instant::now() < deadline {
+        match cri_plugin_status(address) {
+            Ok(true) => return Ok(()),
+            Ok(false) => last = "the CRI plugin is not loaded (see containerd's log)".into(),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    anyhow::bail!(
+        "containerd at {} not ready after {timeout:?}: {last}",
+        address.display()
+    )
+}
+
+fn cri_plugin_status(address: &Path) -> Result<bool, String> {
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(address)
+        .args(["plugins", "ls"])
+        .output()
+        .map_err(|e| format!("running ctr: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        l.starts_with("io.containerd.grpc.v1")
+            && l.split_whitespace().nth(1) == Some("cri")
+            && l.trim_end().ends_with("ok")
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_sets_systemd_cgroups_pause_image_and_cni() {
+        let text = render(&Settings::for_node("registry.k8s.io/pause:3.10"));
+        let parsed: toml::Value = toml::from_str(&text).unwrap();
+        let cri = &parsed["plugins"]["io.containerd.grpc.v1.cri"];
+        assert_eq!(parsed["version"].as_integer(), Some(2));
+        assert_eq!(
+            cri["sandbox_image"].as_str(),
+            Some("registry.k8s.io/pause:3.10")
+        );
+        assert_eq!(
+            cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"].as_bool(),
+            Some(true)
+        );
+        assert_eq!(cri["cni"]["bin_dir"].as_str(), Some("/opt/cni/bin"));
+        assert!(parsed.get("root").is_none());
+    }
+}

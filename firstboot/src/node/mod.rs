@@ -1,0 +1,13 @@
+//! Preparing the node itself before kubeadm runs.
+//!
+//! - [`cluster`]: post-init through the Kubernetes API (CNI manifest, untaint, labels, Ready).
+//! - [`containerd`]: containerd configuration and CRI readiness.
+//! - [`endpoint`]: waiting for the control plane before a join.
+//! - [`kubeadm`]: running kubeadm with reset and bounded retries.
+//! - [`preflight`]: kubeadm's checks, natively, each with a fix.
+
+pub mod cluster;
+pub mod containerd;
+pub mod endpoint;
+pub mod kubeadm;
+pub mod preflight;

@@ -1,0 +1,153 @@
+//! `kiln-firstboot run` end to end on a scratch node: NoCloud seed directory with Cluster API
+//! style bootstrap data → configure → preflight → runcmd calling a **stand-in kubeadm** (a shell
+//! script that records its arguments; not the real kubeadm, which cannot be obtained here) →
+//! Cluster API sentinel. The stand-in fails once: the run stops at `commands`, and the next run
+//! resumes there. Tokens never reach the output or status.json.
+
+#[path = "firstboot/mod.rs"]
+mod firstboot;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use firstboot::*;
+
+const TOKEN: &str = "9a08jv.c0izixklcxtmnze7";
+
+/// The stand-in kubeadm: records argv, checks its --config exists, echoes the token like the
+/// real one prints join commands, and fails while /etc/standin-fail-once exists (removing it).
+const STANDIN_KUBEADM: &str = r#"#!/bin/sh
+# Stand-in for kubeadm in tests: NOT the real kubeadm.
+echo "$@" >> /var/log/kubeadm-standin.args
+[ -f "$3" ] || { echo "config $3 missing" >&2; exit 3; }
+echo "kubeadm join 10.0.0.10:6443 --token 9a08jv.c0izixklcxtmnze7"
+if [ -f /etc/standin-fail-once ]; then rm /etc/standin-fail-once; echo "control plane not ready" >&2; exit 1; fi
+exit 0
+"#;
+
+fn user_data() -> String {
+    format!(
+        "## template: jinja\n#cloud-config\nwrite_files:\n- path: /run/kubeadm/kubeadm.yaml\n  permissions: '0640'\n  content: |\n    apiVersion: kubeadm.k8s.io/v1beta3\n    kind: InitConfiguration\n    bootstrapTokens:\n    - token: \"{TOKEN}\"\n    nodeRegistration:\n      name: '{{{{ ds.meta_data.local_hostname }}}}'\nruncmd:\n- 'kubeadm init --config /run/kubeadm/kubeadm.yaml && echo success > /run/cluster-api/bootstrap-success.complete'\n"
+    )
+}
+
+fn node(root: &Path) {
+    seed_root(root);
+    fake_node(root);
+    fs::write(root.join("proc/sys/net/ipv4/ip_forward"), "1\n").unwrap();
+    fs::create_dir_all(root.join("sys/module/br_netfilter")).unwrap();
+    let seed = root.join("var/lib/cloud/seed/nocloud");
+    fs::create_dir_all(&seed).unwrap();
+    fs::write(seed.join("user-data"), user_data()).unwrap();
+    fs::write(
+        seed.join("meta-data"),
+        "instance-id: i-0001\nlocal-hostname: cp-0\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::copy("/bin/busybox", root.join("bin/busybox")).expect("apt-get install busybox-static");
+    for tool in ["sh", "echo", "rm", "mkdir", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
+    }
+    for dir in ["usr/bin", "var/log", "run/cluster-api"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    fs::write(root.join("usr/bin/kubeadm"), STANDIN_KUBEADM).unwrap();
+    fs::set_permissions(
+        root.join("usr/bin/kubeadm"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    fs::write(root.join("etc/standin-fail-once"), "").unwrap();
+}
+
+#[test]
+fn cluster_api_bootstrap_runs_once_and_resumes_after_a_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    let r = root.to_str().unwrap();
+    let args = [
+        "run",
+        "--root",
+        r,
+        "--sys-root",
+        r,
+        "--datasource",
+        "nocloud",
+        "--timeout",
+        "5",
+    ];
+
+    let first = firstboot(&args);
+    assert!(
+        !first.ok,
+        "first run should fail at the stand-in:\n{}",
+        first.stderr
+    );
+    assert!(
+        first
+            .stdout
+            .contains("kiln-firstboot: FAILED: step commands failed"),
+        "{}",
+        first.stdout
+    );
+    let status = fs::read_to_string(root.join("var/lib/kiln/status.json")).unwrap();
+    assert!(status.contains("\"failed_step\": \"commands\""), "{status}");
+    assert!(!root
+        .join("run/cluster-api/bootstrap-success.complete")
+        .exists());
+    assert!(!root.join("var/lib/kiln/done").exists());
+
+    let second = firstboot(&args);
+    assert!(second.ok, "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.stdout.contains("kiln-firstboot: node provisioned"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("run/cluster-api/bootstrap-success.complete")).unwrap(),
+        "success\n"
+    );
+    assert!(root.join("var/lib/kiln/done").exists());
+    let recorded = fs::read_to_string(root.join("var/log/kubeadm-standin.args")).unwrap();
+    assert_eq!(
+        recorded,
+        "init --config /run/kubeadm/kubeadm.yaml\ninit --config /run/kubeadm/kubeadm.yaml\n"
+    );
+    let config = fs::read_to_string(root.join("run/kubeadm/kubeadm.yaml")).unwrap();
+    assert!(config.contains("name: 'cp-0'"), "{config}");
+
+    let status = fs::read_to_string(root.join("var/lib/kiln/status.json")).unwrap();
+    assert!(status.contains("\"result\": \"success\""), "{status}");
+    for step in ["fetch", "configure", "preflight"] {
+        assert!(
+            status.contains(&format!(
+                "\"name\": \"{step}\",\n      \"outcome\": \"skipped\""
+            )),
+            "{step} re-ran:\n{status}"
+        );
+    }
+    let out = firstboot(&["status", "--root", r]);
+    assert!(
+        out.ok && out.stdout.contains("result: success"),
+        "{}",
+        out.stdout
+    );
+    for text in [
+        &first.stdout,
+        &first.stderr,
+        &second.stdout,
+        &second.stderr,
+        &status,
+    ] {
+        assert!(!text.contains(TOKEN), "token leaked:\n{text}");
+    }
+    assert!(
+        second.stderr.contains("--token <redacted>"),
+        "{}",
+        second.stderr
+    );
+}
