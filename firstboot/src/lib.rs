@@ -3,7 +3,6 @@
 
 pub mod apply;
 pub mod datasource;
-pub mod kubeadm;
 pub mod node;
 pub mod plan;
 pub mod process;

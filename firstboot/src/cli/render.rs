@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use kiln_core::version::KubeVersion;
 use kiln_firstboot::apply::Root;
-use kiln_firstboot::kubeadm::input::{resolve, Files};
+use kiln_firstboot::node::kubeadm_config::{resolve, Files};
 use kiln_firstboot::userdata::detect::Inputs;
 use kiln_firstboot::userdata::resource::NoNetwork;
 

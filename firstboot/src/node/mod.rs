@@ -4,10 +4,13 @@
 //! - [`containerd`]: containerd configuration and CRI readiness.
 //! - [`endpoint`]: waiting for the control plane before a join.
 //! - [`kubeadm`]: running kubeadm with reset and bounded retries.
+//! - [`kubeadm_config`]: which kubeadm config the node uses (a kiln node config, rendered, or
+//!   Cluster API's, as given).
 //! - [`preflight`]: kubeadm's checks, natively, each with a fix.
 
 pub mod cluster;
 pub mod containerd;
 pub mod endpoint;
 pub mod kubeadm;
+pub mod kubeadm_config;
 pub mod preflight;
