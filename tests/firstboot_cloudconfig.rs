@@ -261,6 +261,7 @@ fn commands_run_in_order_only_when_asked() {
     let mime = "Content-Type: multipart/mixed; boundary=\"==B==\"\nMIME-Version: 1.0\n\n\
 --==B==\nContent-Type: text/cloud-config; charset=\"us-ascii\"\nMIME-Version: 1.0\n\n\
 #cloud-config\nbootcmd:\n  - echo boot >> /log\nruncmd:\n  - echo run >> /log\n  - [sh, -c, 'cat /etc/marker >> /log']\nwrite_files:\n  - {path: /etc/marker, content: \"file\\n\"}\n\
+--==B==\nContent-Type: text/cloud-boothook\n\n#cloud-boothook\necho hook >> /log\n\
 --==B==\nContent-Type: text/x-shellscript; charset=\"us-ascii\"\nMIME-Version: 1.0\n\n#!/bin/sh\necho script >> /log\n\
 --==B==--\n";
     let out = apply(&root, mime, &[]);
@@ -273,7 +274,7 @@ fn commands_run_in_order_only_when_asked() {
     assert!(out.ok, "{}", out.stderr);
     assert_eq!(
         fs::read_to_string(root.join("log")).unwrap(),
-        "boot\nrun\nfile\nscript\n"
+        "hook\nboot\nrun\nfile\nscript\n"
     );
 }
 
