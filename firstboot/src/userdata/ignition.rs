@@ -34,7 +34,38 @@ pub fn plan(bytes: &[u8], fetcher: &dyn Fetcher) -> Result<Plan> {
         .map_err(|e| UserDataError::new("$", format!("invalid Ignition config: {e}")))?;
     let mut plan = compile(&typed, fetcher)?;
     plan.warnings.extend(warnings);
+    if !special_bits_supported(bytes) {
+        drop_special_bits(&mut plan);
+    }
     Ok(plan)
+}
+
+/// Setuid, setgid and sticky bits in `mode` are honoured from spec 3.4 on; earlier specs
+/// ignore them (coreos/ignition#1301).
+fn special_bits_supported(bytes: &[u8]) -> bool {
+    let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let version = value["ignition"]["version"].as_str().unwrap_or_default();
+    let minor = version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok());
+    minor.is_some_and(|m| m >= 4)
+}
+
+fn drop_special_bits(plan: &mut Plan) {
+    for node in &mut plan.nodes {
+        let (mode, origin) = match node {
+            Node::File(f) => (&mut f.mode, &f.origin),
+            Node::Directory(d) => (&mut d.mode, &d.origin),
+            Node::Link(_) => continue,
+        };
+        if let Some(m) = mode.filter(|m| m & 0o7000 != 0) {
+            *mode = Some(m & 0o777);
+            plan.warnings.push(format!(
+                "{origin}.mode: setuid/setgid/sticky bits are ignored before Ignition spec 3.4, as Ignition does"
+            ));
+        }
+    }
 }
 
 /// Parses and validates one config and resolves its merge/replace references, returning it as
