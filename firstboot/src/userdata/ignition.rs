@@ -170,8 +170,23 @@ fn parse_error(err: ignition_config::Error, field: &str) -> UserDataError {
         ignition_config::Error::InvalidVersion(e) => {
             UserDataError::new("ignition.version", format!("not a version: {e}"))
         }
-        other => UserDataError::new(field, format!("invalid Ignition config: {other}")),
+        other => UserDataError::new(
+            field,
+            format!(
+                "invalid Ignition config: {}",
+                without_values(&other.to_string())
+            ),
+        ),
     }
+}
+
+/// A parser message with quoted values elided (`"…"`): they may be secrets (file contents).
+fn without_values(message: &str) -> String {
+    message
+        .split('"')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { "\"…\"" } else { part })
+        .collect()
 }
 
 fn reject_unsupported(config: &Value) -> Result<()> {
@@ -358,6 +373,8 @@ fn user(u: &spec::User, field: &str) -> Result<plan::User> {
         ssh_authorized_keys: u.ssh_authorized_keys.clone().unwrap_or_default(),
         key_file: plan::KeyFile::IgnitionFragment,
         sudo: vec![],
+        lock_password: false,
+        create_groups: false,
     })
 }
 
@@ -503,6 +520,19 @@ mod tests {
         assert!(
             err.contains("unsupported Ignition spec version 3.99.0"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn parse_errors_do_not_repeat_values() {
+        let err = plan_of(r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a","contents":"data:,SECRET-TOKEN"}]}}"#).unwrap_err().to_string();
+        assert!(
+            !err.contains("SECRET-TOKEN") && err.contains("invalid Ignition config"),
+            "{err}"
+        );
+        assert_eq!(
+            without_values(r#"invalid type: string "x", expected "y""#),
+            r#"invalid type: string "…", expected "…""#
         );
     }
 
