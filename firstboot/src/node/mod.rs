@@ -3,11 +3,13 @@
 //! - [`cluster`]: post-init through the Kubernetes API (CNI manifest, untaint, labels, Ready).
 //! - [`containerd`]: containerd configuration and CRI readiness.
 //! - [`endpoint`]: waiting for the control plane before a join.
+//! - [`images`]: importing pre-pulled images, verified, into containerd.
 //! - [`kubeadm`]: running kubeadm with reset and bounded retries.
 //! - [`preflight`]: kubeadm's checks, natively, each with a fix.
 
 pub mod cluster;
 pub mod containerd;
 pub mod endpoint;
+pub mod images;
 pub mod kubeadm;
 pub mod preflight;
