@@ -154,7 +154,7 @@ fn cloud_config_errors_name_the_field() {
         ("b64", "#cloud-config\nwrite_files:\n  - {path: /etc/a, content: ok}\n  - {path: /etc/b, content: '!!', encoding: b64}\n", "write_files[1].content: invalid base64"),
         ("relative", "#cloud-config\nwrite_files:\n  - {path: etc/a, content: x}\n", "write_files[0].path"),
         ("owner", "#cloud-config\nwrite_files:\n  - {path: /etc/a, content: x, owner: 'ghost:root'}\n", "write_files[0].user: unknown user \"ghost\""),
-        ("group", "#cloud-config\nusers:\n  - {name: a, groups: [nosuchgroup]}\n", "unknown group \"nosuchgroup\""),
+        ("group", "#cloud-config\nusers:\n  - {name: a, primary_group: nosuchgroup}\n", "unknown group \"nosuchgroup\""),
         ("format", "just some text\n", "unrecognised user-data format"),
         ("jinja", "## template: jinja\n#cloud-config\nhostname: {{ ds.meta_data.missing }}\n", "jinja template"),
     ];

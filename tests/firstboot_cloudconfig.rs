@@ -261,6 +261,7 @@ fn commands_run_in_order_only_when_asked() {
     let mime = "Content-Type: multipart/mixed; boundary=\"==B==\"\nMIME-Version: 1.0\n\n\
 --==B==\nContent-Type: text/cloud-config; charset=\"us-ascii\"\nMIME-Version: 1.0\n\n\
 #cloud-config\nbootcmd:\n  - echo boot >> /log\nruncmd:\n  - echo run >> /log\n  - [sh, -c, 'cat /etc/marker >> /log']\nwrite_files:\n  - {path: /etc/marker, content: \"file\\n\"}\n\
+--==B==\nContent-Type: text/cloud-boothook\n\n#cloud-boothook\necho hook >> /log\n\
 --==B==\nContent-Type: text/x-shellscript; charset=\"us-ascii\"\nMIME-Version: 1.0\n\n#!/bin/sh\necho script >> /log\n\
 --==B==--\n";
     let out = apply(&root, mime, &[]);
@@ -273,7 +274,7 @@ fn commands_run_in_order_only_when_asked() {
     assert!(out.ok, "{}", out.stderr);
     assert_eq!(
         fs::read_to_string(root.join("log")).unwrap(),
-        "boot\nrun\nfile\nscript\n"
+        "hook\nboot\nrun\nfile\nscript\n"
     );
 }
 
@@ -405,4 +406,42 @@ fn keys_are_not_written_through_a_symlinked_ssh_directory() {
     );
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     assert_eq!(fs::metadata(&outside).unwrap().uid(), 0);
+}
+
+#[test]
+fn cloud_init_account_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "root");
+    let ssh = root.join("home/ops/.ssh");
+    fs::create_dir_all(&ssh).unwrap();
+    fs::write(ssh.join("authorized_keys"), "ssh-ed25519 OLD kept\n").unwrap();
+    let ud = "#cloud-config\nusers:\n  - name: ops\n    homedir: /home/ops\n    no_create_home: true\n    passwd: $6$salt$hash\n    groups: [newgroup]\n    favourite_colour: blue\n    ssh_authorized_keys: [ssh-ed25519 NEW added, ssh-ed25519 OLD kept]\n  - name: dev\n    passwd: $6$salt$other\n    lock_passwd: false\n";
+    let out = apply(&root, ud, &[]);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("users[0].favourite_colour is not supported"),
+        "{}",
+        out.stderr
+    );
+    let shadow = fs::read_to_string(root.join("etc/shadow")).unwrap();
+    assert!(
+        shadow.lines().any(|l| l.starts_with("ops:!$6$salt$hash:")),
+        "lock_passwd defaults to true:\n{shadow}"
+    );
+    assert!(
+        shadow.lines().any(|l| l.starts_with("dev:$6$salt$other:")),
+        "{shadow}"
+    );
+    let group = fs::read_to_string(root.join("etc/group")).unwrap();
+    assert!(
+        group
+            .lines()
+            .any(|l| l.starts_with("newgroup:") && l.ends_with("ops")),
+        "{group}"
+    );
+    assert_eq!(
+        fs::read_to_string(ssh.join("authorized_keys")).unwrap(),
+        "ssh-ed25519 OLD kept\nssh-ed25519 NEW added\n"
+    );
 }

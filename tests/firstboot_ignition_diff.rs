@@ -217,3 +217,22 @@ fn remote_sources_with_hashes() {
     );
     differential("remote", &config, |_| {});
 }
+
+#[test]
+fn modes_of_replaced_files_and_special_bits() {
+    let config = r#"{"ignition":{"version":"3.2.0"},"storage":{"files":[
+        {"path":"/etc/suid","overwrite":true,"contents":{"source":"data:,new"}},
+        {"path":"/etc/kept","mode":384},
+        {"path":"/usr/local/bin/special","contents":{"source":"data:,x"},"mode":1377}],
+      "directories":[{"path":"/srv/sticky","mode":1023}]}}"#;
+    differential("modes", config, |root| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(root.join("etc/suid"), "old").unwrap();
+        std::fs::set_permissions(
+            root.join("etc/suid"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/kept"), "keep").unwrap();
+    });
+}

@@ -132,7 +132,7 @@ impl Node {
 }
 
 /// A systemd unit in /etc/systemd/system.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Unit {
     /// Unit name, e.g. `kubelet.service`.
     pub name: String,
@@ -147,7 +147,7 @@ pub struct Unit {
 }
 
 /// A group to create (or to add members to).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Group {
     /// Group name.
     pub name: String,
@@ -172,7 +172,7 @@ pub enum KeyFile {
 }
 
 /// A user to create or modify.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct User {
     /// Login name.
     pub name: String,
@@ -202,6 +202,48 @@ pub struct User {
     pub key_file: KeyFile,
     /// sudoers rules (cloud-config `sudo`), written to /etc/sudoers.d.
     pub sudo: Vec<String>,
+    /// Lock the password after setting it (cloud-config `lock_passwd`, default true).
+    pub lock_password: bool,
+    /// Create missing supplementary groups (cloud-init does; Ignition does not).
+    pub create_groups: bool,
+}
+
+impl fmt::Debug for Unit {
+    // Unit contents may embed secrets: names and states only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unit")
+            .field("name", &self.name)
+            .field("enabled", &self.enabled)
+            .field("mask", &self.mask)
+            .field(
+                "dropins",
+                &self.dropins.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl fmt::Debug for Group {
+    // No password hash.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.name)
+            .field("gid", &self.gid)
+            .field("members", &self.members)
+            .finish()
+    }
+}
+
+impl fmt::Debug for User {
+    // No password hash; keys are counted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("uid", &self.uid)
+            .field("groups", &self.groups)
+            .field("ssh_authorized_keys", &self.ssh_authorized_keys.len())
+            .finish()
+    }
 }
 
 /// When a command runs in the boot-time run.

@@ -38,6 +38,51 @@ impl Redactor {
         }
     }
 
+    /// Adds the values of `certificateKey:` / `--certificate-key` (64 hex characters) in `text`.
+    pub fn add_certificate_keys_in(&mut self, text: &str) {
+        for marker in ["certificateKey", "certificate-key"] {
+            for (i, _) in text.match_indices(marker) {
+                let rest = &text[i + marker.len()..];
+                let value = rest.trim_start_matches([':', '=', ' ', '"', '\'']);
+                let hex: String = value
+                    .chars()
+                    .take_while(|c| c.is_ascii_hexdigit())
+                    .collect();
+                if hex.len() == 64 {
+                    self.add(&hex);
+                }
+            }
+        }
+    }
+
+    /// Adds the secrets found in every file and command of `plan` (user-data may carry them
+    /// gzipped or base64-encoded; the plan has them decoded).
+    pub fn add_from_plan(&mut self, plan: &crate::plan::Plan) {
+        let mut texts: Vec<String> = Vec::new();
+        for node in &plan.nodes {
+            if let crate::plan::Node::File(f) = node {
+                texts.extend(
+                    f.contents
+                        .iter()
+                        .chain(&f.append)
+                        .map(|b| String::from_utf8_lossy(b).into_owned()),
+                );
+            }
+        }
+        for cmd in &plan.commands {
+            texts.push(cmd.argv.join(" "));
+            texts.extend(
+                cmd.script
+                    .iter()
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+            );
+        }
+        for text in texts {
+            self.add_tokens_in(&text);
+            self.add_certificate_keys_in(&text);
+        }
+    }
+
     /// `text` with every secret replaced by `<redacted>`.
     pub fn clean(&self, text: &str) -> String {
         self.secrets
@@ -59,6 +104,16 @@ mod tests {
             r.clean("join --token abcdef.0123456789abcdef failed; abcdef.0123456789abcdef"),
             "join --token <redacted> failed; <redacted>"
         );
+    }
+
+    #[test]
+    fn certificate_keys_are_found() {
+        let key = "a".repeat(64);
+        let mut r = Redactor::default();
+        r.add_certificate_keys_in(&format!(
+            "certificateKey: \"{key}\"\nkubeadm join --certificate-key {key}"
+        ));
+        assert_eq!(r.clean(&format!("x {key}")), "x <redacted>");
     }
 
     #[test]

@@ -19,7 +19,24 @@ pub fn apply(plan: &Plan, root: &Root) -> Result<()> {
         ensure_group(group, root)?;
     }
     for user in &plan.users {
+        if user.create_groups {
+            for name in user.groups.iter().filter(|g| root.group(g).is_none()) {
+                let group = Group {
+                    name: name.clone(),
+                    ..Group::default()
+                };
+                ensure_group(&group, root)?;
+            }
+        }
         ensure_user(user, root)?;
+        if user.lock_password && user.password_hash.is_some() {
+            run(
+                root,
+                "usermod",
+                &["--lock", &user.name],
+                &format!("user {}", user.name),
+            )?;
+        }
         write_keys(user, root)?;
     }
     for group in &plan.groups {
@@ -124,8 +141,7 @@ fn write_keys(user: &User, root: &Root) -> Result<()> {
         KeyFile::IgnitionFragment => ssh.join("authorized_keys.d/ignition"),
         KeyFile::AuthorizedKeys => ssh.join("authorized_keys"),
     };
-    let mut text = user.ssh_authorized_keys.join("\n");
-    text.push('\n');
+    let text = key_file_text(user, &root.resolve(&file, &origin)?);
     let mut dirs: Vec<&Path> = file
         .ancestors()
         .skip(1)
@@ -202,6 +218,27 @@ fn run(root: &Root, tool: &str, args: &[&str], origin: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The key file's new contents: Ignition's fragment is kiln's alone; cloud-init's
+/// authorized_keys keeps the keys already there and adds the new ones.
+fn key_file_text(user: &User, host: &Path) -> String {
+    let mut keys: Vec<String> = match user.key_file {
+        KeyFile::IgnitionFragment => Vec::new(),
+        KeyFile::AuthorizedKeys => std::fs::read_to_string(host)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    };
+    for key in &user.ssh_authorized_keys {
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+    let mut text = keys.join("\n");
+    text.push('\n');
+    text
 }
 
 /// A password hash, with missing or empty meaning locked (`*`): an empty hash would allow

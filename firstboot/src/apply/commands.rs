@@ -25,7 +25,12 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase, redact: &Redactor) -> Result<
                 let path = format!("{SCRIPT_DIR}/part-{i:03}");
                 let host = root.resolve(std::path::Path::new(&path), &cmd.origin)?;
                 super::nodes::write_file(&host, body, 0o700, (0, 0), &cmd.origin)?;
-                vec![path]
+                // Without a #! line (boothooks), the shell runs it, as cloud-init does.
+                if body.starts_with(b"#!") {
+                    vec![path]
+                } else {
+                    vec!["sh".into(), path]
+                }
             }
             None => cmd.argv.clone(),
         };

@@ -29,11 +29,13 @@ pub struct Options {
 
 /// Applies `plan` to `root`.
 pub fn apply(plan: &Plan, root: &Root, options: &Options) -> Result<()> {
-    let resolved = validate::check(plan, root)?;
+    validate::check(plan, root)?;
     if options.run_commands {
         commands::run(plan, root, crate::plan::Phase::Boot, &options.redact)?;
     }
     accounts::apply(plan, root)?;
+    // bootcmd and useradd (copying /etc/skel) may have changed the tree: resolve paths again.
+    let resolved = validate::check(plan, root)?;
     nodes::apply(&resolved, root)?;
     units::apply(&plan.units, root)?;
     if let Some(name) = &plan.hostname {

@@ -120,9 +120,16 @@ fn file(f: &File, host: &Path, owner: (u32, u32)) -> Result<kiln_core::fsutil::S
     for fragment in &f.append {
         bytes.extend_from_slice(fragment);
     }
+    // Ignition: an existing file keeps its mode only when its contents are kept too.
+    let keeps_contents = f.contents.is_none() && f.existing != crate::plan::Existing::Overwrite;
     let mode = f
         .mode
-        .or_else(|| existing.as_ref().map(|m| m.permissions().mode() & 0o7777))
+        .or_else(|| {
+            existing
+                .as_ref()
+                .filter(|_| keeps_contents)
+                .map(|m| m.permissions().mode() & 0o7777)
+        })
         .unwrap_or(FILE_MODE);
     if fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
         return Err(UserDataError::new(

@@ -125,7 +125,8 @@ fn check_principals(plan: &Plan, root: &Root) -> Result<()> {
         }
     }
     for (i, user) in plan.users.iter().enumerate() {
-        for g in user.groups.iter().chain(&user.primary_group) {
+        let supplementary = user.groups.iter().filter(|_| !user.create_groups);
+        for g in supplementary.chain(&user.primary_group) {
             if !group_known(g) {
                 return Err(UserDataError::new(
                     format!("users[{i}] ({})", user.name),

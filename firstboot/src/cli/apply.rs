@@ -81,6 +81,7 @@ impl ApplyArgs {
         }
         let mut redact = kiln_firstboot::redact::Redactor::default();
         redact.add_tokens_in(&String::from_utf8_lossy(&user_data));
+        redact.add_from_plan(&plan);
         let options = Options {
             run_commands: self.run_commands,
             redact,

@@ -3,6 +3,7 @@
 //! - [`cluster`]: post-init through the Kubernetes API (CNI manifest, untaint, labels, Ready).
 //! - [`containerd`]: containerd configuration and CRI readiness.
 //! - [`endpoint`]: waiting for the control plane before a join.
+//! - [`images`]: importing pre-pulled images, verified, into containerd.
 //! - [`kubeadm`]: running kubeadm with reset and bounded retries.
 //! - [`kubeadm_config`]: which kubeadm config the node uses (a kiln node config, rendered, or
 //!   Cluster API's, as given).
@@ -11,6 +12,7 @@
 pub mod cluster;
 pub mod containerd;
 pub mod endpoint;
+pub mod images;
 pub mod kubeadm;
 pub mod kubeadm_config;
 pub mod preflight;

@@ -157,6 +157,7 @@ fn compile(ctx: &mut Context) -> anyhow::Result<Plan> {
         root_has: &root_has,
     };
     let plan = crate::userdata::compile(&user_data, &inputs).context("user-data rejected")?;
+    ctx.redact.add_from_plan(&plan);
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }

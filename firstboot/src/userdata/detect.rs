@@ -67,9 +67,13 @@ pub fn compile(bytes: &[u8], inputs: &Inputs<'_>) -> Result<Plan> {
     }
     if let Some(doc) = cloud_config {
         let mut cc = cloudconfig::compile(&doc, inputs)?;
-        // Scripts and boothooks run in their phases; keep cloud-config's commands first.
-        cc.commands.append(&mut plan.commands);
-        plan.commands = std::mem::take(&mut cc.commands);
+        // As cloud-init: boothooks, then bootcmd (and later runcmd), then user-data scripts.
+        let (boothooks, scripts): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.commands)
+            .into_iter()
+            .partition(|c| c.phase == Phase::Boot);
+        plan.commands = boothooks;
+        plan.commands.append(&mut cc.commands);
+        plan.commands.extend(scripts);
         plan.extend(cc);
     }
     Ok(plan)
@@ -122,7 +126,7 @@ pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resul
     let first = text.lines().next().unwrap_or_default().trim_end();
     match first {
         l if l.starts_with("#cloud-config") => Ok(vec![Part::CloudConfig(text.to_owned())]),
-        l if l.starts_with("#cloud-boothook") => Ok(vec![Part::Boothook(bytes.to_vec())]),
+        l if l.starts_with("#cloud-boothook") => Ok(vec![Part::Boothook(boothook_body(bytes))]),
         l if l.starts_with("#!") => Ok(vec![Part::Script(bytes.to_vec())]),
         l if l.starts_with("#include") => Err(UserDataError::new(
             field,
@@ -133,6 +137,17 @@ pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resul
             "unrecognised user-data format: expected Ignition JSON, #cloud-config, \
              ## template: jinja, a #! script, #cloud-boothook, MIME multipart or gzip",
         )),
+    }
+}
+
+/// A boothook without its `#cloud-boothook` header line, as cloud-init runs it.
+fn boothook_body(bytes: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(bytes);
+    match text.split_once('\n') {
+        Some((first, rest)) if first.trim_end().starts_with("#cloud-boothook") => {
+            rest.as_bytes().to_vec()
+        }
+        _ => bytes.to_vec(),
     }
 }
 
@@ -201,7 +216,7 @@ fn mime_part(
     match mimetype {
         "text/cloud-config" => Ok(vec![Part::CloudConfig(as_text(&body)?)]),
         "text/x-shellscript" => Ok(vec![Part::Script(body)]),
-        "text/cloud-boothook" => Ok(vec![Part::Boothook(body)]),
+        "text/cloud-boothook" => Ok(vec![Part::Boothook(boothook_body(&body))]),
         "text/jinja2" => {
             let text = as_text(&body)?;
             let text = if jinja::is_template(&text) { text } else { format!("{}\n{text}", jinja::HEADER) };

@@ -34,7 +34,38 @@ pub fn plan(bytes: &[u8], fetcher: &dyn Fetcher) -> Result<Plan> {
         .map_err(|e| UserDataError::new("$", format!("invalid Ignition config: {e}")))?;
     let mut plan = compile(&typed, fetcher)?;
     plan.warnings.extend(warnings);
+    if !special_bits_supported(bytes) {
+        drop_special_bits(&mut plan);
+    }
     Ok(plan)
+}
+
+/// Setuid, setgid and sticky bits in `mode` are honoured from spec 3.4 on; earlier specs
+/// ignore them (coreos/ignition#1301).
+fn special_bits_supported(bytes: &[u8]) -> bool {
+    let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let version = value["ignition"]["version"].as_str().unwrap_or_default();
+    let minor = version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok());
+    minor.is_some_and(|m| m >= 4)
+}
+
+fn drop_special_bits(plan: &mut Plan) {
+    for node in &mut plan.nodes {
+        let (mode, origin) = match node {
+            Node::File(f) => (&mut f.mode, &f.origin),
+            Node::Directory(d) => (&mut d.mode, &d.origin),
+            Node::Link(_) => continue,
+        };
+        if let Some(m) = mode.filter(|m| m & 0o7000 != 0) {
+            *mode = Some(m & 0o777);
+            plan.warnings.push(format!(
+                "{origin}.mode: setuid/setgid/sticky bits are ignored before Ignition spec 3.4, as Ignition does"
+            ));
+        }
+    }
 }
 
 /// Parses and validates one config and resolves its merge/replace references, returning it as
@@ -139,8 +170,23 @@ fn parse_error(err: ignition_config::Error, field: &str) -> UserDataError {
         ignition_config::Error::InvalidVersion(e) => {
             UserDataError::new("ignition.version", format!("not a version: {e}"))
         }
-        other => UserDataError::new(field, format!("invalid Ignition config: {other}")),
+        other => UserDataError::new(
+            field,
+            format!(
+                "invalid Ignition config: {}",
+                without_values(&other.to_string())
+            ),
+        ),
     }
+}
+
+/// A parser message with quoted values elided (`"…"`): they may be secrets (file contents).
+fn without_values(message: &str) -> String {
+    message
+        .split('"')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { "\"…\"" } else { part })
+        .collect()
 }
 
 fn reject_unsupported(config: &Value) -> Result<()> {
@@ -327,6 +373,8 @@ fn user(u: &spec::User, field: &str) -> Result<plan::User> {
         ssh_authorized_keys: u.ssh_authorized_keys.clone().unwrap_or_default(),
         key_file: plan::KeyFile::IgnitionFragment,
         sudo: vec![],
+        lock_password: false,
+        create_groups: false,
     })
 }
 
@@ -472,6 +520,19 @@ mod tests {
         assert!(
             err.contains("unsupported Ignition spec version 3.99.0"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn parse_errors_do_not_repeat_values() {
+        let err = plan_of(r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a","contents":"data:,SECRET-TOKEN"}]}}"#).unwrap_err().to_string();
+        assert!(
+            !err.contains("SECRET-TOKEN") && err.contains("invalid Ignition config"),
+            "{err}"
+        );
+        assert_eq!(
+            without_values(r#"invalid type: string "x", expected "y""#),
+            r#"invalid type: string "…", expected "…""#
         );
     }
 

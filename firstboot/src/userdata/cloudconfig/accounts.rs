@@ -18,6 +18,26 @@ const IGNORED_USER_KEYS: [&str; 7] = [
     "doas",
 ];
 
+/// User keys kiln implements.
+const USER_KEYS: [&str; 16] = [
+    "name",
+    "gecos",
+    "groups",
+    "primary_group",
+    "homedir",
+    "shell",
+    "sudo",
+    "lock_passwd",
+    "passwd",
+    "hashed_passwd",
+    "ssh_authorized_keys",
+    "system",
+    "uid",
+    "no_create_home",
+    "no_user_group",
+    "create_groups",
+];
+
 /// Compiles `groups`, `users` and `ssh_authorized_keys` into `plan`.
 pub fn compile(
     groups: Option<&Value>,
@@ -116,8 +136,8 @@ fn compile_user(item: &Value, field: &str, warnings: &mut Vec<String>) -> Result
     };
     let name =
         text("name")?.ok_or_else(|| UserDataError::new(format!("{field}.name"), "missing name"))?;
-    for key in IGNORED_USER_KEYS {
-        if get(key).is_some() {
+    for key in map.keys().filter_map(|k| k.as_str()) {
+        if IGNORED_USER_KEYS.contains(&key) || !USER_KEYS.contains(&key) {
             warnings.push(format!("{field}.{key} is not supported by kiln; ignored"));
         }
     }
@@ -153,6 +173,11 @@ fn compile_user(item: &Value, field: &str, warnings: &mut Vec<String>) -> Result
             .unwrap_or_default(),
         key_file: KeyFile::AuthorizedKeys,
         sudo,
+        lock_password: match get("lock_passwd") {
+            None => true,
+            v => boolean(v, &format!("{field}.lock_passwd"))?,
+        },
+        create_groups: true,
     }))
 }
 

@@ -21,15 +21,22 @@ pub fn hostname(map: &Mapping, plan: &mut Plan) -> Result<()> {
     if boolean(get("preserve_hostname"), "preserve_hostname")? {
         return Ok(());
     }
-    let fqdn = get("fqdn").map(|v| scalar(v, "fqdn")).transpose()?;
-    let short = match get("hostname").map(|v| scalar(v, "hostname")).transpose()? {
-        Some(h) => Some(h),
-        None => fqdn
-            .as_ref()
-            .map(|f| f.split('.').next().unwrap_or_default().to_owned()),
+    let hostname = get("hostname").map(|v| scalar(v, "hostname")).transpose()?;
+    // cloud-init: a hostname with dots is an FQDN when no fqdn is given.
+    let fqdn = match get("fqdn").map(|v| scalar(v, "fqdn")).transpose()? {
+        Some(f) => Some(f),
+        None => hostname.clone().filter(|h| h.contains('.')),
     };
+    let short = hostname
+        .or_else(|| fqdn.clone())
+        .map(|h| h.split('.').next().unwrap_or_default().to_owned());
     let Some(short) = short else { return Ok(()) };
     check_hostname(&short, "hostname")?;
+    if let Some(f) = &fqdn {
+        for label in f.split('.') {
+            check_hostname(label, "fqdn")?;
+        }
+    }
     let prefer_fqdn = boolean(
         get("prefer_fqdn_over_hostname"),
         "prefer_fqdn_over_hostname",
@@ -204,6 +211,13 @@ mod tests {
         assert_eq!(p.hostname, None);
         let err = compile_text("#cloud-config\nhostname: bad_name\n").unwrap_err();
         assert_eq!(err.field, "hostname");
+        let p = compile_text("#cloud-config\nhostname: node1.example.com\n").unwrap();
+        assert_eq!(p.hostname.as_deref(), Some("node1"));
+        let err = compile_text(
+            "#cloud-config\nhostname: a\nfqdn: \"x y\\n6.6.6.6 evil\"\nmanage_etc_hosts: true\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "fqdn");
     }
 
     #[test]

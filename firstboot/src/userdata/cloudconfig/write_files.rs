@@ -97,29 +97,26 @@ fn decode(content: String, encoding: Option<&str>, field: &str) -> Result<Vec<u8
     }
 }
 
-/// Octal permissions from `'0644'`, `'644'`, `0o644`, or a YAML integer written as octal
-/// (cloud-init's YAML 1.1 reads `0644` as octal; a YAML 1.2 parser sees 644, so integers whose
-/// digits are all octal are read as octal digits).
+/// Permissions as cloud-init reads them: a string is octal (`'0644'`, `'644'`, `'0o644'`), an
+/// integer is the mode itself (YAML `0644` and `0o644` are 420; see `yaml11_octal_permissions`).
 fn permissions(v: &Value, field: &str) -> Result<u32> {
-    let digits = match v {
-        Value::String(s) => s.trim().trim_start_matches("0o").to_owned(),
-        Value::Number(n) => n.to_string(),
-        _ => {
-            return Err(UserDataError::new(
-                field,
-                "expected an octal mode such as '0644'",
-            ))
+    let bad =
+        |what: &str| UserDataError::new(field, format!("{what} is not a file mode such as '0644'"));
+    let mode = match v {
+        Value::String(s) => {
+            let digits = s.trim().trim_start_matches("0o");
+            u32::from_str_radix(digits, 8).map_err(|_| bad(&format!("{s:?}")))?
         }
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|m| u32::try_from(m).ok())
+            .ok_or_else(|| bad(&n.to_string()))?,
+        _ => return Err(bad("this value")),
     };
-    u32::from_str_radix(&digits, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| {
-            UserDataError::new(
-                field,
-                format!("{digits:?} is not an octal mode such as '0644'"),
-            )
-        })
+    if mode > 0o7777 {
+        return Err(bad(&format!("{mode:o} (octal)")));
+    }
+    Ok(mode)
 }
 
 /// `user:group`, `user`, or `:group`; numeric parts are ids.
@@ -152,7 +149,7 @@ mod tests {
     fn encodings_permissions_owner_append() {
         let nodes = files(
             "- {path: /a, content: aGk=, encoding: b64, permissions: '0600', owner: 'core:wheel'}\n\
-             - {path: /b, content: x, append: true, permissions: 0755}\n\
+             - {path: /b, content: x, append: true, permissions: 493}\n\
              - {path: /c, content: H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==, encoding: gz+b64}\n",
         )
         .unwrap();

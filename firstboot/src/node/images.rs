@@ -1,0 +1,108 @@
+//! Pre-pulled images baked into the node image: every archive in the image directory is checked
+//! against the directory's `SHA256SUMS` and imported into containerd's `k8s.io` namespace
+//! (where kubelet looks), so a node goes Ready without pulling from a registry.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aws_lc_rs::digest;
+
+/// Where `kiln build` puts image archives.
+pub const IMAGE_DIR: &str = "/usr/share/kiln/images";
+/// The containerd namespace kubelet's CRI uses.
+const NAMESPACE: &str = "k8s.io";
+
+/// Verifies and imports every `*.tar` in `dir` into the containerd at `address`; returns the
+/// archives imported. A missing directory means the image carries no pre-pulled images.
+pub fn import_all(dir: &Path, address: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut archives: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tar"))
+        .collect();
+    archives.sort();
+    let sums = read_sums(&dir.join("SHA256SUMS"))?;
+    for archive in &archives {
+        verify(archive, &sums)?;
+    }
+    for archive in &archives {
+        import(archive, address)?;
+    }
+    Ok(archives)
+}
+
+/// `SHA256SUMS` lines: `<hex>  <file name>`.
+fn read_sums(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}; every baked image archive must be listed with its SHA-256",
+            path.display()
+        )
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (hash, name) = l.split_once(char::is_whitespace)?;
+            Some((
+                hash.to_ascii_lowercase(),
+                name.trim().trim_start_matches('*').to_owned(),
+            ))
+        })
+        .collect())
+}
+
+fn verify(archive: &Path, sums: &[(String, String)]) -> anyhow::Result<()> {
+    let name = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let expected = sums
+        .iter()
+        .find(|(_, n)| n == name)
+        .map(|(h, _)| h.as_str())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: not listed in SHA256SUMS; refusing to import it",
+                archive.display()
+            )
+        })?;
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut file =
+        std::fs::File::open(archive).map_err(|e| anyhow::anyhow!("{}: {e}", archive.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", archive.display()))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    let actual = hex::encode(ctx.finish());
+    if actual != expected {
+        anyhow::bail!("{}: SHA-256 {actual} does not match SHA256SUMS ({expected}); the archive is corrupt or was changed", archive.display());
+    }
+    Ok(())
+}
+
+fn import(archive: &Path, address: &Path) -> anyhow::Result<()> {
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(address)
+        .args(["--namespace", NAMESPACE, "images", "import"])
+        .arg(archive)
+        .output()
+        .map_err(|e| anyhow::anyhow!("running ctr: {e}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "importing {}: {}",
+            archive.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    tracing::info!(archive = %archive.display(), "imported pre-pulled images");
+    Ok(())
+}
