@@ -77,8 +77,7 @@ pub enum Error {
     Io {
         /// The path concerned.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
+        /// The underlying error (part of the message, so not chained as a source).
         error: std::io::Error,
     },
     /// A filesystem image that cannot be read.

@@ -19,7 +19,7 @@ pub mod media;
 mod metadata;
 mod nocloud;
 mod openstack;
-mod url;
+pub mod url;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
