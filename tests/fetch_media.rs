@@ -181,6 +181,88 @@ fn media_bad_input_is_one_error_line_and_leaves_nothing_mounted() {
     assert_eq!(mounts(), before);
 }
 
+/// A FAT32 image labelled CIDATA whose root directory's cluster chain points back to itself
+/// (FAT[root] = root) and whose root cluster holds only deleted entries, so that looking a name
+/// up reads the same cluster forever.
+fn make_looping_fat32(image: &std::path::Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    std::fs::File::create(image)
+        .unwrap()
+        .set_len(40 << 20)
+        .unwrap();
+    // One sector per cluster: enough clusters for FAT32.
+    let out = std::process::Command::new("mkfs.vfat")
+        .args(["-F", "32", "-s", "1", "-n", "CIDATA"])
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
+    let mut boot = [0u8; 512];
+    f.read_exact(&mut boot).unwrap();
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([boot[o], boot[o + 1]]));
+    let u32_at = |o: usize| u64::from(u32::from_le_bytes(boot[o..o + 4].try_into().unwrap()));
+    let (sector, per_cluster, reserved, fats) = (
+        u16_at(11),
+        u64::from(boot[13]),
+        u16_at(14),
+        u64::from(boot[16]),
+    );
+    let (fat_sectors, root) = (u32_at(36), u32_at(44));
+    for n in 0..fats {
+        f.seek(SeekFrom::Start(
+            (reserved + n * fat_sectors) * sector + 4 * root,
+        ))
+        .unwrap();
+        f.write_all(&(root as u32).to_le_bytes()).unwrap();
+    }
+    let data = (reserved + fats * fat_sectors) * sector;
+    f.seek(SeekFrom::Start(data + (root - 2) * per_cluster * sector))
+        .unwrap();
+    let mut deleted = [0u8; 32];
+    deleted[0] = 0xE5;
+    for _ in 0..per_cluster * sector / 32 {
+        f.write_all(&deleted).unwrap();
+    }
+}
+
+#[test]
+fn looping_fat_cluster_chain_is_an_error_not_a_hang() {
+    let work = tempfile::tempdir().unwrap();
+    let image = work.path().join("loop.img");
+    make_looping_fat32(&image);
+    let root = SysRoot::new();
+    root.by_label("CIDATA", &image);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["fetch", "--sys-root", root.path()];
+        args.extend(["--metadata-url", "http://127.0.0.1:9"]);
+        args.extend_from_slice(extra);
+        let start = std::time::Instant::now();
+        (firstboot(None, &args), start.elapsed())
+    };
+    // The read budget (16 MiB here) ends it, long before the deadline.
+    let (r, took) = run(&["--timeout", "120", "--max-size", "65536"]);
+    r.assert_error(&[
+        "nocloud",
+        "meta-data",
+        "read more than 16777216 bytes",
+        "cluster chain that loops",
+    ]);
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    // With the default, larger budget the deadline comes first.
+    let (r, took) = run(&["--timeout", "1"]);
+    r.assert_error(&["nocloud", "meta-data", "deadline reached"]);
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}
+
 #[test]
 fn nocloud_seed_directory() {
     let root = SysRoot::new();

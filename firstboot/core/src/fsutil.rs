@@ -146,30 +146,15 @@ pub fn write_atomic_as(
     mode: u32,
     owner: Option<(u32, u32)>,
 ) -> Result<()> {
-    let dir = parent_dir(path);
-    create_dirs(&dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.tmp-", file_name(path)))
-        .permissions(Permissions::from_mode(mode & 0o777 & !0o022))
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
-    if let Some((uid, gid)) = owner {
-        nix::unistd::fchown(
-            tmp.as_file(),
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-        )
-        .map_err(|e| Error::io(tmp.path(), e.into()))?;
-    }
-    // The umask may have narrowed the mode at creation; set it exactly.
-    set_mode(tmp.path(), mode)?;
-    tmp.write_all(contents)
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    fsync_dir(&dir)
+    let staged = stage(path, contents, mode, owner)?;
+    File::open(&staged.tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(&staged.tmp, e))?;
+    staged
+        .tmp
+        .persist(path)
+        .map_err(|e| Error::io(path, e.error))?;
+    fsync_dir(&parent_dir(path))
 }
 
 /// A file written and moded under a temporary name beside its destination, not yet visible.
@@ -196,6 +181,8 @@ pub fn stage(path: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>)
         )
         .map_err(|e| Error::io(tmp.path(), e.into()))?;
     }
+    // The umask may have narrowed the mode at creation; set it exactly (after the chown, which
+    // clears set-id bits).
     set_mode(tmp.path(), mode)?;
     tmp.write_all(contents)
         .map_err(|e| Error::io(tmp.path(), e))?;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fsutil;
 pub mod kubeadm;
 pub mod kubeconfig;
+pub mod names;
 pub mod nodeconfig;
 pub mod pki;
 pub mod secret;

@@ -46,7 +46,7 @@ fn decode(source: &str, what: &str, b64: &str) -> Result<Vec<u8>> {
 fn custom_data(env: &Env) -> Result<Option<Vec<u8>>> {
     let max = env.http.config().max_body;
     for device in block_devices(env) {
-        let Ok(mut volume) = Volume::open(&device) else {
+        let Ok(mut volume) = Volume::open(env, &device) else {
             continue;
         };
         if let Some(xml) = volume.read("ovf-env.xml", max)? {

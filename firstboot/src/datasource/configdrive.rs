@@ -20,7 +20,7 @@ impl Datasource for ConfigDrive {
         let max = env.http.config().max_body;
         let device = find_by_label(env, LABELS)
             .ok_or_else(|| Error::Missing("configdrive: no medium labelled config-2".into()))?;
-        let mut volume = Volume::open(&device)?;
+        let mut volume = Volume::open(env, &device)?;
         let meta_path = "openstack/latest/meta_data.json";
         let source = format!("{}:{meta_path}", device.display());
         let meta = volume

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::cmdline::{Cmdline, UrlSource};
 use super::dmi::Dmi;
 use super::http::{Http, HttpConfig};
+use super::url::redact;
 use super::{
     by_name, configdrive, fwcfg, media, nocloud, Datasource, Env, Error, Result, LINK_LOCAL,
 };
@@ -131,10 +132,10 @@ fn probe(env: &Env) -> Result<Choice> {
             {
                 return choice(
                     by_name(name, env)?,
-                    format!("{url} answered the link-local probe"),
+                    format!("{} answered the link-local probe", redact(&url)),
                 );
             }
-            Ok(reply) => last = format!("{url}: HTTP status {}", reply.status),
+            Ok(reply) => last = Error::status(&url, reply.status).to_string(),
             Err(err) => {
                 last = err.to_string();
                 if matches!(err, Error::GaveUp { .. }) {

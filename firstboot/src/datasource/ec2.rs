@@ -3,6 +3,7 @@
 //! 405. A 404 for `/latest/user-data` means the instance has none.
 
 use super::http::Http;
+use super::url::redact;
 use super::{
     json_str, non_empty, parse_json, text, Datasource, Env, Error, Fetched, Metadata, Result,
     LINK_LOCAL,
@@ -29,12 +30,13 @@ fn token(http: &Http, base: &str) -> Result<Option<String>> {
         200 => Ok(Some(String::from_utf8_lossy(&reply.body).trim().to_owned())),
         403..=405 => {
             tracing::warn!(
-                "ec2: {url} answered {}; falling back to IMDSv1",
+                "ec2: {} answered {}; falling back to IMDSv1",
+                redact(&url),
                 reply.status
             );
             Ok(None)
         }
-        status => Err(Error::Status { url, status }),
+        status => Err(Error::status(&url, status)),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The error type of the datasources: every message names the source, URL, path or status.
+//! URLs in it are redacted ([`redact`]): no userinfo, query or fragment.
 
 use std::path::PathBuf;
+
+use super::url::redact;
 
 /// Result with the datasource [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,7 +31,7 @@ pub enum Error {
     /// The server answered with a status that is not retried.
     #[error("{url}: HTTP status {status}")]
     Status {
-        /// The URL requested.
+        /// The URL requested, redacted.
         url: String,
         /// The final status code.
         status: u16,
@@ -38,17 +41,25 @@ pub enum Error {
         "{url}: no answer within the deadline after {attempts} attempt(s); last error: {last}"
     )]
     GaveUp {
-        /// The URL requested.
+        /// The URL requested, redacted.
         url: String,
         /// How many attempts were made.
         attempts: u32,
         /// The last error seen.
         last: String,
     },
+    /// A request failed in a way that retrying cannot fix (TLS, certificates, redirects).
+    #[error("{url}: {reason} (not retried)")]
+    Request {
+        /// The URL requested, redacted.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A body larger than the cap.
     #[error("{source_name}: larger than the limit of {limit} bytes")]
     TooLarge {
-        /// The URL or path read.
+        /// The URL (redacted) or path read.
         source_name: String,
         /// The cap in bytes.
         limit: u64,
@@ -56,7 +67,7 @@ pub enum Error {
     /// Metadata that does not parse.
     #[error("{source_name}: malformed metadata: {reason}")]
     Malformed {
-        /// The URL or path read.
+        /// The URL (redacted) or path read.
         source_name: String,
         /// The parser's message.
         reason: String,
@@ -66,8 +77,7 @@ pub enum Error {
     Io {
         /// The path concerned.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
+        /// The underlying error (part of the message, so not chained as a source).
         error: std::io::Error,
     },
     /// A filesystem image that cannot be read.
@@ -95,11 +105,19 @@ impl Error {
         }
     }
 
-    /// An [`Error::Malformed`] for the source `source_name`.
-    pub fn malformed(source_name: impl Into<String>, reason: impl ToString) -> Self {
+    /// An [`Error::Malformed`] for the source `source_name` (a URL, redacted here, or a path).
+    pub fn malformed(source_name: impl AsRef<str>, reason: impl ToString) -> Self {
         Error::Malformed {
-            source_name: source_name.into(),
+            source_name: redact(source_name.as_ref()),
             reason: reason.to_string(),
+        }
+    }
+
+    /// An [`Error::Status`] for `url`, redacted.
+    pub fn status(url: &str, status: u16) -> Self {
+        Error::Status {
+            url: redact(url),
+            status,
         }
     }
 }

@@ -34,16 +34,36 @@ impl Datasource for FwCfg {
             ))
         })?;
         let path = env.path(&raw_path(key));
-        let user_data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let limit = env.http.config().max_body;
-        if user_data.len() as u64 > limit {
-            return Err(Error::TooLarge {
-                source_name: format!("fwcfg {key}"),
-                limit,
-            });
-        }
+        let user_data = super::read_local(&path, env.http.config().max_body)?;
         let mut metadata = Metadata::new("fwcfg", "qemu", serde_json::json!({ "fw_cfg_key": key }));
         metadata.instance_id = dmi_uuid(env);
-        Ok(Fetched::new(super::non_empty(Some(user_data)), metadata))
+        Ok(Fetched::new(super::non_empty(user_data), metadata))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasource::test_env;
+
+    #[test]
+    fn oversized_blobs_are_refused_without_reading_them() {
+        let (env, dir) = test_env(1.0);
+        let raw = dir.path().join(raw_path(KEYS[0]).trim_start_matches('/'));
+        std::fs::create_dir_all(raw.parent().unwrap()).unwrap();
+        // Sparse, 8 GiB: reading it all first would exhaust memory.
+        std::fs::File::create(&raw)
+            .unwrap()
+            .set_len(8 << 30)
+            .unwrap();
+        let err = FwCfg.fetch(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("larger than the limit of 1048576")
+                && err.contains("opt/org.kiln/user-data"),
+            "{err}"
+        );
+        std::fs::write(&raw, b"#cloud-config\n").unwrap();
+        let f = FwCfg.fetch(&env).unwrap();
+        assert_eq!(f.user_data.as_deref(), Some(&b"#cloud-config\n"[..]));
     }
 }

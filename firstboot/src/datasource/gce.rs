@@ -22,10 +22,7 @@ impl Datasource for Gce {
         let url = format!("{base}/?recursive=true&alt=json");
         let reply = env.http.send("GET", &url, &[FLAVOR])?;
         if reply.status != 200 {
-            return Err(Error::Status {
-                url,
-                status: reply.status,
-            });
+            return Err(Error::status(&url, reply.status));
         }
         if reply.header("metadata-flavor") != Some("Google") {
             return Err(Error::malformed(

@@ -1,12 +1,15 @@
 //! A small blocking HTTP client for metadata services that are not up yet at boot: connection
 //! errors, timeouts, truncated bodies, 408, 429 and 5xx are retried with exponential backoff and
-//! jitter inside one total deadline; every other status is final and handed to the caller.
+//! jitter inside one total deadline; every other status is final and handed to the caller, and
+//! every other failure (TLS and certificates, too many redirects, malformed answers) is a final
+//! error. URLs in errors and logs are redacted (no userinfo, query or fragment).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
+use super::url::redact;
 use super::{Error, Result};
 
 /// First pause between attempts; doubles up to [`MAX_BACKOFF`] (Ignition's schedule).
@@ -93,19 +96,14 @@ impl Http {
         match reply.status {
             200 => Ok(Some(reply.body)),
             204 | 404 => Ok(None),
-            status => Err(Error::Status {
-                url: url.into(),
-                status,
-            }),
+            status => Err(Error::status(url, status)),
         }
     }
 
     /// GET `url` and require a 200 answer.
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>> {
-        self.get_optional(url, headers)?.ok_or(Error::Status {
-            url: url.into(),
-            status: 404,
-        })
+        self.get_optional(url, headers)?
+            .ok_or_else(|| Error::status(url, 404))
     }
 
     /// Sends `method url` with `headers` and an empty body, retrying until a final status or the
@@ -129,12 +127,12 @@ impl Http {
             let pause = jitter(backoff);
             if Instant::now() + pause + MIN_ATTEMPT >= self.config.deadline {
                 return Err(Error::GaveUp {
-                    url: url.into(),
+                    url: redact(url),
                     attempts,
                     last,
                 });
             }
-            tracing::debug!("{method} {url}: {last}; retrying in {pause:?}");
+            tracing::debug!("{method} {}: {last}; retrying in {pause:?}", redact(url));
             std::thread::sleep(pause);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -156,7 +154,7 @@ impl Http {
         }
         let request = builder.body(&[][..]).map_err(|e| {
             Attempt::Fail(Error::BadUrl {
-                url: url.into(),
+                url: redact(url),
                 reason: e.to_string(),
             })
         })?;
@@ -191,23 +189,40 @@ fn retried_status(status: u16) -> bool {
     status == 408 || status == 429 || status >= 500
 }
 
-/// Sorts a transport error into final (bad URL, size cap) or worth a retry (everything the
-/// network does while it comes up: refused, unreachable, timeouts, truncated bodies).
+/// Sorts a transport error into worth a retry (what the network does while it comes up:
+/// refused, reset or unreachable connections, DNS failures, timeouts, truncated bodies) or final
+/// (everything else: bad URL, size cap, TLS and certificate failures, too many redirects).
 fn classify(url: &str, err: ureq::Error) -> Attempt {
+    let fail = |reason: String| {
+        Attempt::Fail(Error::Request {
+            url: redact(url),
+            reason,
+        })
+    };
     match err {
+        // rustls reports handshake and certificate failures as I/O errors wrapping its own.
+        ureq::Error::Io(e) if e.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            fail(format!("TLS: {e}"))
+        }
+        ureq::Error::Io(_)
+        | ureq::Error::Timeout(_)
+        | ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed => Attempt::Retry(err.to_string()),
         ureq::Error::BodyExceedsLimit(limit) => Attempt::Fail(Error::TooLarge {
-            source_name: url.into(),
+            source_name: redact(url),
             limit,
         }),
+        // ureq's message may quote the URL.
         ureq::Error::BadUri(reason) => Attempt::Fail(Error::BadUrl {
-            url: url.into(),
-            reason,
+            url: redact(url),
+            reason: reason.replace(url, &redact(url)),
         }),
         ureq::Error::Http(e) => Attempt::Fail(Error::BadUrl {
-            url: url.into(),
+            url: redact(url),
             reason: e.to_string(),
         }),
-        other => Attempt::Retry(other.to_string()),
+        ureq::Error::Rustls(e) => fail(format!("TLS: {e}")),
+        other => fail(other.to_string()),
     }
 }
 
@@ -243,6 +258,94 @@ mod tests {
         }
     }
 
+    fn client(secs: f64) -> Http {
+        Http::new(HttpConfig {
+            deadline: Instant::now() + Duration::from_secs_f64(secs),
+            request_timeout: Duration::from_secs(1),
+            max_body: 1024,
+        })
+    }
+
+    /// Serves each connection on 127.0.0.1 with `serve` in turn; returns the port and the number
+    /// of connections taken so far.
+    fn server(
+        serve: impl Fn(std::net::TcpStream) + Send + 'static,
+    ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                serve(stream);
+            }
+        });
+        (port, count)
+    }
+
+    #[test]
+    fn too_many_redirects_is_final_and_redacted() {
+        let (port, count) = server(|mut stream| {
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: /again?sig=s3cret\r\nContent-Length: 0\r\n\r\n",
+            );
+        });
+        let start = Instant::now();
+        let err = client(5.0)
+            .get_optional(
+                &format!("http://me:pa55@127.0.0.1:{port}/ud?sig=s3cret"),
+                &[],
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Request { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("http://127.0.0.1:{port}/ud: too many redirects")),
+            "{msg}"
+        );
+        assert!(!msg.contains("pa55") && !msg.contains("s3cret"), "{msg}");
+        assert!(start.elapsed() < Duration::from_secs(2), "retried");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 6);
+    }
+
+    #[test]
+    fn untrusted_certificates_are_final() {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
+        let config = std::sync::Arc::new(
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key.into())
+            .unwrap(),
+        );
+        let (port, count) = server(move |mut stream| {
+            let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let _ = conn.complete_io(&mut stream);
+        });
+        let start = Instant::now();
+        let err = client(5.0)
+            .get_optional(&format!("https://localhost:{port}/ud?sig=s3cret"), &[])
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Request { .. }), "{msg}");
+        assert!(
+            msg.contains(&format!("https://localhost:{port}/ud: TLS: "))
+                && msg.contains("certificate")
+                && !msg.contains("s3cret"),
+            "{msg}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(2), "retried");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn gives_up_at_the_deadline_on_refused_connections() {
         // Bind then drop a listener: its port now refuses connections.
@@ -258,11 +361,19 @@ mod tests {
             max_body: 1024,
         });
         let err = http
-            .get_optional(&format!("http://127.0.0.1:{port}/x"), &[])
+            .get_optional(
+                &format!("http://me:pa55@127.0.0.1:{port}/x?sig=s3cret"),
+                &[],
+            )
             .unwrap_err();
         assert!(
             matches!(err, Error::GaveUp { attempts, .. } if attempts > 1),
             "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("http://127.0.0.1:{port}/x: ")),
+            "{msg}"
         );
         assert!(start.elapsed() < Duration::from_secs(2));
     }

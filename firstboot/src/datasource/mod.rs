@@ -19,8 +19,9 @@ pub mod media;
 mod metadata;
 mod nocloud;
 mod openstack;
-mod url;
+pub mod url;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use detect::{detect, Choice};
@@ -101,6 +102,35 @@ pub fn by_name(name: &str, env: &Env) -> Result<Box<dyn Datasource>> {
         "hetzner" => Box::new(hetzner::Hetzner),
         other => return Err(Error::UnknownDatasource(other.into())),
     })
+}
+
+/// The regular file at `path`, `None` if it is missing; refuses other kinds of files (a FIFO
+/// could block forever, `/dev/zero` never ends) and files over `max` bytes, without reading more
+/// than `max + 1` bytes.
+fn read_local(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::TooLarge {
+            source_name: path.display().to_string(),
+            limit: max,
+        });
+    }
+    Ok(Some(bytes))
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {

@@ -46,7 +46,7 @@ impl Datasource for NoCloud {
             let device = find_by_label(env, LABELS).ok_or_else(|| {
                 Error::Missing("nocloud: no seed and no medium labelled cidata".into())
             })?;
-            let mut volume = Volume::open(&device)?;
+            let mut volume = Volume::open(env, &device)?;
             let files = read_all(|f| volume.read(f, max))?;
             (device.display().to_string(), files)
         };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use super::{Env, Error, Result};
+use super::{read_local, Env, Error, Result};
 
 /// Fetches `url`: `Ok(None)` when the server says the file does not exist (HTTP 404, TFTP
 /// "file not found", a missing file).
@@ -18,8 +18,35 @@ pub fn fetch(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
         Some("data") => decode_data(url).map(Some),
         Some("tftp") => tftp_get(env, url),
         Some("file") => read_file(env, url),
-        _ => Err(Error::UnsupportedScheme { url: url.into() }),
+        _ => Err(Error::UnsupportedScheme { url: redact(url) }),
     }
+}
+
+/// `url` fit for messages and logs: scheme, host, port and path, without the userinfo, query and
+/// fragment, which may carry credentials or signatures (`data:` URLs keep only their scheme).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return match url.split_once(':') {
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("data") => "data:...".into(),
+            _ => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
+        };
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
+/// The part of `url` after `scheme://`; a clear error naming the expected `form` without it.
+fn after_scheme<'a>(url: &'a str, form: &str) -> Result<&'a str> {
+    url.split_once("://")
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| Error::BadUrl {
+            url: redact(url),
+            reason: format!("expected {form}"),
+        })
 }
 
 /// Checks the scheme of `url` without fetching it.
@@ -27,7 +54,7 @@ pub fn check_scheme(url: &str) -> Result<()> {
     let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("http" | "https" | "data" | "tftp" | "file") => Ok(()),
-        _ => Err(Error::UnsupportedScheme { url: url.into() }),
+        _ => Err(Error::UnsupportedScheme { url: redact(url) }),
     }
 }
 
@@ -73,28 +100,17 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
 
 /// `file:///path` read below the sys-root.
 fn read_file(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
-    let path = env.path(url.trim_start_matches("file://"));
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    if bytes.len() as u64 > env.http.config().max_body {
-        return Err(Error::TooLarge {
-            source_name: url.into(),
-            limit: env.http.config().max_body,
-        });
-    }
-    Ok(Some(bytes))
+    let path = after_scheme(url, "file:///path")?;
+    read_local(&env.path(path), env.http.config().max_body)
 }
 
 /// Reads `tftp://host[:port]/file`, resending the request until the deadline if no packet comes.
 fn tftp_get(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
     let bad = |reason: &str| Error::BadUrl {
-        url: url.into(),
+        url: redact(url),
         reason: reason.into(),
     };
-    let rest = &url["tftp://".len().min(url.len())..];
+    let rest = after_scheme(url, "tftp://host[:port]/file")?;
     let (authority, file) = rest.split_once('/').ok_or_else(|| bad("no file path"))?;
     let authority = if authority.contains(':') {
         authority.to_owned()
@@ -108,7 +124,7 @@ fn tftp_get(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
         .ok_or_else(|| bad("host has no address"))?;
     let limits = *env.http.config();
     let io = |e: std::io::Error| Error::GaveUp {
-        url: url.into(),
+        url: redact(url),
         attempts: 1,
         last: e.to_string(),
     };
@@ -158,7 +174,7 @@ impl Tftp<'_> {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::GaveUp {
-                    url: self.url.into(),
+                    url: redact(self.url),
                     attempts,
                     last: "no TFTP answer".into(),
                 });
@@ -182,7 +198,7 @@ impl Tftp<'_> {
                     self.data.extend_from_slice(&buf[4..n]);
                     if self.data.len() as u64 > self.max {
                         return Err(Error::TooLarge {
-                            source_name: self.url.into(),
+                            source_name: redact(self.url),
                             limit: self.max,
                         });
                     }
@@ -199,7 +215,7 @@ impl Tftp<'_> {
                         .to_owned();
                     return Err(Error::Missing(format!(
                         "{}: TFTP error {code}: {msg}",
-                        self.url
+                        redact(self.url)
                     )));
                 }
                 _ => {}
@@ -212,7 +228,7 @@ impl Tftp<'_> {
             .send_to(packet, to)
             .map(drop)
             .map_err(|e| Error::GaveUp {
-                url: self.url.into(),
+                url: redact(self.url),
                 attempts: 1,
                 last: e.to_string(),
             })
@@ -237,6 +253,64 @@ mod tests {
         let err = check_scheme("gopher://x/y").unwrap_err();
         assert!(err.to_string().contains("gopher://x/y"), "{err}");
         check_scheme("tftp://10.0.0.1/boot/user-data").unwrap();
+    }
+
+    #[test]
+    fn redact_drops_userinfo_query_and_fragment() {
+        for (url, want) in [
+            (
+                "https://user:pa55@example.com:8443/a/b?X-Amz-Signature=abc#frag",
+                "https://example.com:8443/a/b",
+            ),
+            ("http://10.0.0.1/ud?token=t", "http://10.0.0.1/ud"),
+            ("http://u@h", "http://h"),
+            ("tftp://10.0.0.1/node.yaml", "tftp://10.0.0.1/node.yaml"),
+            ("data:;base64,c2VjcmV0", "data:..."),
+            (
+                "/dev/sr0:openstack/latest/meta_data.json",
+                "/dev/sr0:openstack/latest/meta_data.json",
+            ),
+        ] {
+            assert_eq!(redact(url), want, "{url}");
+        }
+        let err = check_scheme("gopher://me:pa55@x/y?k=s3cret").unwrap_err();
+        assert!(
+            !err.to_string().contains("pa55") && !err.to_string().contains("s3cret"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_tftp_and_file_urls_are_errors() {
+        let (env, _dir) = test_env(1.0);
+        for url in ["tftp:/é/x", "TFTP:é", "tftp://é", "file:/etc/x"] {
+            let err = fetch(&env, url).unwrap_err();
+            assert!(matches!(err, Error::BadUrl { .. }), "{url}: {err}");
+        }
+        let err = fetch(&env, "tftp:/é/x").unwrap_err().to_string();
+        assert!(err.contains("expected tftp://host[:port]/file"), "{err}");
+    }
+
+    #[test]
+    fn local_files_must_be_regular_and_within_the_cap() {
+        let (env, dir) = test_env(1.0);
+        std::fs::create_dir(dir.path().join("dev")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("dev/zero")).unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        // Sparse: over the 1 MiB cap without taking space.
+        let big = std::fs::File::create(dir.path().join("big")).unwrap();
+        big.set_len(1 << 30).unwrap();
+        for url in ["file:///dev/zero", "file:///fifo"] {
+            let err = fetch(&env, url).unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{url}: {err}");
+        }
+        let err = fetch(&env, "file:///big").unwrap_err().to_string();
+        assert!(err.contains("larger than the limit of 1048576"), "{err}");
+        assert!(fetch(&env, "file:///missing").unwrap().is_none());
     }
 
     /// A one-file TFTP server on 127.0.0.1 that answers one read request.

@@ -4,6 +4,7 @@
 use super::error::{Result, UserDataError};
 use super::resource::Fetcher;
 use crate::datasource::http::Http;
+use crate::datasource::url::redact;
 
 /// A [`Fetcher`] over the retrying HTTP client.
 pub struct HttpFetcher {
@@ -28,6 +29,6 @@ impl Fetcher for HttpFetcher {
         }
         self.http
             .get(url, &[])
-            .map_err(|e| UserDataError::new(field, format!("fetching {url}: {e}")))
+            .map_err(|e| UserDataError::new(field, format!("fetching {}: {e}", redact(url))))
     }
 }

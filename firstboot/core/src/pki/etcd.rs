@@ -202,15 +202,7 @@ fn member_certs(member: &MemberRef<'_>) -> [(&'static str, CertSpec); 4] {
 
 /// Checks a node name against DNS-1123 subdomain rules (what kubeadm accepts as a node name).
 fn validate_node_name(name: &str) -> std::result::Result<(), String> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+    if !crate::names::is_dns1123_subdomain(name) {
         return Err(format!(
             "{name:?} is not a valid node name (lower-case letters, digits, '-' and '.', \
              starting and ending with a letter or digit)"

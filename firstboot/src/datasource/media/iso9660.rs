@@ -3,12 +3,15 @@
 //! ISO names without the `;1` version, compared without case.
 
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::super::{Error, Result};
 use super::read_at;
 
 const SECTOR: u64 = 2048;
+/// The largest directory read; cloud-init media have a handful of entries.
+const MAX_DIR: u32 = 1 << 20;
 
 /// A directory record: where its data is and whether it is a directory.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +24,8 @@ struct Record {
 /// An open ISO 9660 volume.
 pub struct Iso {
     file: File,
+    /// The size of the device in bytes: no extent may end beyond it.
+    len: u64,
     device: PathBuf,
     root: Record,
     joliet: bool,
@@ -53,8 +58,12 @@ impl Iso {
                 })
             }
         };
+        let len = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io(device, e))?;
         Ok(Iso {
             file,
+            len,
             device: device.into(),
             root,
             joliet: is_joliet,
@@ -91,15 +100,28 @@ impl Iso {
         self.data(current).map(Some)
     }
 
+    /// The bytes of `rec`, refused if they do not lie within the device.
     fn data(&mut self, rec: Record) -> Result<Vec<u8>> {
+        let start = u64::from(rec.extent) * SECTOR;
+        if start + u64::from(rec.size) > self.len {
+            return Err(self.malformed(format!(
+                "an extent of {} bytes at sector {} ends beyond the end of the medium ({} bytes)",
+                rec.size, rec.extent, self.len
+            )));
+        }
         let mut buf = vec![0u8; rec.size as usize];
-        read_at(&mut self.file, u64::from(rec.extent) * SECTOR, &mut buf)
-            .map_err(|e| Error::io(&self.device, e))?;
+        read_at(&mut self.file, start, &mut buf).map_err(|e| Error::io(&self.device, e))?;
         Ok(buf)
     }
 
     /// The named entries of directory `dir` (without `.` and `..`).
     fn entries(&mut self, dir: Record) -> Result<Vec<(String, Record)>> {
+        if dir.size > MAX_DIR {
+            return Err(self.malformed(format!(
+                "a directory of {} bytes (more than {MAX_DIR})",
+                dir.size
+            )));
+        }
         let data = self.data(dir)?;
         let mut out = Vec::new();
         let mut pos = 0usize;
@@ -121,6 +143,13 @@ impl Iso {
             pos += len;
         }
         Ok(out)
+    }
+
+    fn malformed(&self, reason: String) -> Error {
+        Error::Filesystem {
+            path: self.device.clone(),
+            reason: format!("malformed ISO 9660: {reason}"),
+        }
     }
 
     /// The entry's name, `None` for `.` and `..`.
@@ -187,6 +216,48 @@ mod tests {
         assert_eq!(strip_version("USER_DAT.;1"), "USER_DAT");
         assert_eq!(strip_version("META_DAT.JSO;1"), "META_DAT.JSO");
         assert_eq!(strip_version("user-data"), "user-data");
+    }
+
+    /// A 20-sector image whose primary volume descriptor gives the root directory `extent` and
+    /// `size`.
+    fn image_with_root(extent: u32, size: u32) -> (tempfile::TempDir, PathBuf) {
+        let mut img = vec![0u8; 20 * SECTOR as usize];
+        let pvd = 16 * SECTOR as usize;
+        img[pvd] = 1;
+        img[pvd + 1..pvd + 6].copy_from_slice(b"CD001");
+        let root = pvd + 156;
+        img[root] = 34;
+        img[root + 2..root + 6].copy_from_slice(&extent.to_le_bytes());
+        img[root + 10..root + 14].copy_from_slice(&size.to_le_bytes());
+        img[root + 25] = 2;
+        let end = 17 * SECTOR as usize;
+        img[end] = 255;
+        img[end + 1..end + 6].copy_from_slice(b"CD001");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.iso");
+        std::fs::write(&path, img).unwrap();
+        (dir, path)
+    }
+
+    fn read_user_data(path: &Path) -> String {
+        let mut iso = Iso::open(File::open(path).unwrap(), path).unwrap();
+        iso.read("user-data", 1 << 20).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn huge_directories_and_extents_beyond_the_medium_are_refused() {
+        let (_dir, path) = image_with_root(18, u32::MAX);
+        let err = read_user_data(&path);
+        assert!(
+            err.contains("malformed ISO 9660: a directory of 4294967295 bytes"),
+            "{err}"
+        );
+        let (_dir, path) = image_with_root(1_000_000, 2048);
+        let err = read_user_data(&path);
+        assert!(err.contains("beyond the end of the medium"), "{err}");
+        let (_dir, path) = image_with_root(18, 2048);
+        let mut iso = Iso::open(File::open(&path).unwrap(), &path).unwrap();
+        assert!(iso.read("user-data", 1 << 20).unwrap().is_none());
     }
 
     #[test]

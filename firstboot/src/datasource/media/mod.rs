@@ -8,24 +8,36 @@ mod iso9660;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::{Env, Error, Result};
+
+/// The least a volume may be read in all before it counts as malformed; more when the size cap
+/// allows bigger files (see [`Volume::open`]).
+const MIN_READ_BUDGET: u64 = 16 << 20;
 
 /// A filesystem opened for reading.
 pub enum Volume {
     /// ISO 9660 (with Joliet or Rock Ridge names).
     Iso(iso9660::Iso),
     /// FAT12/16/32 (vfat long names).
-    Fat(fat::Fat),
+    Fat(Box<fat::Fat>),
 }
 
 impl Volume {
-    /// Opens the filesystem on `device` (a block device or an image file).
-    pub fn open(device: &Path) -> Result<Volume> {
+    /// Opens the filesystem on `device` (a block device or an image file). Reading a FAT volume
+    /// fails once it has been read for more than 16 MiB or four times the size cap, whichever is
+    /// more, or at the deadline of `env`: its cluster chains may loop.
+    pub fn open(env: &Env, device: &Path) -> Result<Volume> {
+        let config = env.http.config();
         let mut file = File::open(device).map_err(|e| Error::io(device, e))?;
         match probe(&mut file) {
             Some((Kind::Iso, _)) => Ok(Volume::Iso(iso9660::Iso::open(file, device)?)),
-            Some((Kind::Fat, _)) => Ok(Volume::Fat(fat::Fat::open(file, device)?)),
+            Some((Kind::Fat, _)) => {
+                let budget = config.max_body.saturating_mul(4).max(MIN_READ_BUDGET);
+                let fat = fat::Fat::open(file, device, budget, config.deadline)?;
+                Ok(Volume::Fat(Box::new(fat)))
+            }
             None => Err(Error::Filesystem {
                 path: device.into(),
                 reason: "neither ISO 9660 nor FAT".into(),
@@ -81,7 +93,8 @@ fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> 
 
 /// The first device whose filesystem label is one of `labels` (compared without case): udev's
 /// `/dev/disk/by-label/` links first, then every block device in `/sys/class/block` probed
-/// directly (initramfs without udev). All paths are below `env`'s sys-root.
+/// directly (initramfs without udev) until the deadline of `env`. All paths are below `env`'s
+/// sys-root.
 pub fn find_by_label(env: &Env, labels: &[&str]) -> Option<PathBuf> {
     for label in labels {
         let link = env.path(&format!("/dev/disk/by-label/{label}"));
@@ -89,13 +102,17 @@ pub fn find_by_label(env: &Env, labels: &[&str]) -> Option<PathBuf> {
             return Some(link);
         }
     }
-    block_devices(env).into_iter().find(|device| {
-        let label = File::open(device)
-            .ok()
-            .and_then(|mut f| probe(&mut f))
-            .map(|(_, l)| l);
-        label.is_some_and(|label| labels.iter().any(|l| l.eq_ignore_ascii_case(&label)))
-    })
+    let deadline = env.http.config().deadline;
+    block_devices(env)
+        .into_iter()
+        .take_while(|_| Instant::now() < deadline)
+        .find(|device| {
+            let label = File::open(device)
+                .ok()
+                .and_then(|mut f| probe(&mut f))
+                .map(|(_, l)| l);
+            label.is_some_and(|label| labels.iter().any(|l| l.eq_ignore_ascii_case(&label)))
+        })
 }
 
 /// Every block device in `/sys/class/block` as its `/dev` node, sorted, without floppy drives
@@ -154,10 +171,10 @@ mod tests {
 
     #[test]
     fn probe_rejects_other_data() {
-        let dir = tempfile::tempdir().unwrap();
+        let (env, dir) = crate::datasource::test_env(1.0);
         let p = dir.path().join("zero.img");
         std::fs::write(&p, vec![0u8; 64 * 1024]).unwrap();
         assert!(probe(&mut File::open(&p).unwrap()).is_none());
-        assert!(Volume::open(&p).is_err());
+        assert!(Volume::open(&env, &p).is_err());
     }
 }

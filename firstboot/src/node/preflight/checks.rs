@@ -174,15 +174,7 @@ pub fn hostname(host: &Host) -> Check {
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    let outcome = if name.len() <= 253 && name.split('.').all(label_ok) {
+    let outcome = if kiln_core::names::is_dns1123_subdomain(&name) {
         Outcome::Pass
     } else {
         Outcome::Fail(format!(
