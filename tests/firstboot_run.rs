@@ -60,6 +60,13 @@ fn node(root: &Path) {
     )
     .unwrap();
     fs::write(root.join("etc/standin-fail-once"), "").unwrap();
+    // The baked manifest names the kubeadm version (v1beta3 configs for 1.30).
+    fs::create_dir_all(root.join("usr/share/kiln")).unwrap();
+    fs::write(
+        root.join("usr/share/kiln/manifest.json"),
+        r#"{"kubernetes_version":"v1.30.4"}"#,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -80,7 +87,7 @@ fn cluster_api_bootstrap_runs_once_and_resumes_after_a_failure() {
         "5",
     ];
 
-    let first = firstboot(&args);
+    let first = firstboot_unshared(&args, &[]);
     assert!(
         !first.ok,
         "first run should fail at the stand-in:\n{}",
@@ -100,7 +107,7 @@ fn cluster_api_bootstrap_runs_once_and_resumes_after_a_failure() {
         .exists());
     assert!(!root.join("var/lib/kiln/done").exists());
 
-    let second = firstboot(&args);
+    let second = firstboot_unshared(&args, &[]);
     assert!(second.ok, "{}\n{}", second.stdout, second.stderr);
     assert!(
         second.stdout.contains("kiln-firstboot: node provisioned"),
@@ -150,4 +157,93 @@ fn cluster_api_bootstrap_runs_once_and_resumes_after_a_failure() {
         "{}",
         second.stderr
     );
+}
+
+const CA_HASH: &str = "sha256:0d8b5ae2c8e15c4f1f4cb2df04c4b0b2c1b1a4f6f0b6b0f0d1c9b1e0c3a5d7e9";
+
+/// A worker with kiln's node config: the run renders the join config, waits for a control plane
+/// that comes up late, runs the **stand-in kubeadm** (the real one cannot be obtained here),
+/// which fails once — the join is reset and retried — and writes the sentinel.
+#[test]
+fn node_config_join_waits_for_the_control_plane_and_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    fs::remove_file(root.join("etc/standin-fail-once")).unwrap();
+    // Comes up well after the run reaches the kubeadm step.
+    let port = serve_readyz_late(std::time::Duration::from_secs(6));
+    let node_toml = format!(
+        "role = \"join\"\ncontrol_plane_endpoint = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nca_cert_hashes = [\"{CA_HASH}\"]\nnode_name = \"worker-1\"\n"
+    );
+    let seed = root.join("var/lib/cloud/seed/nocloud");
+    let user_data = format!("#cloud-config\nwrite_files:\n- path: /etc/kiln/node.toml\n  permissions: '0600'\n  content: |\n{}", node_toml.lines().map(|l| format!("    {l}\n")).collect::<String>());
+    fs::write(seed.join("user-data"), user_data).unwrap();
+    fs::write(
+        root.join("usr/share/kiln/manifest.json"),
+        r#"{"kubernetes_version":"v1.31.2"}"#,
+    )
+    .unwrap();
+
+    let record = tmp.path().join("kubeadm.record");
+    let kubeadm = standin_kubeadm();
+    let r = root.to_str().unwrap();
+    let out = firstboot_with_env(
+        &[
+            "run",
+            "--root",
+            r,
+            "--sys-root",
+            r,
+            "--datasource",
+            "nocloud",
+            "--timeout",
+            "5",
+            "--kubeadm",
+            kubeadm.to_str().unwrap(),
+            "--join-timeout",
+            "30",
+        ],
+        &[
+            ("KILN_STANDIN_RECORD", record.to_str().unwrap()),
+            ("KILN_STANDIN_FAIL_TIMES", "1"),
+        ],
+    );
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        fs::read_to_string(root.join("run/cluster-api/bootstrap-success.complete")).unwrap(),
+        "success\n"
+    );
+    let config = root.join("etc/kiln/kubeadm.yaml");
+    assert_eq!(
+        fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let rendered = fs::read_to_string(&config).unwrap();
+    assert!(
+        rendered.contains("kind: JoinConfiguration")
+            && rendered.contains("apiVersion: kubeadm.k8s.io/v1beta4"),
+        "{rendered}"
+    );
+    let recorded = fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        recorded.matches("- join").count(),
+        2,
+        "join was not retried once:\n{recorded}"
+    );
+    assert!(
+        recorded.contains("- reset"),
+        "no kubeadm reset between attempts:\n{recorded}"
+    );
+    assert!(
+        out.stderr.contains("control plane not ready yet"),
+        "did not wait for the control plane:\n{}",
+        out.stderr
+    );
+    let status = fs::read_to_string(root.join("var/lib/kiln/status.json")).unwrap();
+    for text in [&out.stdout, &out.stderr, &status] {
+        assert!(
+            !text.contains(TOKEN) && !text.contains("0123456789abcdef"),
+            "token leaked:\n{text}"
+        );
+    }
 }

@@ -41,8 +41,14 @@ pub struct Out {
 
 /// Runs `kiln-firstboot ARGS`.
 pub fn firstboot(args: &[&str]) -> Out {
+    firstboot_with_env(args, &[])
+}
+
+/// Runs `kiln-firstboot ARGS` with extra environment variables.
+pub fn firstboot_with_env(args: &[&str], env: &[(&str, &str)]) -> Out {
     let o = Command::new(env!("CARGO_BIN_EXE_kiln-firstboot"))
         .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .output()
@@ -288,5 +294,86 @@ pub fn fake_node(root: &Path) {
         let p = root.join("usr/sbin").join(tool);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, "").unwrap();
+    }
+}
+
+/// A fake API server: after `delay`, answers `GET /readyz` with 200 over TLS on 127.0.0.1 (a
+/// certificate from kiln's PKI), in a background thread. Returns the port.
+pub fn serve_readyz_late(delay: std::time::Duration) -> u16 {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = readyz_tls_config();
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        for stream in listener.incoming().flatten() {
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            let mut buf = [0u8; 1024];
+            if tls.read(&mut buf).is_ok() {
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        }
+    });
+    port
+}
+
+fn readyz_tls_config() -> std::sync::Arc<rustls::ServerConfig> {
+    use kiln_core::pki::cert::{cert_der_from_pem, Ca, CertSpec, Usage, LEAF_VALIDITY};
+    use kiln_core::pki::{KeyType, PrivateKey};
+    let now = time::OffsetDateTime::now_utc();
+    let ca = Ca::generate(
+        "kubernetes",
+        PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+        now,
+    )
+    .unwrap();
+    let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+    let spec = CertSpec {
+        common_name: "kube-apiserver".into(),
+        ips: vec!["127.0.0.1".parse().unwrap()],
+        usages: vec![Usage::Server],
+        ..CertSpec::default()
+    };
+    let cert =
+        cert_der_from_pem(&ca.issue(&spec, &key, now, LEAF_VALIDITY).unwrap(), "cert").unwrap();
+    let key_der = pem::parse(key.to_pem().unwrap()).unwrap().into_contents();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.into()],
+            rustls::pki_types::PrivateKeyDer::Sec1(key_der.into()),
+        )
+        .unwrap();
+    std::sync::Arc::new(config)
+}
+
+/// Runs `kiln-firstboot ARGS` in a new network namespace (its own free ports, no network), with
+/// extra environment variables.
+pub fn firstboot_unshared(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let o = Command::new("unshare")
+        .arg("--net")
+        .arg(env!("CARGO_BIN_EXE_kiln-firstboot"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running unshare (util-linux)");
+    Out {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
 }

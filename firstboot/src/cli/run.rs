@@ -11,8 +11,9 @@ use kiln_firstboot::run::{execute, steps, Context, Options};
 
 /// Provisions the node once, unattended: fetch user-data from the datasource, configure the node
 /// from it (files, users, units; bootcmd first), run the preflight checks (fixing ip_forward and
-/// kernel modules), then the user-data's commands (runcmd, scripts: with Cluster API bootstrap
-/// data, `kubeadm init|join`). Completed steps are recorded in /var/lib/kiln/state.json, so a
+/// kernel modules), run `kubeadm init|join` from kiln's node config (/etc/kiln/node.toml; joins
+/// wait for the control plane and are retried with `kubeadm reset -f`), then the user-data's
+/// commands (runcmd, scripts: with Cluster API bootstrap data, `kubeadm init|join`). Completed steps are recorded in /var/lib/kiln/state.json, so a
 /// run after a crash resumes at the first unfinished step; /var/lib/kiln/status.json says what
 /// happened. Prints one result line; exits non-zero on failure.
 #[derive(Debug, Args)]
@@ -32,6 +33,12 @@ pub struct RunArgs {
     /// Seconds for fetching user-data and remote resources, retries included.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     timeout: u64,
+    /// The kubeadm binary to run.
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/kubeadm")]
+    kubeadm: PathBuf,
+    /// Seconds a joining node waits for its control plane (TCP, then /readyz).
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    join_timeout: u64,
 }
 
 impl RunArgs {
@@ -44,6 +51,8 @@ impl RunArgs {
                 datasource: self.datasource,
                 metadata_url: self.metadata_url,
                 timeout: Duration::from_secs(self.timeout),
+                kubeadm: self.kubeadm,
+                join_timeout: Duration::from_secs(self.join_timeout),
             },
             paths,
             redact: Redactor::default(),

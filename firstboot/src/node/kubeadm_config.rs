@@ -46,7 +46,8 @@ impl Files<'_> {
         }
     }
 
-    fn read_text(&self, path: &Path) -> anyhow::Result<Option<String>> {
+    /// [`Files::read`] as UTF-8 text.
+    pub fn read_text(&self, path: &Path) -> anyhow::Result<Option<String>> {
         self.read(path)?
             .map(|b| String::from_utf8(b).with_context(|| format!("{}: not UTF-8", path.display())))
             .transpose()

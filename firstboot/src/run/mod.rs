@@ -2,7 +2,7 @@
 //! completes, so a crash or reboot resumes at the first unfinished step; `status.json` tells
 //! what happened, and the one result line goes to the console.
 //!
-//! - [`steps`]: fetch, configure, preflight, commands.
+//! - [`steps`]: fetch, configure, preflight, kubeadm, commands.
 //! - [`state`]: completed steps and the run's paths.
 //! - [`status`]: the run report, status.json.
 
@@ -30,6 +30,10 @@ pub struct Options {
     pub metadata_url: Option<String>,
     /// Total time for fetching user-data and remote resources.
     pub timeout: Duration,
+    /// The kubeadm binary (baked into the image; a stand-in in tests).
+    pub kubeadm: PathBuf,
+    /// How long a joining node waits for its control plane to come up.
+    pub join_timeout: Duration,
 }
 
 /// What steps share while the run goes on.
@@ -127,6 +131,8 @@ mod tests {
                 datasource: None,
                 metadata_url: None,
                 timeout: Duration::from_secs(1),
+                kubeadm: "/usr/bin/kubeadm".into(),
+                join_timeout: Duration::from_secs(1),
             },
             paths: Paths::new(dir),
             redact: Redactor::default(),

@@ -3,7 +3,7 @@
 //! (runcmd and scripts: with Cluster API bootstrap data this is `kubeadm init|join`).
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -12,14 +12,25 @@ use super::{Context, Step};
 use crate::apply::{apply, Options as ApplyOptions, Root};
 use crate::datasource::http::{Http, HttpConfig};
 use crate::datasource::{choose_and_fetch, save, Env};
+use crate::node::endpoint;
+use crate::node::kubeadm::{self, Invocation};
+use crate::node::kubeadm_config::{resolve, Files, Rendered, CAPI_INIT_PATH, CAPI_JOIN_PATH};
 use crate::node::preflight::{self, checks, fix, Host, Role, Table};
-use crate::plan::{Node, Phase, Plan};
+use crate::plan::{Phase, Plan};
 use crate::userdata::detect::Inputs;
 use crate::userdata::remote::HttpFetcher;
+use kiln_core::nodeconfig::{Role as NodeRole, NODE_CONFIG_PATH};
+
+/// Where the rendered kubeadm config is written on the node.
+const KUBEADM_CONFIG: &str = "/etc/kiln/kubeadm.yaml";
+/// The Cluster API success sentinel, written by kiln too.
+const SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
+/// How many times a join is tried (with `kubeadm reset -f` in between).
+const JOIN_ATTEMPTS: u32 = 5;
 
 /// The steps, in order.
-pub fn all() -> [&'static dyn Step; 4] {
-    [&Fetch, &Configure, &Preflight, &Commands]
+pub fn all() -> [&'static dyn Step; 5] {
+    [&Fetch, &Configure, &Preflight, &Kubeadm, &Commands]
 }
 
 /// A status carrying the machine identity (product_uuid, MACs).
@@ -82,7 +93,8 @@ impl Step for Preflight {
     }
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
-        let role = role(&compile(ctx)?);
+        let plan = compile(ctx)?;
+        let role = role(target(ctx, &plan)?.as_ref());
         let host = Host {
             root: ctx.options.sys_root.clone(),
             cri_socket: None,
@@ -101,6 +113,85 @@ impl Step for Preflight {
             anyhow::bail!("preflight failed: {}\n{}", failed.join(", "), Table(&found));
         }
         Ok(())
+    }
+}
+
+/// `kubeadm init|join` from kiln's node config: the rendered config is written 0600, a joining
+/// node waits for its control plane, kubeadm runs with bounded retries (joins), and the Cluster
+/// API sentinel is written. Cluster API data runs kubeadm itself from runcmd (`commands`).
+pub struct Kubeadm;
+
+impl Step for Kubeadm {
+    fn name(&self) -> &'static str {
+        "kubeadm"
+    }
+
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        let plan = compile(ctx)?;
+        let Some(rendered) = target(ctx, &plan)? else {
+            tracing::info!("no node config in the user-data: kubeadm is not run");
+            return Ok(());
+        };
+        let Some(node) = &rendered.node else {
+            tracing::info!(origin = %rendered.origin.display(), "Cluster API data: its runcmd runs kubeadm");
+            return Ok(());
+        };
+        for warning in &rendered.warnings {
+            tracing::warn!("{warning}");
+        }
+        let yaml = rendered.yaml.expose();
+        ctx.redact.add_tokens_in(yaml);
+        ctx.redact.add_certificate_keys_in(yaml);
+        let config = ctx
+            .options
+            .root
+            .join(KUBEADM_CONFIG.trim_start_matches('/'));
+        kiln_core::fsutil::write_atomic(&config, yaml.as_bytes(), 0o600)?;
+        if node.role.joins() {
+            let endpoint = node
+                .control_plane_endpoint
+                .as_deref()
+                .context("control_plane_endpoint: a joining node needs it")?;
+            endpoint::wait_ready(
+                &with_port(endpoint),
+                Instant::now() + ctx.options.join_timeout,
+            )?;
+        }
+        let mut args = vec![
+            if node.role.joins() { "join" } else { "init" }.to_owned(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        if node.role == NodeRole::Init && node.certificate_key.is_some() {
+            args.push("--upload-certs".into());
+        }
+        let invocation = Invocation {
+            kubeadm: ctx.options.kubeadm.clone(),
+            args,
+            attempts: if node.role.joins() { JOIN_ATTEMPTS } else { 1 },
+            backoff: Duration::from_secs(5),
+        };
+        kubeadm::run(&invocation, &ctx.redact)?;
+        let sentinel = ctx.options.root.join(SENTINEL.trim_start_matches('/'));
+        kiln_core::fsutil::write_atomic(&sentinel, b"success\n", 0o644)?;
+        Ok(())
+    }
+}
+
+/// `host:port`, adding the API server's default port 6443 when the endpoint has none.
+fn with_port(endpoint: &str) -> String {
+    let has_port = match endpoint.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.ends_with(':')
+                && port.parse::<u16>().is_ok()
+                && (!host.contains(':') || host.ends_with(']'))
+        }
+        None => false,
+    };
+    if has_port {
+        endpoint.to_owned()
+    } else {
+        format!("{endpoint}:6443")
     }
 }
 
@@ -164,17 +255,30 @@ fn compile(ctx: &mut Context) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
-/// Control plane if the user-data carries a kubeadm init config (Cluster API's
-/// /run/kubeadm/kubeadm.yaml), else worker.
-fn role(plan: &Plan) -> Role {
-    let init = plan
-        .nodes
+/// The node's kubeadm config (kiln node config or Cluster API data), if the user-data or the
+/// root has one.
+fn target(ctx: &Context, plan: &Plan) -> anyhow::Result<Option<Rendered>> {
+    let files = Files {
+        plan: Some(plan),
+        root: &ctx.options.root,
+    };
+    let present = [NODE_CONFIG_PATH, CAPI_INIT_PATH, CAPI_JOIN_PATH]
         .iter()
-        .any(|n| matches!(n, Node::File(f) if f.path == Path::new("/run/kubeadm/kubeadm.yaml")));
-    if init {
-        Role::ControlPlane
-    } else {
-        Role::Worker
+        .map(|p| files.read_text(Path::new(p)))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .iter()
+        .any(Option::is_some);
+    if !present {
+        return Ok(None);
+    }
+    Ok(Some(resolve(&files, None, None)?))
+}
+
+/// Control plane for init and control-plane joins, else worker.
+fn role(target: Option<&Rendered>) -> Role {
+    match target.map(|t| t.role) {
+        Some(NodeRole::Init | NodeRole::ControlPlane) => Role::ControlPlane,
+        _ => Role::Worker,
     }
 }
 
