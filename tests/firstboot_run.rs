@@ -247,3 +247,54 @@ fn node_config_join_waits_for_the_control_plane_and_retries() {
         );
     }
 }
+
+/// The runtime step with the real containerd: kiln writes containerd's config with kubeadm's
+/// pause image for the baked version, waits for the CRI plugin, and imports the baked images.
+#[test]
+fn runtime_step_configures_containerd_and_imports_baked_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    fs::remove_file(root.join("etc/standin-fail-once")).unwrap();
+    fs::write(root.join("usr/bin/containerd"), "").unwrap();
+    let images = root.join("usr/share/kiln/images");
+    fs::create_dir_all(&images).unwrap();
+    let archive = oci_archive(tmp.path(), "registry.k8s.io/pause:3.9");
+    fs::copy(&archive, images.join("pause.tar")).unwrap();
+    let sum = sha256_hex(&fs::read(&archive).unwrap());
+    fs::write(images.join("SHA256SUMS"), format!("{sum}  pause.tar\n")).unwrap();
+    let state = tmp.path().join("containerd");
+    fs::create_dir(&state).unwrap();
+    let daemon = start_containerd(&state);
+
+    let r = root.to_str().unwrap();
+    let socket = daemon.socket.to_str().unwrap().to_owned();
+    let out = firstboot_unshared(
+        &[
+            "run",
+            "--root",
+            r,
+            "--sys-root",
+            r,
+            "--datasource",
+            "nocloud",
+            "--containerd-address",
+            &socket,
+        ],
+        &[],
+    );
+    // The runcmd stand-in succeeds at once (its fail-once marker was removed above).
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let config = fs::read_to_string(root.join("etc/containerd/config.toml")).unwrap();
+    assert!(
+        config.contains("sandbox_image = \"registry.k8s.io/pause:3.9\""),
+        "kubeadm 1.30 expects pause 3.9:\n{config}"
+    );
+    assert!(config.contains("SystemdCgroup = true"), "{config}");
+    assert!(k8s_images(&daemon.socket).contains("registry.k8s.io/pause:3.9"));
+    let status = fs::read_to_string(root.join("var/lib/kiln/status.json")).unwrap();
+    assert!(
+        status.contains("\"name\": \"runtime\",\n      \"outcome\": \"done\""),
+        "{status}"
+    );
+}

@@ -377,3 +377,124 @@ pub fn firstboot_unshared(args: &[&str], env: &[(&str, &str)]) -> Out {
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
 }
+
+/// Hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
+}
+
+/// A minimal OCI image archive (one layer with one file) named `reference`.
+pub fn oci_archive(dir: &Path, reference: &str) -> std::path::PathBuf {
+    let layout = dir.join("oci");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let content = dir.join("layer-content");
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(content.join("hello.txt"), "baked\n").unwrap();
+    let layer_tar = dir.join("layer.tar");
+    tar(&layer_tar, &content, &["hello.txt"]);
+    let blob = |bytes: Vec<u8>| {
+        let digest = sha256_hex(&bytes);
+        std::fs::write(blobs.join(&digest), &bytes).unwrap();
+        (format!("sha256:{digest}"), bytes.len())
+    };
+    let (layer, layer_size) = blob(std::fs::read(&layer_tar).unwrap());
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer]}});
+    let (config_digest, config_size) = blob(serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}]});
+    let (manifest_digest, manifest_size) = blob(serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest, "size": manifest_size,
+        "platform": {"architecture": "amd64", "os": "linux"},
+        "annotations": {"io.containerd.image.name": reference, "org.opencontainers.image.ref.name": "3.10"}}]});
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let archive = dir.join("image.tar");
+    tar(&archive, &layout, &["oci-layout", "index.json", "blobs"]);
+    archive
+}
+
+pub fn tar(out: &Path, dir: &Path, entries: &[&str]) {
+    let ok = Command::new("tar")
+        .arg("-cf")
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .args(entries)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "tar failed");
+}
+
+/// A real containerd started for a test, killed when dropped.
+pub struct Containerd {
+    child: std::process::Child,
+    /// Its socket.
+    pub socket: std::path::PathBuf,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Debian's containerd with kiln's config and its own root, state and socket below `dir`;
+/// returns once its CRI plugin is ready.
+pub fn start_containerd(dir: &Path) -> Containerd {
+    use kiln_firstboot::node::containerd::{render, wait_ready, Settings};
+    let settings = Settings {
+        root: Some(dir.join("root")),
+        state: Some(dir.join("state")),
+        address: Some(dir.join("containerd.sock")),
+        ..Settings::for_node("registry.k8s.io/pause:3.10")
+    };
+    let config = dir.join("config.toml");
+    fs::write(&config, render(&settings)).unwrap();
+    let log = fs::File::create(dir.join("containerd.log")).unwrap();
+    let child = Command::new("containerd")
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("containerd (apt-get install containerd runc)");
+    let socket = dir.join("containerd.sock");
+    let daemon = Containerd {
+        child,
+        socket: socket.clone(),
+    };
+    let ready = wait_ready(&socket, std::time::Duration::from_secs(60));
+    assert!(
+        ready.is_ok(),
+        "{ready:?}\n{}",
+        fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+    );
+    daemon
+}
+
+/// Image names in containerd's k8s.io namespace.
+pub fn k8s_images(socket: &Path) -> String {
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .args(["-n", "k8s.io", "images", "ls", "-q"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

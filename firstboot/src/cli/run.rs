@@ -11,7 +11,8 @@ use kiln_firstboot::run::{execute, steps, Context, Options};
 
 /// Provisions the node once, unattended: fetch user-data from the datasource, configure the node
 /// from it (files, users, units; bootcmd first), run the preflight checks (fixing ip_forward and
-/// kernel modules), run `kubeadm init|join` from kiln's node config (/etc/kiln/node.toml; joins
+/// kernel modules), prepare containerd (config, restart, CRI readiness, baked images), run
+/// `kubeadm init|join` from kiln's node config (/etc/kiln/node.toml; joins
 /// wait for the control plane and are retried with `kubeadm reset -f`), then the user-data's
 /// commands (runcmd, scripts: with Cluster API bootstrap data, `kubeadm init|join`). Completed steps are recorded in /var/lib/kiln/state.json, so a
 /// run after a crash resumes at the first unfinished step; /var/lib/kiln/status.json says what
@@ -39,6 +40,13 @@ pub struct RunArgs {
     /// Seconds a joining node waits for its control plane (TCP, then /readyz).
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     join_timeout: u64,
+    /// containerd's socket.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    containerd_address: PathBuf,
 }
 
 impl RunArgs {
@@ -53,6 +61,7 @@ impl RunArgs {
                 timeout: Duration::from_secs(self.timeout),
                 kubeadm: self.kubeadm,
                 join_timeout: Duration::from_secs(self.join_timeout),
+                containerd_address: self.containerd_address,
             },
             paths,
             redact: Redactor::default(),

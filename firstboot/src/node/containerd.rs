@@ -103,6 +103,13 @@ struct Cni<'a> {
     conf_dir: &'a str,
 }
 
+/// The pause image kubeadm expects for a kubeadm version (kubeadm's `PauseVersion`: 3.9 up to
+/// 1.30, 3.10 from 1.31). containerd must use the same sandbox image or an offline init hangs.
+pub fn kubeadm_pause_image(kubeadm: &kiln_core::version::KubeVersion) -> String {
+    let tag = if kubeadm.minor >= 31 { "3.10" } else { "3.9" };
+    format!("registry.k8s.io/pause:{tag}")
+}
+
 /// containerd 1.x configuration (format version 2) for `settings`.
 pub fn render(settings: &Settings) -> String {
     let config = Config {

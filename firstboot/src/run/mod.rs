@@ -2,7 +2,7 @@
 //! completes, so a crash or reboot resumes at the first unfinished step; `status.json` tells
 //! what happened, and the one result line goes to the console.
 //!
-//! - [`steps`]: fetch, configure, preflight, kubeadm, commands.
+//! - [`steps`]: fetch, configure, preflight, runtime, kubeadm, commands.
 //! - [`state`]: completed steps and the run's paths.
 //! - [`status`]: the run report, status.json.
 
@@ -34,6 +34,8 @@ pub struct Options {
     pub kubeadm: PathBuf,
     /// How long a joining node waits for its control plane to come up.
     pub join_timeout: Duration,
+    /// containerd's socket (on the host).
+    pub containerd_address: PathBuf,
 }
 
 /// What steps share while the run goes on.
@@ -133,6 +135,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 kubeadm: "/usr/bin/kubeadm".into(),
                 join_timeout: Duration::from_secs(1),
+                containerd_address: dir.join("containerd.sock"),
             },
             paths: Paths::new(dir),
             redact: Redactor::default(),

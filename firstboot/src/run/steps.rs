@@ -12,10 +12,10 @@ use super::{Context, Step};
 use crate::apply::{apply, Options as ApplyOptions, Root};
 use crate::datasource::http::{Http, HttpConfig};
 use crate::datasource::{choose_and_fetch, save, Env};
-use crate::node::endpoint;
 use crate::node::kubeadm::{self, Invocation};
 use crate::node::kubeadm_config::{resolve, Files, Rendered, CAPI_INIT_PATH, CAPI_JOIN_PATH};
 use crate::node::preflight::{self, checks, fix, Host, Role, Table};
+use crate::node::{containerd, endpoint, images};
 use crate::plan::{Phase, Plan};
 use crate::userdata::detect::Inputs;
 use crate::userdata::remote::HttpFetcher;
@@ -29,8 +29,10 @@ const SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
 const JOIN_ATTEMPTS: u32 = 5;
 
 /// The steps, in order.
-pub fn all() -> [&'static dyn Step; 5] {
-    [&Fetch, &Configure, &Preflight, &Kubeadm, &Commands]
+pub fn all() -> [&'static dyn Step; 6] {
+    [
+        &Fetch, &Configure, &Preflight, &Runtime, &Kubeadm, &Commands,
+    ]
 }
 
 /// A status carrying the machine identity (product_uuid, MACs).
@@ -112,6 +114,61 @@ impl Step for Preflight {
         if !failed.is_empty() {
             anyhow::bail!("preflight failed: {}\n{}", failed.join(", "), Table(&found));
         }
+        Ok(())
+    }
+}
+
+/// containerd for kubelet, where the image has it: kiln's config (systemd cgroups, kubeadm's pause
+/// image) unless the user-data brings its own, a restart under systemd, CRI readiness, then the
+/// baked images imported.
+pub struct Runtime;
+
+impl Step for Runtime {
+    fn name(&self) -> &'static str {
+        "runtime"
+    }
+
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        let root = ctx.options.root.clone();
+        if ![
+            "usr/bin/containerd",
+            "usr/local/bin/containerd",
+            "opt/bin/containerd",
+        ]
+        .iter()
+        .any(|p| root.join(p).exists())
+        {
+            tracing::info!("no containerd in the image: runtime left as it is");
+            return Ok(());
+        }
+        let plan = compile(ctx)?;
+        let own_config = plan
+            .nodes
+            .iter()
+            .any(|n| n.path() == Path::new(containerd::CONFIG_PATH));
+        if !own_config {
+            let pause = match target(ctx, &plan)? {
+                Some(t) => containerd::kubeadm_pause_image(&t.kubeadm),
+                None => "registry.k8s.io/pause:3.10".into(),
+            };
+            let text = containerd::render(&containerd::Settings::for_node(&pause));
+            let path = root.join(containerd::CONFIG_PATH.trim_start_matches('/'));
+            kiln_core::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
+            tracing::info!(sandbox_image = %pause, "wrote containerd config");
+        }
+        if root == Path::new("/") && Path::new("/run/systemd/system").exists() {
+            let status = std::process::Command::new("systemctl")
+                .args(["restart", "containerd"])
+                .status()?;
+            anyhow::ensure!(
+                status.success(),
+                "systemctl restart containerd failed ({status})"
+            );
+        }
+        containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
+        let dir = root.join(images::IMAGE_DIR.trim_start_matches('/'));
+        let imported = images::import_all(&dir, &ctx.options.containerd_address)?;
+        tracing::info!(archives = imported.len(), "container runtime ready");
         Ok(())
     }
 }
