@@ -298,3 +298,62 @@ fn runtime_step_configures_containerd_and_imports_baked_images() {
         "{status}"
     );
 }
+
+/// An init node config with a CNI manifest: the stand-in kubeadm writes no admin.conf, so
+/// post-init must stop with a reason instead of reporting a provisioned node.
+#[test]
+fn init_without_admin_conf_fails_post_init_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    fs::create_dir_all(root.join("opt/kiln/cni")).unwrap();
+    fs::write(
+        root.join("opt/kiln/cni/cni.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: cni\n",
+    )
+    .unwrap();
+    let user_data = format!(
+        "#cloud-config\nwrite_files:\n- path: /etc/kiln/node.toml\n  permissions: '0600'\n  content: |\n    role = \"init\"\n    token = \"{TOKEN}\"\n    pod_subnets = [\"10.244.0.0/16\"]\n    cni_manifest = \"/opt/kiln/cni/cni.yaml\"\n"
+    );
+    fs::write(root.join("var/lib/cloud/seed/nocloud/user-data"), user_data).unwrap();
+    let record = tmp.path().join("kubeadm.record");
+    let kubeadm = standin_kubeadm();
+    let r = root.to_str().unwrap();
+    let out = firstboot_unshared(
+        &[
+            "run",
+            "--root",
+            r,
+            "--sys-root",
+            r,
+            "--datasource",
+            "nocloud",
+            "--kubeadm",
+            kubeadm.to_str().unwrap(),
+        ],
+        &[
+            ("KILN_STANDIN_RECORD", record.to_str().unwrap()),
+            ("KILN_STANDIN_KUBEADM_VERSION", "v1.30.4"),
+        ],
+    );
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("step post-init failed: /etc/kubernetes/admin.conf is missing"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        fs::read_to_string(&record).unwrap().contains("- init"),
+        "kubeadm init was not run"
+    );
+    assert!(!root
+        .join("run/cluster-api/bootstrap-success.complete")
+        .exists());
+    let status = fs::read_to_string(root.join("var/lib/kiln/status.json")).unwrap();
+    assert!(
+        status.contains("\"failed_step\": \"post-init\"") && !status.contains(TOKEN),
+        "{status}"
+    );
+}

@@ -2,7 +2,7 @@
 //! completes, so a crash or reboot resumes at the first unfinished step; `status.json` tells
 //! what happened, and the one result line goes to the console.
 //!
-//! - [`steps`]: fetch, configure, preflight, runtime, kubeadm, commands.
+//! - [`steps`]: fetch, configure, preflight, runtime, kubeadm, post-init, commands.
 //! - [`state`]: completed steps and the run's paths.
 //! - [`status`]: the run report, status.json.
 

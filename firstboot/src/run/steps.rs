@@ -15,7 +15,7 @@ use crate::datasource::{choose_and_fetch, save, Env};
 use crate::node::kubeadm::{self, Invocation};
 use crate::node::kubeadm_config::{resolve, Files, Rendered, CAPI_INIT_PATH, CAPI_JOIN_PATH};
 use crate::node::preflight::{self, checks, fix, Host, Role, Table};
-use crate::node::{containerd, endpoint, images};
+use crate::node::{cluster, containerd, endpoint, images};
 use crate::plan::{Phase, Plan};
 use crate::userdata::detect::Inputs;
 use crate::userdata::remote::HttpFetcher;
@@ -25,13 +25,17 @@ use kiln_core::nodeconfig::{Role as NodeRole, NODE_CONFIG_PATH};
 const KUBEADM_CONFIG: &str = "/etc/kiln/kubeadm.yaml";
 /// The Cluster API success sentinel, written by kiln too.
 const SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
+/// The admin kubeconfig `kubeadm init` writes.
+const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+/// How long post-init waits for the node to be Ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many times a join is tried (with `kubeadm reset -f` in between).
 const JOIN_ATTEMPTS: u32 = 5;
 
 /// The steps, in order.
-pub fn all() -> [&'static dyn Step; 6] {
+pub fn all() -> [&'static dyn Step; 7] {
     [
-        &Fetch, &Configure, &Preflight, &Runtime, &Kubeadm, &Commands,
+        &Fetch, &Configure, &Preflight, &Runtime, &Kubeadm, &PostInit, &Commands,
     ]
 }
 
@@ -229,10 +233,69 @@ impl Step for Kubeadm {
             backoff: Duration::from_secs(5),
         };
         kubeadm::run(&invocation, &ctx.redact)?;
+        Ok(())
+    }
+}
+
+/// After `kubeadm init` from a node config: the CNI manifest applied through the API server
+/// (admin.conf) and a bounded wait for the node to be Ready; then, for every node config, the
+/// Cluster API success sentinel.
+pub struct PostInit;
+
+impl Step for PostInit {
+    fn name(&self) -> &'static str {
+        "post-init"
+    }
+
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        let plan = compile(ctx)?;
+        let Some(node) = target(ctx, &plan)?.and_then(|t| t.node) else {
+            return Ok(());
+        };
+        if let (NodeRole::Init, Some(manifest)) = (node.role, &node.cni_manifest) {
+            let text = read_manifest(ctx, manifest)?;
+            let kubeconfig = ctx.options.root.join(ADMIN_CONF.trim_start_matches('/'));
+            anyhow::ensure!(
+                kubeconfig.exists(),
+                "{ADMIN_CONF} is missing: kubeadm init did not write it, cannot apply cni_manifest"
+            );
+            let name = node_name(ctx, node.node_name.as_deref());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let client = cluster::client_from_kubeconfig(&kubeconfig).await?;
+                let applied = cluster::apply_manifest(&client, &text).await?;
+                tracing::info!(objects = applied, "applied the CNI manifest");
+                cluster::wait_ready(&client, &name, Duration::from_secs(5), READY_TIMEOUT).await
+            })?;
+        }
         let sentinel = ctx.options.root.join(SENTINEL.trim_start_matches('/'));
         kiln_core::fsutil::write_atomic(&sentinel, b"success\n", 0o644)?;
         Ok(())
     }
+}
+
+/// The CNI manifest from a path inside the root or an http(s) URL.
+fn read_manifest(ctx: &Context, manifest: &str) -> anyhow::Result<String> {
+    use crate::userdata::resource::Fetcher;
+    let bytes = if manifest.starts_with("http://") || manifest.starts_with("https://") {
+        HttpFetcher::new(http(ctx)).fetch(manifest, "cni_manifest")?
+    } else {
+        let path = ctx.options.root.join(manifest.trim_start_matches('/'));
+        std::fs::read(&path).with_context(|| format!("cni_manifest: reading {manifest}"))?
+    };
+    String::from_utf8(bytes).context("cni_manifest: not UTF-8 text")
+}
+
+/// The node's name as kubeadm registers it: the configured one, else the lower-cased host name.
+fn node_name(ctx: &Context, configured: Option<&str>) -> String {
+    configured.map(str::to_owned).unwrap_or_else(|| {
+        std::fs::read_to_string(ctx.options.sys_root.join("proc/sys/kernel/hostname"))
+            .unwrap_or_default()
+            .trim()
+            .to_lowercase()
+    })
 }
 
 /// `host:port`, adding the API server's default port 6443 when the endpoint has none.
