@@ -55,6 +55,15 @@ fn deployed_version(node: &NodeConfig, kubeadm: &KubeVersion) -> Result<KubeVers
             "kubernetes_version: {v} cannot be deployed by kubeadm {kubeadm}; kubeadm deploys its own minor version or the one before"
         )));
     }
+    // kiln bakes kubelet at kubeadm's version, and kubeadm's KubeletVersion preflight check
+    // refuses a kubelet newer than the control plane (version skew policy).
+    if v.minor < kubeadm.minor {
+        return Err(Error::invalid(format!(
+            "kubernetes_version: {v} is older than the baked kubelet {kubeadm}; a kubelet must not be newer \
+             than its control plane (version skew policy): build the image for {}.{}.x or deploy {kubeadm}",
+            v.major, v.minor
+        )));
+    }
     Ok(v.clone())
 }
 

@@ -47,7 +47,7 @@ cgroupDriver: systemd
 #[test]
 fn init_v1beta3_read_only_usr_dual_stack() {
     let text = render_text(
-        "role = \"init\"\nkubernetes_version = \"v1.29.8\"\nread_only_usr = true\ncontrol_plane_endpoint = \"lb:6443\"\npod_subnets = [\"10.244.0.0/16\", \"fd00:10:244::/56\"]\nservice_subnets = [\"10.96.0.0/12\", \"fd00:10:96::/112\"]\ncontrol_plane_timeout = \"8m0s\"\n[kubelet_extra_args]\nnode-ip = \"10.0.0.10,fd00::10\"\n",
+        "role = \"init\"\nkubernetes_version = \"v1.30.2\"\nread_only_usr = true\ncontrol_plane_endpoint = \"lb:6443\"\npod_subnets = [\"10.244.0.0/16\", \"fd00:10:244::/56\"]\nservice_subnets = [\"10.96.0.0/12\", \"fd00:10:96::/112\"]\ncontrol_plane_timeout = \"8m0s\"\n[kubelet_extra_args]\nnode-ip = \"10.0.0.10,fd00::10\"\n",
         "v1.30.4",
         None,
     )
@@ -59,7 +59,7 @@ fn init_v1beta3_read_only_usr_dual_stack() {
         "podSubnet: 10.244.0.0/16,fd00:10:244::/56",
         "serviceSubnet: 10.96.0.0/12,fd00:10:96::/112",
         "apiServer:\n  timeoutForControlPlane: 8m0s\n",
-        "kubernetesVersion: v1.29.8",
+        "kubernetesVersion: v1.30.2",
         "controlPlaneEndpoint: lb:6443",
     ] {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");
@@ -102,8 +102,19 @@ fn version_skew_is_checked() {
             .starts_with("kubernetes_version: v1.32.0 cannot be deployed by kubeadm v1.31.2"),
         "{e}"
     );
-    render_text(
+    let e = render_text(
         "role = \"init\"\nkubernetes_version = \"v1.30.0\"\n",
+        "v1.31.2",
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("older than the baked kubelet v1.31.2"),
+        "{e}"
+    );
+    render_text(
+        "role = \"init\"\nkubernetes_version = \"v1.31.0\"\n",
         "v1.31.2",
         None,
     )
