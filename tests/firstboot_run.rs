@@ -357,3 +357,38 @@ fn init_without_admin_conf_fails_post_init_with_the_reason() {
         "{status}"
     );
 }
+
+/// A bad node config stops the run in `configure`, before the node is changed.
+#[test]
+fn bad_node_config_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    let user_data = "#cloud-config\nwrite_files:\n- path: /etc/kiln/node.toml\n  content: |\n    role = \"join\"\n    control_plane_endpoint = \"10.0.0.10:6443\"\n- path: /etc/motd\n  content: changed\n";
+    fs::write(root.join("var/lib/cloud/seed/nocloud/user-data"), user_data).unwrap();
+    let r = root.to_str().unwrap();
+    let out = firstboot_unshared(
+        &[
+            "run",
+            "--root",
+            r,
+            "--sys-root",
+            r,
+            "--datasource",
+            "nocloud",
+        ],
+        &[],
+    );
+    assert!(!out.ok);
+    assert!(
+        out.stdout
+            .contains("step configure failed: checking the node config"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        !root.join("etc/motd").exists() && !root.join("etc/kiln/node.toml").exists(),
+        "the node was changed"
+    );
+}

@@ -78,6 +78,9 @@ impl Step for Configure {
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
         let plan = compile(ctx)?;
+        // A bad node config (missing role, join without token or CA pin, bad CIDRs, a field
+        // the baked kubeadm does not know) must stop the run before anything on the node changes.
+        target(ctx, &plan).context("checking the node config")?;
         let root = Root::new(&ctx.options.root)?;
         let mut only_boot = plan.clone();
         only_boot.commands.retain(|c| c.phase == Phase::Boot);
