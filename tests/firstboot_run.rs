@@ -392,3 +392,191 @@ fn bad_node_config_changes_nothing() {
         "the node was changed"
     );
 }
+
+/// Crash test: the run is killed (SIGKILL) at increasing delays, so the kills land inside
+/// different steps; every next run resumes, and the node converges to exactly what one clean run
+/// produces, with no partial or temporary files left.
+#[test]
+fn killed_runs_converge_to_the_clean_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = serve_readyz_late(std::time::Duration::ZERO);
+    let kubeadm = standin_kubeadm();
+    let prepare = |name: &str| {
+        let root = tmp.path().join(name);
+        node(&root);
+        fs::remove_file(root.join("etc/standin-fail-once")).unwrap();
+        let node_toml = format!(
+            "    role = \"join\"\n    control_plane_endpoint = \"127.0.0.1:{port}\"\n    token = \"{TOKEN}\"\n    ca_cert_hashes = [\"{CA_HASH}\"]\n    node_name = \"worker-1\"\n"
+        );
+        let user_data = format!("#cloud-config\nwrite_files:\n- path: /etc/kiln/node.toml\n  permissions: '0600'\n  content: |\n{node_toml}- path: /etc/app/a.conf\n  content: a\n- path: /etc/app/b.conf\n  content: b\n");
+        fs::write(root.join("var/lib/cloud/seed/nocloud/user-data"), user_data).unwrap();
+        root
+    };
+    let run = |root: &Path| {
+        let r = root.to_str().unwrap().to_owned();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kiln-firstboot"));
+        cmd.args([
+            "run",
+            "--root",
+            &r,
+            "--sys-root",
+            &r,
+            "--datasource",
+            "nocloud",
+            "--kubeadm",
+            kubeadm.to_str().unwrap(),
+        ])
+        .env("KILN_STANDIN_RECORD", root.join("kubeadm.record"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        cmd
+    };
+    let reference = prepare("reference");
+    assert!(run(&reference).status().unwrap().success());
+
+    let crashed = prepare("crashed");
+    let mut progress = std::collections::BTreeSet::new();
+    for delay_ms in [0u64, 15, 30, 60, 90, 120, 160, 200, 250, 300, 400, 500] {
+        let mut child = run(&crashed).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let state = fs::read_to_string(crashed.join("var/lib/kiln/state.json")).unwrap_or_default();
+        progress.insert(state.matches("\",").count() + state.matches("\"\n").count());
+    }
+    assert!(
+        run(&crashed).status().unwrap().success(),
+        "the run after the crashes failed"
+    );
+    assert!(
+        progress.len() >= 3,
+        "kills did not land in different steps: {progress:?}"
+    );
+
+    for file in [
+        "etc/kiln/kubeadm.yaml",
+        "etc/kiln/node.toml",
+        "etc/app/a.conf",
+        "etc/app/b.conf",
+        "run/cluster-api/bootstrap-success.complete",
+    ] {
+        assert_eq!(
+            fs::read(crashed.join(file)).unwrap(),
+            fs::read(reference.join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+    let status = fs::read_to_string(crashed.join("var/lib/kiln/status.json")).unwrap();
+    assert!(status.contains("\"result\": \"success\""), "{status}");
+    let leftovers: Vec<String> = snapshot(&crashed, &[])
+        .into_keys()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
+}
+
+/// A control-plane join carries the certificate key: it reaches kubeadm's config (0600) and
+/// nothing else — not the log, not status.json.
+#[test]
+fn control_plane_join_keeps_the_certificate_key_secret() {
+    const KEY: &str = "e6a2eb8581237ab72a4f494f30285ec12a9694d750b9785706a83bfcbbbd2204";
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    let port = serve_readyz_late(std::time::Duration::ZERO);
+    let node_toml = format!(
+        "    role = \"control-plane\"\n    control_plane_endpoint = \"127.0.0.1:{port}\"\n    advertise_address = \"10.0.0.12\"\n    node_name = \"cp-2\"\n    token = \"{TOKEN}\"\n    ca_cert_hashes = [\"{CA_HASH}\"]\n    certificate_key = \"{KEY}\"\n"
+    );
+    let user_data = format!("#cloud-config\nwrite_files:\n- path: /etc/kiln/node.toml\n  permissions: '0600'\n  content: |\n{node_toml}");
+    fs::write(root.join("var/lib/cloud/seed/nocloud/user-data"), user_data).unwrap();
+    fs::write(
+        root.join("usr/share/kiln/manifest.json"),
+        r#"{"kubernetes_version":"v1.31.2"}"#,
+    )
+    .unwrap();
+    let record = tmp.path().join("kubeadm.record");
+    let kubeadm = standin_kubeadm();
+    let r = root.to_str().unwrap();
+    let out = firstboot_with_env(
+        &[
+            "run",
+            "--root",
+            r,
+            "--sys-root",
+            r,
+            "--datasource",
+            "nocloud",
+            "--kubeadm",
+            kubeadm.to_str().unwrap(),
+        ],
+        &[("KILN_STANDIN_RECORD", record.to_str().unwrap())],
+    );
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let rendered = fs::read_to_string(root.join("etc/kiln/kubeadm.yaml")).unwrap();
+    assert!(
+        rendered.contains(KEY) && rendered.contains("controlPlane:"),
+        "{rendered}"
+    );
+    let status = fs::read_to_string(root.join("var/lib/kiln/status.json")).unwrap();
+    for text in [&out.stdout, &out.stderr, &status] {
+        assert!(
+            !text.contains(KEY) && !text.contains(TOKEN),
+            "secret leaked:\n{text}"
+        );
+    }
+}
+
+/// `admin_kubeconfig`: after init the admin kubeconfig is copied where the node config says, 0600.
+#[test]
+fn init_copies_the_admin_kubeconfig_where_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    let user_data = format!(
+        "#cloud-config\nwrite_files:\n- path: /etc/kiln/node.toml\n  permissions: '0600'\n  content: |\n    role = \"init\"\n    token = \"{TOKEN}\"\n    admin_kubeconfig = \"/root/.kube/config\"\n"
+    );
+    fs::write(root.join("var/lib/cloud/seed/nocloud/user-data"), user_data).unwrap();
+    // What the real kubeadm init writes; the stand-in does not.
+    fs::create_dir_all(root.join("etc/kubernetes")).unwrap();
+    fs::write(
+        root.join("etc/kubernetes/admin.conf"),
+        "apiVersion: v1\nkind: Config\n",
+    )
+    .unwrap();
+    let kubeadm = standin_kubeadm();
+    let record = tmp.path().join("kubeadm.record");
+    let r = root.to_str().unwrap();
+    let out = firstboot_unshared(
+        &[
+            "run",
+            "--root",
+            r,
+            "--sys-root",
+            r,
+            "--datasource",
+            "nocloud",
+            "--kubeadm",
+            kubeadm.to_str().unwrap(),
+        ],
+        &[
+            ("KILN_STANDIN_RECORD", record.to_str().unwrap()),
+            ("KILN_STANDIN_KUBEADM_VERSION", "v1.30.4"),
+        ],
+    );
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let copied = root.join("root/.kube/config");
+    assert_eq!(
+        fs::read_to_string(&copied).unwrap(),
+        "apiVersion: v1\nkind: Config\n"
+    );
+    assert_eq!(
+        fs::metadata(&copied).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(root
+        .join("run/cluster-api/bootstrap-success.complete")
+        .exists());
+}

@@ -147,6 +147,7 @@ pub fn write_atomic_as(
     owner: Option<(u32, u32)>,
 ) -> Result<()> {
     let staged = stage(path, contents, mode, owner)?;
+    remove_stale_temps(&[parent_dir(path)], &[staged.tmp.as_ref()])?;
     File::open(&staged.tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(&staged.tmp, e))?;
@@ -197,6 +198,8 @@ pub fn stage(path: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>)
 /// destination either old or complete, never partial.
 pub fn commit(staged: Vec<Staged>) -> Result<()> {
     let dirs: Vec<PathBuf> = staged.iter().map(|s| parent_dir(&s.dest)).collect();
+    let ours: Vec<&Path> = staged.iter().map(|s| s.tmp.as_ref()).collect();
+    remove_stale_temps(&dirs, &ours)?;
     sync_filesystems(&dirs)?;
     for s in staged {
         let dest = s.dest;
@@ -205,6 +208,31 @@ pub fn commit(staged: Vec<Staged>) -> Result<()> {
             .map_err(|e| Error::io(&dest, e.error))?;
     }
     sync_filesystems(&dirs)
+}
+
+/// Removes temp files an earlier, killed writer left in `dirs` (`.NAME.tmp-XXXXXX`, the names
+/// [`stage`] gives), except `keep`: a crash never leaves partial files behind for long.
+fn remove_stale_temps(dirs: &[PathBuf], keep: &[&Path]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for dir in dirs.iter().filter(|d| seen.insert(d.as_path())) {
+        let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if is_our_temp(&entry.file_name().to_string_lossy()) && !keep.contains(&path.as_path())
+            {
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `.NAME.tmp-XXXXXX` with a 6-character random suffix.
+fn is_our_temp(name: &str) -> bool {
+    name.starts_with('.')
+        && name.rsplit_once(".tmp-").is_some_and(|(head, suffix)| {
+            head.len() > 1 && suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
 }
 
 /// `syncfs` once for each distinct filesystem holding one of `dirs`.
@@ -357,6 +385,25 @@ mod tests {
         assert_eq!(fs::read(&a).unwrap(), b"A");
         assert_eq!(mode_of(&a), 0o640);
         assert_eq!(fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_of_a_killed_writer_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".a.tmp-Ab12Cd"), "partial").unwrap();
+        fs::write(dir.path().join(".keep.tmp-old"), "not ours").unwrap();
+        write_atomic(&dir.path().join("a"), b"A", 0o644).unwrap();
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".keep.tmp-old", "a"]);
+        assert!(
+            is_our_temp(".x.conf.tmp-Zz9xY1")
+                && !is_our_temp("x.tmp-abcdef")
+                && !is_our_temp(".tmp-abcdef")
+        );
     }
 
     #[test]

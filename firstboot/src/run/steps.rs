@@ -240,9 +240,9 @@ impl Step for Kubeadm {
     }
 }
 
-/// After `kubeadm init` from a node config: the CNI manifest applied through the API server
-/// (admin.conf) and a bounded wait for the node to be Ready; then, for every node config, the
-/// Cluster API success sentinel.
+/// After `kubeadm init` from a node config: the admin kubeconfig copied where configured, the CNI
+/// manifest applied through the API server (admin.conf) and a bounded wait for the node to be
+/// Ready; then, for every node config, the Cluster API success sentinel.
 pub struct PostInit;
 
 impl Step for PostInit {
@@ -255,6 +255,18 @@ impl Step for PostInit {
         let Some(node) = target(ctx, &plan)?.and_then(|t| t.node) else {
             return Ok(());
         };
+        if let (NodeRole::Init, Some(dest)) = (node.role, &node.admin_kubeconfig) {
+            let admin = ctx.options.root.join(ADMIN_CONF.trim_start_matches('/'));
+            let bytes = std::fs::read(&admin).with_context(|| {
+                format!("admin_kubeconfig: reading {ADMIN_CONF} written by kubeadm init")
+            })?;
+            let path = ctx
+                .options
+                .root
+                .join(dest.strip_prefix("/").unwrap_or(dest));
+            kiln_core::fsutil::write_atomic(&path, &bytes, 0o600)?;
+            tracing::info!(path = %dest.display(), "wrote the admin kubeconfig");
+        }
         if let (NodeRole::Init, Some(manifest)) = (node.role, &node.cni_manifest) {
             let text = read_manifest(ctx, manifest)?;
             let kubeconfig = ctx.options.root.join(ADMIN_CONF.trim_start_matches('/'));

@@ -110,6 +110,8 @@ pub struct NodeConfig {
     pub external_etcd: Option<ExternalEtcd>,
     /// CNI manifest (path or URL) applied after init.
     pub cni_manifest: Option<String>,
+    /// Where to copy the admin kubeconfig after init (0600), e.g. /root/.kube/config.
+    pub admin_kubeconfig: Option<PathBuf>,
     /// Remove the control-plane taint (single-node clusters).
     pub untaint: bool,
     /// /usr is read-only: move FlexVolume plugin directories to /opt.

@@ -44,6 +44,7 @@ struct Raw {
     pki_dir: Option<PathBuf>,
     external_etcd: Option<RawEtcd>,
     cni_manifest: Option<String>,
+    admin_kubeconfig: Option<PathBuf>,
     #[serde(default)]
     untaint: bool,
     #[serde(default)]
@@ -211,6 +212,7 @@ fn values(raw: Raw) -> Result<NodeConfig> {
         unsafe_skip_ca_verification: raw.unsafe_skip_ca_verification,
         pki_dir: raw.pki_dir,
         cni_manifest: raw.cni_manifest,
+        admin_kubeconfig: raw.admin_kubeconfig,
         untaint: raw.untaint,
         read_only_usr: raw.read_only_usr,
         kubeadm_config: raw.kubeadm_config,

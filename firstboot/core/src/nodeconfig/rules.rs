@@ -50,8 +50,18 @@ pub(super) fn check(c: &NodeConfig) -> Result<()> {
         ("service_subnets", !c.service_subnets.is_empty()),
         ("external_etcd", c.external_etcd.is_some()),
         ("cni_manifest", c.cni_manifest.is_some()),
+        ("admin_kubeconfig", c.admin_kubeconfig.is_some()),
         ("token_ttl", c.token_ttl.is_some()),
     ];
+    if c.admin_kubeconfig
+        .as_ref()
+        .is_some_and(|p| !p.is_absolute())
+    {
+        return Err(NodeConfigError::field(
+            "admin_kubeconfig",
+            "must be an absolute path",
+        ));
+    }
     if c.role.joins() {
         for (name, set) in init_only {
             not_for(name, set, "init")?;
