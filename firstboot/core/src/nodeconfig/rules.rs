@@ -29,6 +29,15 @@ fn kubeadm_fields(c: &NodeConfig) -> [(&'static str, bool); 17] {
 
 /// The rules of the role (and of the escape hatch) over the validated values.
 pub(super) fn check(c: &NodeConfig) -> Result<()> {
+    if c.admin_kubeconfig
+        .as_ref()
+        .is_some_and(|p| !p.is_absolute())
+    {
+        return Err(NodeConfigError::field(
+            "admin_kubeconfig",
+            "must be an absolute path",
+        ));
+    }
     if c.kubeadm_config.is_some() {
         if let Some((name, _)) = kubeadm_fields(c).into_iter().find(|(_, set)| *set) {
             return Err(NodeConfigError::field(
@@ -53,15 +62,6 @@ pub(super) fn check(c: &NodeConfig) -> Result<()> {
         ("admin_kubeconfig", c.admin_kubeconfig.is_some()),
         ("token_ttl", c.token_ttl.is_some()),
     ];
-    if c.admin_kubeconfig
-        .as_ref()
-        .is_some_and(|p| !p.is_absolute())
-    {
-        return Err(NodeConfigError::field(
-            "admin_kubeconfig",
-            "must be an absolute path",
-        ));
-    }
     if c.role.joins() {
         for (name, set) in init_only {
             not_for(name, set, "init")?;
