@@ -1,6 +1,6 @@
 //! After `kubeadm init`, through the Kubernetes API (kube crate), kept thin: apply the CNI
-//! manifest (server-side apply), remove the control-plane taint (single-node clusters), add
-//! labels, and wait (bounded) for the node to be Ready.
+//! manifest (server-side apply) and wait (bounded) for the node to be Ready. (Untainting and
+//! labels need no API calls: kubeadm registers the node with the rendered taints and labels.)
 
 use std::time::Duration;
 
@@ -10,8 +10,6 @@ use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use kube::Client;
 
-/// kubeadm's control-plane taint.
-pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
 /// kiln's field manager for server-side apply.
 const FIELD_MANAGER: &str = "kiln-firstboot";
 
@@ -63,37 +61,6 @@ pub async fn apply_manifest(client: &Client, yaml: &str) -> anyhow::Result<usize
         applied += 1;
     }
     Ok(applied)
-}
-
-/// Removes the control-plane taint from `node` (single-node clusters run workloads there).
-pub async fn untaint(client: &Client, node: &str) -> anyhow::Result<()> {
-    let api: Api<Node> = Api::all(client.clone());
-    let current = api.get(node).await?;
-    let taints = current.spec.and_then(|s| s.taints).unwrap_or_default();
-    let kept: Vec<_> = taints
-        .into_iter()
-        .filter(|t| t.key != CONTROL_PLANE_TAINT)
-        .collect();
-    let patch = serde_json::json!({ "spec": { "taints": kept } });
-    api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
-}
-
-/// Adds `labels` to `node`.
-pub async fn label(client: &Client, node: &str, labels: &[(String, String)]) -> anyhow::Result<()> {
-    if labels.is_empty() {
-        return Ok(());
-    }
-    let map: serde_json::Map<String, serde_json::Value> = labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone().into()))
-        .collect();
-    let patch = serde_json::json!({ "metadata": { "labels": map } });
-    Api::<Node>::all(client.clone())
-        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
 }
 
 /// Waits until `node` reports Ready=True, polling every `interval`, at most `timeout`.
@@ -155,34 +122,6 @@ mod tests {
         serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cp-0"},
             "spec": {"taints": taints},
             "status": {"conditions": [{"type": "Ready", "status": ready}]}})
-    }
-
-    #[tokio::test]
-    async fn untaint_removes_only_the_control_plane_taint() {
-        let (client, mut handle) = mock();
-        let server = tokio::spawn(async move {
-            let (req, send) = handle.next_request().await.unwrap();
-            assert_eq!(
-                (req.method().as_str(), req.uri().path()),
-                ("GET", "/api/v1/nodes/cp-0")
-            );
-            send.send_response(respond(node(
-                serde_json::json!([
-                {"key": CONTROL_PLANE_TAINT, "effect": "NoSchedule"},
-                {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
-                "True",
-            )));
-            let (req, send) = handle.next_request().await.unwrap();
-            assert_eq!(req.method().as_str(), "PATCH");
-            let patch = body_json(req).await;
-            assert_eq!(
-                patch["spec"]["taints"],
-                serde_json::json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])
-            );
-            send.send_response(respond(node(serde_json::json!([]), "True")));
-        });
-        untaint(&client, "cp-0").await.unwrap();
-        server.await.unwrap();
     }
 
     #[tokio::test]

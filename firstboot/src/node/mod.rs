@@ -1,6 +1,6 @@
 //! Preparing the node itself before kubeadm runs.
 //!
-//! - [`cluster`]: post-init through the Kubernetes API (CNI manifest, untaint, labels, Ready).
+//! - [`cluster`]: post-init through the Kubernetes API (CNI manifest, Ready wait).
 //! - [`containerd`]: containerd configuration and CRI readiness.
 //! - [`endpoint`]: waiting for the control plane before a join.
 //! - [`images`]: importing pre-pulled images, verified, into containerd.
