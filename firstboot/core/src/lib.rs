@@ -4,6 +4,7 @@
 //! bootstrap tokens, kubeadm configuration types and durable file writes. They live here, without
 //! any image-building dependency, so the node agent stays small.
 
+pub mod cli_main;
 pub mod error;
 pub mod fsutil;
 pub mod kubeadm;
