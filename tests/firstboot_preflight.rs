@@ -1,4 +1,5 @@
-//! `kiln-firstboot preflight` on a fake system root: the table names kubeadm's checks, failures
+//! `kiln-firstboot preflight` on a fake system root (in its own network namespace, so the port
+//! checks see free ports whatever else runs here): the table names kubeadm's checks, failures
 //! exit non-zero, and `--fix` repairs forwarding and modules and persists them.
 
 #[path = "firstboot/mod.rs"]
@@ -14,7 +15,10 @@ fn preflight_reports_and_fixes() {
     let root = tmp.path();
     fake_node(root);
     let sys_root = root.to_str().unwrap();
-    let out = firstboot(&["preflight", "--role", "worker", "--sys-root", sys_root]);
+    let out = firstboot_unshared(
+        &["preflight", "--role", "worker", "--sys-root", sys_root],
+        &[],
+    );
     assert!(!out.ok, "{}", out.stdout);
     assert!(
         out.stdout
@@ -35,14 +39,17 @@ fn preflight_reports_and_fixes() {
     );
     assert!(out.stderr.contains("preflight failed: FileContent--proc-sys-net-ipv4-ip_forward, KernelModule-br_netfilter"), "{}", out.stderr);
 
-    let out = firstboot(&[
-        "preflight",
-        "--role",
-        "worker",
-        "--sys-root",
-        sys_root,
-        "--fix",
-    ]);
+    let out = firstboot_unshared(
+        &[
+            "preflight",
+            "--role",
+            "worker",
+            "--sys-root",
+            sys_root,
+            "--fix",
+        ],
+        &[],
+    );
     // br_netfilter cannot really be loaded in a fake root: it is persisted, the check still fails.
     assert!(
         out.stdout
@@ -60,7 +67,10 @@ fn preflight_reports_and_fixes() {
     );
 
     fs::create_dir_all(root.join("sys/module/br_netfilter")).unwrap();
-    let out = firstboot(&["preflight", "--role", "worker", "--sys-root", sys_root]);
+    let out = firstboot_unshared(
+        &["preflight", "--role", "worker", "--sys-root", sys_root],
+        &[],
+    );
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
 }
 
@@ -73,13 +83,16 @@ fn control_planes_need_cpus_memory_and_one_runtime() {
     fs::write(root.join("proc/meminfo"), "MemTotal:        1000000 kB\n").unwrap();
     fs::create_dir_all(root.join("var/run/crio")).unwrap();
     fs::write(root.join("var/run/crio/crio.sock"), "").unwrap();
-    let out = firstboot(&[
-        "preflight",
-        "--role",
-        "control-plane",
-        "--sys-root",
-        root.to_str().unwrap(),
-    ]);
+    let out = firstboot_unshared(
+        &[
+            "preflight",
+            "--role",
+            "control-plane",
+            "--sys-root",
+            root.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(!out.ok);
     for line in [
         "NumCPU      FAIL    1 CPU(s), a control plane needs 2",
@@ -97,15 +110,18 @@ fn control_planes_need_cpus_memory_and_one_runtime() {
             "{row}"
         );
     }
-    let out = firstboot(&[
-        "preflight",
-        "--role",
-        "control-plane",
-        "--sys-root",
-        root.to_str().unwrap(),
-        "--cri-socket",
-        "unix:///var/run/crio/crio.sock",
-    ]);
+    let out = firstboot_unshared(
+        &[
+            "preflight",
+            "--role",
+            "control-plane",
+            "--sys-root",
+            root.to_str().unwrap(),
+            "--cri-socket",
+            "unix:///var/run/crio/crio.sock",
+        ],
+        &[],
+    );
     assert!(
         out.stdout
             .lines()

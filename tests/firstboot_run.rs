@@ -159,6 +159,14 @@ fn cluster_api_bootstrap_runs_once_and_resumes_after_a_failure() {
     );
 }
 
+/// Runs that stay in the host's network namespace (they reach a control plane on 127.0.0.1)
+/// probe the host's kubelet/control-plane ports in preflight: one such run at a time, or two
+/// probes of the same port collide.
+fn host_ports() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const CA_HASH: &str = "sha256:0d8b5ae2c8e15c4f1f4cb2df04c4b0b2c1b1a4f6f0b6b0f0d1c9b1e0c3a5d7e9";
 
 /// A worker with kiln's node config: the run renders the join config, waits for a control plane
@@ -166,6 +174,7 @@ const CA_HASH: &str = "sha256:0d8b5ae2c8e15c4f1f4cb2df04c4b0b2c1b1a4f6f0b6b0f0d1
 /// which fails once — the join is reset and retried — and writes the sentinel.
 #[test]
 fn node_config_join_waits_for_the_control_plane_and_retries() {
+    let _ports = host_ports();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("node");
     node(&root);
@@ -398,6 +407,7 @@ fn bad_node_config_changes_nothing() {
 /// produces, with no partial or temporary files left.
 #[test]
 fn killed_runs_converge_to_the_clean_result() {
+    let _ports = host_ports();
     let tmp = tempfile::tempdir().unwrap();
     let port = serve_readyz_late(std::time::Duration::ZERO);
     let kubeadm = standin_kubeadm();
@@ -482,6 +492,7 @@ fn killed_runs_converge_to_the_clean_result() {
 /// nothing else — not the log, not status.json.
 #[test]
 fn control_plane_join_keeps_the_certificate_key_secret() {
+    let _ports = host_ports();
     const KEY: &str = "e6a2eb8581237ab72a4f494f30285ec12a9694d750b9785706a83bfcbbbd2204";
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("node");
