@@ -1,0 +1,11 @@
+//! `kiln build`: a recipe (images/*.toml) becomes a plan (every artifact with its URL and where its
+//! checksum comes from, every image to pull, every output), then verified downloads and image
+//! pulls into a content-addressed cache, content trees per architecture, and the outputs.
+//!
+//! Modules: `recipe` (the TOML format), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed
+//! store), `digest` (SHA-256 helpers).
+
+pub mod cache;
+pub mod digest;
+pub mod mirror;
+pub mod recipe;

@@ -1,0 +1,372 @@
+//! The recipe format (`images/*.toml`): what to bake, from where, into which outputs.
+//!
+//! ```toml
+//! name = "kubernetes"                 # sysext / output name
+//! kubernetes_version = "v1.31.4"
+//! architectures = ["amd64"]           # Kubernetes names: amd64, arm64
+//!
+//! [sources]                           # base URLs; defaults are the official release locations
+//! kubernetes = "https://dl.k8s.io/release"
+//!
+//! [components]                        # optional; omit one to not bake it
+//! containerd = "2.0.2"
+//! runc = "1.2.4"
+//! cni_plugins = "1.6.2"
+//! crictl = "1.31.1"
+//!
+//! [checksums.amd64]                   # pinned SHA-256, wins over the published checksum
+//! kubeadm = "…"
+//!
+//! [images]
+//! kubeadm = "control-plane"           # control-plane | node | none
+//! extra = ["docker.io/flannel/flannel:v0.26.1"]
+//!
+//! [outputs]
+//! sysext = "squashfs"                 # squashfs | erofs | none
+//! opt = true
+//! sysupdate = true
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use kiln_core::version::KubeVersion;
+use serde::Deserialize;
+
+/// A parsed, validated recipe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// The extension / output name (`kubernetes` → `kubernetes-v1.31.4-x86-64.raw`).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// The Kubernetes release to bake (`v1.31.4`).
+    pub kubernetes_version: String,
+    /// Target architectures, in Kubernetes' names.
+    #[serde(default = "default_architectures")]
+    pub architectures: Vec<Arch>,
+    /// Timestamp for every file in the outputs; `SOURCE_DATE_EPOCH` in the environment wins.
+    #[serde(default)]
+    pub source_date_epoch: Option<u64>,
+    /// Base URLs of the artifact sources.
+    #[serde(default)]
+    pub sources: Sources,
+    /// Versions of the optional components to bake.
+    #[serde(default)]
+    pub components: Components,
+    /// Pinned SHA-256 digests per architecture and artifact name.
+    #[serde(default)]
+    pub checksums: BTreeMap<Arch, BTreeMap<String, String>>,
+    /// Images to pre-pull.
+    #[serde(default)]
+    pub images: Images,
+    /// Outputs to produce.
+    #[serde(default)]
+    pub outputs: Outputs,
+}
+
+fn default_name() -> String {
+    "kubernetes".into()
+}
+
+fn default_architectures() -> Vec<Arch> {
+    vec![Arch::Amd64]
+}
+
+/// A target architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// x86-64.
+    Amd64,
+    /// 64-bit ARM.
+    Arm64,
+}
+
+impl Arch {
+    /// The name Kubernetes, Go and OCI platforms use (`amd64`).
+    pub fn kube(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The name systemd uses (`ARCHITECTURE=` in extension-release, `%a` in sysupdate).
+    pub fn systemd(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "x86-64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+}
+
+/// Base URLs of artifact sources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sources {
+    /// Kubernetes release layout: `BASE/vX.Y.Z/bin/linux/ARCH/NAME` with `NAME.sha256`.
+    pub kubernetes: String,
+    /// containerd release tarballs.
+    pub containerd: String,
+    /// runc release binaries.
+    pub runc: String,
+    /// CNI plugins release tarballs.
+    pub cni_plugins: String,
+    /// crictl (cri-tools) release tarballs.
+    pub crictl: String,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Sources {
+            kubernetes: "https://dl.k8s.io/release".into(),
+            containerd: "https://github.com/containerd/containerd/releases/download".into(),
+            runc: "https://github.com/opencontainers/runc/releases/download".into(),
+            cni_plugins: "https://github.com/containernetworking/plugins/releases/download".into(),
+            crictl: "https://github.com/kubernetes-sigs/cri-tools/releases/download".into(),
+        }
+    }
+}
+
+/// Versions of the optional components (without a leading `v`; omitted = not baked).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Components {
+    /// containerd (release tarball: binaries to usr/bin, plus containerd.service).
+    pub containerd: Option<String>,
+    /// runc.
+    pub runc: Option<String>,
+    /// CNI plugins.
+    pub cni_plugins: Option<String>,
+    /// crictl.
+    pub crictl: Option<String>,
+}
+
+/// Which of kubeadm's images to pre-pull.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeadmImages {
+    /// Every image `kubeadm config images list` prints.
+    #[default]
+    ControlPlane,
+    /// What every node runs: pause and kube-proxy.
+    Node,
+    /// None.
+    None,
+}
+
+/// Images to pre-pull.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// kubeadm's own images for `kubernetes_version`.
+    #[serde(default)]
+    pub kubeadm: KubeadmImages,
+    /// kubeadm's `imageRepository` (default `registry.k8s.io`).
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// Further images (`registry/name:tag` or `…@sha256:…`).
+    #[serde(default)]
+    pub extra: Vec<String>,
+}
+
+/// The sysext filesystem.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SysextFormat {
+    /// squashfs (zstd).
+    #[default]
+    Squashfs,
+    /// erofs (lz4hc).
+    Erofs,
+    /// No sysext image.
+    None,
+}
+
+/// Outputs to produce.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outputs {
+    /// The sysext image and its filesystem.
+    pub sysext: SysextFormat,
+    /// The /opt tree.
+    pub opt: bool,
+    /// A systemd-sysupdate transfer file following patch releases of the same minor.
+    pub sysupdate: bool,
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Outputs {
+            sysext: SysextFormat::Squashfs,
+            opt: true,
+            sysupdate: true,
+        }
+    }
+}
+
+impl Recipe {
+    /// Reads and validates the recipe at `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading recipe {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("recipe {}", path.display()))
+    }
+
+    /// Parses and validates recipe text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let recipe: Recipe = toml::from_str(text).map_err(|e| {
+            anyhow::anyhow!("{}", e.message().trim_end()).context(location(text, e.span()))
+        })?;
+        recipe.validate()?;
+        Ok(recipe)
+    }
+
+    /// The Kubernetes version, parsed.
+    pub fn kube_version(&self) -> anyhow::Result<KubeVersion> {
+        self.kubernetes_version
+            .parse()
+            .map_err(|e| anyhow::anyhow!("kubernetes_version {:?}: {e}", self.kubernetes_version))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !kiln_core::names::is_dns1123_subdomain(&self.name) || self.name.contains('.') {
+            anyhow::bail!(
+                "name {:?}: use lower-case letters, digits and '-' (it names the sysext image)",
+                self.name
+            );
+        }
+        self.kube_version()?;
+        if self.architectures.is_empty() {
+            anyhow::bail!("architectures: list at least one (amd64, arm64)");
+        }
+        for (field, version) in [
+            ("components.containerd", &self.components.containerd),
+            ("components.runc", &self.components.runc),
+            ("components.cni_plugins", &self.components.cni_plugins),
+            ("components.crictl", &self.components.crictl),
+        ] {
+            if let Some(v) = version {
+                check_component_version(field, v)?;
+            }
+        }
+        for (arch, sums) in &self.checksums {
+            for (artifact, hex) in sums {
+                if !super::digest::is_sha256_hex(hex) {
+                    anyhow::bail!(
+                        "checksums.{}.{artifact}: {hex:?} is not a SHA-256 (64 hex characters)",
+                        arch.kube()
+                    );
+                }
+            }
+        }
+        for (field, url) in [
+            ("sources.kubernetes", &self.sources.kubernetes),
+            ("sources.containerd", &self.sources.containerd),
+            ("sources.runc", &self.sources.runc),
+            ("sources.cni_plugins", &self.sources.cni_plugins),
+            ("sources.crictl", &self.sources.crictl),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                anyhow::bail!("{field}: {url:?} must be an http:// or https:// base URL");
+            }
+        }
+        if self.outputs.sysext == SysextFormat::None && !self.outputs.opt {
+            anyhow::bail!("outputs: nothing to build; set outputs.sysext or outputs.opt");
+        }
+        Ok(())
+    }
+}
+
+fn check_component_version(field: &str, version: &str) -> anyhow::Result<()> {
+    let ok = !version.is_empty()
+        && !version.starts_with('v')
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if !ok {
+        anyhow::bail!(
+            "{field}: {version:?} must be a release version without a leading v, e.g. 1.7.24"
+        );
+    }
+    Ok(())
+}
+
+/// "line N" for a TOML error span.
+fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => format!(
+            "line {}",
+            text[..span.start.min(text.len())].lines().count().max(1)
+        ),
+        None => "recipe".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "kubernetes_version = \"v1.31.4\"\n";
+
+    #[test]
+    fn minimal_recipe_gets_official_defaults() {
+        let r = Recipe::parse(MINIMAL).unwrap();
+        assert_eq!(r.name, "kubernetes");
+        assert_eq!(r.architectures, vec![Arch::Amd64]);
+        assert_eq!(r.sources.kubernetes, "https://dl.k8s.io/release");
+        assert_eq!(r.images.kubeadm, KubeadmImages::ControlPlane);
+        assert_eq!(r.outputs.sysext, SysextFormat::Squashfs);
+        assert!(r.components.containerd.is_none());
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        for (text, needle) in [
+            (
+                "kubernetes_version = \"v1.31.4\"\nkubernetes_verison = 1\n",
+                "kubernetes_verison",
+            ),
+            ("kubernetes_version = \"1.x\"\n", "kubernetes_version"),
+            (
+                "kubernetes_version = \"v1.31.4\"\narchitectures = [\"s390x\"]\n",
+                "s390x",
+            ),
+            (
+                "kubernetes_version = \"v1.31.4\"\n[checksums.amd64]\nkubeadm = \"abc\"\n",
+                "checksums.amd64.kubeadm",
+            ),
+            (
+                "kubernetes_version = \"v1.31.4\"\n[components]\nrunc = \"v1.2\"\n",
+                "components.runc",
+            ),
+            (
+                "kubernetes_version = \"v1.31.4\"\n[sources]\nrunc = \"ftp://x\"\n",
+                "sources.runc",
+            ),
+            (
+                "kubernetes_version = \"v1.31.4\"\nname = \"Bad_Name\"\n",
+                "name",
+            ),
+        ] {
+            let err = format!("{:#}", Recipe::parse(text).unwrap_err());
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn shipped_recipes_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Recipe::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 1);
+    }
+}
