@@ -53,7 +53,7 @@ pub struct Mirrors {
 impl Mirrors {
     /// The rules, longest FROM first so the most specific one wins.
     pub fn new(mut rules: Vec<Mirror>) -> Self {
-        rules.sort_by(|a, b| b.from.len().cmp(&a.from.len()));
+        rules.sort_by_key(|r| std::cmp::Reverse(r.from.len()));
         Mirrors { rules }
     }
 
