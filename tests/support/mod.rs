@@ -105,3 +105,39 @@ pub fn list_files(dir: &Path) -> Vec<String> {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
+
+pub mod release;
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
+}
+
+/// Builds `bin` of workspace package `package` with the `cargo` running the tests (Cargo sets
+/// `CARGO_BIN_EXE_*` only for a package's own binaries) and returns its path.
+pub fn cargo_bin(package: &str, bin: &str) -> std::path::PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            package,
+            "--bin",
+            bin,
+            "--message-format=json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running cargo build");
+    assert!(out.status.success(), "building {package}/{bin} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"executable\":"))
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let exe = v["executable"].as_str()?;
+            exe.ends_with(&format!("/{bin}")).then(|| exe.into())
+        })
+        .unwrap_or_else(|| panic!("cargo reported no executable for {package}/{bin}"))
+}

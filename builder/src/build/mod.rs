@@ -7,5 +7,11 @@
 
 pub mod cache;
 pub mod digest;
+pub mod execute;
+pub mod fetch;
+pub mod http;
 pub mod mirror;
+pub mod plan;
 pub mod recipe;
+pub mod tree;
+pub mod units;

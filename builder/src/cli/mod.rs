@@ -1,5 +1,6 @@
 //! The `kiln` command line: one module per subcommand, each an options struct with `run`.
 
+mod build;
 mod certificate_key;
 mod duration;
 mod kubeconfig;
@@ -32,6 +33,8 @@ enum Command {
     /// Kubeconfig files signed by the cluster CA.
     #[command(subcommand)]
     Kubeconfig(kubeconfig::KubeconfigCommand),
+    /// Bake Kubernetes from a recipe into a sysext image and an /opt tree.
+    Build(build::BuildArgs),
 }
 
 impl Cli {
@@ -42,6 +45,7 @@ impl Cli {
             Command::Token(cmd) => cmd.run(),
             Command::CertificateKey(args) => args.run(),
             Command::Kubeconfig(cmd) => cmd.run(),
+            Command::Build(args) => args.run(),
         }
     }
 }

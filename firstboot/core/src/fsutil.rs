@@ -292,7 +292,8 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
+/// Renames `from` to `to`, failing if `to` exists (`RENAME_NOREPLACE`).
+pub fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
     nix::fcntl::renameat2(
         nix::fcntl::AT_FDCWD,
         from,
@@ -303,7 +304,8 @@ fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
     .map_err(|e| Error::io(to, e.into()))
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
+/// The directory `path` is in (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),

@@ -1,0 +1,149 @@
+//! Applies a [`Plan`]: verified downloads, image pulls, one content tree per architecture, the
+//! outputs. Everything is built under a temporary directory beside `--out` and renamed into place
+//! at the end, so a failed build leaves no output behind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressDrawTarget};
+use kiln_core::fsutil;
+
+use super::cache::Cache;
+use super::fetch::{self, Fetched};
+use super::http::Client;
+use super::mirror::Mirrors;
+use super::plan::Plan;
+use super::recipe::Arch;
+use super::tree;
+
+/// How to run a build (everything that is not in the recipe).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The output directory (must not exist unless `force`).
+    pub out: PathBuf,
+    /// The download cache.
+    pub cache: PathBuf,
+    /// `--mirror` rules.
+    pub mirrors: Mirrors,
+    /// The kiln-firstboot binary to bake, per architecture.
+    pub firstboot: BTreeMap<Arch, PathBuf>,
+    /// Re-resolve image tags instead of trusting the cache's record.
+    pub refresh: bool,
+    /// Replace an existing `out`.
+    pub force: bool,
+}
+
+/// What a build did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Artifacts downloaded (not served from the cache).
+    pub downloaded: usize,
+    /// Artifacts served from the cache.
+    pub cached: usize,
+}
+
+/// Runs the build.
+pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
+    preflight(plan, options)?;
+    let cache = Cache::open(&options.cache)?;
+    let client = Client::new();
+    let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let fetched = fetch::fetch_all(
+        &plan.artifacts,
+        &client,
+        &options.mirrors,
+        &cache,
+        &progress,
+    )?;
+    let report = Report {
+        downloaded: fetched.iter().filter(|f| !f.cached).count(),
+        cached: fetched.iter().filter(|f| f.cached).count(),
+    };
+    let parent = fsutil::parent_dir(&options.out);
+    let staging = tempfile::Builder::new()
+        .prefix(".kiln-build-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a build directory in {}", parent.display()))?;
+    let out = staging.path().join("out");
+    std::fs::create_dir(&out)?;
+    for &arch in &plan.architectures {
+        let tree = staging.path().join(arch.kube());
+        assemble(plan, options, arch, &fetched, &tree)?;
+        std::fs::rename(&tree, out.join(format!("tree-{}", arch.kube())))?;
+    }
+    publish(&out, &options.out, options.force)?;
+    Ok(report)
+}
+
+/// Checks what can be checked before any download: the kiln-firstboot binaries and `--out`.
+fn preflight(plan: &Plan, options: &Options) -> anyhow::Result<()> {
+    for arch in &plan.architectures {
+        let path = options.firstboot.get(arch).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no kiln-firstboot binary for {}; pass --firstboot {}=PATH (built for that architecture)",
+                arch.kube(),
+                arch.kube()
+            )
+        })?;
+        check_elf_arch(path, *arch)?;
+    }
+    if options.out.exists() && !options.force {
+        anyhow::bail!(
+            "--out {}: already exists; choose a new directory or pass --force to replace it",
+            options.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a kiln-firstboot binary built for another machine.
+fn check_elf_arch(path: &Path, arch: Arch) -> anyhow::Result<()> {
+    let mut head = [0u8; 20];
+    let mut file = std::fs::File::open(path)
+        .with_context(|| format!("--firstboot {}: cannot open it", path.display()))?;
+    std::io::Read::read_exact(&mut file, &mut head)
+        .map_err(|_| anyhow::anyhow!("--firstboot {}: not an executable", path.display()))?;
+    let machine = u16::from_le_bytes([head[18], head[19]]);
+    let expected = match arch {
+        Arch::Amd64 => 0x3e,
+        Arch::Arm64 => 0xb7,
+    };
+    if &head[..4] != b"\x7fELF" || machine != expected {
+        anyhow::bail!(
+            "--firstboot {}: not a Linux {} executable",
+            path.display(),
+            arch.kube()
+        );
+    }
+    Ok(())
+}
+
+/// Builds the content tree for `arch` at `tree`.
+fn assemble(
+    plan: &Plan,
+    options: &Options,
+    arch: Arch,
+    fetched: &[Fetched],
+    tree: &Path,
+) -> anyhow::Result<()> {
+    for (artifact, fetched) in plan.artifacts.iter().zip(fetched) {
+        if artifact.arch == arch {
+            tree::install_artifact(tree, artifact, fetched)?;
+        }
+    }
+    let containerd = plan.recipe.components.containerd.is_some();
+    tree::install_node_files(tree, &options.firstboot[&arch], containerd)?;
+    Ok(())
+}
+
+/// Moves the finished output directory to `dest` (replacing it only with `force`).
+fn publish(built: &Path, dest: &Path, force: bool) -> anyhow::Result<()> {
+    if force && dest.exists() {
+        let old = built.with_file_name("old");
+        std::fs::rename(dest, &old)
+            .with_context(|| format!("moving the old {} aside", dest.display()))?;
+    }
+    fsutil::rename_no_replace(built, dest)
+        .with_context(|| format!("moving the build to {}", dest.display()))
+}

@@ -1,0 +1,293 @@
+//! Verified downloads: every artifact's expected SHA-256 is known (pinned, or from the published
+//! checksum file) before its bytes are fetched, the bytes stream into the cache and enter it only
+//! when they match, and a cache hit makes no network request. Downloads run in parallel with a
+//! progress display.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::cache::Cache;
+use super::http::Client;
+use super::mirror::Mirrors;
+use super::plan::{Artifact, Checksum};
+
+/// Parallel downloads at a time.
+const PARALLEL: usize = 4;
+/// Attempts per URL for transient failures (a checksum mismatch is never retried).
+const ATTEMPTS: u32 = 3;
+
+/// A verified artifact in the cache.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Its SHA-256.
+    pub sha256: String,
+    /// The verified blob.
+    pub path: PathBuf,
+    /// Bytes.
+    pub size: u64,
+    /// Whether it came from the cache without a download.
+    pub cached: bool,
+}
+
+/// Fetches every artifact (in parallel), in the order given. The first failure stops the
+/// build; whatever was verified before stays in the cache, nothing unverified does.
+pub fn fetch_all(
+    artifacts: &[Artifact],
+    client: &Client,
+    mirrors: &Mirrors,
+    cache: &Cache,
+    progress: &MultiProgress,
+) -> anyhow::Result<Vec<Fetched>> {
+    let results: Vec<Mutex<Option<anyhow::Result<Fetched>>>> =
+        artifacts.iter().map(|_| Mutex::new(None)).collect();
+    let next = Mutex::new(0usize);
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL.min(artifacts.len()) {
+            scope.spawn(|| loop {
+                let i = {
+                    let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+                    let i = *next;
+                    *next += 1;
+                    i
+                };
+                let Some(artifact) = artifacts.get(i) else {
+                    return;
+                };
+                let result = fetch_one(artifact, client, mirrors, cache, progress);
+                let failed = result.is_err();
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                if failed {
+                    // Stop handing out work; running downloads finish.
+                    *next.lock().unwrap_or_else(|e| e.into_inner()) = artifacts.len();
+                    return;
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(artifacts.len());
+    for (artifact, slot) in artifacts.iter().zip(results) {
+        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(fetched)) => out.push(fetched),
+            Some(Err(err)) => {
+                return Err(err.context(format!(
+                    "{} {} ({})",
+                    artifact.name,
+                    artifact.version,
+                    artifact.arch.kube()
+                )))
+            }
+            None => anyhow::bail!("stopped after an earlier download failed"),
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves the expected digest, then serves from the cache or downloads and verifies.
+fn fetch_one(
+    artifact: &Artifact,
+    client: &Client,
+    mirrors: &Mirrors,
+    cache: &Cache,
+    progress: &MultiProgress,
+) -> anyhow::Result<Fetched> {
+    let expected = expected_digest(artifact, client, mirrors, cache)?;
+    if let Some(path) = cache.get_verified(&expected)? {
+        let size = std::fs::metadata(&path)?.len();
+        tracing::debug!(artifact = artifact.name, "cache hit");
+        return Ok(Fetched {
+            sha256: expected,
+            path,
+            size,
+            cached: true,
+        });
+    }
+    let url = mirrors.rewrite_url(&artifact.url);
+    let bar = progress.add(ProgressBar::no_length());
+    bar.set_style(bar_style());
+    bar.set_message(format!("{} {}", artifact.name, artifact.arch.kube()));
+    let result = download_verified(&url, &expected, client, cache, &bar);
+    bar.finish_and_clear();
+    let (path, size) = result?;
+    Ok(Fetched {
+        sha256: expected,
+        path,
+        size,
+        cached: false,
+    })
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:>18} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// The artifact's expected SHA-256: pinned, or read from its published checksum file (cached by
+/// URL: release checksum files are immutable).
+fn expected_digest(
+    artifact: &Artifact,
+    client: &Client,
+    mirrors: &Mirrors,
+    cache: &Cache,
+) -> anyhow::Result<String> {
+    let (sums_url, file_name) = match &artifact.checksum {
+        Checksum::Pinned(hex) => return Ok(hex.clone()),
+        Checksum::Published { url, file_name } => (mirrors.rewrite_url(url), file_name),
+    };
+    let text = match cached_text(cache, &sums_url)? {
+        Some(text) => text,
+        None => {
+            let body = with_retries(&sums_url, || client.get_small(&sums_url))?;
+            let text = String::from_utf8(body)
+                .map_err(|_| anyhow::anyhow!("{sums_url}: checksum file is not text"))?;
+            let hex = cache.insert_bytes(text.as_bytes(), None)?;
+            cache.index_put(&sums_url, &hex)?;
+            text
+        }
+    };
+    parse_checksum(&text, file_name).with_context(|| format!("checksum file {sums_url}"))
+}
+
+fn cached_text(cache: &Cache, key: &str) -> anyhow::Result<Option<String>> {
+    let Some(hex) = cache.index_get(key) else {
+        return Ok(None);
+    };
+    let Some(path) = cache.get_verified(&hex)? else {
+        return Ok(None);
+    };
+    Ok(std::fs::read_to_string(path).ok())
+}
+
+/// The digest for `file_name` in a checksum file: a bare digest, or sha256sum lines
+/// (`HEX  NAME`, `HEX *NAME`).
+pub fn parse_checksum(text: &str, file_name: &str) -> anyhow::Result<String> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut bare = None;
+    for line in lines.by_ref() {
+        let mut parts = line.split_whitespace();
+        let (Some(hex), name) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !super::digest::is_sha256_hex(hex) {
+            continue;
+        }
+        match name {
+            None => bare = Some(hex),
+            Some(name) => {
+                let name = name.trim_start_matches('*').trim_start_matches("./");
+                let name = name.rsplit('/').next().unwrap_or(name);
+                if name == file_name {
+                    return Ok(hex.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    bare.map(str::to_ascii_lowercase)
+        .ok_or_else(|| anyhow::anyhow!("no SHA-256 for {file_name} in it"))
+}
+
+/// Downloads `url` into the cache, verified against `expected`; retries transient failures.
+fn download_verified(
+    url: &str,
+    expected: &str,
+    client: &Client,
+    cache: &Cache,
+    bar: &ProgressBar,
+) -> anyhow::Result<(PathBuf, u64)> {
+    with_retries(url, || {
+        bar.set_position(0);
+        let (mut body, length) = client.get_stream(url)?;
+        if let Some(length) = length {
+            bar.set_length(length);
+        }
+        let mut writer = cache.writer().map_err(Failure::Final)?;
+        copy_with_progress(&mut body, &mut writer, bar)
+            .map_err(|e| Failure::Transient(format!("reading the body: {e}")))?;
+        if let Some(length) = length {
+            if writer.len() != length {
+                return Err(Failure::Transient(format!(
+                    "body ended after {} of {length} bytes",
+                    writer.len()
+                )));
+            }
+        }
+        let size = writer.len();
+        let (_, path) = writer.finish(Some(expected)).map_err(|e| {
+            Failure::Final(e.context(format!(
+                "{url}: the download does not match its checksum; not using it"
+            )))
+        })?;
+        Ok((path, size))
+    })
+}
+
+fn copy_with_progress(
+    from: &mut dyn Read,
+    to: &mut impl std::io::Write,
+    bar: &ProgressBar,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+        bar.inc(n as u64);
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Worth another try (connection refused or reset, 5xx, truncated body).
+    Transient(String),
+    /// Not (404, checksum mismatch, bad URL).
+    Final(anyhow::Error),
+}
+
+fn with_retries<T>(
+    url: &str,
+    mut attempt: impl FnMut() -> Result<T, Failure>,
+) -> anyhow::Result<T> {
+    let mut delay = Duration::from_millis(200);
+    for n in 1..=ATTEMPTS {
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(Failure::Final(err)) => return Err(err),
+            Err(Failure::Transient(reason)) if n == ATTEMPTS => {
+                anyhow::bail!("{url}: {reason} (gave up after {ATTEMPTS} attempts)")
+            }
+            Err(Failure::Transient(reason)) => {
+                tracing::warn!("{url}: {reason}; retrying in {delay:?}");
+                std::thread::sleep(delay);
+                delay *= 4;
+            }
+        }
+    }
+    unreachable!("the loop returns on its last attempt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_files_in_both_formats() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        assert_eq!(parse_checksum(&format!("{a}\n"), "kubeadm").unwrap(), a);
+        let list = format!("{a}  runc.amd64\n{b} *runc.arm64\n");
+        assert_eq!(parse_checksum(&list, "runc.arm64").unwrap(), "b".repeat(64));
+        let err = parse_checksum(&list, "runc.s390x").unwrap_err();
+        assert!(err.to_string().contains("runc.s390x"));
+        assert!(parse_checksum("not a digest\n", "x").is_err());
+        let nested = format!("{a}  ./bin/cni.tgz\n");
+        assert_eq!(parse_checksum(&nested, "cni.tgz").unwrap(), a);
+    }
+}

@@ -1,0 +1,132 @@
+//! `kiln build`: bake a recipe into a sysext image, an /opt tree and a manifest.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::build::cache::Cache;
+use crate::build::execute::{self, Options};
+use crate::build::mirror::{Mirror, Mirrors};
+use crate::build::plan::Plan;
+use crate::build::recipe::{Arch, Recipe};
+
+/// Bake Kubernetes from a recipe into a systemd-sysext image and an /opt tree.
+///
+/// Downloads kubeadm, kubelet, kubectl and the recipe's components (each verified against its
+/// published or pinned SHA-256 before use), pulls the images to pre-pull (every blob digest
+/// verified), and writes the outputs into --out: `NAME-vX.Y.Z-ARCH.raw` (sysext), the /opt
+/// tree, `NAME.transfer` (systemd-sysupdate), `manifest.json` and `SHA256SUMS`. The same recipe
+/// and inputs give the same bytes. Example:
+///
+///   kiln build images/flatcar-sysext.toml --out out/ --arch amd64
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The recipe (see images/*.toml).
+    recipe: PathBuf,
+    /// Output directory; must not exist (pass --force to replace it).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Download cache; content-addressed and safe to share [default: ~/.cache/kiln].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Fetch from a mirror: a base URL (https://dl.k8s.io/release=http://mirror/k8s) or a
+    /// registry (registry.k8s.io=http://127.0.0.1:5000); repeatable.
+    #[arg(long = "mirror", value_name = "FROM=TO")]
+    mirrors: Vec<Mirror>,
+    /// Build only this architecture of the recipe; repeatable.
+    #[arg(long = "arch", value_name = "ARCH")]
+    archs: Vec<Arch>,
+    /// The kiln-firstboot binary to bake: PATH (for the host's architecture) or ARCH=PATH
+    /// [default: kiln-firstboot next to this kiln].
+    #[arg(long = "firstboot", value_name = "[ARCH=]PATH")]
+    firstboot: Vec<String>,
+    /// Ask registries again what image tags point to (the cache otherwise remembers).
+    #[arg(long)]
+    refresh: bool,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Print the plan (downloads, checksum sources, images, outputs) and exit.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl BuildArgs {
+    /// Runs the build.
+    pub fn run(self) -> anyhow::Result<()> {
+        let recipe = Recipe::load(&self.recipe)?;
+        let epoch = source_date_epoch()?;
+        let plan = Plan::new(recipe, &self.archs, epoch)?;
+        if self.dry_run {
+            println!("{plan}");
+            return Ok(());
+        }
+        let options = Options {
+            out: self.out,
+            cache: self.cache.unwrap_or_else(Cache::default_dir),
+            mirrors: Mirrors::new(self.mirrors),
+            firstboot: firstboot_binaries(&self.firstboot)?,
+            refresh: self.refresh,
+            force: self.force,
+        };
+        let report = execute::execute(&plan, &options)?;
+        eprintln!(
+            "built {} into {} ({} downloaded, {} from the cache)",
+            plan.recipe.name,
+            options.out.display(),
+            report.downloaded,
+            report.cached
+        );
+        Ok(())
+    }
+}
+
+fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v.parse().map(Some).map_err(|_| {
+            anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?}: must be seconds since 1970 (an integer)")
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn host_arch() -> Option<Arch> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some(Arch::Amd64),
+        "aarch64" => Some(Arch::Arm64),
+        _ => None,
+    }
+}
+
+/// `--firstboot` values → binary per architecture; the default is the kiln-firstboot beside
+/// this executable, for the host's architecture.
+fn firstboot_binaries(values: &[String]) -> anyhow::Result<BTreeMap<Arch, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for value in values {
+        let (arch, path) = match value.split_once('=') {
+            Some((arch, path)) => {
+                let arch = <Arch as clap::ValueEnum>::from_str(arch, true).map_err(|_| {
+                    anyhow::anyhow!(
+                        "--firstboot {value}: unknown architecture {arch:?} (amd64, arm64)"
+                    )
+                })?;
+                (arch, path)
+            }
+            None => (
+                host_arch().ok_or_else(|| {
+                    anyhow::anyhow!("--firstboot {value}: say which architecture: ARCH=PATH")
+                })?,
+                value.as_str(),
+            ),
+        };
+        out.insert(arch, PathBuf::from(path));
+    }
+    if let (Some(arch), Ok(exe)) = (host_arch(), std::env::current_exe()) {
+        let beside = exe.with_file_name("kiln-firstboot");
+        if beside.exists() {
+            out.entry(arch).or_insert(beside);
+        }
+    }
+    Ok(out)
+}

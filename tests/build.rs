@@ -1,0 +1,267 @@
+//! `kiln build` against a stand-in Kubernetes release served on 127.0.0.1 (see
+//! tests/support/release.rs): cold and warm builds, the cache, and every failure mode of a
+//! download (checksum mismatch, pinned digest, server dying mid-download, 404) leaving no output
+//! and no poisoned cache.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use support::release::{self, Fault, Server};
+use support::{cargo_bin, kiln, Run};
+
+struct Fixture {
+    server: Server,
+    firstboot: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let kubeadm = cargo_bin("kiln-standins", "kubeadm");
+        Fixture {
+            server: Server::start(release::files(&kubeadm)),
+            firstboot: cargo_bin("kiln-firstboot", "kiln-firstboot"),
+        }
+    })
+}
+
+/// A fresh server (own faults and request counter) for tests that break things.
+fn own_server() -> Server {
+    static FILES: OnceLock<std::collections::BTreeMap<String, Vec<u8>>> = OnceLock::new();
+    Server::start(
+        FILES
+            .get_or_init(|| release::files(&cargo_bin("kiln-standins", "kubeadm")))
+            .clone(),
+    )
+}
+
+fn build(server: &Server, recipe: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Run {
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        recipe.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--cache".into(),
+        cache.display().to_string(),
+        "--firstboot".into(),
+        fixture().firstboot.display().to_string(),
+    ];
+    args.extend(release::mirror_args(&server.base));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    kiln(&args)
+}
+
+fn write_recipe(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("recipe.toml");
+    std::fs::write(&path, release::recipe(extra)).unwrap();
+    path
+}
+
+const NO_IMAGES: &str = "[images]\nkubeadm = \"none\"\n";
+
+fn assert_failed_cleanly(run: &Run, out: &Path, needle: &str) {
+    assert!(!run.ok, "the build should have failed:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(needle),
+        "expected {needle:?} in:\n{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("error:").count(), 1, "{}", run.stderr);
+    assert!(!out.exists(), "a failed build left {}", out.display());
+    let parent = out.parent().unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(parent)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".kiln-build-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "build directories left behind: {leftovers:?}"
+    );
+}
+
+/// Files in the cache's blob store.
+fn cached_blobs(cache: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(cache.join("sha256"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn cold_then_warm_build_downloads_nothing_the_second_time() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), NO_IMAGES);
+    let cache = dir.path().join("cache");
+    let before = f.server.request_count();
+    let run = build(&f.server, &recipe, &dir.path().join("out1"), &cache, &[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(f.server.request_count() > before);
+    let tree = dir.path().join("out1/tree-amd64");
+    for file in [
+        "usr/bin/kubeadm",
+        "usr/bin/kubelet",
+        "usr/bin/kubectl",
+        "usr/bin/crictl",
+        "usr/bin/containerd",
+        "usr/bin/containerd-shim-runc-v2",
+        "usr/bin/ctr",
+        "usr/bin/runc",
+        "usr/bin/kiln-firstboot",
+        "usr/libexec/cni/bridge",
+        "usr/libexec/cni/portmap",
+        "usr/lib/systemd/system/kubelet.service",
+        "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+        "usr/lib/systemd/system/containerd.service",
+        "usr/lib/systemd/system/kiln-firstboot.service",
+    ] {
+        assert!(tree.join(file).is_file(), "{file} missing");
+    }
+    assert_eq!(
+        std::fs::read(tree.join("usr/bin/runc")).unwrap(),
+        std::fs::read("/usr/sbin/runc").unwrap()
+    );
+
+    let before = f.server.request_count();
+    let run = build(&f.server, &recipe, &dir.path().join("out2"), &cache, &[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(
+        f.server.request_count(),
+        before,
+        "the warm build made requests"
+    );
+    assert!(run.stderr.contains("0 downloaded"), "{}", run.stderr);
+}
+
+#[test]
+fn checksum_mismatch_is_a_hard_error_and_the_cache_stays_clean() {
+    let server = own_server();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), NO_IMAGES);
+    let cache = dir.path().join("cache");
+    let path = format!("/k8s/{}/bin/linux/amd64/kubelet", release::KUBE);
+    server.fault(&path, Fault::Corrupt);
+    let out = dir.path().join("out");
+    let run = build(&server, &recipe, &out, &cache, &[]);
+    assert_failed_cleanly(&run, &out, "does not match its checksum");
+    assert!(run.stderr.contains("kubelet"), "{}", run.stderr);
+    for blob in cached_blobs(&cache) {
+        let bytes = std::fs::read(cache.join("sha256").join(&blob)).unwrap();
+        assert_eq!(
+            support::sha256_hex(&bytes),
+            blob,
+            "unverified blob in the cache"
+        );
+    }
+    server.heal();
+    let run = build(&server, &recipe, &out, &cache, &[]);
+    assert!(run.ok, "{}", run.stderr);
+}
+
+#[test]
+fn a_pinned_checksum_wins_over_the_published_one() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let pin = format!(
+        "{NO_IMAGES}[checksums.amd64]\nkubectl = \"{}\"\n",
+        "0".repeat(64)
+    );
+    let recipe = write_recipe(dir.path(), &pin);
+    let out = dir.path().join("out");
+    let run = build(&f.server, &recipe, &out, &dir.path().join("cache"), &[]);
+    assert_failed_cleanly(&run, &out, "does not match its checksum");
+    assert!(run.stderr.contains("kubectl"), "{}", run.stderr);
+}
+
+#[test]
+fn a_server_dying_mid_download_fails_the_build_without_poisoning_the_cache() {
+    let server = own_server();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), NO_IMAGES);
+    let cache = dir.path().join("cache");
+    let path = format!(
+        "/containerd/v{0}/containerd-{0}-linux-amd64.tar.gz",
+        release::CONTAINERD
+    );
+    server.fault(&path, Fault::DieMidway);
+    let out = dir.path().join("out");
+    let run = build(&server, &recipe, &out, &cache, &[]);
+    assert_failed_cleanly(&run, &out, "gave up after 3 attempts");
+    assert!(std::fs::read_dir(cache.join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+    server.heal();
+    let run = build(&server, &recipe, &out, &cache, &[]);
+    assert!(run.ok, "{}", run.stderr);
+}
+
+#[test]
+fn a_missing_release_file_names_the_url() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), "[images]\nkubeadm = \"none\"\n")
+        .display()
+        .to_string();
+    let text = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace("crictl = \"1.31.1\"", "crictl = \"9.9.9\"");
+    std::fs::write(&recipe, text).unwrap();
+    let out = dir.path().join("out");
+    let run = build(
+        &f.server,
+        Path::new(&recipe),
+        &out,
+        &dir.path().join("cache"),
+        &[],
+    );
+    assert_failed_cleanly(&run, &out, "404");
+    assert!(
+        run.stderr.contains("crictl-v9.9.9-linux-amd64.tar.gz"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn bad_input_is_refused_before_any_download() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), NO_IMAGES);
+    let out = dir.path().join("out");
+    let before = f.server.request_count();
+    let run = build(
+        &f.server,
+        &recipe,
+        &out,
+        &dir.path().join("cache"),
+        &["--arch", "arm64"],
+    );
+    assert_failed_cleanly(&run, &out, "--arch arm64");
+    let run = kiln(&[
+        "build",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--firstboot",
+        "/etc/os-release",
+    ]);
+    assert_failed_cleanly(&run, &out, "not a Linux amd64 executable");
+    std::fs::create_dir(&out).unwrap();
+    let run = build(&f.server, &recipe, &out, &dir.path().join("cache"), &[]);
+    assert!(
+        !run.ok && run.stderr.contains("already exists"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(f.server.request_count(), before);
+}

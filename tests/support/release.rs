@@ -1,0 +1,251 @@
+//! A stand-in Kubernetes release for `kiln build` tests, served in the official URL layouts from
+//! a local HTTP server on 127.0.0.1. kubeadm is the stand-in kubeadm (tests/standins), kubelet,
+//! kubectl and crictl are stand-in scripts (the real ones cannot be downloaded here); the CNI
+//! plugins, containerd and runc are Debian's real binaries repackaged as their upstream release
+//! tarballs. None of this is a real Kubernetes release.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::sha256_hex;
+
+pub const KUBE: &str = "v1.31.4";
+pub const CNI: &str = "1.6.2";
+pub const CRICTL: &str = "1.31.1";
+pub const CONTAINERD: &str = "1.7.24";
+pub const RUNC: &str = "1.2.4";
+
+/// What the server does wrong on purpose for one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Announce the full length, send half, close.
+    DieMidway,
+    /// Serve the bytes with one flipped.
+    Corrupt,
+    /// 404.
+    Missing,
+}
+
+/// The served files and what happened to them.
+#[derive(Clone, Default)]
+pub struct Server {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    faults: Arc<Mutex<BTreeMap<String, Fault>>>,
+    /// Requests answered so far.
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// Starts a server for `files` (path → bytes) on 127.0.0.1.
+    pub fn start(files: BTreeMap<String, Vec<u8>>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = Server {
+            base: format!("http://{}", listener.local_addr().unwrap()),
+            files: Arc::new(Mutex::new(files)),
+            ..Default::default()
+        };
+        let s = server.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let s = s.clone();
+                std::thread::spawn(move || s.answer(stream));
+            }
+        });
+        server
+    }
+
+    /// Makes `path` misbehave.
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.faults.lock().unwrap().insert(path.to_owned(), fault);
+    }
+
+    /// Stops all faults.
+    pub fn heal(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+
+    /// Requests answered so far.
+    pub fn request_count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn answer(&self, stream: std::net::TcpStream) {
+        let mut reader = BufReader::new(&stream);
+        let mut request = String::new();
+        if reader.read_line(&mut request).is_err() {
+            return;
+        }
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+            line.clear();
+        }
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let fault = self.faults.lock().unwrap().get(&path).copied();
+        let body = self.files.lock().unwrap().get(&path).cloned();
+        let mut out = &stream;
+        match (body, fault) {
+            (None, _) | (_, Some(Fault::Missing)) => {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+            (Some(mut body), fault) => {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                match fault {
+                    Some(Fault::DieMidway) => {
+                        let _ = out.write_all(&body[..body.len() / 2]);
+                        let _ = stream.shutdown(std::net::Shutdown::Both);
+                    }
+                    Some(Fault::Corrupt) => {
+                        let last = body.len() - 1;
+                        body[last] ^= 0xff;
+                        let _ = out.write_all(&body);
+                    }
+                    _ => {
+                        let _ = out.write_all(&body);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A gzip tarball of `(path, bytes, mode)` entries.
+pub fn tar_gz(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+    let mut tar = tar::Builder::new(gz);
+    for (path, bytes, mode) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(1_700_000_000);
+        header.set_cksum();
+        tar.append_data(&mut header, path, *bytes).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+fn script(name: &str) -> Vec<u8> {
+    format!("#!/bin/sh\n# stand-in {name} for kiln's tests (not the real {name})\necho \"stand-in {name} $*\"\n").into_bytes()
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (installed by .ci/setup)"))
+}
+
+/// The stand-in release files (amd64) in the official layouts, under `/k8s`, `/containerd`,
+/// `/runc`, `/cni` and `/crictl`, with their published checksum files.
+pub fn files(standin_kubeadm: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut add = |path: String, bytes: Vec<u8>| {
+        files.insert(path, bytes);
+    };
+    let kubeadm = std::fs::read(standin_kubeadm).unwrap();
+    for (name, bytes) in [
+        ("kubeadm", kubeadm),
+        ("kubelet", script("kubelet")),
+        ("kubectl", script("kubectl")),
+    ] {
+        let path = format!("/k8s/{KUBE}/bin/linux/amd64/{name}");
+        add(format!("{path}.sha256"), sha256_hex(&bytes).into_bytes());
+        add(path, bytes);
+    }
+    let plugins: Vec<(String, Vec<u8>)> = ["bridge", "host-local", "loopback", "portmap"]
+        .iter()
+        .map(|p| (format!("./{p}"), read(&format!("/usr/lib/cni/{p}"))))
+        .collect();
+    let entries: Vec<(&str, &[u8], u32)> = plugins
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice(), 0o755))
+        .collect();
+    let cni = tar_gz(&entries);
+    let name = format!("cni-plugins-linux-amd64-v{CNI}.tgz");
+    add(
+        format!("/cni/v{CNI}/{name}.sha256"),
+        format!("{}  {name}\n", sha256_hex(&cni)).into_bytes(),
+    );
+    add(format!("/cni/v{CNI}/{name}"), cni);
+
+    let crictl = tar_gz(&[("crictl", &script("crictl"), 0o755)]);
+    let name = format!("crictl-v{CRICTL}-linux-amd64.tar.gz");
+    add(
+        format!("/crictl/v{CRICTL}/{name}.sha256"),
+        sha256_hex(&crictl).into_bytes(),
+    );
+    add(format!("/crictl/v{CRICTL}/{name}"), crictl);
+
+    let (c, s, t) = (
+        read("/usr/bin/containerd"),
+        read("/usr/bin/containerd-shim-runc-v2"),
+        read("/usr/bin/ctr"),
+    );
+    let containerd = tar_gz(&[
+        ("bin/containerd", &c, 0o755),
+        ("bin/containerd-shim-runc-v2", &s, 0o755),
+        ("bin/ctr", &t, 0o755),
+    ]);
+    let name = format!("containerd-{CONTAINERD}-linux-amd64.tar.gz");
+    add(
+        format!("/containerd/v{CONTAINERD}/{name}.sha256sum"),
+        format!("{}  {name}\n", sha256_hex(&containerd)).into_bytes(),
+    );
+    add(format!("/containerd/v{CONTAINERD}/{name}"), containerd);
+
+    let runc = read("/usr/sbin/runc");
+    add(
+        format!("/runc/v{RUNC}/runc.sha256sum"),
+        format!(
+            "{}  runc.amd64\n{}  runc.arm64\n",
+            sha256_hex(&runc),
+            "0".repeat(64)
+        )
+        .into_bytes(),
+    );
+    add(format!("/runc/v{RUNC}/runc.amd64"), runc);
+    files
+}
+
+/// `--mirror` arguments pointing the official sources at `base`.
+pub fn mirror_args(base: &str) -> Vec<String> {
+    [
+        ("https://dl.k8s.io/release", "k8s"),
+        (
+            "https://github.com/containerd/containerd/releases/download",
+            "containerd",
+        ),
+        (
+            "https://github.com/opencontainers/runc/releases/download",
+            "runc",
+        ),
+        (
+            "https://github.com/containernetworking/plugins/releases/download",
+            "cni",
+        ),
+        (
+            "https://github.com/kubernetes-sigs/cri-tools/releases/download",
+            "crictl",
+        ),
+    ]
+    .iter()
+    .flat_map(|(from, to)| ["--mirror".to_owned(), format!("{from}={base}/{to}")])
+    .collect()
+}
+
+/// A recipe for the stand-in release (amd64 only) with `extra` TOML appended.
+pub fn recipe(extra: &str) -> String {
+    format!(
+        "name = \"kubernetes\"\nkubernetes_version = \"{KUBE}\"\narchitectures = [\"amd64\"]\nsource_date_epoch = 1700000000\n\n[components]\ncontainerd = \"{CONTAINERD}\"\nrunc = \"{RUNC}\"\ncni_plugins = \"{CNI}\"\ncrictl = \"{CRICTL}\"\n{extra}"
+    )
+}
