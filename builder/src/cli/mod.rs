@@ -2,6 +2,7 @@
 
 mod certificate_key;
 mod duration;
+mod images;
 mod kubeconfig;
 mod pki;
 mod token;
@@ -32,6 +33,9 @@ enum Command {
     /// Kubeconfig files signed by the cluster CA.
     #[command(subcommand)]
     Kubeconfig(kubeconfig::KubeconfigCommand),
+    /// The container images kubeadm needs for a Kubernetes version (`kubeadm config images list`).
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
 }
 
 impl Cli {
@@ -42,6 +46,7 @@ impl Cli {
             Command::Token(cmd) => cmd.run(),
             Command::CertificateKey(args) => args.run(),
             Command::Kubeconfig(cmd) => cmd.run(),
+            Command::Images(cmd) => cmd.run(),
         }
     }
 }
