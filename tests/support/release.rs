@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::sha256_hex;
 
-pub const KUBE: &str = "v1.31.4";
+pub const KUBE: &str = "v1.31.2";
 pub const CNI: &str = "1.6.2";
 pub const CRICTL: &str = "1.31.1";
 pub const CONTAINERD: &str = "1.7.24";

@@ -262,9 +262,9 @@ fn images_for(recipe: &Recipe, version: &KubeVersion) -> anyhow::Result<Vec<Stri
     let repo = recipe.images.repository.as_deref();
     let mut images = match recipe.images.kubeadm {
         KubeadmImages::None => Vec::new(),
-        KubeadmImages::ControlPlane => control_plane_images(version, repo)?,
+        KubeadmImages::ControlPlane => kiln_core::images::control_plane_images(version, repo)?,
         KubeadmImages::Node => {
-            let all = control_plane_images(version, repo)?;
+            let all = kiln_core::images::control_plane_images(version, repo)?;
             all.into_iter()
                 .filter(|i| i.contains("/kube-proxy:") || i.contains("/pause:"))
                 .collect()
@@ -321,11 +321,6 @@ impl fmt::Display for Plan {
         }
         write!(f, "  manifest.json, SHA256SUMS")
     }
-}
-
-// TEMPORARY until kiln_core::images lands.
-fn control_plane_images(_: &KubeVersion, _: Option<&str>) -> anyhow::Result<Vec<String>> {
-    anyhow::bail!("image table pending")
 }
 
 #[cfg(test)]

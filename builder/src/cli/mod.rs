@@ -3,6 +3,7 @@
 mod build;
 mod certificate_key;
 mod duration;
+mod images;
 mod kubeconfig;
 mod pki;
 mod token;
@@ -35,6 +36,9 @@ enum Command {
     Kubeconfig(kubeconfig::KubeconfigCommand),
     /// Bake Kubernetes from a recipe into a sysext image and an /opt tree.
     Build(build::BuildArgs),
+    /// The container images kubeadm needs for a Kubernetes version (`kubeadm config images list`).
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
 }
 
 impl Cli {
@@ -46,6 +50,7 @@ impl Cli {
             Command::CertificateKey(args) => args.run(),
             Command::Kubeconfig(cmd) => cmd.run(),
             Command::Build(args) => args.run(),
+            Command::Images(cmd) => cmd.run(),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod cli_main;
 pub mod error;
 pub mod fsutil;
+pub mod images;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod names;

@@ -103,11 +103,12 @@ struct Cni<'a> {
     conf_dir: &'a str,
 }
 
-/// The pause image kubeadm expects for a kubeadm version (kubeadm's `PauseVersion`: 3.9 up to
-/// 1.30, 3.10 from 1.31). containerd must use the same sandbox image or an offline init hangs.
-pub fn kubeadm_pause_image(kubeadm: &kiln_core::version::KubeVersion) -> String {
-    let tag = if kubeadm.minor >= 31 { "3.10" } else { "3.9" };
-    format!("registry.k8s.io/pause:{tag}")
+/// The pause image kubeadm expects for a kubeadm version, from kiln's table of kubeadm's images
+/// (`kiln_core::images`). containerd must use the same sandbox image or an offline init hangs.
+pub fn kubeadm_pause_image(
+    kubeadm: &kiln_core::version::KubeVersion,
+) -> Result<String, kiln_core::Error> {
+    kiln_core::images::pause_image(kubeadm, None)
 }
 
 /// containerd 1.x configuration (format version 2) for `settings`.
@@ -200,5 +201,14 @@ mod tests {
         );
         assert_eq!(cri["cni"]["bin_dir"].as_str(), Some("/opt/cni/bin"));
         assert!(parsed.get("root").is_none());
+    }
+
+    #[test]
+    fn pause_image_comes_from_kilns_image_table() {
+        let pause = |v: &str| kubeadm_pause_image(&v.parse().unwrap());
+        assert_eq!(pause("v1.30.4").unwrap(), "registry.k8s.io/pause:3.9");
+        assert_eq!(pause("v1.31.2").unwrap(), "registry.k8s.io/pause:3.10");
+        let err = pause("v1.99.0").unwrap_err().to_string();
+        assert!(err.contains("kubeadm-images.toml"), "{err}");
     }
 }

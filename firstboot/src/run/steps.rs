@@ -155,7 +155,14 @@ impl Step for Runtime {
             .any(|n| n.path() == Path::new(containerd::CONFIG_PATH));
         if !own_config {
             let pause = match target(ctx, &plan)? {
-                Some(t) => containerd::kubeadm_pause_image(&t.kubeadm),
+                Some(t) => containerd::kubeadm_pause_image(&t.kubeadm).with_context(|| {
+                    format!(
+                        "choosing containerd's sandbox image for kubeadm {} (or ship your own \
+                         {} in the user-data)",
+                        t.kubeadm,
+                        containerd::CONFIG_PATH
+                    )
+                })?,
                 None => "registry.k8s.io/pause:3.10".into(),
             };
             let text = containerd::render(&containerd::Settings::for_node(&pause));
