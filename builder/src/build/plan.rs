@@ -397,7 +397,7 @@ extra = ["docker.io/library/busybox:1.36"]
     fn arch_filter_and_unknown_pins_are_checked() {
         let p = Plan::new(Recipe::parse(FULL).unwrap(), &[Arch::Arm64], None).unwrap();
         assert!(p.artifacts.iter().all(|a| a.arch == Arch::Arm64));
-        let r = Recipe::parse("kubernetes_version = \"v1.31.4\"\n").unwrap();
+        let r = Recipe::parse("kubernetes_version = \"v1.31.2\"\n").unwrap();
         let err = Plan::new(r, &[Arch::Arm64], None).unwrap_err();
         assert!(err.to_string().contains("--arch arm64"), "{err}");
         let err = plan("kubernetes_version = \"v1.31.4\"\n[checksums.amd64]\nkubeadmm = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n").unwrap_err();
@@ -409,7 +409,7 @@ extra = ["docker.io/library/busybox:1.36"]
 
     #[test]
     fn epoch_precedence() {
-        let r = Recipe::parse("kubernetes_version = \"v1.31.4\"\nsource_date_epoch = 5\n").unwrap();
+        let r = Recipe::parse("kubernetes_version = \"v1.31.2\"\nsource_date_epoch = 5\n").unwrap();
         assert_eq!(
             Plan::new(r.clone(), &[], None).unwrap().source_date_epoch,
             5
