@@ -3,9 +3,10 @@
 //! pulls into a content-addressed cache, content trees per architecture, and the outputs.
 //!
 //! Modules: `recipe` (the TOML format), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed
-//! store), `digest` (SHA-256 helpers).
+//! store), `digest` (SHA-256 helpers), `oci` (pre-pulled images).
 
 pub mod cache;
 pub mod digest;
 pub mod mirror;
+pub mod oci;
 pub mod recipe;

@@ -4,6 +4,7 @@ mod certificate_key;
 mod duration;
 mod kubeconfig;
 mod pki;
+mod pull;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     /// Kubeconfig files signed by the cluster CA.
     #[command(subcommand)]
     Kubeconfig(kubeconfig::KubeconfigCommand),
+    /// Pull images into verified, reproducible archives for nodes to import (air gap).
+    Pull(pull::PullArgs),
 }
 
 impl Cli {
@@ -42,6 +45,7 @@ impl Cli {
             Command::Token(cmd) => cmd.run(),
             Command::CertificateKey(args) => args.run(),
             Command::Kubeconfig(cmd) => cmd.run(),
+            Command::Pull(args) => args.run(),
         }
     }
 }
