@@ -4,9 +4,9 @@
 //! and a local proxy that counts requests and injects faults; the archives are imported into a
 //! real containerd. Only 127.0.0.1 is contacted.
 
-mod support;
 #[path = "support/oci.rs"]
 mod oci;
+mod support;
 
 use std::path::Path;
 
@@ -330,7 +330,9 @@ fn failures_are_hard_errors_that_write_nothing_and_keep_the_cache_clean() {
     std::fs::write(&stored, &good).unwrap();
     let run = pull(&proxy.addr, &cache, &out, "linux/amd64", IMAGES);
     assert!(run.ok, "{}", run.stderr);
-    assert!(archive_blobs(&out.join("registry.k8s.io_pause_3.10.tar")).contains(&pushed.pause_layer));
+    assert!(
+        archive_blobs(&out.join("registry.k8s.io_pause_3.10.tar")).contains(&pushed.pause_layer)
+    );
 
     // The registry gone entirely (cold cache): a connection error naming the image.
     registry.stop();

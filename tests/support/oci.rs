@@ -37,11 +37,7 @@ pub struct Layout {
 impl Layout {
     pub fn new(dir: &Path) -> Self {
         std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-        std::fs::write(
-            dir.join("oci-layout"),
-            r#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
         Layout {
             dir: dir.to_owned(),
         }
@@ -233,9 +229,7 @@ impl Drop for Registry {
 /// The status of `GET path` on `addr`, or `None` if nothing answers.
 fn http_status(addr: &str, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;

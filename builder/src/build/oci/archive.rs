@@ -109,9 +109,15 @@ fn write_archive(
             );
         }
         let index = index_json(image);
-        tar.append(&file_header("index.json", index.len() as u64, mtime)?, &index[..])?;
+        tar.append(
+            &file_header("index.json", index.len() as u64, mtime)?,
+            &index[..],
+        )?;
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-        tar.append(&file_header("oci-layout", layout.len() as u64, mtime)?, &layout[..])?;
+        tar.append(
+            &file_header("oci-layout", layout.len() as u64, mtime)?,
+            &layout[..],
+        )?;
         tar.finish()?;
     }
     out.inner.flush()?;
@@ -216,7 +222,10 @@ mod tests {
     fn image(cache: &Cache) -> PulledImage {
         let mut blobs = Vec::new();
         for (t, bytes) in [
-            ("application/vnd.oci.image.manifest.v1+json", &b"{\"m\":1}"[..]),
+            (
+                "application/vnd.oci.image.manifest.v1+json",
+                &b"{\"m\":1}"[..],
+            ),
             ("application/vnd.oci.image.config.v1+json", b"{}"),
             ("application/vnd.oci.image.layer.v1.tar", b"layer"),
         ] {
@@ -242,8 +251,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cache = Cache::open(&tmp.path().join("cache")).unwrap();
         let img = image(&cache);
-        let a = write_archives(std::slice::from_ref(&img), &cache, &tmp.path().join("a"), 7)
-            .unwrap();
+        let a =
+            write_archives(std::slice::from_ref(&img), &cache, &tmp.path().join("a"), 7).unwrap();
         let b = write_archives(&[img], &cache, &tmp.path().join("b"), 7).unwrap();
         assert_eq!(a, b);
         assert_eq!(a[0].0, "registry.k8s.io_pause_3.10.tar");
@@ -253,7 +262,10 @@ mod tests {
         for entry in archive.entries().unwrap() {
             let entry = entry.unwrap();
             let h = entry.header();
-            assert_eq!((h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()), (7, 0, 0));
+            assert_eq!(
+                (h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+                (7, 0, 0)
+            );
             assert_eq!(h.username().unwrap(), Some(""));
             names.push(entry.path().unwrap().display().to_string());
         }

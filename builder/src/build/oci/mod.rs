@@ -131,7 +131,10 @@ mod tests {
         let p: Platform = "linux/arm64/v8".parse().unwrap();
         assert_eq!(p.variant.as_deref(), Some("v8"));
         assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert_eq!("linux/amd64".parse::<Platform>().unwrap(), Platform::linux("amd64"));
+        assert_eq!(
+            "linux/amd64".parse::<Platform>().unwrap(),
+            Platform::linux("amd64")
+        );
         assert!("amd64".parse::<Platform>().is_err());
         assert!("linux//x".parse::<Platform>().is_err());
     }

@@ -166,11 +166,14 @@ impl Puller<'_> {
         };
         let manifest: ManifestJson = serde_json::from_slice(&manifest_bytes)
             .with_context(|| format!("manifest {} is not valid JSON", manifest_blob.digest))?;
-        let config = manifest.config.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("manifest {} has no config", manifest_blob.digest)
-        })?;
+        let config = manifest
+            .config
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("manifest {} has no config", manifest_blob.digest))?;
         if manifest.manifests.is_some() {
-            anyhow::bail!("index {target_digest} points at another index; nested indexes are not supported");
+            anyhow::bail!(
+                "index {target_digest} points at another index; nested indexes are not supported"
+            );
         }
 
         let parts: Vec<(&str, &DescriptorJson)> = std::iter::once(("config", config))
@@ -356,7 +359,10 @@ fn check_config_platform(
         .ok_or_else(|| anyhow::anyhow!("config {} vanished from the cache", config.digest))?;
     let parsed: Config = serde_json::from_slice(&std::fs::read(&path)?)
         .with_context(|| format!("config {} is not valid JSON", config.digest))?;
-    let (os, arch) = (parsed.os.unwrap_or_default(), parsed.architecture.unwrap_or_default());
+    let (os, arch) = (
+        parsed.os.unwrap_or_default(),
+        parsed.architecture.unwrap_or_default(),
+    );
     anyhow::ensure!(
         os == want.os && arch == want.arch,
         "the image is for {os}/{arch}, not {want}"

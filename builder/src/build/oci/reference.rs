@@ -171,7 +171,10 @@ mod tests {
             "docker.io/library/busybox:1"
         );
         let r = parse("registry.k8s.io/pause:3.10");
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("registry.k8s.io", "pause"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("registry.k8s.io", "pause")
+        );
         assert_eq!(r.archive_name(), "registry.k8s.io_pause_3.10.tar");
     }
 
@@ -189,7 +192,10 @@ mod tests {
         assert_eq!(r.image_names("sha256:x"), vec!["localhost/app@sha256:x"]);
         assert_eq!(
             parse("registry.k8s.io/pause:3.10").image_names("sha256:x"),
-            vec!["registry.k8s.io/pause:3.10", "registry.k8s.io/pause@sha256:x"]
+            vec![
+                "registry.k8s.io/pause:3.10",
+                "registry.k8s.io/pause@sha256:x"
+            ]
         );
     }
 

@@ -187,7 +187,9 @@ impl Registry {
                 ),
                 _ => anyhow::bail!(
                     "GET {url}: HTTP {status}{}",
-                    error_detail(response).map(|d| format!(": {d}")).unwrap_or_default()
+                    error_detail(response)
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
                 ),
             }
         }
