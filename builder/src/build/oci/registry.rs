@@ -30,6 +30,8 @@ pub const MANIFEST_TYPES: &[&str] = &[
 const MANIFEST_LIMIT: u64 = 4 << 20;
 /// Attempts per request (connection errors, 408, 429, 5xx).
 const ATTEMPTS: u32 = 3;
+/// Redirects followed per request.
+const MAX_REDIRECTS: u32 = 5;
 
 /// A registry client shared by all pulls of a build (tokens are cached per registry and
 /// repository).
@@ -40,7 +42,8 @@ pub struct Registry {
     tokens: Arc<Mutex<HashMap<String, String>>>,
 }
 
-/// A fetched manifest: its bytes and the `Content-Type` the registry gave.
+/// A fetched manifest: its bytes and the digest the registry says it has.
+#[derive(Debug)]
 pub struct Manifest {
     /// The body, byte for byte (its digest is the manifest's digest).
     pub bytes: Vec<u8>,
@@ -59,7 +62,7 @@ impl Registry {
             .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .max_redirects(5)
+            .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
             .timeout_per_read(Some(Duration::from_secs(60)))
@@ -140,21 +143,30 @@ impl Registry {
         )
     }
 
-    /// GET with retries and the bearer-token dance; returns a 200 response.
+    /// GET with retries, redirects and the bearer-token dance; returns a 200 response.
+    ///
+    /// Redirects are followed here, not by ureq, because a registry may send the client to
+    /// another host that asks for its own token (registry.k8s.io → Artifact Registry), and
+    /// because a token must never travel to the storage a blob redirect points at (signed URLs):
+    /// after a redirect, a token is sent only once the target answers 401.
     fn get(
         &self,
         image: &Reference,
         url: &str,
         accept: &str,
     ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
-        let key = format!("{}/{}", image.registry, image.repository);
-        let mut refreshed_token = false;
+        let mut url = url.to_owned();
+        let mut redirects = 0;
+        let mut challenged = Vec::new();
+        // A redirect target gets a token only once it asks for one with a 401.
+        let mut authorize = true;
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let key = format!("{} {}", origin(&url), image.repository);
             let token = self.tokens.lock().unwrap().get(&key).cloned();
-            let mut request = self.agent.get(url).header("Accept", accept);
-            if let Some(token) = &token {
+            let mut request = self.agent.get(&url).header("Accept", accept);
+            if let Some(token) = token.as_ref().filter(|_| authorize) {
                 request = request.header("Authorization", format!("Bearer {token}"));
             }
             let response = match request.call() {
@@ -168,18 +180,22 @@ impl Registry {
             let status = response.status().as_u16();
             match status {
                 200 => return Ok(response),
-                401 if !refreshed_token => {
-                    let challenge = response
-                        .headers()
-                        .get("www-authenticate")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
+                301 | 302 | 303 | 307 | 308 if redirects < MAX_REDIRECTS => {
+                    let location = header(&response, "location");
+                    url = redirect_target(&url, &location)?;
+                    redirects += 1;
+                    attempt = 0;
+                    authorize = false;
+                }
+                401 if !authorize && token.is_some() => authorize = true,
+                401 if !challenged.contains(&key) => {
+                    let challenge = header(&response, "www-authenticate");
                     let token = self
                         .fetch_token(&challenge, image)
                         .with_context(|| format!("GET {url}: 401 Unauthorized"))?;
                     self.tokens.lock().unwrap().insert(key.clone(), token);
-                    refreshed_token = true;
+                    challenged.push(key);
+                    authorize = true;
                 }
                 408 | 429 | 500..=599 if attempt < ATTEMPTS => backoff(attempt),
                 404 => anyhow::bail!(
@@ -236,6 +252,39 @@ impl Registry {
             .map(str::to_owned)
             .ok_or_else(|| anyhow::anyhow!("token response from {realm} has no token"))
     }
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `scheme://host[:port]` of `url`.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+/// Where a redirect from `from` to `location` goes; HTTPS is never downgraded to HTTP.
+fn redirect_target(from: &str, location: &str) -> anyhow::Result<String> {
+    let target = if location.starts_with("https://") || location.starts_with("http://") {
+        location.to_owned()
+    } else if location.starts_with('/') {
+        format!("{}{location}", origin(from))
+    } else {
+        anyhow::bail!("GET {from}: redirect to {location:?}, which kiln does not follow");
+    };
+    if from.starts_with("https://") && !target.starts_with("https://") {
+        anyhow::bail!("GET {from}: refusing the redirect from HTTPS to {target}");
+    }
+    Ok(target)
 }
 
 /// `Bearer k="v",k2="v2"` → its parameters; `None` for other schemes (Basic).
@@ -307,6 +356,112 @@ mod tests {
         assert_eq!(p["service"], "registry.docker.io");
         assert_eq!(p["scope"], "repository:library/nginx:pull");
         assert!(parse_challenge(r#"Basic realm="x""#).is_none());
+    }
+
+    type Handler = fn(&str, &str, &str) -> (u16, String, Vec<u8>);
+
+    /// A one-request-per-connection HTTP server on 127.0.0.1 for the rest of the test process:
+    /// `handler(own address, request line, head)` → status, extra header lines, body.
+    fn serve(handler: Handler) -> String {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let own = addr.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let line = head.lines().next().unwrap_or_default().to_owned();
+                let (status, headers, body) = handler(&own, &line, &head);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            }
+        });
+        addr
+    }
+
+    /// A registry that redirects to a backend on another host, which wants an anonymous token;
+    /// the blob lives behind a signed URL that must not see the token.
+    #[test]
+    fn redirects_and_anonymous_tokens() {
+        let back = serve(|own, line, head| {
+            let head = head.to_ascii_lowercase();
+            let authed = head.contains("authorization: bearer tok");
+            if line.starts_with("GET /token?") {
+                assert!(line.contains("scope=repository%3Aapp%3Apull"), "{line}");
+                assert!(line.contains("service=svc"), "{line}");
+                return (200, String::new(), br#"{"token":"tok"}"#.to_vec());
+            }
+            if line.starts_with("GET /v2/app/manifests/1 ") {
+                if !authed {
+                    let challenge = format!(
+                        "WWW-Authenticate: Bearer realm=\"http://{own}/token\",service=\"svc\",scope=\"repository:app:pull\"\r\n"
+                    );
+                    return (401, challenge, Vec::new());
+                }
+                return (
+                    200,
+                    "Docker-Content-Digest: sha256:x\r\n".into(),
+                    b"manifest".to_vec(),
+                );
+            }
+            if line.starts_with("GET /signed/blob ") {
+                return if head.contains("authorization") {
+                    (400, String::new(), b"token leaked".to_vec())
+                } else {
+                    (200, String::new(), b"blob".to_vec())
+                };
+            }
+            (404, String::new(), Vec::new())
+        });
+        static BACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        BACK.set(back).unwrap();
+        let front = serve(|_, line, _| {
+            let back = BACK.get().unwrap();
+            if line.starts_with("GET /v2/app/manifests/1 ") {
+                let to = format!("Location: http://{back}/v2/app/manifests/1\r\n");
+                return (307, to, Vec::new());
+            }
+            if line.starts_with("GET /v2/app/blobs/sha256:ab ") {
+                return (
+                    307,
+                    format!("Location: http://{back}/signed/blob\r\n"),
+                    Vec::new(),
+                );
+            }
+            (404, String::new(), Vec::new())
+        });
+        let mirrors = Mirrors::new(vec![format!("reg.example=http://{front}").parse().unwrap()]);
+        let registry = Registry::new(&mirrors);
+        let image: Reference = "reg.example/app:1".parse().unwrap();
+        let manifest = registry.manifest(&image, "1").unwrap();
+        assert_eq!(manifest.bytes, b"manifest");
+        assert_eq!(manifest.digest_header.as_deref(), Some("sha256:x"));
+        let mut blob = Vec::new();
+        registry
+            .blob(&image, "sha256:ab", &mut blob, &|_| {})
+            .unwrap();
+        assert_eq!(blob, b"blob");
+        let err = registry.manifest(&image, "2").unwrap_err().to_string();
+        assert!(err.contains("404"), "{err}");
+    }
+
+    #[test]
+    fn redirect_targets() {
+        assert_eq!(
+            redirect_target("https://a.io/v2/x", "/v2/y").unwrap(),
+            "https://a.io/v2/y"
+        );
+        assert!(redirect_target("https://a.io/v2/x", "http://b.io/y").is_err());
+        assert_eq!(origin("http://127.0.0.1:5/v2/x"), "http://127.0.0.1:5");
     }
 
     #[test]
