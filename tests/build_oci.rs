@@ -14,13 +14,16 @@ use oci::*;
 use support::*;
 
 /// The images every test pushes: `registry.k8s.io/pause:3.10` (single-arch amd64) and
-/// `docker.io/library/multi:1` (an index over amd64 and arm64).
+/// `docker.io/library/multi:1` (an index over amd64, arm/v7 and arm64).
 struct Pushed {
     pause_manifest: String,
     pause_layer: String,
     multi_index: String,
     multi_amd64: String,
     multi_arm64: String,
+    multi_arm: String,
+    amd64_layer: String,
+    arm64_layer: String,
 }
 
 fn push_images(dir: &Path, registry: &Registry) -> Pushed {
@@ -30,9 +33,10 @@ fn push_images(dir: &Path, registry: &Registry) -> Pushed {
     registry.push(&single, "3.10", "pause");
 
     let multi = Layout::new(&dir.join("multi"));
-    let (amd64, _) = multi.image("amd64", "amd64\n");
-    let (arm64, _) = multi.image("arm64", "arm64\n");
-    let index = multi.index(&[("amd64", &amd64), ("arm64", &arm64)]);
+    let (amd64, amd64_layer) = multi.image("amd64", "amd64\n");
+    let (arm64, arm64_layer) = multi.image("arm64", "arm64\n");
+    let (arm, _) = multi.image("arm", "arm\n");
+    let index = multi.index(&[("amd64", &amd64), ("arm/v7", &arm), ("arm64", &arm64)]);
     multi.tag(&index, "1");
     registry.push(&multi, "1", "library/multi");
     Pushed {
@@ -41,6 +45,9 @@ fn push_images(dir: &Path, registry: &Registry) -> Pushed {
         multi_index: index.digest,
         multi_amd64: amd64.digest,
         multi_arm64: arm64.digest,
+        multi_arm: arm.digest,
+        amd64_layer: amd64_layer.digest,
+        arm64_layer: arm64_layer.digest,
     }
 }
 
@@ -145,11 +152,19 @@ fn pulls_platforms_from_indexes_and_containerd_imports_the_archives() {
         index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
         "registry.k8s.io/pause:3.10"
     );
-    // amd64 takes the amd64 manifest of the index, and only its blobs.
+    // amd64 takes the amd64 manifest of the index and its layers; the other manifests come
+    // along (containerd may read them on import), their layers do not.
     let blobs = archive_blobs(&multi_tar);
-    assert!(blobs.contains(&pushed.multi_index));
-    assert!(blobs.contains(&pushed.multi_amd64));
-    assert!(!blobs.contains(&pushed.multi_arm64));
+    for digest in [
+        &pushed.multi_index,
+        &pushed.multi_amd64,
+        &pushed.multi_arm64,
+        &pushed.multi_arm,
+        &pushed.amd64_layer,
+    ] {
+        assert!(blobs.contains(digest), "{digest} missing");
+    }
+    assert!(!blobs.contains(&pushed.arm64_layer));
 
     // arm64 gives the other manifest.
     let out_arm = dir.join("arm64");
@@ -157,8 +172,8 @@ fn pulls_platforms_from_indexes_and_containerd_imports_the_archives() {
     assert!(run.ok, "{}", run.stderr);
     let blobs = archive_blobs(&out_arm.join("docker.io_library_multi_1.tar"));
     assert!(blobs.contains(&pushed.multi_index));
-    assert!(blobs.contains(&pushed.multi_arm64));
-    assert!(!blobs.contains(&pushed.multi_amd64));
+    assert!(blobs.contains(&pushed.arm64_layer));
+    assert!(!blobs.contains(&pushed.amd64_layer));
 
     // A single-arch amd64 image is refused for arm64, naming both platforms.
     let run = pull(
@@ -196,6 +211,14 @@ fn pulls_platforms_from_indexes_and_containerd_imports_the_archives() {
         pushed.pause_manifest
     );
     assert_eq!(target("docker.io/library/multi:1"), pushed.multi_index);
+    // The arm64 archive imports too, also when every platform of the index is walked (as
+    // containerd's default matcher on arm64 walks linux/arm/v7).
+    let arm = out_arm.join("docker.io_library_multi_1.tar");
+    let arm = arm.to_str().unwrap();
+    let all = ["images", "import", "--all-platforms", "--no-unpack", arm];
+    ctr_in(&daemon.socket, "arm64-all", &all);
+    let arm64 = ["images", "import", "--platform", "linux/arm64", arm];
+    ctr_in(&daemon.socket, "arm64", &arm64);
     let check = ctr(
         &daemon.socket,
         &["images", "check", "name==docker.io/library/multi:1"],
@@ -216,8 +239,8 @@ fn a_warm_cache_makes_no_request_and_archives_are_byte_identical() {
     let run = pull(&proxy.addr, &cache, &first, "linux/amd64", IMAGES);
     assert!(run.ok, "{}", run.stderr);
     let cold = proxy.requests().len();
-    // Two tags, the amd64 manifest of the index, a config and a layer per image.
-    assert_eq!(cold, 7, "{:?}", proxy.requests());
+    // Two tags, the index's three manifests, a config and a layer per image.
+    assert_eq!(cold, 9, "{:?}", proxy.requests());
 
     // Warm: nothing asked, even with the registry gone.
     registry.stop();

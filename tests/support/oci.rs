@@ -80,13 +80,18 @@ impl Layout {
         (manifest, layer)
     }
 
-    /// A multi-arch index over `(arch, manifest)` entries.
+    /// A multi-arch index over `(arch[/variant], manifest)` entries.
     pub fn index(&self, entries: &[(&str, &Desc)]) -> Desc {
         let manifests: Vec<serde_json::Value> = entries
             .iter()
             .map(|(arch, m)| {
                 let mut v = m.json();
-                v["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+                v["platform"] = match arch.split_once('/') {
+                    Some((arch, variant)) => {
+                        serde_json::json!({"architecture": arch, "os": "linux", "variant": variant})
+                    }
+                    None => serde_json::json!({"architecture": arch, "os": "linux"}),
+                };
                 v
             })
             .collect();
@@ -397,10 +402,15 @@ pub fn start_containerd(dir: &Path) -> Containerd {
 
 /// `ctr --address SOCKET -n k8s.io ARGS`; returns stdout, panics with stderr on failure.
 pub fn ctr(socket: &Path, args: &[&str]) -> String {
+    ctr_in(socket, "k8s.io", args)
+}
+
+/// `ctr --address SOCKET -n NAMESPACE ARGS`; returns stdout, panics with stderr on failure.
+pub fn ctr_in(socket: &Path, namespace: &str, args: &[&str]) -> String {
     let out = Command::new("ctr")
         .arg("--address")
         .arg(socket)
-        .args(["-n", "k8s.io"])
+        .args(["-n", namespace])
         .args(args)
         .output()
         .unwrap();

@@ -6,8 +6,9 @@
 //! containerd's CRI names a pulled image), each pointing at the pulled index or manifest, with
 //! `io.containerd.image.name` (what containerd names the image after on import) and
 //! `org.opencontainers.image.ref.name` (used by other tools, and by containerd when the first is
-//! missing) both set to the full name. Only the chosen platform's blobs are included; containerd
-//! imports an index with the other platforms' manifests absent (it skips non-matching platforms).
+//! missing) both set to the full name. Of a multi-arch image the archive holds the index, every
+//! manifest it lists (containerd reads each manifest its platform matcher accepts on import, and
+//! on arm64 that includes linux/arm/v7), and the config and layers of the chosen platform only.
 //!
 //! The archives are reproducible: entries in sorted order, ustar headers with mtime
 //! `source_date_epoch`, uid/gid 0, no user or group names, modes 0755/0644.

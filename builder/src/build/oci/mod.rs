@@ -109,7 +109,8 @@ pub struct PulledImage {
     pub manifest_digest: String,
     /// The multi-arch index digest, if the reference named one.
     pub index_digest: Option<String>,
-    /// Every blob the archive holds, all in the cache: index (if any), manifest, config, layers.
+    /// Every blob the archive holds, all in the cache: index (if any), the platform's manifest,
+    /// its config and layers, then the index's other manifests (without their layers).
     pub blobs: Vec<Blob>,
     /// The sum of the blobs' sizes.
     pub size: u64,

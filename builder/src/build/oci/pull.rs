@@ -195,6 +195,15 @@ impl Puller<'_> {
         }
         blobs.push(manifest_blob.clone());
         blobs.extend(parts.iter().map(|(_, d)| d.blob()));
+        // The index's other manifests (small JSON, not their layers): containerd walks every
+        // manifest its platform matcher accepts when importing (on arm64 that includes
+        // linux/arm/v7 and older), and an index whose matching manifest is absent fails to import.
+        for entry in target.manifests.iter().flatten() {
+            if entry.digest != manifest_blob.digest {
+                self.manifest_bytes(&entry.digest, Some(entry.size))?;
+                blobs.push(entry.blob());
+            }
+        }
         let target = blobs[0].clone();
         if self.image.digest.is_none() {
             self.cache
@@ -247,30 +256,37 @@ impl Puller<'_> {
         digest: &str,
         size: Option<u64>,
     ) -> anyhow::Result<(Vec<u8>, ManifestJson)> {
-        let hex = hex_of(digest)?;
-        let bytes = match self.cache.get_verified(hex)? {
-            Some(path) => std::fs::read(&path).with_context(|| format!("{}", path.display()))?,
-            None => {
-                let manifest = self.registry.manifest(self.image, digest)?;
-                self.cache
-                    .insert_bytes(&manifest.bytes, Some(hex))
-                    .with_context(|| format!("manifest {digest}"))?;
-                manifest.bytes
-            }
-        };
-        if let Some(size) = size {
-            anyhow::ensure!(
-                bytes.len() as u64 == size,
-                "manifest {digest}: {} bytes, the index says {size}",
-                bytes.len()
-            );
-        }
+        let bytes = self.manifest_bytes(digest, size)?;
         let json: ManifestJson = serde_json::from_slice(&bytes)
             .with_context(|| format!("manifest {digest} is not valid JSON"))?;
         if json.schema_version != Some(2) {
             anyhow::bail!("manifest {digest}: only schemaVersion 2 manifests are supported");
         }
         Ok((bytes, json))
+    }
+
+    /// The bytes of a manifest or index by digest (and size, when known): from the cache, else
+    /// from the registry, verified before they enter the cache.
+    fn manifest_bytes(&self, digest: &str, size: Option<u64>) -> anyhow::Result<Vec<u8>> {
+        let hex = hex_of(digest)?;
+        let bytes = match self.cache.get_verified(hex)? {
+            Some(path) => std::fs::read(&path).with_context(|| format!("{}", path.display()))?,
+            None => {
+                let manifest = self.registry.manifest(self.image, digest)?;
+                if let Some(size) = size {
+                    anyhow::ensure!(
+                        manifest.bytes.len() as u64 == size,
+                        "manifest {digest}: got {} bytes, the index says {size}",
+                        manifest.bytes.len()
+                    );
+                }
+                self.cache
+                    .insert_bytes(&manifest.bytes, Some(hex))
+                    .with_context(|| format!("manifest {digest}"))?;
+                manifest.bytes
+            }
+        };
+        Ok(bytes)
     }
 
     /// A config or layer blob into the cache (unless already there), verified.
