@@ -1,7 +1,8 @@
 //! The containerd configuration kiln writes, checked with the real containerd (Debian's
 //! `containerd` + `runc`) started by the test with its own root, state and socket: the config is
 //! accepted (`containerd config dump` shows kiln's settings), the CRI plugin comes up, the
-//! preflight CRI check finds the socket, and baked image archives are verified and imported.
+//! preflight CRI check finds the socket, and baked image archives are verified and imported (the
+//! sandbox image pinned).
 
 #[path = "firstboot/mod.rs"]
 mod firstboot;
@@ -56,8 +57,37 @@ fn real_containerd_accepts_the_config_and_serves_cri() {
     std::fs::copy(&archive, images.join("pause.tar")).unwrap();
     let sum = sha256_hex(&std::fs::read(&archive).unwrap());
     std::fs::write(images.join("SHA256SUMS"), format!("{sum}  pause.tar\n")).unwrap();
-    assert_eq!(import_all(&images, &daemon.socket).unwrap().len(), 1);
+    let sandbox = Some("registry.k8s.io/pause:3.10");
+    assert_eq!(
+        import_all(&images, &daemon.socket, sandbox).unwrap().len(),
+        1
+    );
     assert!(k8s_images(&daemon.socket).contains("registry.k8s.io/pause:3.10"));
+    // The sandbox image is pinned so kubelet's image garbage collection keeps it.
+    let listed = Command::new("ctr")
+        .arg("--address")
+        .arg(&daemon.socket)
+        .args([
+            "-n",
+            "k8s.io",
+            "images",
+            "ls",
+            "name==registry.k8s.io/pause:3.10",
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("io.cri-containerd.pinned=pinned"),
+        "{listed}"
+    );
+    // A sandbox image that was not baked is left alone (no error).
+    assert_eq!(
+        import_all(&images, &daemon.socket, Some("registry.k8s.io/pause:9.9"))
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A changed archive is refused before anything is imported.
     std::fs::write(
@@ -65,7 +95,9 @@ fn real_containerd_accepts_the_config_and_serves_cri() {
         format!("{}  pause.tar\n", "0".repeat(64)),
     )
     .unwrap();
-    let err = import_all(&images, &daemon.socket).unwrap_err().to_string();
+    let err = import_all(&images, &daemon.socket, sandbox)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not match SHA256SUMS"), "{err}");
 }
 

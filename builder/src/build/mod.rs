@@ -3,7 +3,7 @@
 //! pulls into a content-addressed cache, content trees per architecture, and the outputs.
 //!
 //! Modules: `recipe` (the TOML format), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed
-//! store), `digest` (SHA-256 helpers).
+//! store), `digest` (SHA-256 helpers), `oci` (pre-pulled images).
 
 pub mod cache;
 pub mod digest;
@@ -11,6 +11,7 @@ pub mod execute;
 pub mod fetch;
 pub mod http;
 pub mod mirror;
+pub mod oci;
 pub mod plan;
 pub mod recipe;
 pub mod tree;

@@ -6,6 +6,7 @@ mod duration;
 mod images;
 mod kubeconfig;
 mod pki;
+mod pull;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ enum Command {
     /// The container images kubeadm needs for a Kubernetes version (`kubeadm config images list`).
     #[command(subcommand)]
     Images(images::ImagesCommand),
+    /// Pull images into verified, reproducible archives for nodes to import (air gap).
+    Pull(pull::PullArgs),
 }
 
 impl Cli {
@@ -51,6 +54,7 @@ impl Cli {
             Command::Kubeconfig(cmd) => cmd.run(),
             Command::Build(args) => args.run(),
             Command::Images(cmd) => cmd.run(),
+            Command::Pull(args) => args.run(),
         }
     }
 }

@@ -111,6 +111,18 @@ pub fn kubeadm_pause_image(
     kiln_core::images::pause_image(kubeadm, None)
 }
 
+/// The CRI sandbox image a containerd 1.x configuration sets, if any (for a config the user-data
+/// brought).
+pub fn sandbox_image_of(config: &str) -> Option<String> {
+    let parsed: toml::Value = toml::from_str(config).ok()?;
+    parsed
+        .get("plugins")?
+        .get("io.containerd.grpc.v1.cri")?
+        .get("sandbox_image")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// containerd 1.x configuration (format version 2) for `settings`.
 pub fn render(settings: &Settings) -> String {
     let config = Config {
@@ -191,6 +203,11 @@ mod tests {
         let parsed: toml::Value = toml::from_str(&text).unwrap();
         let cri = &parsed["plugins"]["io.containerd.grpc.v1.cri"];
         assert_eq!(parsed["version"].as_integer(), Some(2));
+        assert_eq!(
+            sandbox_image_of(&text).as_deref(),
+            Some("registry.k8s.io/pause:3.10")
+        );
+        assert_eq!(sandbox_image_of("version = 2\n"), None);
         assert_eq!(
             cri["sandbox_image"].as_str(),
             Some("registry.k8s.io/pause:3.10")

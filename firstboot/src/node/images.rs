@@ -1,6 +1,10 @@
 //! Pre-pulled images baked into the node image: every archive in the image directory is checked
 //! against the directory's `SHA256SUMS` and imported into containerd's `k8s.io` namespace
-//! (where kubelet looks), so a node goes Ready without pulling from a registry.
+//! (where kubelet looks), so a node goes Ready without pulling from a registry. The sandbox
+//! (pause) image is then labelled `io.cri-containerd.pinned=pinned`, which containerd's CRI
+//! reports to kubelet as a pinned image that its image garbage collection never removes
+//! (containerd 1.7+ and the 1.6 releases with the backported pinned-image support; older
+//! containerd keeps the label and ignores it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,9 +16,17 @@ pub const IMAGE_DIR: &str = "/usr/share/kiln/images";
 /// The containerd namespace kubelet's CRI uses.
 const NAMESPACE: &str = "k8s.io";
 
-/// Verifies and imports every `*.tar` in `dir` into the containerd at `address`; returns the
-/// archives imported. A missing directory means the image carries no pre-pulled images.
-pub fn import_all(dir: &Path, address: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The label containerd's CRI reads to report an image as pinned.
+pub const PINNED_LABEL: &str = "io.cri-containerd.pinned=pinned";
+
+/// Verifies and imports every `*.tar` in `dir` into the containerd at `address`, then pins
+/// `sandbox_image` if one of the archives carried it; returns the archives imported. A missing
+/// directory means the image carries no pre-pulled images.
+pub fn import_all(
+    dir: &Path,
+    address: &Path,
+    sandbox_image: Option<&str>,
+) -> anyhow::Result<Vec<PathBuf>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(Vec::new());
     };
@@ -31,7 +43,42 @@ pub fn import_all(dir: &Path, address: &Path) -> anyhow::Result<Vec<PathBuf>> {
     for archive in &archives {
         import(archive, address)?;
     }
+    if let Some(name) = sandbox_image.filter(|_| !archives.is_empty()) {
+        pin(name, address)?;
+    }
     Ok(archives)
+}
+
+/// Labels image `name` pinned if containerd has it (a sandbox image not baked is left alone).
+fn pin(name: &str, address: &Path) -> anyhow::Result<()> {
+    let listed = ctr(address, &["images", "ls", "-q"])?;
+    if !listed.lines().any(|l| l.trim() == name) {
+        tracing::info!(sandbox_image = %name, "sandbox image not among the pre-pulled images; not pinned");
+        return Ok(());
+    }
+    ctr(address, &["images", "label", name, PINNED_LABEL])
+        .map_err(|e| e.context(format!("pinning the sandbox image {name}")))?;
+    tracing::info!(sandbox_image = %name, "pinned the sandbox image");
+    Ok(())
+}
+
+/// `ctr --address ADDRESS --namespace k8s.io ARGS`; its stdout, or an error with its stderr.
+fn ctr(address: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(address)
+        .args(["--namespace", NAMESPACE])
+        .args(args)
+        .output()
+        .map_err(|e| anyhow::anyhow!("running ctr: {e}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "ctr {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `SHA256SUMS` lines: `<hex>  <file name>`.
@@ -89,20 +136,11 @@ fn verify(archive: &Path, sums: &[(String, String)]) -> anyhow::Result<()> {
 }
 
 fn import(archive: &Path, address: &Path) -> anyhow::Result<()> {
-    let out = Command::new("ctr")
-        .arg("--address")
-        .arg(address)
-        .args(["--namespace", NAMESPACE, "images", "import"])
-        .arg(archive)
-        .output()
-        .map_err(|e| anyhow::anyhow!("running ctr: {e}"))?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "importing {}: {}",
-            archive.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let path = archive
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("{}: not a UTF-8 path", archive.display()))?;
+    ctr(address, &["images", "import", path])
+        .map_err(|e| e.context(format!("importing {}", archive.display())))?;
     tracing::info!(archive = %archive.display(), "imported pre-pulled images");
     Ok(())
 }

@@ -153,7 +153,12 @@ impl Step for Runtime {
             .nodes
             .iter()
             .any(|n| n.path() == Path::new(containerd::CONFIG_PATH));
-        if !own_config {
+        let config_path = root.join(containerd::CONFIG_PATH.trim_start_matches('/'));
+        let sandbox_image = if own_config {
+            std::fs::read_to_string(&config_path)
+                .ok()
+                .and_then(|text| containerd::sandbox_image_of(&text))
+        } else {
             let pause = match target(ctx, &plan)? {
                 Some(t) => containerd::kubeadm_pause_image(&t.kubeadm).with_context(|| {
                     format!(
@@ -166,10 +171,10 @@ impl Step for Runtime {
                 None => "registry.k8s.io/pause:3.10".into(),
             };
             let text = containerd::render(&containerd::Settings::for_node(&pause));
-            let path = root.join(containerd::CONFIG_PATH.trim_start_matches('/'));
-            kiln_core::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
+            kiln_core::fsutil::write_atomic(&config_path, text.as_bytes(), 0o644)?;
             tracing::info!(sandbox_image = %pause, "wrote containerd config");
-        }
+            Some(pause)
+        };
         if root == Path::new("/") && Path::new("/run/systemd/system").exists() {
             let status = std::process::Command::new("systemctl")
                 .args(["restart", "containerd"])
@@ -181,7 +186,11 @@ impl Step for Runtime {
         }
         containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
         let dir = root.join(images::IMAGE_DIR.trim_start_matches('/'));
-        let imported = images::import_all(&dir, &ctx.options.containerd_address)?;
+        let imported = images::import_all(
+            &dir,
+            &ctx.options.containerd_address,
+            sandbox_image.as_deref(),
+        )?;
         tracing::info!(archives = imported.len(), "container runtime ready");
         Ok(())
     }

@@ -1,0 +1,484 @@
+//! A small client for the OCI distribution API (pull only): `GET /v2/<name>/manifests/<ref>` and
+//! `GET /v2/<name>/blobs/<digest>`, with the anonymous bearer-token flow public registries use
+//! (registry.k8s.io, docker.io, ghcr.io): a 401 names a token realm in `WWW-Authenticate`, the
+//! token is fetched for `repository:<name>:pull` and the request repeated with it.
+//!
+//! Connection errors, 408, 429 and 5xx are retried a few times with a short backoff; everything
+//! else is an error naming the URL and status.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+
+use crate::build::mirror::Mirrors;
+
+use super::reference::Reference;
+
+/// Every manifest type kiln understands, for `Accept`.
+pub const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Largest manifest accepted (the distribution spec lets registries refuse above 4 MiB).
+const MANIFEST_LIMIT: u64 = 4 << 20;
+/// Attempts per request (connection errors, 408, 429, 5xx).
+const ATTEMPTS: u32 = 3;
+/// Redirects followed per request.
+const MAX_REDIRECTS: u32 = 5;
+
+/// A registry client shared by all pulls of a build (tokens are cached per registry and
+/// repository).
+#[derive(Clone)]
+pub struct Registry {
+    agent: ureq::Agent,
+    mirrors: Mirrors,
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// A fetched manifest: its bytes and the digest the registry says it has.
+#[derive(Debug)]
+pub struct Manifest {
+    /// The body, byte for byte (its digest is the manifest's digest).
+    pub bytes: Vec<u8>,
+    /// The registry's `Docker-Content-Digest` header, if sent.
+    pub digest_header: Option<String>,
+}
+
+impl Registry {
+    /// A client that reaches registries through `mirrors`.
+    pub fn new(mirrors: &Mirrors) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(RootCerts::WebPki)
+            .unversioned_rustls_crypto_provider(provider)
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_per_read(Some(Duration::from_secs(60)))
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
+            .build()
+            .into();
+        Registry {
+            agent,
+            mirrors: mirrors.clone(),
+            tokens: Arc::default(),
+        }
+    }
+
+    /// The manifest `reference` (a tag or digest) of `image`'s repository.
+    pub fn manifest(&self, image: &Reference, reference: &str) -> anyhow::Result<Manifest> {
+        let url = self.url(image, "manifests", reference);
+        let mut response = self.get(image, &url, &MANIFEST_TYPES.join(", "))?;
+        let digest_header = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MANIFEST_LIMIT)
+            .read_to_vec()
+            .with_context(|| format!("reading {url}"))?;
+        Ok(Manifest {
+            bytes,
+            digest_header,
+        })
+    }
+
+    /// Streams blob `digest` of `image`'s repository into `sink`, calling `progress` with the
+    /// bytes of each chunk; returns the number of bytes.
+    pub fn blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+        sink: &mut dyn std::io::Write,
+        progress: &dyn Fn(u64),
+    ) -> anyhow::Result<u64> {
+        let url = self.url(image, "blobs", digest);
+        let mut response = self.get(image, &url, "*/*")?;
+        let mut reader = response.body_mut().as_reader();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut total = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .with_context(|| format!("reading {url}"))?;
+            if n == 0 {
+                return Ok(total);
+            }
+            sink.write_all(&buf[..n]).context("writing to the cache")?;
+            total += n as u64;
+            progress(n as u64);
+        }
+    }
+
+    fn url(&self, image: &Reference, kind: &str, reference: &str) -> String {
+        let endpoint = self.mirrors.registry(&image.registry);
+        // Docker Hub's API lives on registry-1.docker.io (what `docker.io` means in a name).
+        let host = match endpoint.host.as_str() {
+            "docker.io" => "registry-1.docker.io",
+            h => h,
+        };
+        let scheme = if endpoint.insecure_http {
+            "http"
+        } else {
+            "https"
+        };
+        format!(
+            "{scheme}://{host}/v2/{}/{kind}/{reference}",
+            image.repository
+        )
+    }
+
+    /// GET with retries, redirects and the bearer-token dance; returns a 200 response.
+    ///
+    /// Redirects are followed here, not by ureq, because a registry may send the client to
+    /// another host that asks for its own token (registry.k8s.io → Artifact Registry), and
+    /// because a token must never travel to the storage a blob redirect points at (signed URLs):
+    /// after a redirect, a token is sent only once the target answers 401.
+    fn get(
+        &self,
+        image: &Reference,
+        url: &str,
+        accept: &str,
+    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let mut url = url.to_owned();
+        let mut redirects = 0;
+        let mut challenged = Vec::new();
+        // A redirect target gets a token only once it asks for one with a 401.
+        let mut authorize = true;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let key = format!("{} {}", origin(&url), image.repository);
+            let token = self.tokens.lock().unwrap().get(&key).cloned();
+            let mut request = self.agent.get(&url).header("Accept", accept);
+            if let Some(token) = token.as_ref().filter(|_| authorize) {
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            let response = match request.call() {
+                Ok(r) => r,
+                Err(e) if attempt < ATTEMPTS && retryable_error(&e) => {
+                    backoff(attempt);
+                    continue;
+                }
+                Err(e) => return Err(anyhow::anyhow!("GET {url}: {e}")),
+            };
+            let status = response.status().as_u16();
+            match status {
+                200 => return Ok(response),
+                301 | 302 | 303 | 307 | 308 if redirects < MAX_REDIRECTS => {
+                    let location = header(&response, "location");
+                    url = redirect_target(&url, &location)?;
+                    redirects += 1;
+                    attempt = 0;
+                    authorize = false;
+                }
+                401 if !authorize && token.is_some() => authorize = true,
+                401 if !challenged.contains(&key) => {
+                    let challenge = header(&response, "www-authenticate");
+                    let token = self
+                        .fetch_token(&challenge, image)
+                        .with_context(|| format!("GET {url}: 401 Unauthorized"))?;
+                    self.tokens.lock().unwrap().insert(key.clone(), token);
+                    challenged.push(key);
+                    authorize = true;
+                }
+                408 | 429 | 500..=599 if attempt < ATTEMPTS => backoff(attempt),
+                404 => anyhow::bail!(
+                    "GET {url}: 404 Not Found (no such image, tag or blob in the registry)"
+                ),
+                _ => anyhow::bail!(
+                    "GET {url}: HTTP {status}{}",
+                    error_detail(response)
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    /// Anonymous token for `challenge` (`Bearer realm="…",service="…",scope="…"`).
+    fn fetch_token(&self, challenge: &str, image: &Reference) -> anyhow::Result<String> {
+        let params = parse_challenge(challenge).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the registry asks for credentials ({challenge:?}); kiln pulls anonymously"
+            )
+        })?;
+        let realm = params
+            .get("realm")
+            .ok_or_else(|| anyhow::anyhow!("WWW-Authenticate {challenge:?} has no realm"))?;
+        let scope = params
+            .get("scope")
+            .cloned()
+            .unwrap_or_else(|| format!("repository:{}:pull", image.repository));
+        let mut request = self.agent.get(realm).query("scope", &scope);
+        if let Some(service) = params.get("service") {
+            request = request.query("service", service);
+        }
+        let mut response = request
+            .call()
+            .with_context(|| format!("GET token from {realm}"))?;
+        anyhow::ensure!(
+            response.status() == 200,
+            "GET token from {realm}: HTTP {} (the image may be private)",
+            response.status()
+        );
+        let body: serde_json::Value = serde_json::from_slice(
+            &response
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_vec()
+                .with_context(|| format!("reading token from {realm}"))?,
+        )
+        .with_context(|| format!("token from {realm} is not JSON"))?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("token response from {realm} has no token"))
+    }
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `scheme://host[:port]` of `url`.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+/// Where a redirect from `from` to `location` goes; HTTPS is never downgraded to HTTP.
+fn redirect_target(from: &str, location: &str) -> anyhow::Result<String> {
+    let target = if location.starts_with("https://") || location.starts_with("http://") {
+        location.to_owned()
+    } else if location.starts_with('/') {
+        format!("{}{location}", origin(from))
+    } else {
+        anyhow::bail!("GET {from}: redirect to {location:?}, which kiln does not follow");
+    };
+    if from.starts_with("https://") && !target.starts_with("https://") {
+        anyhow::bail!("GET {from}: refusing the redirect from HTTPS to {target}");
+    }
+    Ok(target)
+}
+
+/// `Bearer k="v",k2="v2"` → its parameters; `None` for other schemes (Basic).
+fn parse_challenge(challenge: &str) -> Option<HashMap<String, String>> {
+    let (scheme, rest) = challenge.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, tail) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted.find('"')?;
+                (&quoted[..end], &quoted[end + 1..])
+            }
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        params.insert(key.trim().to_ascii_lowercase(), value.to_owned());
+        rest = tail.trim_start_matches([',', ' ']);
+    }
+    Some(params)
+}
+
+fn retryable_error(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+    )
+}
+
+fn backoff(attempt: u32) {
+    std::thread::sleep(Duration::from_millis(250 << attempt));
+}
+
+/// The first error message of a distribution-spec error body, if any.
+fn error_detail(mut response: ureq::http::Response<ureq::Body>) -> Option<String> {
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 10)
+        .read_to_vec()
+        .ok()?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let first = body.get("errors")?.get(0)?;
+    Some(format!(
+        "{} {}",
+        first.get("code")?.as_str()?,
+        first.get("message").and_then(|m| m.as_str()).unwrap_or("")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        let p = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        )
+        .unwrap();
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/nginx:pull");
+        assert!(parse_challenge(r#"Basic realm="x""#).is_none());
+    }
+
+    type Handler = fn(&str, &str, &str) -> (u16, String, Vec<u8>);
+
+    /// A one-request-per-connection HTTP server on 127.0.0.1 for the rest of the test process:
+    /// `handler(own address, request line, head)` → status, extra header lines, body.
+    fn serve(handler: Handler) -> String {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let own = addr.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let line = head.lines().next().unwrap_or_default().to_owned();
+                let (status, headers, body) = handler(&own, &line, &head);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            }
+        });
+        addr
+    }
+
+    /// A registry that redirects to a backend on another host, which wants an anonymous token;
+    /// the blob lives behind a signed URL that must not see the token.
+    #[test]
+    fn redirects_and_anonymous_tokens() {
+        let back = serve(|own, line, head| {
+            let head = head.to_ascii_lowercase();
+            let authed = head.contains("authorization: bearer tok");
+            if line.starts_with("GET /token?") {
+                assert!(line.contains("scope=repository%3Aapp%3Apull"), "{line}");
+                assert!(line.contains("service=svc"), "{line}");
+                return (200, String::new(), br#"{"token":"tok"}"#.to_vec());
+            }
+            if line.starts_with("GET /v2/app/manifests/1 ") {
+                if !authed {
+                    let challenge = format!(
+                        "WWW-Authenticate: Bearer realm=\"http://{own}/token\",service=\"svc\",scope=\"repository:app:pull\"\r\n"
+                    );
+                    return (401, challenge, Vec::new());
+                }
+                return (
+                    200,
+                    "Docker-Content-Digest: sha256:x\r\n".into(),
+                    b"manifest".to_vec(),
+                );
+            }
+            if line.starts_with("GET /signed/blob ") {
+                return if head.contains("authorization") {
+                    (400, String::new(), b"token leaked".to_vec())
+                } else {
+                    (200, String::new(), b"blob".to_vec())
+                };
+            }
+            (404, String::new(), Vec::new())
+        });
+        static BACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        BACK.set(back).unwrap();
+        let front = serve(|_, line, _| {
+            let back = BACK.get().unwrap();
+            if line.starts_with("GET /v2/app/manifests/1 ") {
+                let to = format!("Location: http://{back}/v2/app/manifests/1\r\n");
+                return (307, to, Vec::new());
+            }
+            if line.starts_with("GET /v2/app/blobs/sha256:ab ") {
+                return (
+                    307,
+                    format!("Location: http://{back}/signed/blob\r\n"),
+                    Vec::new(),
+                );
+            }
+            (404, String::new(), Vec::new())
+        });
+        let mirrors = Mirrors::new(vec![format!("reg.example=http://{front}").parse().unwrap()]);
+        let registry = Registry::new(&mirrors);
+        let image: Reference = "reg.example/app:1".parse().unwrap();
+        let manifest = registry.manifest(&image, "1").unwrap();
+        assert_eq!(manifest.bytes, b"manifest");
+        assert_eq!(manifest.digest_header.as_deref(), Some("sha256:x"));
+        let mut blob = Vec::new();
+        registry
+            .blob(&image, "sha256:ab", &mut blob, &|_| {})
+            .unwrap();
+        assert_eq!(blob, b"blob");
+        let err = registry.manifest(&image, "2").unwrap_err().to_string();
+        assert!(err.contains("404"), "{err}");
+    }
+
+    #[test]
+    fn redirect_targets() {
+        assert_eq!(
+            redirect_target("https://a.io/v2/x", "/v2/y").unwrap(),
+            "https://a.io/v2/y"
+        );
+        assert!(redirect_target("https://a.io/v2/x", "http://b.io/y").is_err());
+        assert_eq!(origin("http://127.0.0.1:5/v2/x"), "http://127.0.0.1:5");
+    }
+
+    #[test]
+    fn urls_follow_mirrors_and_docker_hub() {
+        let mirrors = Mirrors::new(vec!["registry.k8s.io=http://127.0.0.1:5000"
+            .parse()
+            .unwrap()]);
+        let r = Registry::new(&mirrors);
+        let pause: Reference = "registry.k8s.io/pause:3.10".parse().unwrap();
+        assert_eq!(
+            r.url(&pause, "manifests", "3.10"),
+            "http://127.0.0.1:5000/v2/pause/manifests/3.10"
+        );
+        let nginx: Reference = "nginx:1".parse().unwrap();
+        assert_eq!(
+            r.url(&nginx, "blobs", "sha256:ab"),
+            "https://registry-1.docker.io/v2/library/nginx/blobs/sha256:ab"
+        );
+    }
+}
