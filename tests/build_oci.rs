@@ -4,13 +4,11 @@
 //! and a local proxy that counts requests and injects faults; the archives are imported into a
 //! real containerd. Only 127.0.0.1 is contacted.
 
-#[path = "support/oci.rs"]
-mod oci;
 mod support;
 
 use std::path::Path;
 
-use oci::*;
+use support::oci::*;
 use support::*;
 
 /// The images every test pushes: `registry.k8s.io/pause:3.10` (single-arch amd64) and

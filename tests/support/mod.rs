@@ -106,6 +106,7 @@ pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
+pub mod oci;
 pub mod release;
 
 /// Lower-case hex SHA-256 of `bytes`.

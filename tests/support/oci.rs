@@ -1,19 +1,14 @@
 //! Helpers for image tests: small OCI image layouts made here, a real registry (Debian's
 //! `docker-registry`) on 127.0.0.1 loaded with them by the real `skopeo`, a counting and
 //! fault-injecting HTTP proxy in front of it, and a real containerd to import archives into.
-#![allow(dead_code)] // each test binary uses a different subset
 
+use super::sha256_hex;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
-}
 
 /// A blob written into an OCI layout: its descriptor fields.
 #[derive(Debug, Clone)]
