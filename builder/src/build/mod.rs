@@ -9,3 +9,4 @@ pub mod cache;
 pub mod digest;
 pub mod mirror;
 pub mod recipe;
+pub mod sysext;
