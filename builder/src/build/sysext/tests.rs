@@ -196,3 +196,57 @@ fn failing_tool_leaves_no_partial_output() {
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("tree")]);
 }
+
+/// Runs systemd-sysext (systemd 252 on the test machines) against a scratch root in a private mount
+/// namespace: a tmpfs on /run (sysext stages its overlay there) and the root bind-mounted shared
+/// so the merge made in sysext's own namespace shows. Returns (success, stdout + stderr, the
+/// merged kubelet or "").
+fn sysext_merge(root: &Path) -> (bool, String, String) {
+    let r = root.display();
+    let script = format!(
+        "set -e; mount --bind {r} {r}; mount --make-shared {r}; mount -t tmpfs tmpfs /run; \
+         systemd-sysext --root={r} merge; cat {r}/usr/bin/kubelet > {r}/../merged-kubelet"
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = std::fs::read_to_string(root.join("../merged-kubelet")).unwrap_or_default();
+    (out.status.success(), text, merged)
+}
+
+/// systemd-sysext itself accepts the image: merged over a scratch root's /usr (os-release
+/// ID=debian, so `ID=_any` is what lets it in). The versioned file name is refused: the
+/// extension-release name must equal the image name, so nodes install it as `NAME.raw` (which
+/// systemd-sysupdate's `CurrentSymlink=` does; systemd 252's `--root` mode does not follow
+/// symlinks in etc/extensions, so the test copies the file).
+#[test]
+fn systemd_sysext_merges_the_image_under_its_plain_name() {
+    for format in [SysextFormat::Squashfs, SysextFormat::Erofs] {
+        let scratch = tempfile::tempdir().unwrap();
+        let tree = scratch.path().join("tree");
+        sysext_tree(&tree, false);
+        let root = scratch.path().join("root");
+        for d in ["usr/lib", "usr/bin", "etc/extensions"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("usr/lib/os-release"), "ID=debian\nVERSION_ID=12\n").unwrap();
+        let versioned = root.join("etc/extensions/kubernetes-v1.31.4-x86-64.raw");
+        pack(&tree, &versioned, format, EPOCH, "x").unwrap();
+        let (ok, text, _) = sysext_merge(&root);
+        assert!(
+            !ok && text.contains("kubernetes-v1.31.4-x86-64"),
+            "{format:?}: a versioned image name must not merge: {text}"
+        );
+
+        std::fs::rename(&versioned, root.join("etc/extensions/kubernetes.raw")).unwrap();
+        let (ok, text, merged) = sysext_merge(&root);
+        assert!(ok && text.contains("Merged extensions"), "{format:?}: {text}");
+        assert_eq!(merged, "#!/bin/sh\necho kubelet\n", "{format:?}: {text}");
+    }
+}
