@@ -8,5 +8,6 @@
 pub mod cache;
 pub mod digest;
 pub mod mirror;
+pub mod opt;
 pub mod recipe;
 pub mod sysext;

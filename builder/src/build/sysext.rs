@@ -68,7 +68,10 @@ pub fn write_extension_release(
         let ok = !v.is_empty()
             && v.bytes()
                 .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'));
-        anyhow::ensure!(ok, "extension-release {what} {v:?}: use 0-9, a-z, '.', '_', '-'");
+        anyhow::ensure!(
+            ok,
+            "extension-release {what} {v:?}: use 0-9, a-z, '.', '_', '-'"
+        );
     }
     let path = tree
         .join(EXTENSION_RELEASE_DIR)
@@ -273,4 +276,4 @@ pub(crate) fn parent(path: &Path) -> &Path {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,7 +22,11 @@ pub(crate) fn sample_tree(root: &Path, reverse: bool) {
             0o644,
         ),
         ("usr/share/kiln/images/pause.tar", &[7u8; 70_000], 0o644),
-        ("usr/share/kiln/images/SHA256SUMS", b"abc  pause.tar\n", 0o644),
+        (
+            "usr/share/kiln/images/SHA256SUMS",
+            b"abc  pause.tar\n",
+            0o644,
+        ),
     ];
     if reverse {
         files.reverse();
@@ -47,8 +51,14 @@ pub(crate) fn sample_tree(root: &Path, reverse: bool) {
 
 fn sysext_tree(root: &Path, reverse: bool) {
     sample_tree(root, reverse);
-    write_extension_release(root, "kubernetes", "_any", Level::SysextLevel("1.0"), Arch::Amd64)
-        .unwrap();
+    write_extension_release(
+        root,
+        "kubernetes",
+        "_any",
+        Level::SysextLevel("1.0"),
+        Arch::Amd64,
+    )
+    .unwrap();
 }
 
 fn output(cmd: &mut Command) -> String {
@@ -67,9 +77,10 @@ fn check_extracted(dir: &Path) {
         std::fs::read(dir.join("usr/bin/kubelet")).unwrap(),
         b"#!/bin/sh\necho kubelet\n"
     );
-    let release =
-        std::fs::read_to_string(dir.join("usr/lib/extension-release.d/extension-release.kubernetes"))
-            .unwrap();
+    let release = std::fs::read_to_string(
+        dir.join("usr/lib/extension-release.d/extension-release.kubernetes"),
+    )
+    .unwrap();
     assert!(release.contains("ID=_any\n"), "{release}");
     let meta = std::fs::metadata(dir.join("usr/bin/kubelet")).unwrap();
     assert_eq!(meta.mode() & 0o7777, 0o755);
@@ -84,7 +95,12 @@ fn check_extracted(dir: &Path) {
         std::fs::read_link(dir.join("usr/bin/kubelet-link")).unwrap(),
         Path::new("kubelet")
     );
-    for rel in ["usr/bin/kubelet", "usr/share/kiln/images/pause.tar", "usr", "usr/bin"] {
+    for rel in [
+        "usr/bin/kubelet",
+        "usr/share/kiln/images/pause.tar",
+        "usr",
+        "usr/bin",
+    ] {
         let m = std::fs::symlink_metadata(dir.join(rel)).unwrap();
         assert_eq!(m.mtime() as u64, EPOCH, "{rel}");
         assert_eq!((m.uid(), m.gid()), (0, 0), "{rel}");
@@ -98,11 +114,19 @@ fn extension_release_text() {
         "ID=_any\nSYSEXT_LEVEL=1.0\nARCHITECTURE=arm64\nSYSEXT_SCOPE=system\n\
          EXTENSION_RELOAD_MANAGER=1\n"
     );
-    assert!(extension_release("debian", Level::VersionId("12"), Arch::Amd64)
-        .starts_with("ID=debian\nVERSION_ID=12\nARCHITECTURE=x86-64\n"));
+    assert!(
+        extension_release("debian", Level::VersionId("12"), Arch::Amd64)
+            .starts_with("ID=debian\nVERSION_ID=12\nARCHITECTURE=x86-64\n")
+    );
     let dir = tempfile::tempdir().unwrap();
-    let err = write_extension_release(dir.path(), "k", "Debian", Level::VersionId("12"), Arch::Amd64)
-        .unwrap_err();
+    let err = write_extension_release(
+        dir.path(),
+        "k",
+        "Debian",
+        Level::VersionId("12"),
+        Arch::Amd64,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("\"Debian\""), "{err}");
 }
 
@@ -142,7 +166,11 @@ fn squashfs_has_root_owners_epoch_times_and_is_reproducible() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    let listing = output(Command::new("unsquashfs").args(["-lln", "-UTC"]).arg(&img_a));
+    let listing = output(
+        Command::new("unsquashfs")
+            .args(["-lln", "-UTC"])
+            .arg(&img_a),
+    );
     let kubelet = listing
         .lines()
         .find(|l| l.ends_with("/usr/bin/kubelet"))
@@ -151,14 +179,22 @@ fn squashfs_has_root_owners_epoch_times_and_is_reproducible() {
         kubelet.starts_with("-rwxr-xr-x 0/0") && kubelet.contains("2023-11-14 22:13"),
         "{kubelet}"
     );
-    assert!(listing.lines().skip(3).all(|l| l.contains(" 0/0 ")), "{listing}");
+    assert!(
+        listing.lines().skip(3).all(|l| l.contains(" 0/0 ")),
+        "{listing}"
+    );
     let stat = output(Command::new("unsquashfs").arg("-s").arg(&img_a));
     assert!(stat.contains("Compression zstd"), "{stat}");
     let time = output(Command::new("unsquashfs").arg("-mkfs-time").arg(&img_a));
     assert_eq!(time.trim(), EPOCH.to_string());
 
     let x = scratch.path().join("x");
-    output(Command::new("unsquashfs").args(["-no-progress", "-d"]).arg(&x).arg(&img_a));
+    output(
+        Command::new("unsquashfs")
+            .args(["-no-progress", "-d"])
+            .arg(&x)
+            .arg(&img_a),
+    );
     check_extracted(&x);
 }
 
@@ -176,7 +212,11 @@ fn erofs_has_root_owners_epoch_times_derived_uuid_and_is_reproducible() {
     let sb = output(Command::new("dump.erofs").arg("-s").arg(&img_a));
     assert!(sb.contains(&derived_uuid("seed")), "{sb}");
     let x = scratch.path().join("x");
-    output(Command::new("fsck.erofs").arg(format!("--extract={}", x.display())).arg(&img_a));
+    output(
+        Command::new("fsck.erofs")
+            .arg(format!("--extract={}", x.display()))
+            .arg(&img_a),
+    );
     check_extracted(&x);
 }
 
@@ -188,7 +228,10 @@ fn failing_tool_leaves_no_partial_output() {
     let out = scratch.path().join("img.raw");
     let err = pack(&not_a_dir, &out, SysextFormat::Erofs, EPOCH, "x").unwrap_err();
     let err = format!("{err:#}");
-    assert!(err.contains("mkfs.erofs failed") && err.contains("not a directory"), "{err}");
+    assert!(
+        err.contains("mkfs.erofs failed") && err.contains("not a directory"),
+        "{err}"
+    );
     assert!(err.lines().count() <= 12, "{err}");
     let names: Vec<_> = std::fs::read_dir(scratch.path())
         .unwrap()
@@ -235,7 +278,11 @@ fn systemd_sysext_merges_the_image_under_its_plain_name() {
         for d in ["usr/lib", "usr/bin", "etc/extensions"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
-        std::fs::write(root.join("usr/lib/os-release"), "ID=debian\nVERSION_ID=12\n").unwrap();
+        std::fs::write(
+            root.join("usr/lib/os-release"),
+            "ID=debian\nVERSION_ID=12\n",
+        )
+        .unwrap();
         let versioned = root.join("etc/extensions/kubernetes-v1.31.4-x86-64.raw");
         pack(&tree, &versioned, format, EPOCH, "x").unwrap();
         let (ok, text, _) = sysext_merge(&root);
@@ -246,7 +293,10 @@ fn systemd_sysext_merges_the_image_under_its_plain_name() {
 
         std::fs::rename(&versioned, root.join("etc/extensions/kubernetes.raw")).unwrap();
         let (ok, text, merged) = sysext_merge(&root);
-        assert!(ok && text.contains("Merged extensions"), "{format:?}: {text}");
+        assert!(
+            ok && text.contains("Merged extensions"),
+            "{format:?}: {text}"
+        );
         assert_eq!(merged, "#!/bin/sh\necho kubelet\n", "{format:?}: {text}");
     }
 }
