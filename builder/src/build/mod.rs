@@ -11,3 +11,4 @@ pub mod mirror;
 pub mod opt;
 pub mod recipe;
 pub mod sysext;
+pub mod sysupdate;
