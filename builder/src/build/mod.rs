@@ -3,10 +3,13 @@
 //! pulls into a content-addressed cache, content trees per architecture, and the outputs.
 //!
 //! Modules: `recipe` (the TOML format), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed
-//! store), `digest` (SHA-256 helpers).
+//! store), `digest` (SHA-256 helpers); packing the content tree: `sysext` (extension-release,
+//! squashfs/erofs), `opt` (the /opt layout and its tar), `sysupdate` (the transfer file),
+//! `manifest` (manifest.json, SHA256SUMS).
 
 pub mod cache;
 pub mod digest;
+pub mod manifest;
 pub mod mirror;
 pub mod opt;
 pub mod recipe;
