@@ -158,7 +158,9 @@ impl Step for Runtime {
                 Some(t) => containerd::kubeadm_pause_image(&t.kubeadm),
                 None => "registry.k8s.io/pause:3.10".into(),
             };
-            let text = containerd::render(&containerd::Settings::for_node(&pause));
+            let mut settings = containerd::Settings::for_node(&pause);
+            settings.cni_bin_dir = containerd::cni_bin_dir(&root).into();
+            let text = containerd::render(&settings);
             let path = root.join(containerd::CONFIG_PATH.trim_start_matches('/'));
             kiln_core::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
             tracing::info!(sandbox_image = %pause, "wrote containerd config");
@@ -173,7 +175,7 @@ impl Step for Runtime {
             );
         }
         containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
-        let dir = root.join(images::IMAGE_DIR.trim_start_matches('/'));
+        let dir = images::image_dir(&root);
         let imported = images::import_all(&dir, &ctx.options.containerd_address)?;
         tracing::info!(archives = imported.len(), "container runtime ready");
         Ok(())
