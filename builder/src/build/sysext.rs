@@ -8,10 +8,11 @@
 //!
 //! Reproducibility (squashfs-tools 4.5.1, erofs-utils 1.5): mksquashfs sorts directory entries and
 //! is reproducible by default; `-mkfs-time`/`-all-time` pin the superblock and inode times,
-//! `-all-root` the owners, `-no-xattrs` drops host labels. mkfs.erofs takes the tree's mtimes
-//! (`-T` sets the superblock build time and, in 1.5, every inode's time), `--all-root`, and a
-//! UUID that kiln derives from a seed (`-U`); 1.5 has no switch to drop xattrs (`-x -1` does).
-//! Both tools read `SOURCE_DATE_EPOCH` themselves; mksquashfs refuses it next to `-all-time`, so
+//! `-all-root` the owners, `-no-xattrs` drops host labels; the image is the same with any
+//! `-processors`. mkfs.erofs 1.5 lays directories out in name order; `-T` sets the superblock
+//! build time and every inode's time (checked: host mtimes differ, dump.erofs shows `-T`),
+//! `--all-root` the owners, `-x-1` drops xattrs, and `-U` takes a UUID kiln derives from a seed.
+//! mksquashfs reads `SOURCE_DATE_EPOCH` itself and refuses it next to `-all-time`, so
 //! it is removed from their environment and the epoch passed explicitly.
 
 use std::ffi::OsString;
