@@ -13,6 +13,7 @@ use super::cache::Cache;
 use super::fetch::{self, Fetched};
 use super::http::Client;
 use super::mirror::Mirrors;
+use super::oci;
 use super::plan::Plan;
 use super::recipe::Arch;
 use super::tree;
@@ -60,6 +61,19 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         downloaded: fetched.iter().filter(|f| !f.cached).count(),
         cached: fetched.iter().filter(|f| f.cached).count(),
     };
+    let mut images = BTreeMap::new();
+    for &arch in &plan.architectures {
+        let platform = oci::Platform::linux(arch.kube());
+        let pulled = oci::pull_all(
+            &plan.images,
+            &platform,
+            &options.mirrors,
+            &cache,
+            options.refresh,
+            &progress,
+        )?;
+        images.insert(arch, pulled);
+    }
     let parent = fsutil::parent_dir(&options.out);
     let staging = tempfile::Builder::new()
         .prefix(".kiln-build-")
@@ -70,6 +84,10 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
     for &arch in &plan.architectures {
         let tree = staging.path().join(arch.kube());
         assemble(plan, options, arch, &fetched, &tree)?;
+        if !images[&arch].is_empty() {
+            let dir = tree.join(tree::IMAGE_DIR);
+            oci::write_archives(&images[&arch], &cache, &dir, plan.source_date_epoch)?;
+        }
         std::fs::rename(&tree, out.join(format!("tree-{}", arch.kube())))?;
     }
     publish(&out, &options.out, options.force)?;

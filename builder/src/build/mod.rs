@@ -3,16 +3,23 @@
 //! pulls into a content-addressed cache, content trees per architecture, and the outputs.
 //!
 //! Modules: `recipe` (the TOML format), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed
-//! store), `digest` (SHA-256 helpers), `oci` (pre-pulled images).
+//! store), `digest` (SHA-256 helpers), `fetch`/`http` (verified downloads), `oci` (pre-pulled
+//! images), `plan` (recipe → plan), `tree` and `units` (the content tree); packing the content
+//! tree: `sysext` (extension-release, squashfs/erofs), `opt` (the /opt layout and its tar),
+//! `sysupdate` (the transfer file), `manifest` (manifest.json, SHA256SUMS); `execute` runs it all.
 
 pub mod cache;
 pub mod digest;
 pub mod execute;
 pub mod fetch;
 pub mod http;
+pub mod manifest;
 pub mod mirror;
 pub mod oci;
+pub mod opt;
 pub mod plan;
 pub mod recipe;
+pub mod sysext;
+pub mod sysupdate;
 pub mod tree;
 pub mod units;

@@ -44,6 +44,19 @@ impl Settings {
     }
 }
 
+/// Where CNI plugins may live on a node, in order of preference: the /opt layout (and the
+/// upstream default), the sysext layout, Debian's `containernetworking-plugins`.
+pub const CNI_BIN_DIRS: &[&str] = &["/opt/cni/bin", "/usr/libexec/cni", "/usr/lib/cni"];
+
+/// The first of [`CNI_BIN_DIRS`] that exists inside the node root `root`; `/opt/cni/bin` when
+/// none does (CNI installers such as flannel's and Calico's copy plugins there).
+pub fn cni_bin_dir(root: &Path) -> &'static str {
+    CNI_BIN_DIRS
+        .iter()
+        .find(|d| root.join(d.trim_start_matches('/')).is_dir())
+        .unwrap_or(&CNI_BIN_DIRS[0])
+}
+
 #[derive(Serialize)]
 struct Config<'a> {
     version: u32,
@@ -227,5 +240,17 @@ mod tests {
         assert_eq!(pause("v1.31.2").unwrap(), "registry.k8s.io/pause:3.10");
         let err = pause("v1.99.0").unwrap_err().to_string();
         assert!(err.contains("kubeadm-images.toml"), "{err}");
+    }
+
+    #[test]
+    fn cni_bin_dir_is_the_first_existing_else_opt() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(cni_bin_dir(root.path()), "/opt/cni/bin");
+        std::fs::create_dir_all(root.path().join("usr/lib/cni")).unwrap();
+        assert_eq!(cni_bin_dir(root.path()), "/usr/lib/cni");
+        std::fs::create_dir_all(root.path().join("usr/libexec/cni")).unwrap();
+        assert_eq!(cni_bin_dir(root.path()), "/usr/libexec/cni");
+        std::fs::create_dir_all(root.path().join("opt/cni/bin")).unwrap();
+        assert_eq!(cni_bin_dir(root.path()), "/opt/cni/bin");
     }
 }

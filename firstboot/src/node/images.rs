@@ -11,8 +11,22 @@ use std::process::Command;
 
 use aws_lc_rs::digest;
 
-/// Where `kiln build` puts image archives.
+/// Where `kiln build` puts image archives (the sysext layout).
 pub const IMAGE_DIR: &str = "/usr/share/kiln/images";
+/// Where the /opt layout of `kiln build` puts them.
+pub const OPT_IMAGE_DIR: &str = "/opt/kiln/images";
+
+/// The image directory inside the node root `root`: [`IMAGE_DIR`], else [`OPT_IMAGE_DIR`] when
+/// only that exists (a node installed from the /opt tree).
+pub fn image_dir(root: &Path) -> PathBuf {
+    let usr = root.join(IMAGE_DIR.trim_start_matches('/'));
+    let opt = root.join(OPT_IMAGE_DIR.trim_start_matches('/'));
+    if !usr.exists() && opt.exists() {
+        opt
+    } else {
+        usr
+    }
+}
 /// The containerd namespace kubelet's CRI uses.
 const NAMESPACE: &str = "k8s.io";
 
@@ -143,4 +157,21 @@ fn import(archive: &Path, address: &Path) -> anyhow::Result<()> {
         .map_err(|e| e.context(format!("importing {}", archive.display())))?;
     tracing::info!(archive = %archive.display(), "imported pre-pulled images");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_dir_prefers_the_sysext_layout_then_opt() {
+        let root = tempfile::tempdir().unwrap();
+        let usr = root.path().join("usr/share/kiln/images");
+        let opt = root.path().join("opt/kiln/images");
+        assert_eq!(image_dir(root.path()), usr);
+        std::fs::create_dir_all(&opt).unwrap();
+        assert_eq!(image_dir(root.path()), opt);
+        std::fs::create_dir_all(&usr).unwrap();
+        assert_eq!(image_dir(root.path()), usr);
+    }
 }

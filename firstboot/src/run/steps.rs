@@ -170,7 +170,9 @@ impl Step for Runtime {
                 })?,
                 None => "registry.k8s.io/pause:3.10".into(),
             };
-            let text = containerd::render(&containerd::Settings::for_node(&pause));
+            let mut settings = containerd::Settings::for_node(&pause);
+            settings.cni_bin_dir = containerd::cni_bin_dir(&root).into();
+            let text = containerd::render(&settings);
             kiln_core::fsutil::write_atomic(&config_path, text.as_bytes(), 0o644)?;
             tracing::info!(sandbox_image = %pause, "wrote containerd config");
             Some(pause)
@@ -185,7 +187,7 @@ impl Step for Runtime {
             );
         }
         containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
-        let dir = root.join(images::IMAGE_DIR.trim_start_matches('/'));
+        let dir = images::image_dir(&root);
         let imported = images::import_all(
             &dir,
             &ctx.options.containerd_address,

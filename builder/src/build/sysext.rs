@@ -1,0 +1,280 @@
+//! The sysext image: a content tree (laid out as `/usr`) gets its extension-release file, every
+//! mtime set to `SOURCE_DATE_EPOCH`, and is packed reproducibly into a squashfs or erofs image.
+//!
+//! systemd-sysext(8) merges `/etc/extensions/NAME.raw` (or `/var/lib/extensions/…`) only if the
+//! image carries `usr/lib/extension-release.d/extension-release.NAME` with exactly that NAME, so
+//! a versioned `NAME-v1.31.4-x86-64.raw` must be installed under the name `NAME.raw` (a symlink,
+//! as systemd-sysupdate's `CurrentSymlink=` makes).
+//!
+//! Reproducibility (squashfs-tools 4.5.1, erofs-utils 1.5): mksquashfs sorts directory entries and
+//! is reproducible by default; `-mkfs-time`/`-all-time` pin the superblock and inode times,
+//! `-all-root` the owners, `-no-xattrs` drops host labels; the image is the same with any
+//! `-processors`. mkfs.erofs 1.5 lays directories out in name order; `-T` sets the superblock
+//! build time and every inode's time (checked: host mtimes differ, dump.erofs shows `-T`),
+//! `--all-root` the owners, `-x-1` drops xattrs, and `-U` takes a UUID kiln derives from a seed.
+//! mksquashfs reads `SOURCE_DATE_EPOCH` itself and refuses it next to `-all-time`, so
+//! it is removed from their environment and the epoch passed explicitly.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+
+use super::recipe::{Arch, SysextFormat};
+
+/// Where the extension-release file lives inside the tree.
+pub const EXTENSION_RELEASE_DIR: &str = "usr/lib/extension-release.d";
+
+/// How systemd-sysext matches the extension to the host (os-release(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level<'a> {
+    /// `SYSEXT_LEVEL=` (compared when the host's ID matches and ID is not `_any`).
+    SysextLevel(&'a str),
+    /// `VERSION_ID=` (compared when no SYSEXT_LEVEL is given).
+    VersionId(&'a str),
+}
+
+/// The text of `extension-release.NAME`. `id` is the host's os-release ID to match, or `_any`
+/// (systemd ≥ 252 then skips the ID and level checks; older ones refuse the image).
+/// `ARCHITECTURE=` uses systemd's names (`x86-64`, `arm64`) and is checked against uname(2).
+/// `SYSEXT_SCOPE=system` keeps kubelet out of initrds and portable services.
+/// `EXTENSION_RELOAD_MANAGER=1` makes systemd ≥ 255 reload units on merge (older ones ignore it).
+pub fn extension_release(id: &str, level: Level<'_>, arch: Arch) -> String {
+    let level = match level {
+        Level::SysextLevel(v) => format!("SYSEXT_LEVEL={v}"),
+        Level::VersionId(v) => format!("VERSION_ID={v}"),
+    };
+    format!(
+        "ID={id}\n{level}\nARCHITECTURE={}\nSYSEXT_SCOPE=system\nEXTENSION_RELOAD_MANAGER=1\n",
+        arch.systemd()
+    )
+}
+
+/// Writes `usr/lib/extension-release.d/extension-release.NAME` (0644) into `tree`.
+pub fn write_extension_release(
+    tree: &Path,
+    name: &str,
+    id: &str,
+    level: Level<'_>,
+    arch: Arch,
+) -> anyhow::Result<PathBuf> {
+    let value = match level {
+        Level::SysextLevel(v) | Level::VersionId(v) => v,
+    };
+    // os-release(5): ID and SYSEXT_LEVEL/VERSION_ID are lower-case [0-9a-z._-].
+    for (what, v) in [("ID", id), ("level", value)] {
+        let ok = !v.is_empty()
+            && v.bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'));
+        anyhow::ensure!(
+            ok,
+            "extension-release {what} {v:?}: use 0-9, a-z, '.', '_', '-'"
+        );
+    }
+    let path = tree
+        .join(EXTENSION_RELEASE_DIR)
+        .join(format!("extension-release.{name}"));
+    let text = extension_release(id, level, arch);
+    kiln_core::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Packs `tree` into the image `out` (written beside it under a temporary name, then renamed).
+/// Every mtime in `tree` is set to `source_date_epoch` first; the erofs UUID derives from
+/// `uuid_seed` (use e.g. the output file name). `SysextFormat::None` does nothing.
+pub fn pack(
+    tree: &Path,
+    out: &Path,
+    format: SysextFormat,
+    source_date_epoch: u64,
+    uuid_seed: &str,
+) -> anyhow::Result<()> {
+    let args = match format {
+        SysextFormat::None => return Ok(()),
+        SysextFormat::Squashfs => None,
+        SysextFormat::Erofs => Some(derived_uuid(uuid_seed)),
+    };
+    let tool = match format {
+        SysextFormat::Erofs => find_tool("mkfs.erofs", "erofs-utils")?,
+        _ => find_tool("mksquashfs", "squashfs-tools")?,
+    };
+    normalise_mtimes(tree, source_date_epoch)?;
+    let tmp = temp_beside(out)?;
+    let argv = match args {
+        None => squashfs_args(tree, &tmp, source_date_epoch),
+        Some(uuid) => erofs_args(tree, &tmp, source_date_epoch, &uuid),
+    };
+    let result = run_tool(&tool, &argv).and_then(|()| {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        std::fs::rename(&tmp, out)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+        kiln_core::fsutil::fsync_dir(parent(out))?;
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("packing {} into {}", tree.display(), out.display()))
+}
+
+/// mksquashfs arguments: zstd (kernel ≥ 4.14; Flatcar, Fedora and Debian kernels build
+/// `SQUASHFS_ZSTD`), owners root, all times and the superblock time pinned, no xattrs.
+fn squashfs_args(tree: &Path, out: &Path, epoch: u64) -> Vec<OsString> {
+    let epoch = epoch.to_string();
+    let mut argv: Vec<OsString> = vec![tree.into(), out.into()];
+    for a in [
+        "-noappend",
+        "-reproducible",
+        "-comp",
+        "zstd",
+        "-all-root",
+        "-no-xattrs",
+        "-mkfs-time",
+        &epoch,
+        "-all-time",
+        &epoch,
+        "-no-progress",
+        "-quiet",
+        "-exit-on-error",
+    ] {
+        argv.push(a.into());
+    }
+    argv
+}
+
+/// mkfs.erofs (1.5) arguments: lz4hc level 12, fixed build time and UUID, owners root, no xattrs.
+fn erofs_args(tree: &Path, out: &Path, epoch: u64, uuid: &str) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = [
+        "-zlz4hc,12".to_owned(),
+        format!("-T{epoch}"),
+        format!("-U{uuid}"),
+        "--all-root".to_owned(),
+        "-x-1".to_owned(),
+        "--quiet".to_owned(),
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    argv.push(out.into());
+    argv.push(tree.into());
+    argv
+}
+
+/// A UUID (RFC 9562 version 8, "custom") from the SHA-256 of `seed`: the same seed, the same UUID.
+pub fn derived_uuid(seed: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("kiln sysext uuid\0{seed}").as_bytes(),
+    );
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest.as_ref()[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Sets the mtime and atime of every entry under `tree` (symlinks themselves, directories after
+/// their contents, `tree` last) to `epoch`.
+pub fn normalise_mtimes(tree: &Path, epoch: u64) -> anyhow::Result<()> {
+    let secs = i64::try_from(epoch).context("SOURCE_DATE_EPOCH out of range")?;
+    let ts = TimeSpec::new(secs, 0);
+    fn walk(path: &Path, ts: &TimeSpec) -> anyhow::Result<()> {
+        let meta =
+            std::fs::symlink_metadata(path).with_context(|| format!("{}", path.display()))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).with_context(|| format!("{}", path.display()))? {
+                walk(&entry?.path(), ts)?;
+            }
+        }
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            ts,
+            ts,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .with_context(|| format!("setting the mtime of {}", path.display()))
+    }
+    walk(tree, &ts)
+}
+
+/// `PROGRAM` from `$PATH`, or an error naming the Debian package that provides it.
+pub(crate) fn find_tool(program: &str, package: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow::anyhow!("{program} not found; install {package}"))
+}
+
+/// Runs `tool` with `args` (without `SOURCE_DATE_EPOCH`); a failure carries its stderr.
+pub(crate) fn run_tool(tool: &Path, args: &[OsString]) -> anyhow::Result<()> {
+    let output = Command::new(tool)
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .with_context(|| format!("running {}", tool.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let text = [stderr.trim(), stdout.trim()]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .unwrap_or("no output");
+        // The first lines carry the error; mkfs.erofs follows them with its whole usage text.
+        let text: Vec<&str> = text.lines().take(10).collect();
+        anyhow::bail!(
+            "{} failed ({}): {}",
+            tool.display(),
+            output.status,
+            text.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// `.NAME.tmp-PID` in the directory of `out` (removed first if a crashed run left it).
+pub(crate) fn temp_beside(out: &Path) -> anyhow::Result<PathBuf> {
+    let name = out
+        .file_name()
+        .with_context(|| format!("{}: not a file name", out.display()))?;
+    let tmp = parent(out).join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+            std::fs::remove_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?
+        }
+        Err(e) => return Err(e).with_context(|| format!("{}", tmp.display())),
+    }
+    Ok(tmp)
+}
+
+pub(crate) fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
