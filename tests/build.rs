@@ -8,8 +8,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use std::process::Command;
 use support::release::{self, Fault, Server};
-use support::{cargo_bin, kiln, Run};
+
+use support::{cargo_bin, kiln, sh, Run};
 
 struct Fixture {
     server: Server,
@@ -61,6 +63,8 @@ fn write_recipe(dir: &Path, extra: &str) -> PathBuf {
 }
 
 const NO_IMAGES: &str = "[images]\nkubeadm = \"none\"\n";
+/// No images and only the /opt tar: for tests about downloads, not packing.
+const FAST: &str = "[images]\nkubeadm = \"none\"\n[outputs]\nsysext = \"none\"\n";
 
 fn assert_failed_cleanly(run: &Run, out: &Path, needle: &str) {
     assert!(!run.ok, "the build should have failed:\n{}", run.stderr);
@@ -96,6 +100,28 @@ fn cached_blobs(cache: &Path) -> Vec<String> {
     names
 }
 
+/// Extracts the squashfs sysext `image` with the real unsquashfs into a new directory.
+fn unsquash(image: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("x");
+    let out = Command::new("unsquashfs")
+        .args(["-no-progress", "-d"])
+        .arg(&target)
+        .arg(image)
+        .output()
+        .expect("unsquashfs (squashfs-tools, installed by .ci/setup)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+fn sysext_name() -> String {
+    format!("kubernetes-{}-x86-64.raw", release::KUBE)
+}
+
 #[test]
 fn cold_then_warm_build_downloads_nothing_the_second_time() {
     let f = fixture();
@@ -106,7 +132,19 @@ fn cold_then_warm_build_downloads_nothing_the_second_time() {
     let run = build(&f.server, &recipe, &dir.path().join("out1"), &cache, &[]);
     assert!(run.ok, "{}", run.stderr);
     assert!(f.server.request_count() > before);
-    let tree = dir.path().join("out1/tree-amd64");
+    let out = dir.path().join("out1");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let opt_tar = format!("kubernetes-{}-x86-64-opt.tar", release::KUBE);
+    assert_eq!(
+        names,
+        ["SHA256SUMS", &opt_tar, &sysext_name(), "manifest.json"]
+    );
+    let x = unsquash(&out.join(sysext_name()));
+    let tree = x.path().join("x");
     for file in [
         "usr/bin/kubeadm",
         "usr/bin/kubelet",
@@ -123,13 +161,56 @@ fn cold_then_warm_build_downloads_nothing_the_second_time() {
         "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
         "usr/lib/systemd/system/containerd.service",
         "usr/lib/systemd/system/kiln-firstboot.service",
+        "usr/lib/systemd/system/multi-user.target.d/10-kiln.conf",
+        "usr/lib/extension-release.d/extension-release.kubernetes",
+        "usr/share/kiln/manifest.json",
     ] {
-        assert!(tree.join(file).is_file(), "{file} missing");
+        assert!(tree.join(file).is_file(), "{file} missing from the sysext");
     }
     assert_eq!(
         std::fs::read(tree.join("usr/bin/runc")).unwrap(),
         std::fs::read("/usr/sbin/runc").unwrap()
     );
+    let release_text = std::fs::read_to_string(
+        tree.join("usr/lib/extension-release.d/extension-release.kubernetes"),
+    )
+    .unwrap();
+    assert!(
+        release_text.contains("ARCHITECTURE=x86-64"),
+        "{release_text}"
+    );
+    let sums = sh(&format!(
+        "cd {} && sha256sum --check --strict SHA256SUMS",
+        out.display()
+    ));
+    assert!(sums.contains(&format!("{}: OK", sysext_name())), "{sums}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let kubeadm = manifest["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "kubeadm")
+        .unwrap();
+    assert_eq!(
+        kubeadm["url"],
+        format!(
+            "https://dl.k8s.io/release/{}/bin/linux/amd64/kubeadm",
+            release::KUBE
+        ),
+        "the manifest records the official URL, not the mirror"
+    );
+    let listing = sh(&format!("tar -tvf {}", out.join(&opt_tar).display()));
+    for entry in [
+        "opt/bin/kubeadm",
+        "opt/cni/bin/bridge",
+        "etc/systemd/system/kubelet.service",
+    ] {
+        assert!(
+            listing.contains(entry),
+            "{entry} not in the opt tar:\n{listing}"
+        );
+    }
 
     let before = f.server.request_count();
     let run = build(&f.server, &recipe, &dir.path().join("out2"), &cache, &[]);
@@ -140,13 +221,46 @@ fn cold_then_warm_build_downloads_nothing_the_second_time() {
         "the warm build made requests"
     );
     assert!(run.stderr.contains("0 downloaded"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(out.join("SHA256SUMS")).unwrap(),
+        std::fs::read(dir.path().join("out2/SHA256SUMS")).unwrap(),
+        "a warm build gave different bytes"
+    );
+}
+
+#[test]
+fn erofs_sysext_passes_fsck_erofs() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        dir.path(),
+        &format!("{NO_IMAGES}[outputs]\nsysext = \"erofs\"\nopt = false\n"),
+    );
+    let out = dir.path().join("out");
+    let run = build(&f.server, &recipe, &out, &dir.path().join("cache"), &[]);
+    assert!(run.ok, "{}", run.stderr);
+    let extracted = dir.path().join("x");
+    let check = Command::new("fsck.erofs")
+        .arg(format!("--extract={}", extracted.display()))
+        .arg(out.join(sysext_name()))
+        .output()
+        .expect("fsck.erofs (erofs-utils, installed by .ci/setup)");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(
+        std::fs::read(extracted.join("usr/bin/kiln-firstboot")).unwrap(),
+        std::fs::read(&f.firstboot).unwrap()
+    );
 }
 
 #[test]
 fn checksum_mismatch_is_a_hard_error_and_the_cache_stays_clean() {
     let server = own_server();
     let dir = tempfile::tempdir().unwrap();
-    let recipe = write_recipe(dir.path(), NO_IMAGES);
+    let recipe = write_recipe(dir.path(), FAST);
     let cache = dir.path().join("cache");
     let path = format!("/k8s/{}/bin/linux/amd64/kubelet", release::KUBE);
     server.fault(&path, Fault::Corrupt);
@@ -186,7 +300,7 @@ fn a_pinned_checksum_wins_over_the_published_one() {
 fn a_server_dying_mid_download_fails_the_build_without_poisoning_the_cache() {
     let server = own_server();
     let dir = tempfile::tempdir().unwrap();
-    let recipe = write_recipe(dir.path(), NO_IMAGES);
+    let recipe = write_recipe(dir.path(), FAST);
     let cache = dir.path().join("cache");
     let path = format!(
         "/containerd/v{0}/containerd-{0}-linux-amd64.tar.gz",
@@ -209,7 +323,7 @@ fn a_server_dying_mid_download_fails_the_build_without_poisoning_the_cache() {
 fn a_missing_release_file_names_the_url() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let recipe = write_recipe(dir.path(), "[images]\nkubeadm = \"none\"\n")
+    let recipe = write_recipe(dir.path(), FAST)
         .display()
         .to_string();
     let text = std::fs::read_to_string(&recipe)
@@ -236,7 +350,7 @@ fn a_missing_release_file_names_the_url() {
 fn bad_input_is_refused_before_any_download() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let recipe = write_recipe(dir.path(), NO_IMAGES);
+    let recipe = write_recipe(dir.path(), FAST);
     let out = dir.path().join("out");
     let before = f.server.request_count();
     let run = build(

@@ -14,6 +14,7 @@ use super::fetch::{self, Fetched};
 use super::http::Client;
 use super::mirror::Mirrors;
 use super::oci;
+use super::outputs;
 use super::plan::Plan;
 use super::recipe::Arch;
 use super::tree;
@@ -74,6 +75,8 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         )?;
         images.insert(arch, pulled);
     }
+    let inputs = outputs::inputs(plan, &fetched, &images, &options.firstboot)?;
+
     let parent = fsutil::parent_dir(&options.out);
     let staging = tempfile::Builder::new()
         .prefix(".kiln-build-")
@@ -88,8 +91,10 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
             let dir = tree.join(tree::IMAGE_DIR);
             oci::write_archives(&images[&arch], &cache, &dir, plan.source_date_epoch)?;
         }
-        std::fs::rename(&tree, out.join(format!("tree-{}", arch.kube())))?;
+        outputs::write_inner_manifest(plan, arch, &inputs, &tree)?;
+        outputs::write_arch_outputs(plan, arch, &tree, staging.path(), &out)?;
     }
+    outputs::write_top_level(plan, inputs, &out)?;
     publish(&out, &options.out, options.force)?;
     Ok(report)
 }

@@ -36,6 +36,9 @@ pub struct Manifest {
     pub inputs: Vec<Input>,
     /// Every output file, sorted by file name.
     pub outputs: Vec<Output>,
+    /// The baked pause image kiln-firstboot pins as containerd's sandbox image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_image: Option<String>,
 }
 
 /// One input: a release artifact or a pulled image.
@@ -85,6 +88,7 @@ impl Manifest {
             source_date_epoch,
             inputs,
             outputs,
+            sandbox_image: None,
         }
     }
 

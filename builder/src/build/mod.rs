@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod mirror;
 pub mod oci;
 pub mod opt;
+pub mod outputs;
 pub mod plan;
 pub mod recipe;
 pub mod sysext;

@@ -113,6 +113,9 @@ impl Plan {
             .flat_map(|&arch| artifacts_for(&recipe, &version, arch))
             .collect();
         let images = images_for(&recipe, &version)?;
+        if let Some(url) = &recipe.outputs.sysupdate_url {
+            super::sysupdate::transfer(&recipe.name, &version.to_string(), url, false)?;
+        }
         let source_date_epoch = source_date_epoch.or(recipe.source_date_epoch).unwrap_or(0);
         Ok(Plan {
             recipe,
@@ -313,11 +316,16 @@ impl fmt::Display for Plan {
                 writeln!(f, "  {} ({:?})", self.sysext_name(*arch), o.sysext)?;
             }
             if o.opt {
-                writeln!(f, "  /opt tree for {}", arch.kube())?;
+                let base = self.sysext_name(*arch);
+                writeln!(f, "  {}-opt.tar (/opt tree)", base.trim_end_matches(".raw"))?;
             }
         }
-        if o.sysupdate {
-            writeln!(f, "  {}.transfer (systemd-sysupdate)", self.recipe.name)?;
+        if let Some(url) = &o.sysupdate_url {
+            writeln!(
+                f,
+                "  {}.conf (systemd-sysupdate transfer from {url})",
+                self.recipe.name
+            )?;
         }
         write!(f, "  manifest.json, SHA256SUMS")
     }

@@ -24,7 +24,7 @@
 //! [outputs]
 //! sysext = "squashfs"                 # squashfs | erofs | none
 //! opt = true
-//! sysupdate = true
+//! sysupdate_url = "https://example.com/sysext/"  # optional: writes NAME.conf for sysupdate
 //! ```
 
 use std::collections::BTreeMap;
@@ -195,8 +195,9 @@ pub struct Outputs {
     pub sysext: SysextFormat,
     /// The /opt tree.
     pub opt: bool,
-    /// A systemd-sysupdate transfer file following patch releases of the same minor.
-    pub sysupdate: bool,
+    /// Where the sysext images will be published: writes a systemd-sysupdate transfer file
+    /// (`NAME.conf`) that follows patch releases of the same minor from there.
+    pub sysupdate_url: Option<String>,
 }
 
 impl Default for Outputs {
@@ -204,7 +205,7 @@ impl Default for Outputs {
         Outputs {
             sysext: SysextFormat::Squashfs,
             opt: true,
-            sysupdate: true,
+            sysupdate_url: None,
         }
     }
 }

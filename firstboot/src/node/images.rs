@@ -27,6 +27,16 @@ pub fn image_dir(root: &Path) -> PathBuf {
         usr
     }
 }
+
+/// The sandbox (pause) image `kiln build` baked, from the `manifest.json` beside the image
+/// directory (`sandbox_image`), if there is one.
+pub fn baked_sandbox_image(root: &Path) -> Option<String> {
+    let manifest = image_dir(root).parent()?.join("manifest.json");
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["sandbox_image"].as_str().map(str::to_owned)
+}
+
 /// The containerd namespace kubelet's CRI uses.
 const NAMESPACE: &str = "k8s.io";
 
@@ -161,6 +171,24 @@ fn import(archive: &Path, address: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_baked_sandbox_image_comes_from_the_manifest() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(baked_sandbox_image(root.path()), None);
+        let dir = root.path().join("usr/share/kiln");
+        std::fs::create_dir_all(dir.join("images")).unwrap();
+        std::fs::write(
+            dir.join("manifest.json"),
+            r#"{"sandbox_image": "registry.k8s.io/pause:3.10"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            baked_sandbox_image(root.path()).as_deref(),
+            Some("registry.k8s.io/pause:3.10")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -159,16 +159,22 @@ impl Step for Runtime {
                 .ok()
                 .and_then(|text| containerd::sandbox_image_of(&text))
         } else {
-            let pause = match target(ctx, &plan)? {
-                Some(t) => containerd::kubeadm_pause_image(&t.kubeadm).with_context(|| {
-                    format!(
-                        "choosing containerd's sandbox image for kubeadm {} (or ship your own \
+            // The image's own pause image first (kiln build baked it for its kubeadm), then
+            // kiln's table for the kubeadm the node config targets.
+            let baked = images::baked_sandbox_image(&root);
+            let pause = match (baked, target(ctx, &plan)?) {
+                (Some(baked), _) => baked,
+                (None, Some(t)) => {
+                    containerd::kubeadm_pause_image(&t.kubeadm).with_context(|| {
+                        format!(
+                            "choosing containerd's sandbox image for kubeadm {} (or ship your own \
                          {} in the user-data)",
-                        t.kubeadm,
-                        containerd::CONFIG_PATH
-                    )
-                })?,
-                None => "registry.k8s.io/pause:3.10".into(),
+                            t.kubeadm,
+                            containerd::CONFIG_PATH
+                        )
+                    })?
+                }
+                (None, None) => "registry.k8s.io/pause:3.10".into(),
             };
             let mut settings = containerd::Settings::for_node(&pause);
             settings.cni_bin_dir = containerd::cni_bin_dir(&root).into();
