@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::process::Command;
 use support::release::{self, Fault, Server};
 
+use support::oci::{ctr, start_containerd, Layout, Registry};
 use support::{cargo_bin, kiln, sh, Run};
 
 struct Fixture {
@@ -323,9 +324,7 @@ fn a_server_dying_mid_download_fails_the_build_without_poisoning_the_cache() {
 fn a_missing_release_file_names_the_url() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let recipe = write_recipe(dir.path(), FAST)
-        .display()
-        .to_string();
+    let recipe = write_recipe(dir.path(), FAST).display().to_string();
     let text = std::fs::read_to_string(&recipe)
         .unwrap()
         .replace("crictl = \"1.31.1\"", "crictl = \"9.9.9\"");
@@ -378,4 +377,74 @@ fn bad_input_is_refused_before_any_download() {
         run.stderr
     );
     assert_eq!(f.server.request_count(), before);
+}
+
+#[test]
+fn kubeadm_images_are_baked_reproducibly_and_import_into_containerd() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&dir.path().join("registry"));
+    let listed = support::kiln_ok(&["images", "list", "--kubernetes-version", release::KUBE]);
+    let images: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(images.len(), 7, "{images:?}");
+    let mut pause_index = String::new();
+    for (n, image) in images.iter().enumerate() {
+        let path = image.strip_prefix("registry.k8s.io/").unwrap();
+        let (repo, tag) = path.rsplit_once(':').unwrap();
+        let layout = Layout::new(&dir.path().join(format!("layout-{n}")));
+        if repo == "pause" {
+            let (amd64, _) = layout.image("amd64", "stand-in pause for amd64");
+            let (arm64, _) = layout.image("arm64", "stand-in pause for arm64");
+            let index = layout.index(&[("amd64", &amd64), ("arm64", &arm64)]);
+            layout.tag(&index, tag);
+            pause_index = index.digest.clone();
+        } else {
+            let (manifest, _) = layout.image("amd64", &format!("stand-in {repo}"));
+            layout.tag(&manifest, tag);
+        }
+        registry.push(&layout, tag, repo);
+    }
+    let recipe = write_recipe(dir.path(), "[outputs]\nopt = false\n");
+    let mirror = format!("registry.k8s.io=http://{}", registry.addr);
+    let mut sums = Vec::new();
+    for n in 1..=2 {
+        let out = dir.path().join(format!("out{n}"));
+        let cache = dir.path().join(format!("cache{n}"));
+        let run = build(&f.server, &recipe, &out, &cache, &["--mirror", &mirror]);
+        assert!(run.ok, "{}", run.stderr);
+        sums.push(std::fs::read_to_string(out.join("SHA256SUMS")).unwrap());
+    }
+    assert_eq!(sums[0], sums[1], "two cold builds gave different bytes");
+
+    let x = unsquash(&dir.path().join("out1").join(sysext_name()));
+    let kiln_dir = x.path().join("x/usr/share/kiln");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(kiln_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["sandbox_image"], "registry.k8s.io/pause:3.10");
+    let check = sh(&format!(
+        "cd {} && sha256sum --check --strict SHA256SUMS",
+        kiln_dir.join("images").display()
+    ));
+    assert_eq!(check.lines().count(), 7, "{check}");
+
+    let daemon = start_containerd(&dir.path().join("containerd"));
+    for entry in std::fs::read_dir(kiln_dir.join("images")).unwrap() {
+        let tar = entry.unwrap().path();
+        if tar.extension().is_some_and(|e| e == "tar") {
+            ctr(&daemon.socket, &["images", "import", tar.to_str().unwrap()]);
+        }
+    }
+    let listed = ctr(&daemon.socket, &["images", "ls"]);
+    for image in &images {
+        assert!(listed.contains(image), "{image} not imported:\n{listed}");
+    }
+    let pause_line = listed
+        .lines()
+        .find(|l| l.starts_with("registry.k8s.io/pause:3.10 "))
+        .unwrap();
+    assert!(
+        pause_line.contains(&pause_index),
+        "{pause_line} (want {pause_index})"
+    );
 }
