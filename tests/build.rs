@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::process::Command;
 use support::release::{self, Fault, Server};
 
-use support::oci::{ctr, start_containerd, Layout, Registry};
+use support::oci::{ctr, start_containerd, Registry};
 use support::{cargo_bin, kiln, sh, Run};
 
 struct Fixture {
@@ -384,26 +384,8 @@ fn kubeadm_images_are_baked_reproducibly_and_import_into_containerd() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(&dir.path().join("registry"));
-    let listed = support::kiln_ok(&["images", "list", "--kubernetes-version", release::KUBE]);
-    let images: Vec<&str> = listed.stdout.lines().collect();
-    assert_eq!(images.len(), 7, "{images:?}");
-    let mut pause_index = String::new();
-    for (n, image) in images.iter().enumerate() {
-        let path = image.strip_prefix("registry.k8s.io/").unwrap();
-        let (repo, tag) = path.rsplit_once(':').unwrap();
-        let layout = Layout::new(&dir.path().join(format!("layout-{n}")));
-        if repo == "pause" {
-            let (amd64, _) = layout.image("amd64", "stand-in pause for amd64");
-            let (arm64, _) = layout.image("arm64", "stand-in pause for arm64");
-            let index = layout.index(&[("amd64", &amd64), ("arm64", &arm64)]);
-            layout.tag(&index, tag);
-            pause_index = index.digest.clone();
-        } else {
-            let (manifest, _) = layout.image("amd64", &format!("stand-in {repo}"));
-            layout.tag(&manifest, tag);
-        }
-        registry.push(&layout, tag, repo);
-    }
+    let (images, pause_index) =
+        release::push_kubeadm_images(&registry, &dir.path().join("layouts"));
     let recipe = write_recipe(dir.path(), "[outputs]\nopt = false\n");
     let mirror = format!("registry.k8s.io=http://{}", registry.addr);
     let mut sums = Vec::new();

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::oci::{Layout, Registry};
 use super::sha256_hex;
 
 pub const KUBE: &str = "v1.31.2";
@@ -248,4 +249,30 @@ pub fn recipe(extra: &str) -> String {
     format!(
         "name = \"kubernetes\"\nkubernetes_version = \"{KUBE}\"\narchitectures = [\"amd64\"]\nsource_date_epoch = 1700000000\n\n[components]\ncontainerd = \"{CONTAINERD}\"\nrunc = \"{RUNC}\"\ncni_plugins = \"{CNI}\"\ncrictl = \"{CRICTL}\"\n{extra}"
     )
+}
+
+/// Pushes a small stand-in image (not the real one) for every image kubeadm lists for [`KUBE`]
+/// into `registry` under its registry.k8s.io path, pause as a multi-arch index (amd64, arm64).
+/// Returns the image names and the pause index's digest.
+pub fn push_kubeadm_images(registry: &Registry, layouts: &Path) -> (Vec<String>, String) {
+    let listed = super::kiln_ok(&["images", "list", "--kubernetes-version", KUBE]);
+    let images: Vec<String> = listed.stdout.lines().map(str::to_owned).collect();
+    let mut pause_index = String::new();
+    for (n, image) in images.iter().enumerate() {
+        let path = image.strip_prefix("registry.k8s.io/").unwrap();
+        let (repo, tag) = path.rsplit_once(':').unwrap();
+        let layout = Layout::new(&layouts.join(n.to_string()));
+        if repo == "pause" {
+            let (amd64, _) = layout.image("amd64", "stand-in pause for amd64");
+            let (arm64, _) = layout.image("arm64", "stand-in pause for arm64");
+            let index = layout.index(&[("amd64", &amd64), ("arm64", &arm64)]);
+            layout.tag(&index, tag);
+            pause_index = index.digest.clone();
+        } else {
+            let (manifest, _) = layout.image("amd64", &format!("stand-in {repo}"));
+            layout.tag(&manifest, tag);
+        }
+        registry.push(&layout, tag, repo);
+    }
+    (images, pause_index)
 }
