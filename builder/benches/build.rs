@@ -9,7 +9,7 @@
 //! `cargo bench -p kiln --bench build`.
 
 #[path = "../../tests/support/mod.rs"]
-#[allow(dead_code, missing_docs)]
+#[allow(missing_docs)]
 mod support;
 
 use std::path::{Path, PathBuf};
