@@ -385,7 +385,7 @@ fn kubeadm_images_are_baked_reproducibly_and_import_into_containerd() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(&dir.path().join("registry"));
     let (images, pause_index) =
-        release::push_kubeadm_images(&registry, &dir.path().join("layouts"));
+        release::push_kubeadm_images(&registry, release::KUBE, &dir.path().join("layouts"));
     let recipe = write_recipe(dir.path(), "[outputs]\nopt = false\n");
     let mirror = format!("registry.k8s.io=http://{}", registry.addr);
     let mut sums = Vec::new();
@@ -428,5 +428,51 @@ fn kubeadm_images_are_baked_reproducibly_and_import_into_containerd() {
     assert!(
         pause_line.contains(&pause_index),
         "{pause_line} (want {pause_index})"
+    );
+}
+
+#[test]
+fn the_shipped_flatcar_recipe_builds() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/flatcar-sysext.toml");
+    let recipe: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let text = |v: &toml::Value| v.as_str().unwrap().to_owned();
+    let versions = release::Versions {
+        kube: text(&recipe["kubernetes_version"]),
+        cni: text(&recipe["components"]["cni_plugins"]),
+        crictl: text(&recipe["components"]["crictl"]),
+        ..Default::default()
+    };
+    let server = Server::start(release::files_for(
+        &cargo_bin("kiln-standins", "kubeadm"),
+        &versions,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&dir.path().join("registry"));
+    release::push_kubeadm_images(&registry, &versions.kube, &dir.path().join("layouts"));
+    let mirror = format!("registry.k8s.io=http://{}", registry.addr);
+    let out = dir.path().join("out");
+    let cache = dir.path().join("cache");
+    let run = build(
+        &server,
+        &path,
+        &out,
+        &cache,
+        &["--arch", "amd64", "--mirror", &mirror],
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let raw = format!("kubernetes-{}-x86-64.raw", versions.kube);
+    for file in [
+        raw.as_str(),
+        "kubernetes.conf",
+        "manifest.json",
+        "SHA256SUMS",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let transfer = std::fs::read_to_string(out.join("kubernetes.conf")).unwrap();
+    let minor = versions.kube.rsplit_once('.').unwrap().0;
+    assert!(
+        transfer.contains(&format!("MatchPattern=kubernetes-{minor}.@v-%a.raw")),
+        "{transfer}"
     );
 }

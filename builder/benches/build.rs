@@ -74,7 +74,7 @@ fn main() {
     let dir = tmp.path().to_owned();
     let kubeadm = support::cargo_bin("kiln-standins", "kubeadm");
     let registry = Registry::start(&dir.join("registry"));
-    release::push_kubeadm_images(&registry, &dir.join("layouts"));
+    release::push_kubeadm_images(&registry, release::KUBE, &dir.join("layouts"));
     let bench = Bench {
         server: Server::start(release::files(&kubeadm)),
         registry_mirror: format!("registry.k8s.io=http://{}", registry.addr),

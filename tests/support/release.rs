@@ -146,9 +146,37 @@ fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (installed by .ci/setup)"))
 }
 
+/// Release versions to serve (Kubernetes with its `v`, the others without).
+#[derive(Debug, Clone)]
+pub struct Versions {
+    pub kube: String,
+    pub cni: String,
+    pub crictl: String,
+    pub containerd: String,
+    pub runc: String,
+}
+
+impl Default for Versions {
+    fn default() -> Self {
+        Versions {
+            kube: KUBE.into(),
+            cni: CNI.into(),
+            crictl: CRICTL.into(),
+            containerd: CONTAINERD.into(),
+            runc: RUNC.into(),
+        }
+    }
+}
+
+/// The stand-in release files (amd64) of the default [`Versions`].
+pub fn files(standin_kubeadm: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_for(standin_kubeadm, &Versions::default())
+}
+
 /// The stand-in release files (amd64) in the official layouts, under `/k8s`, `/containerd`,
 /// `/runc`, `/cni` and `/crictl`, with their published checksum files.
-pub fn files(standin_kubeadm: &Path) -> BTreeMap<String, Vec<u8>> {
+pub fn files_for(standin_kubeadm: &Path, v: &Versions) -> BTreeMap<String, Vec<u8>> {
+    let kube = &v.kube;
     let mut files = BTreeMap::new();
     let mut add = |path: String, bytes: Vec<u8>| {
         files.insert(path, bytes);
@@ -159,7 +187,7 @@ pub fn files(standin_kubeadm: &Path) -> BTreeMap<String, Vec<u8>> {
         ("kubelet", script("kubelet")),
         ("kubectl", script("kubectl")),
     ] {
-        let path = format!("/k8s/{KUBE}/bin/linux/amd64/{name}");
+        let path = format!("/k8s/{kube}/bin/linux/amd64/{name}");
         add(format!("{path}.sha256"), sha256_hex(&bytes).into_bytes());
         add(path, bytes);
     }
@@ -171,42 +199,45 @@ pub fn files(standin_kubeadm: &Path) -> BTreeMap<String, Vec<u8>> {
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice(), 0o755))
         .collect();
-    let cni = tar_gz(&entries);
-    let name = format!("cni-plugins-linux-amd64-v{CNI}.tgz");
+    let cni_tgz = tar_gz(&entries);
+    let name = format!("cni-plugins-linux-amd64-v{}.tgz", v.cni);
     add(
-        format!("/cni/v{CNI}/{name}.sha256"),
-        format!("{}  {name}\n", sha256_hex(&cni)).into_bytes(),
+        format!("/cni/v{}/{name}.sha256", v.cni),
+        format!("{}  {name}\n", sha256_hex(&cni_tgz)).into_bytes(),
     );
-    add(format!("/cni/v{CNI}/{name}"), cni);
+    add(format!("/cni/v{}/{name}", v.cni), cni_tgz);
 
-    let crictl = tar_gz(&[("crictl", &script("crictl"), 0o755)]);
-    let name = format!("crictl-v{CRICTL}-linux-amd64.tar.gz");
+    let crictl_tgz = tar_gz(&[("crictl", &script("crictl"), 0o755)]);
+    let name = format!("crictl-v{}-linux-amd64.tar.gz", v.crictl);
     add(
-        format!("/crictl/v{CRICTL}/{name}.sha256"),
-        sha256_hex(&crictl).into_bytes(),
+        format!("/crictl/v{}/{name}.sha256", v.crictl),
+        sha256_hex(&crictl_tgz).into_bytes(),
     );
-    add(format!("/crictl/v{CRICTL}/{name}"), crictl);
+    add(format!("/crictl/v{}/{name}", v.crictl), crictl_tgz);
 
     let (c, s, t) = (
         read("/usr/bin/containerd"),
         read("/usr/bin/containerd-shim-runc-v2"),
         read("/usr/bin/ctr"),
     );
-    let containerd = tar_gz(&[
+    let containerd_tgz = tar_gz(&[
         ("bin/containerd", &c, 0o755),
         ("bin/containerd-shim-runc-v2", &s, 0o755),
         ("bin/ctr", &t, 0o755),
     ]);
-    let name = format!("containerd-{CONTAINERD}-linux-amd64.tar.gz");
+    let name = format!("containerd-{}-linux-amd64.tar.gz", v.containerd);
     add(
-        format!("/containerd/v{CONTAINERD}/{name}.sha256sum"),
-        format!("{}  {name}\n", sha256_hex(&containerd)).into_bytes(),
+        format!("/containerd/v{}/{name}.sha256sum", v.containerd),
+        format!("{}  {name}\n", sha256_hex(&containerd_tgz)).into_bytes(),
     );
-    add(format!("/containerd/v{CONTAINERD}/{name}"), containerd);
+    add(
+        format!("/containerd/v{}/{name}", v.containerd),
+        containerd_tgz,
+    );
 
     let runc = read("/usr/sbin/runc");
     add(
-        format!("/runc/v{RUNC}/runc.sha256sum"),
+        format!("/runc/v{}/runc.sha256sum", v.runc),
         format!(
             "{}  runc.amd64\n{}  runc.arm64\n",
             sha256_hex(&runc),
@@ -214,7 +245,7 @@ pub fn files(standin_kubeadm: &Path) -> BTreeMap<String, Vec<u8>> {
         )
         .into_bytes(),
     );
-    add(format!("/runc/v{RUNC}/runc.amd64"), runc);
+    add(format!("/runc/v{}/runc.amd64", v.runc), runc);
     files
 }
 
@@ -251,11 +282,15 @@ pub fn recipe(extra: &str) -> String {
     )
 }
 
-/// Pushes a small stand-in image (not the real one) for every image kubeadm lists for [`KUBE`]
+/// Pushes a small stand-in image (not the real one) for every image kubeadm lists for `version`
 /// into `registry` under its registry.k8s.io path, pause as a multi-arch index (amd64, arm64).
 /// Returns the image names and the pause index's digest.
-pub fn push_kubeadm_images(registry: &Registry, layouts: &Path) -> (Vec<String>, String) {
-    let listed = super::kiln_ok(&["images", "list", "--kubernetes-version", KUBE]);
+pub fn push_kubeadm_images(
+    registry: &Registry,
+    version: &str,
+    layouts: &Path,
+) -> (Vec<String>, String) {
+    let listed = super::kiln_ok(&["images", "list", "--kubernetes-version", version]);
     let images: Vec<String> = listed.stdout.lines().map(str::to_owned).collect();
     let mut pause_index = String::new();
     for (n, image) in images.iter().enumerate() {
