@@ -41,6 +41,18 @@ fn own_server() -> Server {
 }
 
 fn build(server: &Server, recipe: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Run {
+    build_umask("022", server, recipe, out, cache, extra)
+}
+
+/// `kiln build` under `umask`.
+fn build_umask(
+    umask: &str,
+    server: &Server,
+    recipe: &Path,
+    out: &Path,
+    cache: &Path,
+    extra: &[&str],
+) -> Run {
     let mut args: Vec<String> = vec![
         "build".into(),
         recipe.display().to_string(),
@@ -53,8 +65,14 @@ fn build(server: &Server, recipe: &Path, out: &Path, cache: &Path, extra: &[&str
     ];
     args.extend(release::mirror_args(&server.base));
     args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    kiln(&args)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(&args)
+        .output()
+        .expect("running kiln")
+        .into()
 }
 
 fn write_recipe(dir: &Path, extra: &str) -> PathBuf {
@@ -125,14 +143,14 @@ fn sysext_name() -> String {
 
 #[test]
 fn cold_then_warm_build_downloads_nothing_the_second_time() {
-    let f = fixture();
+    let server = own_server();
     let dir = tempfile::tempdir().unwrap();
     let recipe = write_recipe(dir.path(), NO_IMAGES);
     let cache = dir.path().join("cache");
-    let before = f.server.request_count();
-    let run = build(&f.server, &recipe, &dir.path().join("out1"), &cache, &[]);
+    let before = server.request_count();
+    let run = build(&server, &recipe, &dir.path().join("out1"), &cache, &[]);
     assert!(run.ok, "{}", run.stderr);
-    assert!(f.server.request_count() > before);
+    assert!(server.request_count() > before);
     let out = dir.path().join("out1");
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
@@ -213,11 +231,11 @@ fn cold_then_warm_build_downloads_nothing_the_second_time() {
         );
     }
 
-    let before = f.server.request_count();
-    let run = build(&f.server, &recipe, &dir.path().join("out2"), &cache, &[]);
+    let before = server.request_count();
+    let run = build(&server, &recipe, &dir.path().join("out2"), &cache, &[]);
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(
-        f.server.request_count(),
+        server.request_count(),
         before,
         "the warm build made requests"
     );
@@ -280,6 +298,26 @@ fn checksum_mismatch_is_a_hard_error_and_the_cache_stays_clean() {
     server.heal();
     let run = build(&server, &recipe, &out, &cache, &[]);
     assert!(run.ok, "{}", run.stderr);
+}
+
+#[test]
+fn a_wrong_checksum_file_is_not_remembered() {
+    let server = own_server();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), FAST);
+    let cache = dir.path().join("cache");
+    let sums = format!("/k8s/{}/bin/linux/amd64/kubelet.sha256", release::KUBE);
+    server.fault(&sums, Fault::Corrupt);
+    let out = dir.path().join("out");
+    let run = build(&server, &recipe, &out, &cache, &[]);
+    assert_failed_cleanly(&run, &out, "kubelet");
+    server.heal();
+    let run = build(&server, &recipe, &out, &cache, &[]);
+    assert!(
+        run.ok,
+        "the cache kept the wrong checksum file:\n{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -392,11 +430,23 @@ fn kubeadm_images_are_baked_reproducibly_and_import_into_containerd() {
     for n in 1..=2 {
         let out = dir.path().join(format!("out{n}"));
         let cache = dir.path().join(format!("cache{n}"));
-        let run = build(&f.server, &recipe, &out, &cache, &["--mirror", &mirror]);
+        // The second build runs under umask 077: the build machine's umask must not matter.
+        let umask = if n == 1 { "022" } else { "077" };
+        let run = build_umask(
+            umask,
+            &f.server,
+            &recipe,
+            &out,
+            &cache,
+            &["--mirror", &mirror],
+        );
         assert!(run.ok, "{}", run.stderr);
         sums.push(std::fs::read_to_string(out.join("SHA256SUMS")).unwrap());
     }
-    assert_eq!(sums[0], sums[1], "two cold builds gave different bytes");
+    assert_eq!(
+        sums[0], sums[1],
+        "two cold builds (umask 022 and 077) gave different bytes"
+    );
 
     let x = unsquash(&dir.path().join("out1").join(sysext_name()));
     let kiln_dir = x.path().join("x/usr/share/kiln");

@@ -103,6 +103,16 @@ impl Cache {
         Ok(())
     }
 
+    /// Forgets what `key` resolved to (the blob stays; it is still a verified blob).
+    pub fn index_remove(&self, key: &str) -> anyhow::Result<()> {
+        match std::fs::remove_file(self.index_path(key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).context("removing a cache index entry")
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn index_path(&self, key: &str) -> PathBuf {
         self.root
             .join("index")

@@ -17,6 +17,7 @@ use super::oci;
 use super::outputs;
 use super::plan::Plan;
 use super::recipe::Arch;
+use super::sysext;
 use super::tree;
 
 /// How to run a build (everything that is not in the recipe).
@@ -92,6 +93,7 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
             oci::write_archives(&images[&arch], &cache, &dir, plan.source_date_epoch)?;
         }
         outputs::write_inner_manifest(plan, arch, &inputs, &tree)?;
+        sysext::normalise_tree(&tree, plan.source_date_epoch)?;
         outputs::write_arch_outputs(plan, arch, &tree, staging.path(), &out)?;
     }
     outputs::write_top_level(plan, inputs, &out)?;
@@ -160,13 +162,24 @@ fn assemble(
     Ok(())
 }
 
-/// Moves the finished output directory to `dest` (replacing it only with `force`).
+/// Moves the finished output directory to `dest`. With `force` an existing `dest` is swapped
+/// out atomically (`RENAME_EXCHANGE`) and removed afterwards, so it is never lost half-way.
 fn publish(built: &Path, dest: &Path, force: bool) -> anyhow::Result<()> {
     if force && dest.exists() {
-        let old = built.with_file_name("old");
-        std::fs::rename(dest, &old)
-            .with_context(|| format!("moving the old {} aside", dest.display()))?;
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            built,
+            nix::fcntl::AT_FDCWD,
+            dest,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .with_context(|| format!("replacing {}", dest.display()))?;
+        std::fs::remove_dir_all(built)
+            .with_context(|| format!("removing the old output (now at {})", built.display()))?;
+    } else {
+        fsutil::rename_no_replace(built, dest)
+            .with_context(|| format!("moving the build to {}", dest.display()))?;
     }
-    fsutil::rename_no_replace(built, dest)
-        .with_context(|| format!("moving the build to {}", dest.display()))
+    fsutil::fsync_dir(&fsutil::parent_dir(dest))
+        .with_context(|| format!("syncing the directory of {}", dest.display()))
 }

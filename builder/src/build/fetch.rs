@@ -96,11 +96,33 @@ fn fetch_one(
     progress: &MultiProgress,
 ) -> anyhow::Result<Fetched> {
     let expected = expected_digest(artifact, client, mirrors, cache)?;
-    if let Some(path) = cache.get_verified(&expected)? {
+    let result = fetch_verified(artifact, &expected.hex, client, mirrors, cache, progress);
+    match (&result, &expected.sums) {
+        // Remember the checksum file only once an artifact matched it: a wrong or garbled
+        // checksum file must not stay in the cache.
+        (Ok(_), Some(Sums::Fetched { url, text })) => {
+            let hex = cache.insert_bytes(text.as_bytes(), None)?;
+            cache.index_put(url, &hex)?;
+        }
+        (Err(_), Some(Sums::Cached { url })) => cache.index_remove(url)?,
+        _ => {}
+    }
+    result
+}
+
+fn fetch_verified(
+    artifact: &Artifact,
+    expected: &str,
+    client: &Client,
+    mirrors: &Mirrors,
+    cache: &Cache,
+    progress: &MultiProgress,
+) -> anyhow::Result<Fetched> {
+    if let Some(path) = cache.get_verified(expected)? {
         let size = std::fs::metadata(&path)?.len();
         tracing::debug!(artifact = artifact.name, "cache hit");
         return Ok(Fetched {
-            sha256: expected,
+            sha256: expected.to_owned(),
             path,
             size,
             cached: true,
@@ -110,11 +132,11 @@ fn fetch_one(
     let bar = progress.add(ProgressBar::no_length());
     bar.set_style(bar_style());
     bar.set_message(format!("{} {}", artifact.name, artifact.arch.kube()));
-    let result = download_verified(&url, &expected, client, cache, &bar);
+    let result = download_verified(&url, expected, client, cache, &bar);
     bar.finish_and_clear();
     let (path, size) = result?;
     Ok(Fetched {
-        sha256: expected,
+        sha256: expected.to_owned(),
         path,
         size,
         cached: false,
@@ -127,30 +149,63 @@ fn bar_style() -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-/// The artifact's expected SHA-256: pinned, or read from its published checksum file (cached by
-/// URL: release checksum files are immutable).
+/// An artifact's expected digest and the checksum file it came from.
+struct Expected {
+    hex: String,
+    sums: Option<Sums>,
+}
+
+/// Where a published checksum was read.
+enum Sums {
+    /// Downloaded now (recorded in the cache once the artifact matches).
+    Fetched { url: String, text: String },
+    /// Read from the cache (forgotten if the artifact does not match).
+    Cached { url: String },
+}
+
+/// The artifact's expected SHA-256: pinned, or read from its published checksum file (cached
+/// by URL once an artifact matched it: release checksum files are immutable).
 fn expected_digest(
     artifact: &Artifact,
     client: &Client,
     mirrors: &Mirrors,
     cache: &Cache,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Expected> {
     let (sums_url, file_name) = match &artifact.checksum {
-        Checksum::Pinned(hex) => return Ok(hex.clone()),
+        Checksum::Pinned(hex) => {
+            return Ok(Expected {
+                hex: hex.clone(),
+                sums: None,
+            })
+        }
         Checksum::Published { url, file_name } => (mirrors.rewrite_url(url), file_name),
     };
-    let text = match cached_text(cache, &sums_url)? {
-        Some(text) => text,
+    let (text, sums) = match cached_text(cache, &sums_url)? {
+        Some(text) => (
+            text,
+            Sums::Cached {
+                url: sums_url.clone(),
+            },
+        ),
         None => {
             let body = with_retries(&sums_url, || client.get_small(&sums_url))?;
             let text = String::from_utf8(body)
                 .map_err(|_| anyhow::anyhow!("{sums_url}: checksum file is not text"))?;
-            let hex = cache.insert_bytes(text.as_bytes(), None)?;
-            cache.index_put(&sums_url, &hex)?;
-            text
+            (
+                text.clone(),
+                Sums::Fetched {
+                    url: sums_url.clone(),
+                    text,
+                },
+            )
         }
     };
-    parse_checksum(&text, file_name).with_context(|| format!("checksum file {sums_url}"))
+    let hex =
+        parse_checksum(&text, file_name).with_context(|| format!("checksum file {sums_url}"))?;
+    Ok(Expected {
+        hex,
+        sums: Some(sums),
+    })
 }
 
 fn cached_text(cache: &Cache, key: &str) -> anyhow::Result<Option<String>> {

@@ -38,7 +38,7 @@ impl Client {
             .http_status_as_error(false)
             .max_redirects(10)
             .timeout_connect(Some(Duration::from_secs(20)))
-            .timeout_recv_body(Some(Duration::from_secs(60)))
+            .timeout_per_read(Some(Duration::from_secs(60)))
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls)
             .build()

@@ -61,7 +61,7 @@ impl Mirrors {
     pub fn rewrite_url(&self, url: &str) -> String {
         for rule in &self.rules {
             if let Some(rest) = url.strip_prefix(&rule.from) {
-                if rest.is_empty() || rest.starts_with('/') || rule.from.ends_with('/') {
+                if rest.is_empty() || rest.starts_with('/') {
                     return format!("{}{rest}", rule.to);
                 }
             }

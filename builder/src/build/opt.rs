@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::sysext::{normalise_mtimes, parent, temp_beside, EXTENSION_RELEASE_DIR};
+use super::sysext::{normalise_tree, parent, temp_beside, EXTENSION_RELEASE_DIR};
 
 /// Where a sysext tree path (relative, e.g. `usr/bin/kubelet`) goes in the /opt layout; `None`
 /// for what only a sysext needs (the extension-release file). Unknown paths are an error, so
@@ -195,7 +195,7 @@ fn fill(tree: &Path, dest: &Path, epoch: u64) -> anyhow::Result<()> {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
         }
     }
-    normalise_mtimes(dest, epoch)
+    normalise_tree(dest, epoch)
 }
 
 fn write_synced(path: &Path, data: &[u8], perms: std::fs::Permissions) -> anyhow::Result<()> {

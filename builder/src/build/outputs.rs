@@ -60,7 +60,7 @@ pub fn inputs(
             name: "kiln-firstboot".into(),
             arch: Some(arch.kube().to_owned()),
             url: "local: --firstboot".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: "local".into(),
             sha256: digest::sha256_file(path)?,
         });
     }
@@ -112,6 +112,7 @@ pub fn write_arch_outputs(
     if o.opt {
         let dir = work.join(format!("{base}-opt"));
         opt::write_tree(tree, &dir, plan.source_date_epoch)?;
+        sysext::normalise_tree(&dir, plan.source_date_epoch)?;
         opt::write_tar(
             &dir,
             &out.join(format!("{base}-opt.tar")),

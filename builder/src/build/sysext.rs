@@ -16,6 +16,7 @@
 //! it is removed from their environment and the epoch passed explicitly.
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -102,7 +103,7 @@ pub fn pack(
         SysextFormat::Erofs => find_tool("mkfs.erofs", "erofs-utils")?,
         _ => find_tool("mksquashfs", "squashfs-tools")?,
     };
-    normalise_mtimes(tree, source_date_epoch)?;
+    normalise_tree(tree, source_date_epoch)?;
     let tmp = temp_beside(out)?;
     let argv = match args {
         None => squashfs_args(tree, &tmp, source_date_epoch),
@@ -187,18 +188,35 @@ pub fn derived_uuid(seed: &str) -> String {
     )
 }
 
-/// Sets the mtime and atime of every entry under `tree` (symlinks themselves, directories after
-/// their contents, `tree` last) to `epoch`.
-pub fn normalise_mtimes(tree: &Path, epoch: u64) -> anyhow::Result<()> {
+/// Normalises `tree` for reproducible, host-independent output: every mtime = `epoch`,
+/// directories 0755, files 0755 if any execute bit is set else 0644 (the build machine's umask
+/// must not reach the image: overlayfs takes a merged directory's mode from the top layer).
+pub fn normalise_tree(tree: &Path, epoch: u64) -> anyhow::Result<()> {
     let secs = i64::try_from(epoch).context("SOURCE_DATE_EPOCH out of range")?;
     let ts = TimeSpec::new(secs, 0);
     fn walk(path: &Path, ts: &TimeSpec) -> anyhow::Result<()> {
         let meta =
             std::fs::symlink_metadata(path).with_context(|| format!("{}", path.display()))?;
-        if meta.is_dir() {
+        let mode = if meta.is_dir() {
             for entry in std::fs::read_dir(path).with_context(|| format!("{}", path.display()))? {
-                walk(&entry?.path(), ts)?;
+                walk(
+                    &entry.with_context(|| format!("{}", path.display()))?.path(),
+                    ts,
+                )?;
             }
+            Some(0o755)
+        } else if meta.is_file() {
+            Some(if meta.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            })
+        } else {
+            None
+        };
+        if let Some(mode) = mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("setting the mode of {}", path.display()))?;
         }
         utimensat(
             nix::fcntl::AT_FDCWD,

@@ -52,7 +52,6 @@ pub fn install_node_files(tree: &Path, firstboot: &Path, containerd: bool) -> an
     let mut files = vec![
         ("kubelet.service", units::KUBELET_SERVICE),
         ("kubelet.service.d/10-kubeadm.conf", units::KUBEADM_DROPIN),
-        ("kubelet.service.d/20-kiln.conf", units::KILN_KUBELET_DROPIN),
         ("kiln-firstboot.service", units::FIRSTBOOT_SERVICE),
         ("multi-user.target.d/10-kiln.conf", units::MULTI_USER_DROPIN),
     ];
@@ -108,10 +107,18 @@ fn extract(tarball: &Path, prefix: &str, dest: &Path, only: &[String]) -> anyhow
         entry
             .read_to_end(&mut bytes)
             .with_context(|| format!("reading {} from the tarball", path.display()))?;
+        if !is_program(&bytes) {
+            continue; // LICENSE, README.md and such in release tarballs
+        }
         write_file(&dest.join(&name), &bytes, 0o755)?;
         count += 1;
     }
     Ok(count)
+}
+
+/// Whether `bytes` is an executable: an ELF binary or a `#!` script.
+fn is_program(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"#!")
 }
 
 /// The file name of `path` if it sits directly in `prefix` (ignoring a leading `./`).

@@ -35,14 +35,6 @@ ExecStart=
 ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 ";
 
-/// kiln's kubelet drop-in for a read-only /usr: FlexVolume plugins live under /var.
-pub const KILN_KUBELET_DROPIN: &str = "\
-# kiln: /usr is read-only on sysext and immutable images, so FlexVolume plugins live under /var
-# (kubelet's default is /usr/libexec/kubernetes/kubelet-plugins/volume/exec).
-[Service]
-Environment=\"KUBELET_EXTRA_ARGS=--volume-plugin-dir=/var/lib/kubelet/volumeplugins\"
-";
-
 /// containerd.service as containerd's release ships it, with the binary in /usr/bin.
 pub const CONTAINERD_SERVICE: &str = "\
 [Unit]
@@ -75,10 +67,10 @@ pub const FIRSTBOOT_SERVICE: &str =
 /// symlinks: a sysext merged at boot cannot enable units, but drop-ins apply on the manager
 /// reload the merge triggers.
 pub const MULTI_USER_DROPIN: &str = "\
-# kiln: start first-boot provisioning and kubelet (kubelet waits in a restart loop until kubeadm
-# has written its configuration, as with the Kubernetes packages).
+# kiln: start containerd (baked or the host's), first-boot provisioning and kubelet (kubelet waits
+# in a restart loop until kubeadm has written its configuration, as with the Kubernetes packages).
 [Unit]
-Wants=kiln-firstboot.service kubelet.service
+Wants=containerd.service kiln-firstboot.service kubelet.service
 ";
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::build::recipe::{Arch, Recipe};
 /// Downloads kubeadm, kubelet, kubectl and the recipe's components (each verified against its
 /// published or pinned SHA-256 before use), pulls the images to pre-pull (every blob digest
 /// verified), and writes the outputs into --out: `NAME-vX.Y.Z-ARCH.raw` (sysext), the /opt
-/// tree, `NAME.transfer` (systemd-sysupdate), `manifest.json` and `SHA256SUMS`. The same recipe
+/// tar, `NAME.conf` (systemd-sysupdate transfer, when the recipe sets `outputs.sysupdate_url`), `manifest.json` and `SHA256SUMS`. The same recipe
 /// and inputs give the same bytes. Example:
 ///
 ///   kiln build images/flatcar-sysext.toml --out out/ --arch amd64

@@ -2,6 +2,7 @@
 //! image kubeadm expects, the CNI directories), written atomically, and waiting until its CRI
 //! plugin answers.
 
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,18 +45,50 @@ impl Settings {
     }
 }
 
-/// Where CNI plugins may live on a node, in order of preference: the /opt layout (and the
-/// upstream default), the sysext layout, Debian's `containernetworking-plugins`.
-pub const CNI_BIN_DIRS: &[&str] = &["/opt/cni/bin", "/usr/libexec/cni", "/usr/lib/cni"];
+/// Where containerd looks for CNI plugins: writable, so CNI installers (flannel's, Calico's)
+/// can add theirs next to the shipped ones.
+pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
+/// Read-only places CNI plugins ship in: the sysext layout, Debian's `containernetworking-plugins`.
+pub const SHIPPED_CNI_DIRS: &[&str] = &["/usr/libexec/cni", "/usr/lib/cni"];
 
-/// The first of [`CNI_BIN_DIRS`] that exists inside the node root `root`; `/opt/cni/bin` when
-/// none does (CNI installers such as flannel's and Calico's copy plugins there).
-pub fn cni_bin_dir(root: &Path) -> &'static str {
-    CNI_BIN_DIRS
+/// Copies the plugins of the first existing [`SHIPPED_CNI_DIRS`] entry inside `root` into
+/// [`CNI_BIN_DIR`], keeping plugins already there; returns how many were copied.
+pub fn seed_cni_bin_dir(root: &Path) -> anyhow::Result<usize> {
+    let Some(shipped) = SHIPPED_CNI_DIRS
         .iter()
-        .find(|d| root.join(d.trim_start_matches('/')).is_dir())
-        .unwrap_or(&CNI_BIN_DIRS[0])
+        .map(|d| root.join(d.trim_start_matches('/')))
+        .find(|d| d.is_dir())
+    else {
+        return Ok(0);
+    };
+    let target = root.join(CNI_BIN_DIR.trim_start_matches('/'));
+    let mut copied = 0;
+    for entry in std::fs::read_dir(&shipped).with_context(|| format!("{}", shipped.display()))? {
+        let source = entry
+            .with_context(|| format!("{}", shipped.display()))?
+            .path();
+        let dest = target.join(source.file_name().unwrap_or_default());
+        if !source.is_file() || dest.exists() {
+            continue;
+        }
+        let bytes = std::fs::read(&source).with_context(|| format!("{}", source.display()))?;
+        kiln_core::fsutil::write_atomic(&dest, &bytes, 0o755)?;
+        copied += 1;
+    }
+    Ok(copied)
 }
+
+/// A containerd.service drop-in pointing `CONTAINERD_CONFIG` at kiln's configuration: Flatcar's
+/// unit starts `containerd --config ${CONTAINERD_CONFIG}` (default
+/// /usr/share/containerd/config.toml); units that don't use the variable ignore it.
+pub const SERVICE_DROPIN_PATH: &str = "/etc/systemd/system/containerd.service.d/10-kiln.conf";
+/// The drop-in's text.
+pub const SERVICE_DROPIN: &str = "\
+# Written by kiln-firstboot: containerd reads /etc/containerd/config.toml (Flatcar's unit passes
+# --config ${CONTAINERD_CONFIG}, by default /usr/share/containerd/config.toml).
+[Service]
+Environment=CONTAINERD_CONFIG=/etc/containerd/config.toml
+";
 
 #[derive(Serialize)]
 struct Config<'a> {
@@ -243,14 +276,24 @@ mod tests {
     }
 
     #[test]
-    fn cni_bin_dir_is_the_first_existing_else_opt() {
+    fn shipped_cni_plugins_are_seeded_into_opt_keeping_installed_ones() {
         let root = tempfile::tempdir().unwrap();
-        assert_eq!(cni_bin_dir(root.path()), "/opt/cni/bin");
-        std::fs::create_dir_all(root.path().join("usr/lib/cni")).unwrap();
-        assert_eq!(cni_bin_dir(root.path()), "/usr/lib/cni");
-        std::fs::create_dir_all(root.path().join("usr/libexec/cni")).unwrap();
-        assert_eq!(cni_bin_dir(root.path()), "/usr/libexec/cni");
-        std::fs::create_dir_all(root.path().join("opt/cni/bin")).unwrap();
-        assert_eq!(cni_bin_dir(root.path()), "/opt/cni/bin");
+        assert_eq!(seed_cni_bin_dir(root.path()).unwrap(), 0);
+        let shipped = root.path().join("usr/libexec/cni");
+        std::fs::create_dir_all(&shipped).unwrap();
+        std::fs::write(shipped.join("bridge"), "new bridge").unwrap();
+        std::fs::write(shipped.join("loopback"), "loopback").unwrap();
+        let opt = root.path().join("opt/cni/bin");
+        std::fs::create_dir_all(&opt).unwrap();
+        std::fs::write(opt.join("bridge"), "installed bridge").unwrap();
+        assert_eq!(seed_cni_bin_dir(root.path()).unwrap(), 1);
+        assert_eq!(
+            std::fs::read_to_string(opt.join("bridge")).unwrap(),
+            "installed bridge"
+        );
+        assert_eq!(
+            std::fs::read_to_string(opt.join("loopback")).unwrap(),
+            "loopback"
+        );
     }
 }

@@ -176,21 +176,30 @@ impl Step for Runtime {
                 }
                 (None, None) => "registry.k8s.io/pause:3.10".into(),
             };
-            let mut settings = containerd::Settings::for_node(&pause);
-            settings.cni_bin_dir = containerd::cni_bin_dir(&root).into();
-            let text = containerd::render(&settings);
+            let copied = containerd::seed_cni_bin_dir(&root)?;
+            tracing::info!(
+                plugins = copied,
+                dir = containerd::CNI_BIN_DIR,
+                "seeded CNI plugins"
+            );
+            let text = containerd::render(&containerd::Settings::for_node(&pause));
             kiln_core::fsutil::write_atomic(&config_path, text.as_bytes(), 0o644)?;
             tracing::info!(sandbox_image = %pause, "wrote containerd config");
             Some(pause)
         };
+        let dropin = root.join(containerd::SERVICE_DROPIN_PATH.trim_start_matches('/'));
+        kiln_core::fsutil::write_atomic(&dropin, containerd::SERVICE_DROPIN.as_bytes(), 0o644)?;
         if root == Path::new("/") && Path::new("/run/systemd/system").exists() {
-            let status = std::process::Command::new("systemctl")
-                .args(["restart", "containerd"])
-                .status()?;
-            anyhow::ensure!(
-                status.success(),
-                "systemctl restart containerd failed ({status})"
-            );
+            for args in [&["daemon-reload"][..], &["restart", "containerd"]] {
+                let status = std::process::Command::new("systemctl")
+                    .args(args)
+                    .status()?;
+                anyhow::ensure!(
+                    status.success(),
+                    "systemctl {} failed ({status})",
+                    args.join(" ")
+                );
+            }
         }
         containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
         let dir = images::image_dir(&root);
