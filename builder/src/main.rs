@@ -1,6 +1,7 @@
 //! `kiln`: the operator's tool. Parses the command line, runs one command and reports its error
 //! chain with a non-zero exit.
 
+mod build;
 mod cli;
 mod output;
 

@@ -1,5 +1,6 @@
 //! The `kiln` command line: one module per subcommand, each an options struct with `run`.
 
+mod build_disk;
 mod certificate_key;
 mod duration;
 mod kubeconfig;
@@ -32,6 +33,9 @@ enum Command {
     /// Kubeconfig files signed by the cluster CA.
     #[command(subcommand)]
     Kubeconfig(kubeconfig::KubeconfigCommand),
+    /// Build a disk image and PXE artifacts from a recipe and a content tree (temporary).
+    #[command(hide = true)]
+    BuildDisk(build_disk::BuildDiskArgs),
 }
 
 impl Cli {
@@ -42,6 +46,7 @@ impl Cli {
             Command::Token(cmd) => cmd.run(),
             Command::CertificateKey(args) => args.run(),
             Command::Kubeconfig(cmd) => cmd.run(),
+            Command::BuildDisk(args) => args.run(),
         }
     }
 }
