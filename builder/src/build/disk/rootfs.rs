@@ -19,17 +19,17 @@ manual_add_modules erofs squashfs
 ";
 
 /// The apt sources line for the recipe's mirror; a local `file:` mirror is trusted unsigned
-/// (the operator made it).
+/// (the operator made it) and read as `copy:` (apt copies the packages into the new root, which
+/// cannot see the host's paths).
 pub fn sources_line(plan: &DiskPlan) -> String {
     let r = &plan.rootfs;
-    let options = if r.mirror.starts_with("file:") {
-        "[trusted=yes] "
-    } else {
-        ""
+    let (options, mirror) = match r.mirror.strip_prefix("file:") {
+        Some(path) => ("[trusted=yes] ", format!("copy:{path}")),
+        None => ("", r.mirror.clone()),
     };
     format!(
         "deb {options}{} {} {}",
-        r.mirror,
+        mirror,
         r.suite,
         r.components.join(" ")
     )
