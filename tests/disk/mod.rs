@@ -99,6 +99,7 @@ pub fn content_tree(dir: &Path) -> PathBuf {
         0o755,
     );
     let units = tree.join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../firstboot/systemd/kiln-firstboot.service"),
         units.join("kiln-firstboot.service"),

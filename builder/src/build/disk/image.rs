@@ -36,9 +36,7 @@ pub fn usr_image(plan: &DiskPlan, usr_tree: &Path, out: &Path) -> anyhow::Result
         }
         _ => {
             let mut c = Command::new("mkfs.erofs");
-            c.args(["-zlz4hc", "-T0", "-U", "clear"])
-                .arg(out)
-                .arg(usr_tree);
+            c.args(["-zlz4hc", "-T0"]).arg(out).arg(usr_tree);
             c
         }
     };

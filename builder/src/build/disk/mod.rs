@@ -193,9 +193,10 @@ fn step<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<
     Ok(value)
 }
 
+/// A random UUID, lower case (udev names /dev/disk/by-partuuid links in lower case).
 fn uuid() -> anyhow::Result<String> {
     Ok(std::fs::read_to_string("/proc/sys/kernel/random/uuid")
         .context("reading a random UUID")?
         .trim()
-        .to_uppercase())
+        .to_owned())
 }
