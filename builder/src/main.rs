@@ -1,7 +1,6 @@
 //! `kiln`: the operator's tool. Parses the command line, runs one command and reports its error
 //! chain with a non-zero exit.
 
-#[allow(dead_code)] // wired into `kiln build` next
 mod build;
 mod cli;
 mod output;

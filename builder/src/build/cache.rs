@@ -130,13 +130,8 @@ pub struct BlobWriter {
 
 impl BlobWriter {
     /// Bytes written so far.
-    pub fn len(&self) -> u64 {
+    pub fn written(&self) -> u64 {
         self.len
-    }
-
-    /// Whether nothing was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Checks the digest against `expected` (when given), syncs, and moves the blob into the

@@ -10,6 +10,7 @@ use indicatif::{MultiProgress, ProgressDrawTarget};
 use kiln_core::fsutil;
 
 use super::cache::Cache;
+use super::disk;
 use super::fetch::{self, Fetched};
 use super::http::Client;
 use super::mirror::Mirrors;
@@ -44,6 +45,8 @@ pub struct Report {
     pub downloaded: usize,
     /// Artifacts served from the cache.
     pub cached: usize,
+    /// Bytes downloaded.
+    pub downloaded_bytes: u64,
 }
 
 /// Runs the build.
@@ -62,6 +65,7 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
     let report = Report {
         downloaded: fetched.iter().filter(|f| !f.cached).count(),
         cached: fetched.iter().filter(|f| f.cached).count(),
+        downloaded_bytes: fetched.iter().filter(|f| !f.cached).map(|f| f.size).sum(),
     };
     let mut images = BTreeMap::new();
     for &arch in &plan.architectures {
@@ -93,7 +97,23 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
             oci::write_archives(&images[&arch], &cache, &dir, plan.source_date_epoch)?;
         }
         outputs::write_inner_manifest(plan, arch, &inputs, &tree)?;
+        if let Some(overlay) = &plan.recipe.overlay {
+            tree::copy_overlay(overlay, &tree)?;
+        }
         sysext::normalise_tree(&tree, plan.source_date_epoch)?;
+        if let (Some(disk), Arch::Amd64) = (&plan.disk, arch) {
+            let mut disk = disk.clone();
+            disk.rootfs.mirror = options.mirrors.rewrite_url(&disk.rootfs.mirror);
+            let built = disk::build_disk(&disk, &tree, &options.cache.join("disk"), &out)?;
+            tracing::info!(
+                raw = %built.raw.display(),
+                qcow2 = built.qcow2.is_some(),
+                pxe = built.pxe.is_some(),
+                cmdline = %built.cmdline,
+                debian_root_cached = built.rootfs_cached,
+                "disk image built"
+            );
+        }
         outputs::write_arch_outputs(plan, arch, &tree, staging.path(), &out)?;
     }
     outputs::write_top_level(plan, inputs, &out)?;
@@ -112,6 +132,10 @@ fn preflight(plan: &Plan, options: &Options) -> anyhow::Result<()> {
             )
         })?;
         check_elf_arch(path, *arch)?;
+    }
+    if let Some(disk) = &plan.disk {
+        disk.check()?;
+        disk::tools::check_host()?;
     }
     if options.out.exists() && !options.force {
         anyhow::bail!(

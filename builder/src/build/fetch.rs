@@ -264,14 +264,14 @@ fn download_verified(
         copy_with_progress(&mut body, &mut writer, bar)
             .map_err(|e| Failure::Transient(format!("reading the body: {e}")))?;
         if let Some(length) = length {
-            if writer.len() != length {
+            if writer.written() != length {
                 return Err(Failure::Transient(format!(
                     "body ended after {} of {length} bytes",
-                    writer.len()
+                    writer.written()
                 )));
             }
         }
-        let size = writer.len();
+        let size = writer.written();
         let (_, path) = writer.finish(Some(expected)).map_err(|e| {
             Failure::Final(e.context(format!(
                 "{url}: the download does not match its checksum; not using it"

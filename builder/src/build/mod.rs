@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod digest;
+pub mod disk;
 pub mod execute;
 pub mod fetch;
 pub mod http;

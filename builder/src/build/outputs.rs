@@ -11,10 +11,6 @@ use super::plan::Plan;
 use super::recipe::{Arch, SysextFormat};
 use super::{digest, opt, sysext, sysupdate, tree};
 
-/// The sysext's extension-release: any host OS, sysext level 1.0.
-const EXTENSION_ID: &str = "_any";
-const SYSEXT_LEVEL: &str = "1.0";
-
 /// Every input of the build, for the manifests: artifacts (official URLs, not mirrors), images
 /// (manifest digests) and the kiln-firstboot binaries.
 pub fn inputs(
@@ -120,8 +116,11 @@ pub fn write_arch_outputs(
         )?;
     }
     if o.sysext != SysextFormat::None {
-        let level = sysext::Level::SysextLevel(SYSEXT_LEVEL);
-        sysext::write_extension_release(tree, &plan.recipe.name, EXTENSION_ID, level, arch)?;
+        let level = match (&o.sysext_version_id, &o.sysext_level) {
+            (Some(version_id), _) => sysext::Level::VersionId(version_id),
+            (None, level) => sysext::Level::SysextLevel(level.as_deref().unwrap_or("1.0")),
+        };
+        sysext::write_extension_release(tree, &plan.recipe.name, &o.sysext_id, level, arch)?;
         let name = plan.sysext_name(arch);
         sysext::pack(
             tree,

@@ -6,6 +6,7 @@ use std::fmt;
 
 use kiln_core::version::KubeVersion;
 
+use super::disk::DiskPlan;
 use super::recipe::{Arch, KubeadmImages, Recipe};
 
 /// Artifact names the recipe's `[checksums.ARCH]` tables may pin.
@@ -83,6 +84,8 @@ pub struct Plan {
     pub images: Vec<String>,
     /// The timestamp every output file carries.
     pub source_date_epoch: u64,
+    /// The disk image (amd64), if the recipe has `[rootfs]` and `[disk]`.
+    pub disk: Option<DiskPlan>,
 }
 
 impl Plan {
@@ -117,6 +120,10 @@ impl Plan {
             super::sysupdate::transfer(&recipe.name, &version.to_string(), url, false)?;
         }
         let source_date_epoch = source_date_epoch.or(recipe.source_date_epoch).unwrap_or(0);
+        let disk = match recipe.disk_plan()? {
+            Some(disk) if architectures.contains(&Arch::Amd64) => Some(disk),
+            _ => None,
+        };
         Ok(Plan {
             recipe,
             version,
@@ -124,6 +131,7 @@ impl Plan {
             artifacts,
             images,
             source_date_epoch,
+            disk,
         })
     }
 
@@ -319,6 +327,21 @@ impl fmt::Display for Plan {
                 let base = self.sysext_name(*arch);
                 writeln!(f, "  {}-opt.tar (/opt tree)", base.trim_end_matches(".raw"))?;
             }
+        }
+        if let Some(disk) = &self.disk {
+            let extra: Vec<&str> = [("disk.qcow2", disk.disk.qcow2), ("pxe/", disk.disk.pxe)]
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(name, _)| *name)
+                .collect();
+            writeln!(
+                f,
+                "  disk.raw ({}, Debian {} from {}) {}",
+                disk.disk.size,
+                disk.rootfs.suite,
+                disk.rootfs.mirror,
+                extra.join(" ")
+            )?;
         }
         if let Some(url) = &o.sysupdate_url {
             writeln!(

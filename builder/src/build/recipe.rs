@@ -28,11 +28,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use kiln_core::version::KubeVersion;
 use serde::Deserialize;
+
+use super::disk::plan::{Disk, DiskPlan, Rootfs};
 
 /// A parsed, validated recipe.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +66,16 @@ pub struct Recipe {
     /// Outputs to produce.
     #[serde(default)]
     pub outputs: Outputs,
+    /// A directory (relative to the recipe) whose files are added to every content tree after
+    /// kiln's own (site units, certificates, hooks), with paths as in the sysext (`usr/...`).
+    #[serde(default)]
+    pub overlay: Option<PathBuf>,
+    /// The Debian root of a disk image (with `[disk]`: `kiln build` writes a bootable disk).
+    #[serde(default)]
+    pub rootfs: Option<Rootfs>,
+    /// The disk image around it.
+    #[serde(default)]
+    pub disk: Option<Disk>,
 }
 
 fn default_name() -> String {
@@ -195,6 +207,12 @@ pub struct Outputs {
     pub sysext: SysextFormat,
     /// The /opt tree.
     pub opt: bool,
+    /// `ID=` of the sysext's extension-release: `_any` (any host) or the host's os-release ID.
+    pub sysext_id: String,
+    /// `SYSEXT_LEVEL=` (default 1.0), compared with the host's when `sysext_id` is not `_any`.
+    pub sysext_level: Option<String>,
+    /// `VERSION_ID=` instead of `SYSEXT_LEVEL=`: the host's exact OS version.
+    pub sysext_version_id: Option<String>,
     /// Where the sysext images will be published: writes a systemd-sysupdate transfer file
     /// (`NAME.conf`) that follows patch releases of the same minor from there.
     pub sysupdate_url: Option<String>,
@@ -206,6 +224,9 @@ impl Default for Outputs {
             sysext: SysextFormat::Squashfs,
             opt: true,
             sysupdate_url: None,
+            sysext_id: "_any".into(),
+            sysext_level: None,
+            sysext_version_id: None,
         }
     }
 }
@@ -215,7 +236,29 @@ impl Recipe {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading recipe {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("recipe {}", path.display()))
+        let mut recipe =
+            Self::parse(&text).with_context(|| format!("recipe {}", path.display()))?;
+        if let Some(overlay) = &recipe.overlay {
+            let dir = path.parent().unwrap_or(Path::new(".")).join(overlay);
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "recipe {}: overlay {}: not a directory",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            recipe.overlay = Some(dir);
+        }
+        Ok(recipe)
+    }
+
+    /// The disk image plan, when the recipe has `[rootfs]` and `[disk]`.
+    pub fn disk_plan(&self) -> anyhow::Result<Option<DiskPlan>> {
+        match (&self.rootfs, &self.disk) {
+            (Some(rootfs), Some(disk)) => Ok(Some(DiskPlan::new(rootfs.clone(), disk.clone())?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("a disk image needs both [rootfs] and [disk]; the recipe has one"),
+        }
     }
 
     /// Parses and validates recipe text.
@@ -276,8 +319,30 @@ impl Recipe {
                 anyhow::bail!("{field}: {url:?} must be an http:// or https:// base URL");
             }
         }
-        if self.outputs.sysext == SysextFormat::None && !self.outputs.opt {
-            anyhow::bail!("outputs: nothing to build; set outputs.sysext or outputs.opt");
+        let o = &self.outputs;
+        if o.sysext_level.is_some() && o.sysext_version_id.is_some() {
+            anyhow::bail!("outputs: set sysext_level or sysext_version_id, not both");
+        }
+        for (field, value) in [
+            ("outputs.sysext_id", Some(&o.sysext_id)),
+            ("outputs.sysext_level", o.sysext_level.as_ref()),
+            ("outputs.sysext_version_id", o.sysext_version_id.as_ref()),
+        ] {
+            let ok = |v: &String| {
+                !v.is_empty()
+                    && v.bytes()
+                        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+            };
+            if let Some(v) = value.filter(|v| !ok(v)) {
+                anyhow::bail!("{field}: {v:?}: use 0-9, a-z, '.', '_', '-' (os-release(5))");
+            }
+        }
+        let disk = self.disk_plan()?;
+        if disk.is_some() && !self.architectures.contains(&Arch::Amd64) {
+            anyhow::bail!("architectures: disk images are built for amd64; add it");
+        }
+        if self.outputs.sysext == SysextFormat::None && !self.outputs.opt && disk.is_none() {
+            anyhow::bail!("outputs: nothing to build; set outputs.sysext or outputs.opt, or add [rootfs] and [disk]");
         }
         Ok(())
     }

@@ -20,16 +20,9 @@
 
 use kiln_core::version::KubeVersion;
 
-use super::recipe::Arch;
-
 /// The transfer file's name for extension `name`.
 pub fn file_name(name: &str) -> String {
     format!("{name}.conf")
-}
-
-/// The sysext image's file name: `NAME-vX.Y.Z-ARCH.raw` (systemd's architecture name).
-pub fn image_name(name: &str, kubernetes_version: &str, arch: Arch) -> String {
-    format!("{name}-{kubernetes_version}-{}.raw", arch.systemd())
 }
 
 /// The transfer file for extension `name` baked from `kubernetes_version` (`v1.31.4`), fetching
@@ -87,6 +80,12 @@ pub fn transfer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::recipe::Arch;
+
+    /// The sysext image's file name, as `Plan::sysext_name` makes it.
+    fn image_name(name: &str, kubernetes_version: &str, arch: Arch) -> String {
+        format!("{name}-{kubernetes_version}-{}.raw", arch.systemd())
+    }
 
     #[test]
     fn transfer_follows_patches_of_the_baked_minor() {

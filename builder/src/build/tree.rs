@@ -64,6 +64,31 @@ pub fn install_node_files(tree: &Path, firstboot: &Path, containerd: bool) -> an
     Ok(())
 }
 
+/// Copies the recipe's overlay directory into `tree` (files, directories, symlinks as links),
+/// replacing files kiln put there.
+pub fn copy_overlay(overlay: &Path, tree: &Path) -> anyhow::Result<()> {
+    for entry in fs::read_dir(overlay).with_context(|| format!("{}", overlay.display()))? {
+        let entry = entry.with_context(|| format!("{}", overlay.display()))?;
+        let (from, to) = (entry.path(), tree.join(entry.file_name()));
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("{}", from.display()))?;
+        if kind.is_dir() {
+            fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
+            copy_overlay(&from, &to)?;
+        } else if kind.is_symlink() {
+            let target = fs::read_link(&from).with_context(|| format!("{}", from.display()))?;
+            let _ = fs::remove_file(&to);
+            std::os::unix::fs::symlink(&target, &to)
+                .with_context(|| format!("linking {}", to.display()))?;
+        } else {
+            fs::copy(&from, &to)
+                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `bytes` at `path` (parents created) with `mode`.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {

@@ -72,10 +72,11 @@ impl BuildArgs {
         };
         let report = execute::execute(&plan, &options)?;
         eprintln!(
-            "built {} into {} ({} downloaded, {} from the cache)",
+            "built {} into {} ({} downloaded ({:.1} MB), {} from the cache)",
             plan.recipe.name,
             options.out.display(),
             report.downloaded,
+            report.downloaded_bytes as f64 / 1e6,
             report.cached
         );
         Ok(())

@@ -241,7 +241,6 @@ mod tests {
             reference: "registry.k8s.io/pause:3.10".parse().unwrap(),
             target: blobs[0].clone(),
             manifest_digest: blobs[0].digest.clone(),
-            index_digest: None,
             size: blobs.iter().map(|b| b.size).sum(),
             blobs,
         }

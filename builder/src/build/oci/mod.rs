@@ -107,8 +107,6 @@ pub struct PulledImage {
     pub target: Blob,
     /// The chosen platform's manifest digest (`sha256:<hex>`).
     pub manifest_digest: String,
-    /// The multi-arch index digest, if the reference named one.
-    pub index_digest: Option<String>,
     /// Every blob the archive holds, all in the cache: index (if any), the platform's manifest,
     /// its config and layers, then the index's other manifests (without their layers).
     pub blobs: Vec<Blob>,

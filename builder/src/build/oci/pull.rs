@@ -215,7 +215,6 @@ impl Puller<'_> {
             size: blobs.iter().map(|b| b.size).sum(),
             target,
             manifest_digest: manifest_blob.digest,
-            index_digest,
             blobs,
         })
     }
@@ -302,9 +301,9 @@ impl Puller<'_> {
             .blob(self.image, &desc.digest, &mut writer, &|n| self.bar.inc(n))
             .with_context(|| format!("downloading {what}"))?;
         anyhow::ensure!(
-            writer.len() == desc.size,
+            writer.written() == desc.size,
             "{what}: got {} bytes, the manifest says {}",
-            writer.len(),
+            writer.written(),
             desc.size
         );
         writer.finish(Some(hex)).with_context(|| what.clone())?;

@@ -1,0 +1,78 @@
+//! Disk image benchmark: `kiln build` of images/debian-12.toml cold (empty cache) and warm (cached
+//! downloads, images and Debian root),
+//! image sizes, and from VM start (QEMU TCG, OVMF) to "kubeadm invoked" (the stand-in kubeadm —
+//! not the real kubeadm) and to multi-user.target. Needs .ci/setup (local mirror, QEMU).
+
+#[path = "../../tests/support/mod.rs"]
+#[allow(missing_docs)]
+mod support;
+
+#[path = "../../tests/disk/mod.rs"]
+#[allow(missing_docs)]
+mod disk;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for the list of tests
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let recipe = std::fs::read_to_string(disk::RECIPE).unwrap();
+    let sources = disk::Sources::start(dir, &recipe);
+    let cache = dir.join("cache");
+    let mut times = Vec::new();
+    for label in ["cold", "warm"] {
+        let _ = std::fs::remove_dir_all(dir.join("out"));
+        let start = Instant::now();
+        let (ok, _, stderr) = sources.build("debian-12", &recipe, &cache, &dir.join("out"));
+        assert!(ok, "{stderr}");
+        times.push((label, start.elapsed().as_secs_f64()));
+    }
+    for (label, secs) in &times {
+        println!("image build {label}: {secs:.1} s");
+    }
+    let out = dir.join("out");
+    let mib = |p: &Path| std::fs::metadata(p).unwrap().len() as f64 / 1048576.0;
+    let allocated = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().blocks() as f64 * 512.0 / 1048576.0
+    };
+    let raw = out.join("disk.raw");
+    println!(
+        "image size: raw {:.0} MiB ({:.0} MiB allocated), qcow2 {:.0} MiB",
+        mib(&raw),
+        allocated(&raw),
+        mib(&out.join("disk.qcow2"))
+    );
+    let toml = "role = \"join\"\ncontrol_plane_endpoint = \"10.0.2.100:6443\"\ntoken = \"abcdef.0123456789abcdef\"\nca_cert_hashes = [\"sha256:0d8b5ae2c8e15c4f1f4cb2df04c4b0b2c1b1a4f6f0b6b0f0d1c9b1e0c3a5d7e9\"]\n";
+    let indented: String = toml.lines().map(|l| format!("    {l}\n")).collect();
+    let iso = disk::seed_iso(
+        dir,
+        &format!("#cloud-config\nwrite_files:\n- path: /etc/kiln/node.toml\n  permissions: '0600'\n  content: |\n{indented}"),
+    );
+    let (mut readyz, port) = disk::readyz_server(dir);
+    let node = dir.join("node.qcow2");
+    disk::overlay(&raw, &node, "3G");
+    let cdrom = vec![
+        "-drive".into(),
+        format!("file={},media=cdrom,readonly=on", iso.display()),
+    ];
+    let mut vm = disk::Vm::start(
+        dir,
+        "bench",
+        &node,
+        disk::Boot::Uefi,
+        &[(6443, port)],
+        &cdrom,
+    );
+    let timeout = Duration::from_secs(420);
+    let kubeadm = vm.wait_for("running kubeadm", timeout);
+    let multi_user = vm.wait_for("multi-user.target", timeout);
+    println!("VM start to kubeadm invoked: {kubeadm:.1} s (QEMU TCG)");
+    println!("VM start to multi-user.target: {multi_user:.1} s (QEMU TCG)");
+    vm.shutdown();
+    let _ = readyz.kill();
+}

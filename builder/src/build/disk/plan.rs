@@ -1,0 +1,207 @@
+//! The recipe's `[rootfs]` and `[disk]` sections ([`DiskPlan`]), read from the recipe file and
+//! checked before any long work starts.
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+/// How the disk image is made: the Debian root and the disk around it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskPlan {
+    /// The `[rootfs]` section: the operating system root built with mmdebstrap.
+    pub rootfs: Rootfs,
+    /// The `[disk]` section: partitions, kernel command line, outputs.
+    pub disk: Disk,
+}
+
+/// The `[rootfs]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rootfs {
+    /// Debian suite, e.g. `bookworm`.
+    pub suite: String,
+    /// The Debian mirror (a full suite mirror: `dists/SUITE/...`); `--mirror` can replace it.
+    pub mirror: String,
+    /// Archive components.
+    #[serde(default = "default_components")]
+    pub components: Vec<String>,
+    /// mmdebstrap variant (`minbase`, `important`, ...).
+    #[serde(default = "default_variant")]
+    pub variant: String,
+    /// Packages installed on top of the variant.
+    pub packages: Vec<String>,
+    /// Units enabled in the image besides kiln-firstboot.service.
+    #[serde(default)]
+    pub enable: Vec<String>,
+}
+
+/// The `[disk]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// Size of the raw image, e.g. `"3G"`; the root/var partition takes what the ESP and /usr
+    /// leave, and grows to fill a larger disk on first boot.
+    pub size: String,
+    /// Size of the EFI system partition.
+    #[serde(default = "default_esp_size")]
+    pub esp_size: String,
+    /// The read-only /usr filesystem: `erofs` or `squashfs`.
+    #[serde(default = "default_usr_fs")]
+    pub usr_filesystem: String,
+    /// Kernel command line arguments besides root= and the image's own.
+    #[serde(default)]
+    pub cmdline: Vec<String>,
+    /// Also write a qcow2 copy of the raw image.
+    #[serde(default = "yes")]
+    pub qcow2: bool,
+    /// Also write PXE artifacts (kernel, initrd, iPXE script).
+    #[serde(default = "yes")]
+    pub pxe: bool,
+}
+
+fn default_components() -> Vec<String> {
+    vec!["main".into()]
+}
+fn default_variant() -> String {
+    "minbase".into()
+}
+fn default_esp_size() -> String {
+    "128M".into()
+}
+fn default_usr_fs() -> String {
+    "erofs".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// Packages the image cannot boot without, with the reason given when one is missing.
+const REQUIRED_PACKAGES: &[(&str, &str)] = &[
+    (
+        "systemd-boot-efi",
+        "the UEFI boot loader (systemd-boot) is taken from it",
+    ),
+    ("linux-image-amd64", "the kernel"),
+    (
+        "initramfs-tools",
+        "the initrd that mounts the read-only /usr",
+    ),
+    ("systemd-sysv", "systemd as init"),
+];
+
+/// The smallest root/var partition accepted before the content size is known.
+const MIN_ROOT_BYTES: u64 = 256 << 20;
+
+impl DiskPlan {
+    /// The plan for a recipe's `[rootfs]` and `[disk]` sections, checked.
+    pub fn new(rootfs: Rootfs, disk: Disk) -> anyhow::Result<Self> {
+        let plan = DiskPlan { rootfs, disk };
+        plan.check()?;
+        Ok(plan)
+    }
+
+    /// Checks what can be checked without building: required packages, sizes, filesystem.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (package, why) in REQUIRED_PACKAGES {
+            if !self.rootfs.packages.iter().any(|p| p == package) {
+                bail!("rootfs.packages: add {package:?} ({why})");
+            }
+        }
+        for p in &self.rootfs.packages {
+            if p.is_empty() || p.starts_with('-') || p.contains(char::is_whitespace) {
+                bail!("rootfs.packages: {p:?} is not a package name");
+            }
+        }
+        match self.disk.usr_filesystem.as_str() {
+            "erofs" | "squashfs" => {}
+            other => bail!(
+                "disk.usr_filesystem: {other:?} is not supported; use \"erofs\" or \"squashfs\""
+            ),
+        }
+        let size = self.size()?;
+        let esp = self.esp_size()?;
+        if esp < 32 << 20 {
+            bail!(
+                "disk.esp_size: {} is too small for the kernel and initrd; use at least 32M",
+                self.disk.esp_size
+            );
+        }
+        if size < esp + MIN_ROOT_BYTES + (1 << 20) {
+            bail!(
+                "disk.size: {} is too small: the ESP ({}) and a root/var partition of at least 256M do not fit",
+                self.disk.size, self.disk.esp_size
+            );
+        }
+        Ok(())
+    }
+
+    /// `disk.size` in bytes.
+    pub fn size(&self) -> anyhow::Result<u64> {
+        parse_size(&self.disk.size).context("disk.size")
+    }
+
+    /// `disk.esp_size` in bytes.
+    pub fn esp_size(&self) -> anyhow::Result<u64> {
+        parse_size(&self.disk.esp_size).context("disk.esp_size")
+    }
+}
+
+/// `"3G"`, `"512M"`, `"64K"` or plain bytes (binary units).
+pub fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let (digits, shift) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("{text:?} is not a size such as \"3G\", \"512M\" or bytes"))?;
+    n.checked_mul(1 << shift)
+        .with_context(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[rootfs]
+suite = "bookworm"
+mirror = "http://deb.debian.org/debian"
+packages = ["systemd-sysv", "linux-image-amd64", "initramfs-tools", "systemd-boot-efi"]
+[disk]
+size = "3G"
+"#;
+
+    fn from_toml(text: &str) -> anyhow::Result<DiskPlan> {
+        let plan: DiskPlan = toml::from_str(text)?;
+        DiskPlan::new(plan.rootfs, plan.disk)
+    }
+
+    #[test]
+    fn reads_its_sections() {
+        let plan = from_toml(GOOD).unwrap();
+        assert_eq!(plan.size().unwrap(), 3 << 30);
+        assert_eq!(plan.disk.usr_filesystem, "erofs");
+    }
+
+    #[test]
+    fn unknown_fields_missing_packages_and_small_disks_are_refused() {
+        let e = from_toml(&GOOD.replace("size = \"3G\"", "size = \"3G\"\nsise = 1")).unwrap_err();
+        assert!(format!("{e:#}").contains("sise"), "{e:#}");
+        let e = from_toml(&GOOD.replace("\"systemd-boot-efi\"", "\"bash\"")).unwrap_err();
+        assert!(format!("{e:#}").contains("systemd-boot-efi"), "{e:#}");
+        let e = from_toml(&GOOD.replace("3G", "200M")).unwrap_err();
+        assert!(format!("{e:#}").contains("disk.size"), "{e:#}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! The Debian root, built with mmdebstrap from the recipe's packages; the initrd is made able to
+//! mount the read-only /usr filesystem.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use super::plan::DiskPlan;
+use super::tools;
+
+/// initramfs-tools hook adding the /usr filesystem's module to the initrd (the initrd mounts
+/// /usr from the root's fstab before switching root).
+const INITRAMFS_HOOK: &str = "#!/bin/sh
+# kiln: the initrd mounts the read-only /usr image (erofs or squashfs) listed in /etc/fstab.
+case \"$1\" in prereqs) exit 0;; esac
+. /usr/share/initramfs-tools/hook-functions
+manual_add_modules erofs squashfs
+";
+
+/// The apt sources line for the recipe's mirror; a local `file:` mirror is trusted unsigned
+/// (the operator made it) and read as `copy:` (apt copies the packages into the new root, which
+/// cannot see the host's paths).
+pub fn sources_line(plan: &DiskPlan) -> String {
+    let r = &plan.rootfs;
+    let (options, mirror) = match r.mirror.strip_prefix("file:") {
+        Some(path) => ("[trusted=yes] ", format!("copy:{path}")),
+        None => ("", r.mirror.clone()),
+    };
+    format!(
+        "deb {options}{} {} {}",
+        mirror,
+        r.suite,
+        r.components.join(" ")
+    )
+}
+
+/// Builds the root at `target` (which must not exist yet). An unknown package fails here, in
+/// the first seconds, with apt's message naming it.
+pub fn build(plan: &DiskPlan, target: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let hook = scratch.join("initramfs-hook");
+    std::fs::write(&hook, INITRAMFS_HOOK).context("writing the initramfs hook")?;
+    let mut cmd = Command::new("mmdebstrap");
+    cmd.arg("--mode=root")
+        .arg(format!("--variant={}", plan.rootfs.variant))
+        .arg(format!("--include={}", plan.rootfs.packages.join(",")))
+        .arg(format!(
+            "--setup-hook=mkdir -p \"$1/etc/initramfs-tools/hooks\" && install -m 0755 {} \"$1/etc/initramfs-tools/hooks/kiln-usr\"",
+            hook.display()
+        ))
+        // The hook is in place before the kernel is installed; check, and regenerate if not.
+        .arg("--customize-hook=chroot \"$1\" sh -c 'for i in /boot/initrd.img-*; do lsinitramfs \"$i\" | grep -q /erofs.ko || update-initramfs -u -k all; done'")
+        .arg("--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*_Packages")
+        .arg(&plan.rootfs.suite)
+        .arg(target)
+        .arg(sources_line(plan));
+    tools::run_streaming(&mut cmd, "mmdebstrap", |l| {
+        l.contains("Unable to locate package")
+            || l.contains("has no installation candidate")
+            || l.starts_with("E: ")
+    })
+    .with_context(|| {
+        format!(
+            "building the Debian root from {} (check rootfs.packages and rootfs.mirror)",
+            plan.rootfs.mirror
+        )
+    })
+}

@@ -1,0 +1,261 @@
+//! End to end: `kiln build` makes a bootable image from images/debian-12.toml (offline: Debian
+//! packages from the local mirror .ci/setup makes, a stand-in Kubernetes release with the
+//! stand-in kubeadm — not the real kubeadm — on 127.0.0.1, kubeadm's images as small stand-ins
+//! in a local registry, and a test overlay); QEMU (TCG, OVMF) boots it and the serial console shows kiln-firstboot provisioning
+//! the node from (1) a NoCloud seed ISO, once only across two boots, (2) Ignition in fw_cfg,
+//! (3) `kiln.userdata=URL` on a PXE-style kernel command line. The guest's only network is user
+//! networking with `restrict=on` and forwards to the test's servers on 127.0.0.1.
+
+mod disk;
+mod support;
+
+use std::time::Duration;
+
+use disk::{Boot, Vm};
+
+const TOKEN: &str = "abcdef.0123456789abcdef";
+const CA_HASH: &str = "sha256:0d8b5ae2c8e15c4f1f4cb2df04c4b0b2c1b1a4f6f0b6b0f0d1c9b1e0c3a5d7e9";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
+
+fn node_toml() -> String {
+    format!(
+        "role = \"join\"\ncontrol_plane_endpoint = \"10.0.2.100:6443\"\ntoken = \"{TOKEN}\"\nca_cert_hashes = [\"{CA_HASH}\"]\nnode_name = \"worker-1\"\nread_only_usr = true\n"
+    )
+}
+
+fn cloud_config() -> String {
+    let indented: String = node_toml().lines().map(|l| format!("    {l}\n")).collect();
+    format!("#cloud-config\nwrite_files:\n- path: /etc/kiln/node.toml\n  permissions: '0600'\n  content: |\n{indented}")
+}
+
+fn ignition() -> String {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(node_toml());
+    serde_json::json!({"ignition": {"version": "3.3.0"}, "storage": {"files": [
+        {"path": "/etc/kiln/node.toml", "mode": 384, "contents": {"source": format!("data:;base64,{data}")}}]}})
+    .to_string()
+}
+
+/// The report lines of a provisioned first boot.
+fn assert_provisioned(vm: &Vm, how: &str) {
+    let report = vm.report();
+    let has = |p: &str| report.iter().any(|l| l.starts_with(p));
+    let all = report.join("\n");
+    assert!(has("boots 1"), "{how}: {all}");
+    assert!(
+        has("done yes"),
+        "{how}: sentinel /var/lib/kiln/done missing: {all}"
+    );
+    assert!(has("sentinel success"), "{how}: {all}");
+    assert!(has("containerd active"), "{how}: {all}");
+    assert!(
+        has("images registry.k8s.io/pause:3.10"),
+        "{how}: pre-pulled image not imported: {all}"
+    );
+    assert!(has("kubeadm-calls 1"), "{how}: {all}");
+    assert!(
+        has("record: - join"),
+        "{how}: stand-in kubeadm not invoked with join: {all}"
+    );
+    assert!(
+        has("record:   kind: JoinConfiguration"),
+        "{how}: no rendered JoinConfiguration: {all}"
+    );
+    assert!(
+        all.contains("apiServerEndpoint: 10.0.2.100:6443"),
+        "{how}: {all}"
+    );
+    assert!(
+        report
+            .iter()
+            .any(|l| l.starts_with("usr erofs") && l.contains(" ro")),
+        "{how}: /usr is not the read-only image: {all}"
+    );
+    let id = report
+        .iter()
+        .find_map(|l| l.strip_prefix("machine-id "))
+        .unwrap_or("");
+    assert_eq!(id.len(), 32, "{how}: machine-id not generated: {all}");
+}
+
+#[test]
+fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let recipe = std::fs::read_to_string(disk::RECIPE).unwrap();
+    let sources = disk::Sources::start(dir, &recipe);
+    let out = dir.join("out");
+    let (ok, _, stderr) = sources.build("debian-12", &recipe, &dir.join("cache"), &out);
+    assert!(ok, "kiln build failed:\n{stderr}");
+    let raw = out.join("disk.raw");
+    assert!(out.join("disk.qcow2").is_file() && out.join("pxe/boot.ipxe").is_file());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "SHA256SUMS",
+            "disk.qcow2",
+            "disk.raw",
+            "manifest.json",
+            "pxe"
+        ],
+        "unexpected entries in the output"
+    );
+    let (mut readyz, api_port) = disk::readyz_server(dir);
+
+    // (1) NoCloud seed ISO; the disk is 6G, larger than the image: the root grows.
+    let iso = disk::seed_iso(dir, &cloud_config());
+    let node = dir.join("nocloud.qcow2");
+    disk::overlay(&raw, &node, "6G");
+    let cdrom = vec![
+        "-drive".into(),
+        format!("file={},media=cdrom,readonly=on", iso.display()),
+    ];
+    let mut vm = Vm::start(
+        dir,
+        "nocloud-1",
+        &node,
+        Boot::Uefi,
+        &[(6443, api_port)],
+        &cdrom,
+    );
+    vm.wait_for("running kubeadm", BOOT_TIMEOUT);
+    vm.wait_for("KILN-TEST end", BOOT_TIMEOUT);
+    assert_provisioned(&vm, "NoCloud first boot");
+    let grown: u64 = vm
+        .report()
+        .iter()
+        .find_map(|l| l.strip_prefix("root-mib ")?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        grown > 4000,
+        "root did not grow to the 6G disk: {grown} MiB"
+    );
+    vm.shutdown();
+
+    // Second boot of the same disk: nothing provisions again.
+    let mut vm = Vm::start(
+        dir,
+        "nocloud-2",
+        &node,
+        Boot::Uefi,
+        &[(6443, api_port)],
+        &cdrom,
+    );
+    vm.wait_for("KILN-TEST end", BOOT_TIMEOUT);
+    let report = vm.report().join("\n");
+    assert!(report.contains("boots 2"), "{report}");
+    assert!(
+        report.contains("kubeadm-calls 1"),
+        "provisioned twice: {report}"
+    );
+    assert!(
+        report.contains("ConditionResult=no"),
+        "kiln-firstboot ran again: {report}"
+    );
+    assert!(
+        !vm.console().contains("running kubeadm"),
+        "kubeadm ran on the second boot"
+    );
+    vm.shutdown();
+
+    // (2) Ignition through QEMU fw_cfg.
+    let ign = dir.join("config.ign");
+    std::fs::write(&ign, ignition()).unwrap();
+    let node = dir.join("ignition.qcow2");
+    disk::overlay(&raw, &node, "3G");
+    let fwcfg = vec![
+        "-fw_cfg".into(),
+        format!("name=opt/com.coreos/config,file={}", ign.display()),
+    ];
+    let mut vm = Vm::start(
+        dir,
+        "ignition",
+        &node,
+        Boot::Uefi,
+        &[(6443, api_port)],
+        &fwcfg,
+    );
+    vm.wait_for("KILN-TEST end", BOOT_TIMEOUT);
+    assert_provisioned(&vm, "Ignition (fw_cfg)");
+    vm.shutdown();
+
+    // (3) PXE: kernel, initrd and command line from the PXE artifacts, user-data over HTTP.
+    let http_port = disk::http_server(cloud_config());
+    let node = dir.join("pxe.qcow2");
+    disk::overlay(&raw, &node, "3G");
+    let cmdline = std::fs::read_to_string(out.join("pxe/cmdline")).unwrap();
+    let boot = Boot::Kernel {
+        kernel: &out.join("pxe/vmlinuz"),
+        initrd: &out.join("pxe/initrd"),
+        append: format!(
+            "{} kiln.userdata=http://10.0.2.100:8080/user-data",
+            cmdline.trim()
+        ),
+    };
+    let mut vm = Vm::start(
+        dir,
+        "pxe",
+        &node,
+        boot,
+        &[(6443, api_port), (8080, http_port)],
+        &[],
+    );
+    vm.wait_for("KILN-TEST end", BOOT_TIMEOUT);
+    assert_provisioned(&vm, "PXE kiln.userdata=URL");
+    vm.shutdown();
+    let _ = readyz.kill();
+    let _ = readyz.wait();
+}
+
+#[test]
+fn bad_recipes_fail_early_and_leave_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let recipe = std::fs::read_to_string(disk::RECIPE).unwrap();
+    let sources = disk::Sources::start(dir, &recipe);
+    let cases = [
+        (
+            "no-such-package",
+            recipe.replace("\"socat\",", "\"socat\", \"kiln-no-such-package\","),
+            "kiln-no-such-package",
+        ),
+        (
+            "small-disk",
+            recipe.replace("size = \"3G\"", "size = \"300M\""),
+            "disk.size",
+        ),
+        (
+            "no-boot-loader",
+            recipe.replace("\"systemd-boot-efi\",", ""),
+            "systemd-boot-efi",
+        ),
+    ];
+    for (name, text, expect) in cases {
+        let out = dir.join(name).join("out");
+        let start = std::time::Instant::now();
+        let (ok, _, stderr) = sources.build(name, &text, &dir.join("cache"), &out);
+        assert!(!ok, "{name}: build succeeded");
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default();
+        assert!(
+            error.contains(expect),
+            "{name}: error line does not name {expect}: {stderr}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{name}: failed late"
+        );
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{name}: output left behind: {left:?}");
+    }
+}
