@@ -83,6 +83,7 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
     let inputs = outputs::inputs(plan, &fetched, &images, &options.firstboot)?;
 
     let parent = fsutil::parent_dir(&options.out);
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     let staging = tempfile::Builder::new()
         .prefix(".kiln-build-")
         .tempdir_in(&parent)
