@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use kiln_core::url::redact;
+
 use super::cache::Cache;
 use super::http::Client;
 use super::mirror::Mirrors;
@@ -190,7 +192,7 @@ fn expected_digest(
         None => {
             let body = with_retries(&sums_url, || client.get_small(&sums_url))?;
             let text = String::from_utf8(body)
-                .map_err(|_| anyhow::anyhow!("{sums_url}: checksum file is not text"))?;
+                .map_err(|_| anyhow::anyhow!("{}: checksum file is not text", redact(&sums_url)))?;
             (
                 text.clone(),
                 Sums::Fetched {
@@ -200,8 +202,8 @@ fn expected_digest(
             )
         }
     };
-    let hex =
-        parse_checksum(&text, file_name).with_context(|| format!("checksum file {sums_url}"))?;
+    let hex = parse_checksum(&text, file_name)
+        .with_context(|| format!("checksum file {}", redact(&sums_url)))?;
     Ok(Expected {
         hex,
         sums: Some(sums),
@@ -274,7 +276,8 @@ fn download_verified(
         let size = writer.written();
         let (_, path) = writer.finish(Some(expected)).map_err(|e| {
             Failure::Final(e.context(format!(
-                "{url}: the download does not match its checksum; not using it"
+                "{}: the download does not match its checksum; not using it",
+                redact(url)
             )))
         })?;
         Ok((path, size))
@@ -316,10 +319,13 @@ fn with_retries<T>(
             Ok(value) => return Ok(value),
             Err(Failure::Final(err)) => return Err(err),
             Err(Failure::Transient(reason)) if n == ATTEMPTS => {
-                anyhow::bail!("{url}: {reason} (gave up after {ATTEMPTS} attempts)")
+                anyhow::bail!(
+                    "{}: {reason} (gave up after {ATTEMPTS} attempts)",
+                    redact(url)
+                )
             }
             Err(Failure::Transient(reason)) => {
-                tracing::warn!("{url}: {reason}; retrying in {delay:?}");
+                tracing::warn!("{}: {reason}; retrying in {delay:?}", redact(url));
                 std::thread::sleep(delay);
                 delay *= 4;
             }

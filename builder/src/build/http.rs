@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
+use kiln_core::url::redact;
+
 use super::fetch::Failure;
 
 /// Largest checksum file accepted.
@@ -82,7 +84,8 @@ impl Client {
                 response.status()
             ))),
             status => Err(Failure::Final(anyhow::anyhow!(
-                "{url}: HTTP status {status}{}",
+                "{}: HTTP status {status}{}",
+                redact(url),
                 if status == 404 {
                     " (not found: check the version and the source URL, or the --mirror)"
                 } else {
@@ -100,6 +103,6 @@ fn classify(url: &str, err: ureq::Error) -> Failure {
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
             Failure::Transient(err.to_string())
         }
-        other => Failure::Final(anyhow::anyhow!("{url}: {other}")),
+        other => Failure::Final(anyhow::anyhow!("{}: {other}", redact(url))),
     }
 }

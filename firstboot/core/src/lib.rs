@@ -15,6 +15,7 @@ pub mod nodeconfig;
 pub mod pki;
 pub mod secret;
 pub mod token;
+pub mod url;
 pub mod version;
 
 pub use error::{Error, Result};

@@ -22,22 +22,7 @@ pub fn fetch(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// `url` fit for messages and logs: scheme, host, port and path, without the userinfo, query and
-/// fragment, which may carry credentials or signatures (`data:` URLs keep only their scheme).
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return match url.split_once(':') {
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("data") => "data:...".into(),
-            _ => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
-        };
-    };
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    format!("{scheme}://{host}{path}")
-}
+pub use kiln_core::url::redact;
 
 /// The part of `url` after `scheme://`; a clear error naming the expected `form` without it.
 fn after_scheme<'a>(url: &'a str, form: &str) -> Result<&'a str> {
