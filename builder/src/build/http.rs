@@ -3,10 +3,7 @@
 //! (worth a retry) and final ones.
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
-
-use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use kiln_core::url::redact;
 
@@ -30,19 +27,13 @@ impl Default for Client {
 impl Client {
     /// A client for release downloads.
     pub fn new() -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(RootCerts::WebPki)
-            .unversioned_rustls_crypto_provider(provider)
-            .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(10)
             .timeout_connect(Some(Duration::from_secs(20)))
             .timeout_per_read(Some(Duration::from_secs(60)))
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
+            .tls_config(kiln_core::tls::webpki())
             .build()
             .into();
         Client { agent }

@@ -14,6 +14,7 @@ pub mod names;
 pub mod nodeconfig;
 pub mod pki;
 pub mod secret;
+pub mod tls;
 pub mod token;
 pub mod url;
 pub mod version;

@@ -4,10 +4,7 @@
 //! every other failure (TLS and certificates, too many redirects, malformed answers) is a final
 //! error. URLs in errors and logs are redacted (no userinfo, query or fragment).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use super::url::redact;
 use super::{Error, Result};
@@ -68,18 +65,12 @@ impl Http {
     /// A client with the limits of `config`. Proxies from the environment are ignored: metadata
     /// services are link-local.
     pub fn new(config: HttpConfig) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(RootCerts::WebPki)
-            .unversioned_rustls_crypto_provider(provider)
-            .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
             .max_redirects(5)
             .user_agent(concat!("kiln-firstboot/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
+            .tls_config(kiln_core::tls::webpki())
             .build()
             .into();
         Http { agent, config }

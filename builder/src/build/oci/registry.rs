@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use crate::build::mirror::Mirrors;
 
@@ -54,12 +53,6 @@ pub struct Manifest {
 impl Registry {
     /// A client that reaches registries through `mirrors`.
     pub fn new(mirrors: &Mirrors) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(RootCerts::WebPki)
-            .unversioned_rustls_crypto_provider(provider)
-            .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -67,7 +60,7 @@ impl Registry {
             .timeout_recv_response(Some(Duration::from_secs(60)))
             .timeout_per_read(Some(Duration::from_secs(60)))
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
+            .tls_config(kiln_core::tls::webpki())
             .build()
             .into();
         Registry {

@@ -1,0 +1,16 @@
+//! TLS for kiln's HTTP clients: rustls with the aws-lc crypto provider and the WebPKI roots
+//! compiled in (no dependence on the host's certificate store, which a fresh node may lack).
+
+use std::sync::Arc;
+
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+
+/// The TLS configuration every kiln HTTP client uses.
+pub fn webpki() -> TlsConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::WebPki)
+        .unversioned_rustls_crypto_provider(provider)
+        .build()
+}
