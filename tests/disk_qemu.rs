@@ -48,10 +48,22 @@ fn assert_provisioned(vm: &Vm, how: &str) {
     );
     assert!(has("sentinel success"), "{how}: {all}");
     assert!(has("containerd active"), "{how}: {all}");
-    assert!(
-        has("images registry.k8s.io/pause:3.10"),
-        "{how}: pre-pulled image not imported: {all}"
-    );
+    let images = report
+        .iter()
+        .find(|l| l.starts_with("images "))
+        .cloned()
+        .unwrap_or_default();
+    for image in [
+        "registry.k8s.io/pause:3.10",
+        "registry.k8s.io/kube-proxy:",
+        "registry.k8s.io/etcd:",
+        "registry.k8s.io/coredns/coredns:",
+    ] {
+        assert!(
+            images.contains(image),
+            "{how}: baked image {image} not imported: {all}"
+        );
+    }
     assert!(has("kubeadm-calls 1"), "{how}: {all}");
     assert!(
         has("record: - join"),
