@@ -19,7 +19,7 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 
 fn node_toml() -> String {
     format!(
-        "role = \"join\"\ncontrol_plane_endpoint = \"10.0.2.100:6443\"\ntoken = \"{TOKEN}\"\nca_cert_hashes = [\"{CA_HASH}\"]\nnode_name = \"worker-1\"\nread_only_usr = true\n"
+        "role = \"join\"\ncontrol_plane_endpoint = \"10.0.2.100:6443\"\ntoken = \"{TOKEN}\"\nca_cert_hashes = [\"{CA_HASH}\"]\nnode_name = \"worker-1\"\n"
     )
 }
 
@@ -76,6 +76,10 @@ fn assert_provisioned(vm: &Vm, how: &str) {
     assert!(
         all.contains("apiServerEndpoint: 10.0.2.100:6443"),
         "{how}: {all}"
+    );
+    assert!(
+        all.contains("value: /opt/libexec/kubernetes/kubelet-plugins/volume/exec/"),
+        "{how}: kiln-firstboot did not notice the read-only /usr: {all}"
     );
     assert!(
         report

@@ -112,7 +112,13 @@ fn from_node_config(
     origin: &Path,
     kubeadm: Option<&KubeVersion>,
 ) -> anyhow::Result<Rendered> {
-    let node = NodeConfig::parse(text).with_context(|| format!("{}", origin.display()))?;
+    let mut node = NodeConfig::parse(text).with_context(|| format!("{}", origin.display()))?;
+    if !node.read_only_usr && usr_is_read_only(files.root) {
+        // sysext, Flatcar and kiln's disk images: FlexVolume plugins must live off /usr, or the
+        // controller-manager's hostPath mount of the default directory fails.
+        tracing::info!("/usr is read-only: using read_only_usr");
+        node.read_only_usr = true;
+    }
     let kubeadm = kubeadm_version(files, kubeadm, node.kubernetes_version.as_ref())?;
     let hatch = match &node.kubeadm_config {
         Some(path) => Some(files.read_text(path)?.with_context(|| {
@@ -137,6 +143,12 @@ fn from_node_config(
         node: Some(node),
         origin: origin.to_owned(),
     })
+}
+
+/// Whether the node's /usr is mounted read-only.
+fn usr_is_read_only(root: &Path) -> bool {
+    nix::sys::statvfs::statvfs(&root.join("usr"))
+        .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
 fn from_capi(
