@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::sysext::{normalise_tree, parent, temp_beside, EXTENSION_RELEASE_DIR};
+use super::sysext::{normalise_tree, temp_beside, EXTENSION_RELEASE_DIR};
 
 /// Where a sysext tree path (relative, e.g. `usr/bin/kubelet`) goes in the /opt layout; `None`
 /// for what only a sysext needs (the extension-release file). Unknown paths are an error, so
@@ -147,7 +147,7 @@ pub fn write_tree(tree: &Path, out: &Path, epoch: u64) -> anyhow::Result<()> {
         } else {
             std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
         }
-        kiln_core::fsutil::fsync_dir(parent(out))?;
+        kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(out))?;
         Ok(())
     });
     if result.is_err() {
@@ -170,7 +170,7 @@ fn fill(tree: &Path, dest: &Path, epoch: u64) -> anyhow::Result<()> {
     for (rel, to) in plan {
         let (src, dst) = (tree.join(rel), dest.join(&to));
         let meta = std::fs::symlink_metadata(&src)?;
-        std::fs::create_dir_all(parent(&dst))?;
+        std::fs::create_dir_all(kiln_core::fsutil::parent_dir(&dst))?;
         if meta.is_dir() {
             std::fs::create_dir_all(&dst)?;
             std::fs::set_permissions(&dst, meta.permissions())?;
@@ -213,7 +213,7 @@ pub fn write_tar(dir: &Path, out: &Path, epoch: u64) -> anyhow::Result<()> {
     let tmp = temp_beside(out)?;
     let result = tar_into(dir, &tmp, epoch).and_then(|()| {
         std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
-        kiln_core::fsutil::fsync_dir(parent(out))?;
+        kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(out))?;
         Ok(())
     });
     if result.is_err() {

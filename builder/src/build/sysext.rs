@@ -115,7 +115,7 @@ pub fn pack(
             .with_context(|| format!("syncing {}", tmp.display()))?;
         std::fs::rename(&tmp, out)
             .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
-        kiln_core::fsutil::fsync_dir(parent(out))?;
+        kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(out))?;
         Ok(())
     });
     if result.is_err() {
@@ -271,7 +271,7 @@ pub(crate) fn temp_beside(out: &Path) -> anyhow::Result<PathBuf> {
     let name = out
         .file_name()
         .with_context(|| format!("{}: not a file name", out.display()))?;
-    let tmp = parent(out).join(format!(
+    let tmp = kiln_core::fsutil::parent_dir(out).join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
         std::process::id()
@@ -285,13 +285,6 @@ pub(crate) fn temp_beside(out: &Path) -> anyhow::Result<PathBuf> {
         Err(e) => return Err(e).with_context(|| format!("{}", tmp.display())),
     }
     Ok(tmp)
-}
-
-pub(crate) fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
 }
 
 #[cfg(test)]
