@@ -483,8 +483,9 @@ fn kubeadm_images_are_baked_reproducibly_and_import_into_containerd() {
 
 #[test]
 fn the_shipped_flatcar_recipe_builds() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/flatcar-sysext.toml");
-    let recipe: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/flatcar-sysext.toml");
+    let shipped_text = std::fs::read_to_string(&shipped).unwrap();
+    let recipe: toml::Value = toml::from_str(&shipped_text).unwrap();
     let text = |v: &toml::Value| v.as_str().unwrap().to_owned();
     let versions = release::Versions {
         kube: text(&recipe["kubernetes_version"]),
@@ -497,6 +498,9 @@ fn the_shipped_flatcar_recipe_builds() {
         &versions,
     ));
     let dir = tempfile::tempdir().unwrap();
+    // The shipped recipe pins the real binaries' SHA-256s; the stand-ins served here differ.
+    let path = dir.path().join("flatcar-sysext.toml");
+    std::fs::write(&path, release::without_pinned_checksums(&shipped_text)).unwrap();
     let registry = Registry::start(&dir.path().join("registry"));
     release::push_kubeadm_images(&registry, &versions.kube, &dir.path().join("layouts"));
     let mirror = format!("registry.k8s.io=http://{}", registry.addr);
@@ -525,4 +529,103 @@ fn the_shipped_flatcar_recipe_builds() {
         transfer.contains(&format!("MatchPattern=kubernetes-{minor}.@v-%a.raw")),
         "{transfer}"
     );
+}
+
+/// A release newer than kiln's table: the build asks the downloaded (stand-in) kubeadm, bakes
+/// the images it lists — values in no table — and says so in the plan and the manifest.
+#[test]
+fn a_release_newer_than_the_table_bakes_what_its_kubeadm_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let future = "v1.99.0";
+    let versions = release::Versions {
+        kube: future.into(),
+        ..Default::default()
+    };
+    let server = Server::start(release::files_for(
+        &cargo_bin("kiln-standins", "kubeadm"),
+        &versions,
+    ));
+    let kubeadm = release::standin_kubeadm_release(dir.path(), future);
+    let listed = support::kiln_ok(&["images", "list", "--kubeadm", kubeadm.to_str().unwrap()]);
+    let images: Vec<String> = listed.stdout.lines().map(str::to_owned).collect();
+    assert!(
+        images.contains(&"registry.k8s.io/etcd:3.99.0-0".to_owned()),
+        "{images:?}"
+    );
+    let registry = Registry::start(&dir.path().join("registry"));
+    release::push_images(&registry, &images, &dir.path().join("layouts"));
+    let text = release::recipe("[outputs]\nopt = false\n").replace(release::KUBE, future);
+    let recipe = dir.path().join("future.toml");
+    std::fs::write(&recipe, text).unwrap();
+    let mirror = format!("registry.k8s.io=http://{}", registry.addr);
+    let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
+    let plan = build(&server, &recipe, &out, &cache, &["--dry-run"]);
+    assert!(plan.ok, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("kubeadm's list from the baked kubeadm (amd64)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("does not know this release"),
+        "{}",
+        plan.stdout
+    );
+    let run = build(&server, &recipe, &out, &cache, &["--mirror", &mirror]);
+    assert!(run.ok, "{}", run.stderr);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["kubeadm_images_from"], "kubeadm");
+    assert_eq!(manifest["kubeadm_images"], serde_json::json!(images));
+    let x = unsquash(&out.join(format!("kubernetes-{future}-x86-64.raw")));
+    let inner: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(x.path().join("x/usr/share/kiln/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(inner["sandbox_image"], "registry.k8s.io/pause:3.99");
+    let archives = std::fs::read_dir(x.path().join("x/usr/share/kiln/images"))
+        .unwrap()
+        .count();
+    assert_eq!(archives, 8, "7 image archives and SHA256SUMS");
+}
+
+/// A downloaded kubeadm that fails or prints garbage when asked for its images stops the build
+/// with one error naming it and what it printed, and leaves no output.
+#[test]
+fn a_kubeadm_that_cannot_list_its_images_stops_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), "[outputs]\nopt = false\nsysext = \"none\"\n");
+    let kubeadm_path = format!("/k8s/{}/bin/linux/amd64/kubeadm", release::KUBE);
+    for (n, (script, needle)) in [
+        (
+            "echo 'not json'",
+            "printed something that is not kubeadm's image list",
+        ),
+        (
+            "echo 'panic: runtime error' >&2; exit 2",
+            "panic: runtime error",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut files = release::files(&cargo_bin("kiln-standins", "kubeadm"));
+        let bytes = format!("#!/bin/sh\n{script}\n").into_bytes();
+        files.insert(
+            format!("{kubeadm_path}.sha256"),
+            support::sha256_hex(&bytes).into_bytes(),
+        );
+        files.insert(kubeadm_path.clone(), bytes);
+        let server = Server::start(files);
+        let out = dir.path().join(format!("out{n}"));
+        let cache = dir.path().join(format!("cache{n}"));
+        let run = build(&server, &recipe, &out, &cache, &[]);
+        assert_failed_cleanly(&run, &out, needle);
+        assert!(
+            run.stderr.contains("asking the baked kubeadm v1.31.2 for its images: kubeadm (verified download of https://dl.k8s.io/release/v1.31.2/bin/linux/amd64/kubeadm)"),
+            "{}",
+            run.stderr
+        );
+    }
 }

@@ -36,6 +36,13 @@ fn ignition() -> String {
     .to_string()
 }
 
+/// The Kubernetes release the shipped disk recipe bakes.
+fn recipe_version() -> String {
+    let recipe: toml::Value =
+        toml::from_str(&std::fs::read_to_string(disk::RECIPE).unwrap()).unwrap();
+    recipe["kubernetes_version"].as_str().unwrap().to_owned()
+}
+
 /// The report lines of a provisioned first boot.
 fn assert_provisioned(vm: &Vm, how: &str) {
     let report = vm.report();
@@ -53,9 +60,10 @@ fn assert_provisioned(vm: &Vm, how: &str) {
         .find(|l| l.starts_with("images "))
         .cloned()
         .unwrap_or_default();
+    let kube_proxy = format!("registry.k8s.io/kube-proxy:{} ", recipe_version());
     for image in [
         "registry.k8s.io/pause:3.10",
-        "registry.k8s.io/kube-proxy:",
+        &kube_proxy,
         "registry.k8s.io/etcd:",
         "registry.k8s.io/coredns/coredns:",
     ] {

@@ -57,7 +57,7 @@ fn stripped(from: &Path, dir: &Path) -> PathBuf {
 /// The test-only files added to the image through the recipe's `overlay`: a drop-in sending
 /// kiln-firstboot's log to the console and pointing the stand-in kubeadm's record into /var, a
 /// stand-in kubelet that stays up, and a report unit printing what the test checks on every boot.
-fn overlay_dir(dir: &Path) -> PathBuf {
+fn overlay_dir(dir: &Path, kube: &str) -> PathBuf {
     let tree = dir.join("overlay");
     let units = tree.join("usr/lib/systemd/system");
     write(
@@ -67,7 +67,7 @@ fn overlay_dir(dir: &Path) -> PathBuf {
     );
     write(
         &tree.join("usr/bin/kubelet"),
-        "#!/bin/sh\n# Stand-in kubelet (not the real kubelet).\ncase \"$1\" in --version) echo 'Kubernetes v1.31.2';; *) sleep infinity;; esac\n",
+        &format!("#!/bin/sh\n# Stand-in kubelet (not the real kubelet).\ncase \"$1\" in --version) echo 'Kubernetes {kube}';; *) sleep infinity;; esac\n"),
         0o755,
     );
     write(
@@ -119,7 +119,7 @@ impl Sources {
             server,
             registry,
             firstboot: stripped(&cargo_bin("kiln-firstboot", "kiln-firstboot"), &bins),
-            overlay: overlay_dir(dir),
+            overlay: overlay_dir(dir, &versions.kube),
             dir: dir.to_owned(),
         }
     }
@@ -134,7 +134,11 @@ impl Sources {
         out: &Path,
     ) -> (bool, String, String) {
         let path = self.dir.join(format!("{name}.toml"));
-        let text = format!("overlay = \"{}\"\n{recipe}", self.overlay.display());
+        let text = format!(
+            "overlay = \"{}\"\n{}",
+            self.overlay.display(),
+            release::without_pinned_checksums(recipe)
+        );
         std::fs::write(&path, text).unwrap();
         let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
             .arg("build")

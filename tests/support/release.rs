@@ -181,7 +181,7 @@ pub fn files_for(standin_kubeadm: &Path, v: &Versions) -> BTreeMap<String, Vec<u
     let mut add = |path: String, bytes: Vec<u8>| {
         files.insert(path, bytes);
     };
-    let kubeadm = std::fs::read(standin_kubeadm).unwrap();
+    let kubeadm = with_version_trailer(std::fs::read(standin_kubeadm).unwrap(), kube);
     for (name, bytes) in [
         ("kubeadm", kubeadm),
         ("kubelet", script("kubelet")),
@@ -249,6 +249,40 @@ pub fn files_for(standin_kubeadm: &Path, v: &Versions) -> BTreeMap<String, Vec<u
     files
 }
 
+/// The stand-in kubeadm's bytes with `version` in the trailer it reads its own version from
+/// (like a real kubeadm of that release knows its version; see tests/standins/kubeadm.rs).
+pub fn with_version_trailer(mut binary: Vec<u8>, version: &str) -> Vec<u8> {
+    binary.extend_from_slice(format!("\n#kiln-standin-kubeadm-version={version}\n").as_bytes());
+    binary
+}
+
+/// Writes the stand-in kubeadm as a release of `version` into `dir` and returns its path.
+pub fn standin_kubeadm_release(dir: &Path, version: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let standin = std::fs::read(super::cargo_bin("kiln-standins", "kubeadm")).unwrap();
+    let path = dir.join(format!("kubeadm-{version}"));
+    std::fs::write(&path, with_version_trailer(standin, version)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// `recipe` (TOML text) without its `[checksums.ARCH]` tables: the shipped recipes pin the real
+/// release binaries' SHA-256s, which the stand-ins served here do not have.
+pub fn without_pinned_checksums(recipe: &str) -> String {
+    let mut skipping = false;
+    let mut out = String::new();
+    for line in recipe.lines() {
+        if line.starts_with('[') {
+            skipping = line.starts_with("[checksums.");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// `--mirror` arguments pointing the official sources at `base`.
 pub fn mirror_args(base: &str) -> Vec<String> {
     [
@@ -282,9 +316,9 @@ pub fn recipe(extra: &str) -> String {
     )
 }
 
-/// Pushes a small stand-in image (not the real one) for every image kubeadm lists for `version`
-/// into `registry` under its registry.k8s.io path, pause as a multi-arch index (amd64, arm64).
-/// Returns the image names and the pause index's digest.
+/// Pushes a small stand-in image (not the real one) for every image kiln's table lists for
+/// `version` into `registry` under its registry.k8s.io path, pause as a multi-arch index
+/// (amd64, arm64). Returns the image names and the pause index's digest.
 pub fn push_kubeadm_images(
     registry: &Registry,
     version: &str,
@@ -292,6 +326,13 @@ pub fn push_kubeadm_images(
 ) -> (Vec<String>, String) {
     let listed = super::kiln_ok(&["images", "list", "--kubernetes-version", version]);
     let images: Vec<String> = listed.stdout.lines().map(str::to_owned).collect();
+    let pause_index = push_images(registry, &images, layouts);
+    (images, pause_index)
+}
+
+/// Pushes a small stand-in image for each of `images` (registry.k8s.io names) into `registry`,
+/// pause as a multi-arch index; returns the pause index's digest.
+pub fn push_images(registry: &Registry, images: &[String], layouts: &Path) -> String {
     let mut pause_index = String::new();
     for (n, image) in images.iter().enumerate() {
         let path = image.strip_prefix("registry.k8s.io/").unwrap();
@@ -309,5 +350,5 @@ pub fn push_kubeadm_images(
         }
         registry.push(&layout, tag, repo);
     }
-    (images, pause_index)
+    pause_index
 }

@@ -13,6 +13,7 @@ use super::cache::Cache;
 use super::disk;
 use super::fetch::{self, Fetched};
 use super::http::Client;
+use super::images::ListSource;
 use super::mirror::Mirrors;
 use super::oci;
 use super::outputs;
@@ -67,11 +68,14 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         cached: fetched.iter().filter(|f| f.cached).count(),
         downloaded_bytes: fetched.iter().filter(|f| !f.cached).map(|f| f.size).sum(),
     };
+    let resolved = plan
+        .images
+        .resolve(&plan.version, baked_kubeadm(plan, &fetched))?;
     let mut images = BTreeMap::new();
     for &arch in &plan.architectures {
         let platform = oci::Platform::linux(arch.kube());
         let pulled = oci::pull_all(
-            &plan.images,
+            &resolved.pull,
             &platform,
             &options.mirrors,
             &cache,
@@ -97,7 +101,7 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
             let dir = tree.join(tree::IMAGE_DIR);
             oci::write_archives(&images[&arch], &cache, &dir, plan.source_date_epoch)?;
         }
-        outputs::write_inner_manifest(plan, arch, &inputs, &tree)?;
+        outputs::write_inner_manifest(plan, arch, &inputs, &resolved, &tree)?;
         if let Some(overlay) = &plan.recipe.overlay {
             tree::copy_overlay(overlay, &tree)?;
         }
@@ -117,9 +121,22 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         }
         outputs::write_arch_outputs(plan, arch, &tree, staging.path(), &out)?;
     }
-    outputs::write_top_level(plan, inputs, &out)?;
+    outputs::write_top_level(plan, inputs, &resolved, &out)?;
     publish(&out, &options.out, options.force)?;
     Ok(report)
+}
+
+/// The verified kubeadm download the plan asks for its images, if it asks one, with its
+/// official URL.
+fn baked_kubeadm<'a>(plan: &'a Plan, fetched: &'a [Fetched]) -> Option<(&'a Path, &'a str)> {
+    let ListSource::Kubeadm(arch) = plan.images.source? else {
+        return None;
+    };
+    let found = plan.artifacts.iter().zip(fetched);
+    found
+        .filter(|(a, _)| a.name == "kubeadm" && a.arch == arch)
+        .map(|(a, f)| (f.path.as_path(), a.url.as_str()))
+        .next()
 }
 
 /// Checks what can be checked before any download: the kiln-firstboot binaries and `--out`.

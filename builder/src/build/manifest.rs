@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::digest::sha256_file;
+use super::images::ResolvedImages;
 
 /// The name of the checksum file [`write_sums`] writes.
 pub const SUMS: &str = "SHA256SUMS";
@@ -39,6 +40,13 @@ pub struct Manifest {
     /// The baked pause image kiln-firstboot pins as containerd's sandbox image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox_image: Option<String>,
+    /// Who listed kubeadm's images: `kubeadm` (the baked kubeadm, asked at build time with
+    /// `kubeadm config images list`) or `table` (kiln's table of releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeadm_images_from: Option<String>,
+    /// kubeadm's image list for this release, in kubeadm's order (also images not baked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubeadm_images: Vec<String>,
 }
 
 /// One input: a release artifact or a pulled image.
@@ -89,7 +97,16 @@ impl Manifest {
             inputs,
             outputs,
             sandbox_image: None,
+            kubeadm_images_from: None,
+            kubeadm_images: Vec::new(),
         }
+    }
+
+    /// Records kubeadm's image list and who gave it.
+    pub fn with_images(mut self, images: &ResolvedImages) -> Self {
+        self.kubeadm_images_from = images.source.map(|s| s.name().to_owned());
+        self.kubeadm_images = images.kubeadm_list.clone();
+        self
     }
 
     /// Pretty JSON with every list sorted and deduplicated, ending in a newline.

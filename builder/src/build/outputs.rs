@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::fetch::Fetched;
+use super::images::ResolvedImages;
 use super::manifest::{self, Input, Manifest};
 use super::oci::PulledImage;
 use super::plan::Plan;
@@ -70,6 +71,7 @@ pub fn write_inner_manifest(
     plan: &Plan,
     arch: Arch,
     inputs: &[Input],
+    images: &ResolvedImages,
     tree: &Path,
 ) -> anyhow::Result<()> {
     let mine = inputs
@@ -84,8 +86,10 @@ pub fn write_inner_manifest(
         plan.source_date_epoch,
         mine,
         Vec::new(),
-    );
-    manifest.sandbox_image = plan.images.iter().find(|i| i.contains("/pause:")).cloned();
+    )
+    .with_images(images);
+    manifest.sandbox_image =
+        kiln_core::images::image_named(&images.pull, "pause").map(str::to_owned);
     let path = tree.join(tree::MANIFEST);
     tree::write_file(&path, manifest.to_json().as_bytes(), 0o644)
 }
@@ -134,7 +138,12 @@ pub fn write_arch_outputs(
 }
 
 /// The sysupdate transfer file, `manifest.json` (inputs and output digests) and `SHA256SUMS`.
-pub fn write_top_level(plan: &Plan, inputs: Vec<Input>, out: &Path) -> anyhow::Result<()> {
+pub fn write_top_level(
+    plan: &Plan,
+    inputs: Vec<Input>,
+    images: &ResolvedImages,
+    out: &Path,
+) -> anyhow::Result<()> {
     if let Some(url) = &plan.recipe.outputs.sysupdate_url {
         let text = sysupdate::transfer(&plan.recipe.name, &plan.version_tag(), url, false)?;
         let path = out.join(sysupdate::file_name(&plan.recipe.name));
@@ -147,7 +156,8 @@ pub fn write_top_level(plan: &Plan, inputs: Vec<Input>, out: &Path) -> anyhow::R
         plan.source_date_epoch,
         inputs,
         manifest::output_entries(out)?,
-    );
+    )
+    .with_images(images);
     manifest::write_manifest(out, &manifest)?;
     manifest::write_sums(out)
 }

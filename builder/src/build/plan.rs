@@ -7,7 +7,8 @@ use std::fmt;
 use kiln_core::version::KubeVersion;
 
 use super::disk::DiskPlan;
-use super::recipe::{Arch, KubeadmImages, Recipe};
+use super::images::{ImagePlan, ListSource};
+use super::recipe::{Arch, Recipe};
 
 /// Artifact names the recipe's `[checksums.ARCH]` tables may pin.
 pub const ARTIFACT_NAMES: &[&str] = &[
@@ -80,8 +81,8 @@ pub struct Plan {
     pub architectures: Vec<Arch>,
     /// Downloads, in a stable order (architecture, then recipe order).
     pub artifacts: Vec<Artifact>,
-    /// Image references to pre-pull for every architecture.
-    pub images: Vec<String>,
+    /// The images to pre-pull for every architecture, and who lists kubeadm's.
+    pub images: ImagePlan,
     /// The timestamp every output file carries.
     pub source_date_epoch: u64,
     /// The disk image (amd64), if the recipe has `[rootfs]` and `[disk]`.
@@ -89,11 +90,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Decides the build for `recipe`, limited to `only_archs` when not empty.
+    /// Decides the build for `recipe`, limited to `only_archs` when not empty; `runnable` are
+    /// the architectures whose programs the build machine executes (for asking kubeadm).
     pub fn new(
         recipe: Recipe,
         only_archs: &[Arch],
         source_date_epoch: Option<u64>,
+        runnable: &[Arch],
     ) -> anyhow::Result<Self> {
         let version = recipe.kube_version()?;
         check_pinned_names(&recipe)?;
@@ -115,7 +118,7 @@ impl Plan {
             .iter()
             .flat_map(|&arch| artifacts_for(&recipe, &version, arch))
             .collect();
-        let images = images_for(&recipe, &version)?;
+        let images = ImagePlan::new(&recipe, &version, &architectures, runnable)?;
         if let Some(url) = &recipe.outputs.sysupdate_url {
             super::sysupdate::transfer(&recipe.name, &version.to_string(), url, false)?;
         }
@@ -269,26 +272,6 @@ fn artifacts_for(recipe: &Recipe, version: &KubeVersion, arch: Arch) -> Vec<Arti
     out
 }
 
-fn images_for(recipe: &Recipe, version: &KubeVersion) -> anyhow::Result<Vec<String>> {
-    let repo = recipe.images.repository.as_deref();
-    let mut images = match recipe.images.kubeadm {
-        KubeadmImages::None => Vec::new(),
-        KubeadmImages::ControlPlane => kiln_core::images::control_plane_images(version, repo)?,
-        KubeadmImages::Node => {
-            let all = kiln_core::images::control_plane_images(version, repo)?;
-            all.into_iter()
-                .filter(|i| i.contains("/kube-proxy:") || i.contains("/pause:"))
-                .collect()
-        }
-    };
-    for extra in &recipe.images.extra {
-        if !images.contains(extra) {
-            images.push(extra.clone());
-        }
-    }
-    Ok(images)
-}
-
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -299,11 +282,20 @@ impl fmt::Display for Plan {
             names(&self.architectures),
             self.source_date_epoch
         )?;
-        writeln!(f, "downloads:")?;
+        let pinned = (self.artifacts.iter())
+            .filter(|a| matches!(a.checksum, Checksum::Pinned(_)))
+            .count();
+        writeln!(
+            f,
+            "downloads ({pinned} checksums pinned in the recipe, {} from the download server):",
+            self.artifacts.len() - pinned
+        )?;
         for a in &self.artifacts {
             let sum = match &a.checksum {
-                Checksum::Pinned(hex) => format!("pinned sha256 {hex}"),
-                Checksum::Published { url, .. } => format!("checksum from {url}"),
+                Checksum::Pinned(hex) => format!("sha256 pinned in the recipe: {hex}"),
+                Checksum::Published { url, .. } => {
+                    format!("sha256 from the download server: {url}")
+                }
             };
             writeln!(
                 f,
@@ -313,10 +305,7 @@ impl fmt::Display for Plan {
                 a.url
             )?;
         }
-        writeln!(f, "images (each architecture):")?;
-        for image in &self.images {
-            writeln!(f, "  {image}")?;
-        }
+        self.fmt_images(f)?;
         writeln!(f, "outputs:")?;
         let o = &self.recipe.outputs;
         for arch in &self.architectures {
@@ -354,12 +343,44 @@ impl fmt::Display for Plan {
     }
 }
 
+impl Plan {
+    fn fmt_images(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.images;
+        match i.source {
+            None => writeln!(f, "images (each architecture), none of kubeadm's:")?,
+            Some(ListSource::Kubeadm(arch)) => writeln!(
+                f,
+                "images (each architecture), kubeadm's list from the baked kubeadm ({}): \
+                 `kubeadm config images list --kubernetes-version {}` once its download is \
+                 verified; kiln's table expects{}",
+                arch.kube(),
+                self.version,
+                if i.expected.is_some() {
+                    ":"
+                } else {
+                    " nothing (it does not know this release)"
+                }
+            )?,
+            Some(ListSource::Table) => writeln!(
+                f,
+                "images (each architecture), kubeadm's list from kiln's table (this machine runs \
+                 none of the recipe's architectures):"
+            )?,
+        }
+        let kubeadm = i.source.and(i.expected.as_ref()).into_iter().flatten();
+        for image in kubeadm.chain(&i.extra) {
+            writeln!(f, "  {image}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn plan(text: &str) -> anyhow::Result<Plan> {
-        Plan::new(Recipe::parse(text)?, &[], None)
+        Plan::new(Recipe::parse(text)?, &[], None, &[])
     }
 
     const FULL: &str = r#"
@@ -426,10 +447,10 @@ extra = ["docker.io/library/busybox:1.36"]
 
     #[test]
     fn arch_filter_and_unknown_pins_are_checked() {
-        let p = Plan::new(Recipe::parse(FULL).unwrap(), &[Arch::Arm64], None).unwrap();
+        let p = Plan::new(Recipe::parse(FULL).unwrap(), &[Arch::Arm64], None, &[]).unwrap();
         assert!(p.artifacts.iter().all(|a| a.arch == Arch::Arm64));
         let r = Recipe::parse("kubernetes_version = \"v1.31.2\"\n").unwrap();
-        let err = Plan::new(r, &[Arch::Arm64], None).unwrap_err();
+        let err = Plan::new(r, &[Arch::Arm64], None, &[]).unwrap_err();
         assert!(err.to_string().contains("--arch arm64"), "{err}");
         let err = plan("kubernetes_version = \"v1.31.4\"\n[checksums.amd64]\nkubeadmm = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n").unwrap_err();
         assert!(
@@ -442,9 +463,14 @@ extra = ["docker.io/library/busybox:1.36"]
     fn epoch_precedence() {
         let r = Recipe::parse("kubernetes_version = \"v1.31.2\"\nsource_date_epoch = 5\n").unwrap();
         assert_eq!(
-            Plan::new(r.clone(), &[], None).unwrap().source_date_epoch,
+            Plan::new(r.clone(), &[], None, &[])
+                .unwrap()
+                .source_date_epoch,
             5
         );
-        assert_eq!(Plan::new(r, &[], Some(7)).unwrap().source_date_epoch, 7);
+        assert_eq!(
+            Plan::new(r, &[], Some(7), &[]).unwrap().source_date_epoch,
+            7
+        );
     }
 }

@@ -271,10 +271,18 @@ impl Recipe {
     }
 
     /// The Kubernetes version, parsed.
+    /// A recipe names an exact release, so that a build means the same thing tomorrow; `1.36`
+    /// is refused with the release it would mean today.
     pub fn kube_version(&self) -> anyhow::Result<KubeVersion> {
-        self.kubernetes_version
-            .parse()
-            .map_err(|e| anyhow::anyhow!("kubernetes_version {:?}: {e}", self.kubernetes_version))
+        let text = &self.kubernetes_version;
+        text.parse().map_err(|e| {
+            match kiln_core::images::table::resolve(text) {
+                Ok(v) => anyhow::anyhow!(
+                    "kubernetes_version {text:?}: name an exact release so the recipe always builds the same; the newest {text} kiln knows is {v}"
+                ),
+                Err(_) => anyhow::anyhow!("kubernetes_version {text:?}: {e}"),
+            }
+        })
     }
 
     fn validate(&self) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::build::cache::Cache;
 use crate::build::execute::{self, Options};
+use crate::build::images;
 use crate::build::mirror::{Mirror, Mirrors};
 use crate::build::plan::Plan;
 use crate::build::recipe::{Arch, Recipe};
@@ -57,7 +58,7 @@ impl BuildArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let recipe = Recipe::load(&self.recipe)?;
         let epoch = source_date_epoch()?;
-        let plan = Plan::new(recipe, &self.archs, epoch)?;
+        let plan = Plan::new(recipe, &self.archs, epoch, &images::runnable_here())?;
         if self.dry_run {
             println!("{plan}");
             return Ok(());

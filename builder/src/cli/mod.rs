@@ -8,6 +8,7 @@ mod kubeconfig;
 mod pki;
 mod pull;
 mod token;
+mod versions;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,9 @@ enum Command {
     Images(images::ImagesCommand),
     /// Pull images into verified, reproducible archives for nodes to import (air gap).
     Pull(pull::PullArgs),
+    /// The Kubernetes releases this kiln knows: per minor the newest patch, the kubeadm config
+    /// API, and whether independent checksums are pinned (`--checksums V` prints them).
+    Versions(versions::VersionsArgs),
 }
 
 impl Cli {
@@ -55,6 +59,7 @@ impl Cli {
             Command::Build(args) => args.run(),
             Command::Images(cmd) => cmd.run(),
             Command::Pull(args) => args.run(),
+            Command::Versions(args) => args.run(),
         }
     }
 }

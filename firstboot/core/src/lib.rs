@@ -5,6 +5,7 @@
 //! any image-building dependency, so the node agent stays small.
 
 pub mod cli_main;
+pub mod command;
 pub mod error;
 pub mod fsutil;
 pub mod images;
