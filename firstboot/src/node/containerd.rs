@@ -149,12 +149,27 @@ struct Cni<'a> {
     conf_dir: &'a str,
 }
 
-/// The pause image kubeadm expects for a kubeadm version, from kiln's table of kubeadm's images
-/// (`kiln_core::images`). containerd must use the same sandbox image or an offline init hangs.
+/// The pause image kubeadm expects for `version`: the node's kubeadm binary is asked
+/// (`kubeadm config images list`), kiln's table of kubeadm's images answers when that fails.
+/// containerd must use the same sandbox image or an offline init hangs.
 pub fn kubeadm_pause_image(
-    kubeadm: &kiln_core::version::KubeVersion,
+    kubeadm: &std::path::Path,
+    version: &kiln_core::version::KubeVersion,
 ) -> Result<String, kiln_core::Error> {
-    kiln_core::images::pause_image(kubeadm, None)
+    use kiln_core::images;
+    let asked = images::kubeadm::ask(kubeadm, version, None).map(|list| {
+        images::image_named(&list, "pause")
+            .expect("checked by images::kubeadm::parse")
+            .to_owned()
+    });
+    asked.or_else(|asking| {
+        let table = images::pause_image(version, None);
+        match &table {
+            Ok(pause) => tracing::warn!(%asking, %pause, "kubeadm did not list its images; using kiln's table"),
+            Err(e) => return Err(kiln_core::Error::invalid(format!("{asking}; {e}"))),
+        }
+        table
+    })
 }
 
 /// The CRI sandbox image a containerd 1.x configuration sets, if any (for a config the user-data
@@ -267,12 +282,21 @@ mod tests {
     }
 
     #[test]
-    fn pause_image_comes_from_kilns_image_table() {
-        let pause = |v: &str| kubeadm_pause_image(&v.parse().unwrap());
+    fn pause_image_comes_from_kubeadm_else_kilns_image_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeadm = dir.path().join("kubeadm");
+        let pause = |v: &str| kubeadm_pause_image(&kubeadm, &v.parse().unwrap());
+        // No kubeadm to ask: the table answers for the releases it knows.
         assert_eq!(pause("v1.30.4").unwrap(), "registry.k8s.io/pause:3.9");
-        assert_eq!(pause("v1.31.2").unwrap(), "registry.k8s.io/pause:3.10");
+        assert_eq!(pause("v1.36.3").unwrap(), "registry.k8s.io/pause:3.10.2");
         let err = pause("v1.99.0").unwrap_err().to_string();
-        assert!(err.contains("kubeadm-images.toml"), "{err}");
+        assert!(err.contains("cannot run it") && err.contains("kubeadm-images.tsv"), "{err}");
+        // A kubeadm (a stand-in script, not the real kubeadm) is the authority.
+        let answer = r#"{"kind":"Images","apiVersion":"output.kubeadm.k8s.io/v1alpha3","images":["registry.k8s.io/kube-proxy:v1.99.0","registry.k8s.io/pause:3.99"]}"#;
+        std::fs::write(&kubeadm, format!("#!/bin/sh\necho '{answer}'\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&kubeadm, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(pause("v1.99.0").unwrap(), "registry.k8s.io/pause:3.99");
     }
 
     #[test]

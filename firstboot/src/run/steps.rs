@@ -160,12 +160,13 @@ impl Step for Runtime {
                 .and_then(|text| containerd::sandbox_image_of(&text))
         } else {
             // The image's own pause image first (kiln build baked it for its kubeadm), then
-            // kiln's table for the kubeadm the node config targets.
+            // the node's kubeadm (or kiln's table) for the kubeadm the node config targets.
             let baked = images::baked_sandbox_image(&root);
             let pause = match (baked, target(ctx, &plan)?) {
                 (Some(baked), _) => baked,
                 (None, Some(t)) => {
-                    containerd::kubeadm_pause_image(&t.kubeadm).with_context(|| {
+                    let kubeadm = &ctx.options.kubeadm;
+                    containerd::kubeadm_pause_image(kubeadm, &t.kubeadm).with_context(|| {
                         format!(
                             "choosing containerd's sandbox image for kubeadm {} (or ship your own \
                          {} in the user-data)",
