@@ -29,29 +29,20 @@ pub struct KnownSum {
 
 /// Parses the TSV: `#` comments, then `VERSION BINARY ARCH SHA256 SOURCE` rows (tab-separated).
 pub fn parse(text: &str) -> Result<Vec<KnownSum>, String> {
-    let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
+    let row = |[version, binary, arch, sha256, _source]: [&str; 5]| {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{version} {binary} {arch}: {sha256:?} is not a SHA-256"
+            ));
         }
-        let f: Vec<&str> = line.split('\t').collect();
-        let [version, binary, arch, sha256, _source] = f[..] else {
-            return Err(format!("line {}: want 5 tab-separated fields", n + 1));
-        };
-        let hex = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex {
-            return Err(format!("line {}: {sha256:?} is not a SHA-256", n + 1));
-        }
-        rows.push(KnownSum {
-            version: version
-                .parse()
-                .map_err(|e| format!("line {}: {e}", n + 1))?,
+        Ok(KnownSum {
+            version: version.parse().map_err(|e| format!("{version}: {e}"))?,
             binary: binary.to_owned(),
             arch: arch.to_owned(),
             sha256: sha256.to_ascii_lowercase(),
-        });
-    }
-    Ok(rows)
+        })
+    };
+    kiln_core::tsv::rows(text)?.into_iter().map(row).collect()
 }
 
 /// Every known checksum (the data is compiled in and checked by the unit tests).
@@ -128,12 +119,10 @@ mod tests {
 
     #[test]
     fn bad_rows_are_named() {
-        assert!(parse("1.2.3\tkubeadm\tamd64\tnothex\tx\n")
-            .unwrap_err()
-            .contains("line 1"));
-        assert!(parse("1.2.3\tkubeadm\n")
-            .unwrap_err()
-            .contains("5 tab-separated"));
+        let err = parse("1.2.3\tkubeadm\tamd64\tnothex\tx\n").unwrap_err();
+        assert!(err.contains("1.2.3 kubeadm amd64: \"nothex\""), "{err}");
+        let err = parse("# c\n1.2.3\tkubeadm\n").unwrap_err();
+        assert_eq!(err, "line 2: want 5 tab-separated fields");
     }
 
     /// The copy equals the shared data it came from (where `../shared/data` is beside the

@@ -2,11 +2,13 @@
 //! kiln's table of kubeadm releases.
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+use clap::{Args, Subcommand};
 use kiln_core::version::KubeVersion;
 use kiln_core::{command, images};
+
+use super::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
@@ -49,13 +51,6 @@ pub struct ListArgs {
     /// "kubeadm" | "table", "images": [...]}.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     output: Output,
-}
-
-/// How `kiln images list` prints the list.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Output {
-    Text,
-    Json,
 }
 
 impl ImagesCommand {

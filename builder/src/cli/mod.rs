@@ -10,7 +10,7 @@ mod pull;
 mod token;
 mod versions;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// kiln bakes Kubernetes nodes and makes a cluster's shared secrets offline.
 ///
@@ -46,6 +46,15 @@ enum Command {
     /// The Kubernetes releases this kiln knows: per minor the newest patch, the kubeadm config
     /// API, and whether independent checksums are pinned (`--checksums V` prints them).
     Versions(versions::VersionsArgs),
+}
+
+/// How a listing command prints: for people, or for programs.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Output {
+    /// Lines of text.
+    Text,
+    /// One JSON document.
+    Json,
 }
 
 impl Cli {

@@ -1,11 +1,12 @@
 //! `kiln versions`: the Kubernetes releases this kiln knows, without a network lookup.
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use kiln_core::images::table::{self, Release};
 use kiln_core::version::KubeVersion;
 use serde::Serialize;
 
+use super::Output;
 use crate::build::checksums;
 
 /// Options of `kiln versions`.
@@ -19,13 +20,6 @@ pub struct VersionsArgs {
     /// text: a table per minor; json: one object per minor.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     output: Output,
-}
-
-/// How `kiln versions` prints.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Output {
-    Text,
-    Json,
 }
 
 /// One minor release line.

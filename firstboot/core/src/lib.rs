@@ -17,6 +17,7 @@ pub mod pki;
 pub mod secret;
 pub mod tls;
 pub mod token;
+pub mod tsv;
 pub mod url;
 pub mod version;
 

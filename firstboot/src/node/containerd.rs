@@ -290,7 +290,10 @@ mod tests {
         assert_eq!(pause("v1.30.4").unwrap(), "registry.k8s.io/pause:3.9");
         assert_eq!(pause("v1.36.3").unwrap(), "registry.k8s.io/pause:3.10.2");
         let err = pause("v1.99.0").unwrap_err().to_string();
-        assert!(err.contains("cannot run it") && err.contains("kubeadm-images.tsv"), "{err}");
+        assert!(
+            err.contains("cannot run it") && err.contains("kubeadm-images.tsv"),
+            "{err}"
+        );
         // A kubeadm (a stand-in script, not the real kubeadm) is the authority.
         let answer = r#"{"kind":"Images","apiVersion":"output.kubeadm.k8s.io/v1alpha3","images":["registry.k8s.io/kube-proxy:v1.99.0","registry.k8s.io/pause:3.99"]}"#;
         std::fs::write(&kubeadm, format!("#!/bin/sh\necho '{answer}'\n")).unwrap();

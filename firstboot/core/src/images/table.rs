@@ -28,26 +28,15 @@ pub struct Release {
 
 /// Parses the TSV: `#` comments, then `VERSION<TAB>COREDNS<TAB>ETCD<TAB>PAUSE` rows.
 pub fn parse(text: &str) -> Result<Vec<Release>, String> {
-    let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
-        let [version, coredns, etcd, pause] = fields[..] else {
-            return Err(format!("line {}: want 4 tab-separated fields", n + 1));
-        };
-        let version = version
-            .parse()
-            .map_err(|e| format!("line {}: {e}", n + 1))?;
-        rows.push(Release {
-            version,
+    let row = |[version, coredns, etcd, pause]: [&str; 4]| {
+        Ok(Release {
+            version: version.parse().map_err(|e| format!("{version}: {e}"))?,
             coredns: coredns.to_owned(),
             etcd: etcd.to_owned(),
             pause: pause.to_owned(),
-        });
-    }
-    Ok(rows)
+        })
+    };
+    crate::tsv::rows(text)?.into_iter().map(row).collect()
 }
 
 /// Every release the table knows, oldest first (checked by the unit tests, so a parse error
