@@ -26,7 +26,7 @@ pub fn render(
     escape_hatch: Option<&str>,
 ) -> Result<KubeadmConfig, Error> {
     if let Some(text) = escape_hatch {
-        let mut config = KubeadmConfig::parse(text, kubeadm)?;
+        let mut config = KubeadmConfig::parse_named(text, kubeadm, "kubeadm_config")?;
         super::adjust::adjust(&mut config, node)?;
         return Ok(config);
     }
@@ -42,7 +42,10 @@ pub fn render(
         }
         Role::Join | Role::ControlPlane => vec![Document::Join(Box::new(join(node, api)?))],
     };
-    Ok(KubeadmConfig { docs })
+    Ok(KubeadmConfig {
+        docs,
+        conversions: Vec::new(),
+    })
 }
 
 /// kubeadm deploys its own minor version or the one before it (kubeadm version skew policy).
