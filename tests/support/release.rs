@@ -1,5 +1,6 @@
 //! A stand-in Kubernetes release for `kiln build` tests, served in the official URL layouts from
-//! a local HTTP server on 127.0.0.1. kubeadm is the stand-in kubeadm (tests/standins), kubelet,
+//! a local HTTP server on 127.0.0.1. kubeadm is the stand-in kubeadm (tests/standins) with a
+//! version trailer naming the served release, so it answers as that kubeadm would; kubelet,
 //! kubectl and crictl are stand-in scripts (the real ones cannot be downloaded here); the CNI
 //! plugins, containerd and runc are Debian's real binaries repackaged as their upstream release
 //! tarballs. None of this is a real Kubernetes release.
@@ -181,7 +182,9 @@ pub fn files_for(standin_kubeadm: &Path, v: &Versions) -> BTreeMap<String, Vec<u
     let mut add = |path: String, bytes: Vec<u8>| {
         files.insert(path, bytes);
     };
-    let kubeadm = std::fs::read(standin_kubeadm).unwrap();
+    // The stand-in reads its version from this trailer, as a real release's kubeadm knows its own.
+    let kubeadm =
+        kiln_standins::with_version_trailer(std::fs::read(standin_kubeadm).unwrap(), kube);
     for (name, bytes) in [
         ("kubeadm", kubeadm),
         ("kubelet", script("kubelet")),
