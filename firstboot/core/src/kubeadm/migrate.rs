@@ -16,7 +16,9 @@
 //! encryptionAlgorithm RSA-2048, …) are left for kubeadm to apply.
 
 use super::stream::Document;
-use super::types::{ClusterConfiguration, InitConfiguration, JoinConfiguration, Timeouts};
+use super::types::{
+    ApiServer, ClusterConfiguration, InitConfiguration, JoinConfiguration, Timeouts,
+};
 use super::{ApiVersion, ExtraArgs};
 use crate::version::{KubeVersion, V1BETA3_REMOVED_MINOR};
 use crate::Error;
@@ -50,11 +52,7 @@ pub fn to_v1beta4(
             Document::Init(d) => init(d),
             Document::Join(d) => join(d),
             Document::Cluster(d) => {
-                if let Some(t) = d
-                    .api_server
-                    .as_mut()
-                    .and_then(|a| a.timeout_for_control_plane.take())
-                {
+                if let Some(t) = take_control_plane_timeout(d) {
                     control_plane_timeout = Some((at.clone(), t));
                 }
                 if ecdsa_gate(d) {
@@ -138,6 +136,16 @@ fn cluster(d: &mut ClusterConfiguration) {
     if let Some(local) = d.etcd.as_mut().and_then(|e| e.local.as_mut()) {
         args(&mut local.extra_args);
     }
+}
+
+/// Takes `apiServer.timeoutForControlPlane` out, and `apiServer` when nothing else is left in it.
+fn take_control_plane_timeout(d: &mut ClusterConfiguration) -> Option<String> {
+    let a = d.api_server.as_mut()?;
+    let t = a.timeout_for_control_plane.take();
+    if *a == ApiServer::default() {
+        d.api_server = None;
+    }
+    t
 }
 
 /// Takes `featureGates.PublicKeysECDSA` out; `true` becomes `encryptionAlgorithm: ECDSA-P256`
