@@ -1,6 +1,6 @@
-//! `kiln-firstboot render`: every example in configs/ renders for kubeadm v1.30 (v1beta3) and
-//! v1.31 (v1beta4) and passes the stand-in kubeadm's strict decoding (tests/standins: not the
-//! real kubeadm); the version comes from the baked manifest; secrets reach stdout only; bad input
+//! `kiln-firstboot render`: every example in configs/ renders for kubeadm v1.30 (v1beta3), v1.31
+//! (v1beta4) and v1.37 (v1beta3 converted) and passes the stand-in kubeadm's strict decoding
+//! (tests/standins: not the real kubeadm); the version comes from the baked manifest; secrets reach stdout only; bad input
 //! is one error line and a non-zero exit.
 
 #[path = "firstboot/mod.rs"]
@@ -102,6 +102,43 @@ fn every_example_renders_and_passes_the_standin_kubeadm() {
                     || kinds.contains(&"JoinConfiguration")
                     || kinds.contains(&"ClusterConfiguration"),
                 "{name}: {kinds:?}"
+            );
+        }
+    }
+}
+
+/// kubeadm 1.37 reads no v1beta3: the v1beta3 examples (the escape hatch, Cluster API join data)
+/// come out converted to v1beta4, which the stand-in kubeadm as 1.37 decodes; the v1.31 Cluster
+/// API init data is a version skew for that kubeadm, refused by name.
+#[test]
+fn every_example_renders_for_kubeadm_1_37_without_v1beta3() {
+    let root = tempfile::tempdir().unwrap();
+    for (name, flags) in &examples() {
+        let out = render(flags, "v1.37.0", root.path());
+        if !out.ok {
+            assert!(
+                name == "cluster-api/init.yaml"
+                    && out.stderr.contains(
+                        "ClusterConfiguration.kubernetesVersion: v1.31.2 cannot be deployed by kubeadm v1.37.0"
+                    ),
+                "{name}: {}",
+                out.stderr
+            );
+            continue;
+        }
+        assert!(!out.stdout.contains("v1beta3"), "{name}:\n{}", out.stdout);
+        kiln_standins::decode(&out.stdout, 37).unwrap_or_else(|e| {
+            panic!(
+                "{name} for v1.37.0: stand-in kubeadm refused: {e}\n{}",
+                out.stdout
+            )
+        });
+        if name.starts_with("escape-hatch/") || name == "cluster-api/join.yaml" {
+            assert!(
+                out.stderr
+                    .contains("converted to v1beta4 as `kubeadm config migrate` does"),
+                "{name}: {}",
+                out.stderr
             );
         }
     }

@@ -159,6 +159,91 @@ fn cluster_api_bootstrap_runs_once_and_resumes_after_a_failure() {
     );
 }
 
+#[test]
+fn cluster_api_v1beta3_is_rewritten_in_v1beta4_for_kubeadm_1_37() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    fs::remove_file(root.join("etc/standin-fail-once")).unwrap();
+    fs::write(
+        root.join("usr/share/kiln/manifest.json"),
+        r#"{"kubernetes_version":"v1.37.0"}"#,
+    )
+    .unwrap();
+    let r = root.to_str().unwrap();
+    let run = firstboot_unshared(
+        &[
+            "run",
+            "--root",
+            r,
+            "--sys-root",
+            r,
+            "--datasource",
+            "nocloud",
+            "--timeout",
+            "5",
+        ],
+        &[],
+    );
+    assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("document 1 (InitConfiguration kubeadm.k8s.io/v1beta3) converted to v1beta4")
+            && run
+                .stderr
+                .contains("rewrote Cluster API data in kubeadm.k8s.io/v1beta4"),
+        "{}",
+        run.stderr
+    );
+    let path = root.join("run/kubeadm/kubeadm.yaml");
+    let config = fs::read_to_string(&path).unwrap();
+    assert!(
+        config.starts_with("---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n")
+            && config.contains("  name: cp-0\n"),
+        "{config}"
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("var/log/kubeadm-standin.args")).unwrap(),
+        "init --config /run/kubeadm/kubeadm.yaml\n"
+    );
+    assert!(!run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN));
+}
+
+#[test]
+fn cluster_api_skew_stops_the_run_before_the_node_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    node(&root);
+    let user_data = "#cloud-config\nwrite_files:\n- path: /run/kubeadm/kubeadm.yaml\n  content: |\n    apiVersion: kubeadm.k8s.io/v1beta3\n    kind: ClusterConfiguration\n    kubernetesVersion: v1.29.4\n- path: /etc/motd\n  content: changed\nruncmd:\n- 'kubeadm init --config /run/kubeadm/kubeadm.yaml'\n";
+    fs::write(root.join("var/lib/cloud/seed/nocloud/user-data"), user_data).unwrap();
+    let r = root.to_str().unwrap();
+    let out = firstboot_unshared(
+        &[
+            "run",
+            "--root",
+            r,
+            "--sys-root",
+            r,
+            "--datasource",
+            "nocloud",
+        ],
+        &[],
+    );
+    assert!(!out.ok);
+    let both = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        both.contains("step configure failed: checking the node config")
+            && both.contains("v1.29.4 is older than the baked kubelet v1.30.4"),
+        "{both}"
+    );
+    assert!(!root.join("etc/motd").exists(), "the node was changed");
+    assert!(!root.join("var/log/kubeadm-standin.args").exists());
+}
+
 /// Runs that stay in the host's network namespace (they reach a control plane on 127.0.0.1)
 /// probe the host's kubelet/control-plane ports in preflight: one such run at a time, or two
 /// probes of the same port collide.

@@ -228,6 +228,27 @@ fn other_commands_name_the_bad_value() {
         ],
         &["v1beta2"],
     );
+    fails_cleanly(
+        root,
+        &[
+            "pki",
+            "etcd",
+            "--ca-dir",
+            path_str(&root.join("pki")),
+            "--out",
+            &new_out,
+            "--member",
+            "a=1.2.3.4",
+            "--kubeadm-api",
+            "v1beta3",
+            "--kubernetes-version",
+            "v1.37.0",
+        ],
+        &[
+            "does not read kubeadm.k8s.io/v1beta3",
+            "use --kubeadm-api v1beta4",
+        ],
+    );
     let missing = path_str(&root.join("missing.crt")).to_owned();
     fails_cleanly(root, &["pki", "ca-hash", &missing], &["missing.crt"]);
     let key = path_str(&root.join("pki/ca.key")).to_owned();

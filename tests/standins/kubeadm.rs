@@ -1,7 +1,12 @@
 //! The stand-in kubeadm — **not the real kubeadm**. kubeadm and the kubelet cannot be obtained
 //! in the test environment, so tests put this program where kiln expects kubeadm. It:
 //!
-//! - answers `kubeadm version -o short` with `$KILN_STANDIN_KUBEADM_VERSION` (default v1.31.2);
+//! - answers `kubeadm version -o short` with its version: `$KILN_STANDIN_KUBEADM_VERSION`, else
+//!   the trailer at the end of its own executable ([`kiln_standins::with_version_trailer`]), else
+//!   v1.31.2;
+//! - answers `kubeadm config images list --kubernetes-version V [--image-repository R]
+//!   [-o text|json]` ([`kiln_standins::images`]); `KILN_STANDIN_IMAGES_MODE` = `garbage` (junk on
+//!   stdout, exit 0), `fail` (exit 1) or `hang` (never returns) for kiln's bad-input tests;
 //! - for `init`, `join` and `config validate`, requires `--config FILE`, refuses flags kubeadm
 //!   does not allow next to `--config`, and decodes FILE strictly as that kubeadm version would
 //!   ([`kiln_standins::decode`]); `join` also needs a JoinConfiguration;
@@ -18,25 +23,25 @@ fn main() -> ExitCode {
     match run(&argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
-                "error execution phase preflight: {e}\n(stand-in kubeadm, not the real kubeadm)"
-            );
+            // kubeadm prefixes errors of its init/join phases with the phase.
+            let phase = match argv.first().map(String::as_str) {
+                Some("init" | "join") => "error execution phase preflight: ",
+                _ => "",
+            };
+            eprintln!("{phase}{e}\n(stand-in kubeadm, not the real kubeadm)");
             ExitCode::FAILURE
         }
     }
 }
 
 fn version() -> String {
-    std::env::var("KILN_STANDIN_KUBEADM_VERSION").unwrap_or_else(|_| "v1.31.2".into())
+    kiln_standins::version::own_version()
 }
 
 fn minor(version: &str) -> Result<u32, String> {
-    version
-        .trim_start_matches('v')
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| format!("KILN_STANDIN_KUBEADM_VERSION {version:?} is not vX.Y.Z"))
+    kiln_standins::version::parse(version)
+        .map(|(_, minor, _)| minor)
+        .ok_or_else(|| format!("stand-in kubeadm version {version:?} is not vX.Y.Z"))
 }
 
 /// Flags kubeadm accepts together with `--config`, per command (others: "can not mix
@@ -72,6 +77,7 @@ fn run(argv: &[String]) -> Result<(), String> {
         ["init", rest @ ..] => config_command(argv, rest, INIT_FLAGS),
         ["join", rest @ ..] => config_command(argv, rest, JOIN_FLAGS),
         ["config", "validate", rest @ ..] => config_command(argv, rest, VALIDATE_FLAGS),
+        ["config", "images", "list", rest @ ..] => images_list(rest),
         _ => Err(format!("stand-in kubeadm does not implement {words:?}")),
     }
 }
@@ -109,6 +115,77 @@ fn config_command(argv: &[String], rest: &[&str], allowed: &[&str]) -> Result<()
         fail_on_purpose()?;
     }
     Ok(())
+}
+
+/// `kubeadm config images list`, after `KILN_STANDIN_IMAGES_MODE`.
+fn images_list(rest: &[&str]) -> Result<(), String> {
+    match std::env::var("KILN_STANDIN_IMAGES_MODE").as_deref() {
+        Ok("garbage") => {
+            println!("{{not json, not an image list ]]");
+            return Ok(());
+        }
+        Ok("fail") => return Err("failing on purpose (KILN_STANDIN_IMAGES_MODE=fail)".into()),
+        Ok("hang") => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        _ => {}
+    }
+    let flags = ImagesFlags::parse(rest)?;
+    let list = kiln_standins::images::list(
+        &version(),
+        flags.version.as_deref(),
+        flags.repository.as_deref(),
+    )?;
+    match flags.json {
+        true => print!("{}", kiln_standins::images::json(&list)),
+        false => list.iter().for_each(|i| println!("{i}")),
+    }
+    Ok(())
+}
+
+/// The flags of `kubeadm config images list` the stand-in knows.
+#[derive(Default)]
+struct ImagesFlags {
+    version: Option<String>,
+    repository: Option<String>,
+    json: bool,
+}
+
+impl ImagesFlags {
+    /// `--name value`, `--name=value` and `-o value`.
+    fn parse(rest: &[&str]) -> Result<Self, String> {
+        let mut flags = ImagesFlags::default();
+        let mut args = rest.iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (*arg, None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next().map(|s| s.to_string()))
+                    .ok_or_else(|| format!("flag needs an argument: {name}"))
+            };
+            match name {
+                "--kubernetes-version" => flags.version = Some(value()?),
+                "--image-repository" => flags.repository = Some(value()?),
+                "-o" | "--output" => {
+                    flags.json = match value()?.as_str() {
+                        "json" => true,
+                        "text" => false,
+                        other => {
+                            return Err(format!(
+                                "the stand-in kubeadm prints text or json, not {other:?}"
+                            ))
+                        }
+                    }
+                }
+                _ => return Err(format!("unknown flag: {name}")),
+            }
+        }
+        Ok(flags)
+    }
 }
 
 fn record(argv: &[String], config: Option<&str>) -> Result<(), String> {

@@ -3,13 +3,27 @@
 //! - The stand-in kubeadm (binary `kubeadm`, [`decode`] as a library): records its argv and the
 //!   config it was given, and decodes that config strictly against kubeadm's v1beta3/v1beta4
 //!   field names ([`schema`]) — stricter than the real `kubeadm init`/`join`, which only warn
-//!   about unknown fields and drop them (`kubeadm config validate` errors, like this).
+//!   about unknown fields and drop them (`kubeadm config validate` errors, like this), with the
+//!   per-release rules kubeadm 1.37 brought: no v1beta3, no `PublicKeysECDSA` gate, and a
+//!   `kubeadm.k8s.io/v1` placeholder that cannot be used.
+//! - The stand-in's version ([`version`]): `$KILN_STANDIN_KUBEADM_VERSION`, else a trailer at the
+//!   end of its executable ([`with_version_trailer`]), else v1.31.2.
+//! - Its `kubeadm config images list` ([`images`]).
 
+pub mod images;
 pub mod schema;
+pub mod version;
 
 use serde_yaml_ng::Value;
 
 use schema::Shape;
+pub use version::with_version_trailer;
+
+/// The first kubeadm minor without v1beta3 and the `PublicKeysECDSA` feature gate
+/// (kubernetes/kubernetes#136016, CHANGELOG-1.37).
+pub const V1BETA3_REMOVED_MINOR: u32 = 37;
+/// The kubeadm feature gate kubeadm 1.37 removed.
+pub const PUBLIC_KEYS_ECDSA: &str = "PublicKeysECDSA";
 
 /// One decoded document of a kubeadm config stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +48,16 @@ fn kubeadm_shape(version: &str, kind: &str, minor: u32) -> Result<Option<&'stati
         "v1beta4" if minor < 31 => {
             return Err(format!(
                 "no kind \"{kind}\" is registered for version \"kubeadm.k8s.io/v1beta4\" in scheme (kubeadm v1.{minor} reads v1beta3)"
+            ))
+        }
+        "v1beta3" if minor >= V1BETA3_REMOVED_MINOR => {
+            return Err(format!(
+                "no kind \"{kind}\" is registered for version \"kubeadm.k8s.io/v1beta3\" in scheme \"k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme/scheme.go\" (kubeadm v1.{V1BETA3_REMOVED_MINOR} removed v1beta3; use 'kubeadm config migrate' of kubeadm v1.36)"
+            ))
+        }
+        "v1" if minor >= V1BETA3_REMOVED_MINOR => {
+            return Err(format!(
+                "{gvk}: kubeadm.k8s.io/v1 is a placeholder, flagged as experimental, and cannot be used yet; use kubeadm.k8s.io/v1beta4"
             ))
         }
         "v1beta3" | "v1beta4" => {}
@@ -78,6 +102,9 @@ pub fn decode(text: &str, minor: u32) -> Result<Vec<Doc>, String> {
                 check(&body, shape, "")
                     .map_err(|e| format!("error unmarshaling configuration {gvk}: {e}"))?;
             }
+            if kind == "ClusterConfiguration" {
+                feature_gates(&body, minor)?;
+            }
         } else {
             component(&api_version, &kind, &body).map_err(|e| format!("{gvk}: {e}"))?;
         }
@@ -88,6 +115,21 @@ pub fn decode(text: &str, minor: u32) -> Result<Vec<Doc>, String> {
         });
     }
     Ok(docs)
+}
+
+/// kubeadm's feature-gate validation of a ClusterConfiguration: `PublicKeysECDSA` is no longer a
+/// feature of kubeadm >= 1.37 (kubeadm's `ValidateFeatureGates`: "is not a valid feature name").
+fn feature_gates(body: &Value, minor: u32) -> Result<(), String> {
+    let Some(gates) = body.get("featureGates").and_then(Value::as_mapping) else {
+        return Ok(());
+    };
+    match gates.get(PUBLIC_KEYS_ECDSA) {
+        Some(v) if minor >= V1BETA3_REMOVED_MINOR => Err(format!(
+            "ClusterConfiguration.featureGates: Invalid value: {{\"{PUBLIC_KEYS_ECDSA}\": {}}}: {PUBLIC_KEYS_ECDSA} is not a valid feature name. (kubeadm v1.{V1BETA3_REMOVED_MINOR} removed it; use encryptionAlgorithm: ECDSA-P256)",
+            serde_yaml_ng::to_string(v).unwrap_or_default().trim()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// KubeletConfiguration and KubeProxyConfiguration: group/version/kind, and the fields kiln sets.
@@ -240,6 +282,31 @@ mod tests {
             .contains("invalid duration"));
         let kubelet = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: system\n";
         assert!(decode(kubelet, 31).unwrap_err().contains("cgroupDriver"));
+    }
+
+    #[test]
+    fn kubeadm_1_37_drops_v1beta3_and_public_keys_ecdsa() {
+        let v3 = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n";
+        decode(v3, 36).unwrap();
+        let e = decode(v3, 37).unwrap_err();
+        assert!(
+            e.starts_with("no kind \"InitConfiguration\" is registered for version \"kubeadm.k8s.io/v1beta3\" in scheme"),
+            "{e}"
+        );
+        let v1 = "apiVersion: kubeadm.k8s.io/v1\nkind: InitConfiguration\n";
+        assert!(decode(v1, 37).unwrap_err().contains("placeholder"));
+        assert!(decode(v1, 36)
+            .unwrap_err()
+            .contains("no kind is registered"));
+        let gate = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nfeatureGates:\n  PublicKeysECDSA: true\n";
+        decode(gate, 36).unwrap();
+        let e = decode(gate, 37).unwrap_err();
+        assert!(
+            e.contains("PublicKeysECDSA is not a valid feature name"),
+            "{e}"
+        );
+        let other = gate.replace("PublicKeysECDSA", "RootlessControlPlane");
+        decode(&other, 37).unwrap();
     }
 
     #[test]

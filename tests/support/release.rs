@@ -1,5 +1,6 @@
 //! A stand-in Kubernetes release for `kiln build` tests, served in the official URL layouts from
-//! a local HTTP server on 127.0.0.1. kubeadm is the stand-in kubeadm (tests/standins), kubelet,
+//! a local HTTP server on 127.0.0.1. kubeadm is the stand-in kubeadm (tests/standins) with a
+//! version trailer naming the served release, so it answers as that kubeadm would; kubelet,
 //! kubectl and crictl are stand-in scripts (the real ones cannot be downloaded here); the CNI
 //! plugins, containerd and runc are Debian's real binaries repackaged as their upstream release
 //! tarballs. None of this is a real Kubernetes release.
@@ -181,7 +182,9 @@ pub fn files_for(standin_kubeadm: &Path, v: &Versions) -> BTreeMap<String, Vec<u
     let mut add = |path: String, bytes: Vec<u8>| {
         files.insert(path, bytes);
     };
-    let kubeadm = with_version_trailer(std::fs::read(standin_kubeadm).unwrap(), kube);
+    // The stand-in reads its version from this trailer, as a real release's kubeadm knows its own.
+    let kubeadm =
+        kiln_standins::with_version_trailer(std::fs::read(standin_kubeadm).unwrap(), kube);
     for (name, bytes) in [
         ("kubeadm", kubeadm),
         ("kubelet", script("kubelet")),
@@ -249,19 +252,12 @@ pub fn files_for(standin_kubeadm: &Path, v: &Versions) -> BTreeMap<String, Vec<u
     files
 }
 
-/// The stand-in kubeadm's bytes with `version` in the trailer it reads its own version from
-/// (like a real kubeadm of that release knows its version; see tests/standins/kubeadm.rs).
-pub fn with_version_trailer(mut binary: Vec<u8>, version: &str) -> Vec<u8> {
-    binary.extend_from_slice(format!("\n#kiln-standin-kubeadm-version={version}\n").as_bytes());
-    binary
-}
-
 /// Writes the stand-in kubeadm as a release of `version` into `dir` and returns its path.
 pub fn standin_kubeadm_release(dir: &Path, version: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let standin = std::fs::read(super::cargo_bin("kiln-standins", "kubeadm")).unwrap();
     let path = dir.join(format!("kubeadm-{version}"));
-    std::fs::write(&path, with_version_trailer(standin, version)).unwrap();
+    std::fs::write(&path, kiln_standins::with_version_trailer(standin, version)).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }

@@ -10,6 +10,9 @@ use crate::Error;
 pub const OLDEST_KUBEADM_MINOR: u32 = 22;
 /// The first kubeadm that reads `kubeadm.k8s.io/v1beta4`.
 pub const V1BETA4_MINOR: u32 = 31;
+/// The first kubeadm that no longer reads `kubeadm.k8s.io/v1beta3` (kubernetes/kubernetes#136016,
+/// CHANGELOG-1.37: "removed the v1beta3 API which was deprecated since v1.31").
+pub const V1BETA3_REMOVED_MINOR: u32 = 37;
 
 /// A Kubernetes version `vMAJOR.MINOR.PATCH[-PRE]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +29,9 @@ pub struct KubeVersion {
 
 impl KubeVersion {
     /// The kubeadm config API version this kubeadm reads best: v1beta4 from 1.31, else v1beta3.
-    /// Errors for kubeadm older than 1.22 (v1beta2 only), which kiln does not render for.
+    /// Still v1beta4 from 1.37: kubeadm 1.37's `kubeadm.k8s.io/v1` is a placeholder that cannot
+    /// be used yet. Errors for kubeadm older than 1.22 (v1beta2 only), which kiln does not render
+    /// for.
     pub fn kubeadm_api(&self) -> Result<ApiVersion, Error> {
         if self.major != 1 || self.minor < OLDEST_KUBEADM_MINOR {
             return Err(Error::invalid(format!(
@@ -40,9 +45,12 @@ impl KubeVersion {
         })
     }
 
-    /// Whether this kubeadm can read `api` at all.
+    /// Whether this kubeadm can read `api` at all: v1beta3 from 1.22 to 1.36, v1beta4 from 1.31.
     pub fn reads(&self, api: ApiVersion) -> bool {
-        api == ApiVersion::V1beta3 || self.minor >= V1BETA4_MINOR
+        match api {
+            ApiVersion::V1beta3 => self.minor < V1BETA3_REMOVED_MINOR,
+            ApiVersion::V1beta4 => self.minor >= V1BETA4_MINOR,
+        }
     }
 }
 
@@ -120,5 +128,15 @@ mod tests {
         let old: KubeVersion = "v1.30.1".parse().unwrap();
         assert!(!old.reads(ApiVersion::V1beta4));
         assert!(old.reads(ApiVersion::V1beta3));
+    }
+
+    #[test]
+    fn v1beta3_is_gone_from_1_37_and_v1_is_not_used() {
+        let v = |s: &str| s.parse::<KubeVersion>().unwrap();
+        assert!(v("v1.36.3").reads(ApiVersion::V1beta3));
+        assert!(v("v1.36.3").reads(ApiVersion::V1beta4));
+        assert!(!v("v1.37.0-rc.0").reads(ApiVersion::V1beta3));
+        assert!(v("v1.37.0").reads(ApiVersion::V1beta4));
+        assert_eq!(v("v1.37.0").kubeadm_api().unwrap(), ApiVersion::V1beta4);
     }
 }

@@ -5,12 +5,16 @@
 //! validation; node configs are rendered.
 //!
 //! The kubeadm version (which picks v1beta3 or v1beta4) is, in order: the caller's, the baked
-//! manifest's (`/usr/share/kiln/manifest.json`, `kubernetes_version`), the config's own.
+//! manifest's (`/usr/share/kiln/manifest.json`, `kubernetes_version`), the config's own. The
+//! baked kubelet (the manifest's version) must not be newer than that kubeadm, and an init
+//! config's control-plane version must be one that kubeadm deploys next to that kubelet: both
+//! are checked here, before anything on the node changes. Cluster API data in v1beta3 for
+//! kubeadm >= 1.37 is converted to v1beta4 ([`Rendered::converted`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use kiln_core::kubeadm::render::render;
+use kiln_core::kubeadm::render::{check_deployed, render};
 use kiln_core::kubeadm::stream::KubeadmConfig;
 use kiln_core::nodeconfig::{NodeConfig, Role, NODE_CONFIG_PATH};
 use kiln_core::version::KubeVersion;
@@ -81,6 +85,9 @@ pub struct Rendered {
     pub origin: PathBuf,
     /// Allowed but unsafe choices, to log.
     pub warnings: Vec<String>,
+    /// Cluster API data converted from v1beta3 for kubeadm >= 1.37: `yaml` is the converted
+    /// stream, to be written back to `origin` before the data's runcmd runs kubeadm with it.
+    pub converted: bool,
 }
 
 /// Finds and renders this node's kubeadm config. `node_config` overrides the search.
@@ -142,6 +149,7 @@ fn from_node_config(
         kubeadm,
         node: Some(node),
         origin: origin.to_owned(),
+        converted: false,
     })
 }
 
@@ -160,11 +168,15 @@ fn from_capi(
 ) -> anyhow::Result<Rendered> {
     let declared = declared_version(text);
     let kubeadm = kubeadm_version(files, kubeadm, declared.as_ref())?;
-    let config =
-        KubeadmConfig::parse(text, &kubeadm).with_context(|| format!("{}", origin.display()))?;
-    let warnings = config
-        .pinning_warnings()
-        .with_context(|| format!("{}", origin.display()))?;
+    let at = || format!("{}", origin.display());
+    let config = KubeadmConfig::parse_named(text, &kubeadm, &at()).with_context(at)?;
+    check_deployed(&config, &kubeadm).with_context(at)?;
+    let warnings = config.pinning_warnings().with_context(at)?;
+    let converted = !config.conversions.is_empty();
+    let yaml = match converted {
+        true => config.to_yaml()?,
+        false => text.to_owned(),
+    };
     let role = match config.join() {
         Some(j) if j.control_plane.is_some() => Role::ControlPlane,
         Some(_) => Role::Join,
@@ -176,8 +188,9 @@ fn from_capi(
         role,
         kubeadm,
         node: None,
-        yaml: kiln_core::secret::Secret::new(text),
+        yaml: kiln_core::secret::Secret::new(yaml),
         origin: origin.to_owned(),
+        converted,
     })
 }
 
@@ -189,28 +202,145 @@ fn declared_version(text: &str) -> Option<KubeVersion> {
     })
 }
 
-/// The caller's version, else the baked manifest's, else the config's own.
+/// The caller's version, else the baked manifest's, else the config's own. The baked kubelet
+/// (the manifest's version) must not be newer than the caller's kubeadm.
 fn kubeadm_version(
     files: &Files<'_>,
     given: Option<&KubeVersion>,
     declared: Option<&KubeVersion>,
 ) -> anyhow::Result<KubeVersion> {
-    if let Some(v) = given {
-        return Ok(v.clone());
-    }
-    if let Some(bytes) = files.read(Path::new(MANIFEST_PATH))? {
-        #[derive(serde::Deserialize)]
-        struct Manifest {
-            kubernetes_version: String,
+    match (given, baked_version(files)?) {
+        (Some(kubeadm), Some(kubelet)) => {
+            check_kubelet(&kubelet, kubeadm)?;
+            Ok(kubeadm.clone())
         }
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{MANIFEST_PATH}: no kubernetes_version"))?;
-        return m
-            .kubernetes_version
-            .parse()
-            .with_context(|| format!("{MANIFEST_PATH}: kubernetes_version"));
+        (Some(kubeadm), None) => Ok(kubeadm.clone()),
+        (None, Some(baked)) => Ok(baked),
+        (None, None) => declared.cloned().context(
+            "unknown kubeadm version: pass --kubeadm-version, bake /usr/share/kiln/manifest.json or set kubernetes_version",
+        ),
     }
-    declared.cloned().context(
-        "unknown kubeadm version: pass --kubeadm-version, bake /usr/share/kiln/manifest.json or set kubernetes_version",
-    )
+}
+
+/// `kubernetes_version` of the baked manifest: the release of the image's kubelet and kubeadm.
+fn baked_version(files: &Files<'_>) -> anyhow::Result<Option<KubeVersion>> {
+    let Some(bytes) = files.read(Path::new(MANIFEST_PATH))? else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        kubernetes_version: String,
+    }
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{MANIFEST_PATH}: no kubernetes_version"))?;
+    m.kubernetes_version
+        .parse()
+        .map(Some)
+        .with_context(|| format!("{MANIFEST_PATH}: kubernetes_version"))
+}
+
+/// kubeadm supports kubelets of its own minor version or older (kubeadm's version skew policy);
+/// a newer kubelet is refused here rather than by kubeadm's preflight, after the node changed.
+fn check_kubelet(kubelet: &KubeVersion, kubeadm: &KubeVersion) -> anyhow::Result<()> {
+    if (kubelet.major, kubelet.minor) > (kubeadm.major, kubeadm.minor) {
+        bail!(
+            "{MANIFEST_PATH}: the baked kubelet {kubelet} is newer than kubeadm {kubeadm}; kubeadm \
+             supports kubelets of its own minor version or older (version skew policy): use \
+             kubeadm {}.{}.x or newer",
+            kubelet.major,
+            kubelet.minor
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> KubeVersion {
+        s.parse().unwrap()
+    }
+
+    fn root_with_manifest(version: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("usr/share/kiln");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("manifest.json"),
+            format!("{{\"kubernetes_version\": \"{version}\"}}"),
+        )
+        .unwrap();
+        root
+    }
+
+    #[test]
+    fn the_baked_kubelet_is_not_newer_than_kubeadm() {
+        let root = root_with_manifest("v1.36.3");
+        let files = Files {
+            plan: None,
+            root: root.path(),
+        };
+        assert_eq!(kubeadm_version(&files, None, None).unwrap(), v("v1.36.3"));
+        let newer = v("v1.37.0");
+        assert_eq!(kubeadm_version(&files, Some(&newer), None).unwrap(), newer);
+        let same_minor = v("v1.36.0");
+        kubeadm_version(&files, Some(&same_minor), None).unwrap();
+        let e = kubeadm_version(&files, Some(&v("v1.35.7")), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/usr/share/kiln/manifest.json: the baked kubelet v1.36.3 is newer than kubeadm v1.35.7"),
+            "{e}"
+        );
+        let bare = tempfile::tempdir().unwrap();
+        let files = Files {
+            plan: None,
+            root: bare.path(),
+        };
+        kubeadm_version(&files, Some(&v("v1.20.0")), None).unwrap();
+        assert!(kubeadm_version(&files, None, None).is_err());
+    }
+
+    const CAPI_V3: &str = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n    cloud-provider: external\n---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: KUBE\n";
+
+    fn capi(manifest: &str, kube: &str) -> anyhow::Result<Rendered> {
+        let root = root_with_manifest(manifest);
+        let dir = root.path().join("run/kubeadm");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kubeadm.yaml"), CAPI_V3.replace("KUBE", kube)).unwrap();
+        let files = Files {
+            plan: None,
+            root: root.path(),
+        };
+        resolve(&files, None, None)
+    }
+
+    #[test]
+    fn cluster_api_v1beta3_is_converted_for_kubeadm_1_37() {
+        let r = capi("v1.37.0", "v1.37.0").unwrap();
+        assert!(r.converted);
+        let yaml = r.yaml.expose();
+        assert!(
+            !yaml.contains("v1beta3")
+                && yaml.contains(
+                    "  kubeletExtraArgs:\n  - name: cloud-provider\n    value: external\n"
+                ),
+            "{yaml}"
+        );
+        let r = capi("v1.36.3", "v1.36.3").unwrap();
+        assert!(!r.converted);
+        assert_eq!(r.yaml.expose(), CAPI_V3.replace("KUBE", "v1.36.3"));
+    }
+
+    #[test]
+    fn cluster_api_control_plane_version_is_skew_checked() {
+        let e = format!("{:#}", capi("v1.37.0", "v1.36.3").unwrap_err());
+        assert!(
+            e.starts_with("/run/kubeadm/kubeadm.yaml: ClusterConfiguration.kubernetesVersion: v1.36.3 is older than the baked kubelet v1.37.0"),
+            "{e}"
+        );
+        let e = format!("{:#}", capi("v1.36.3", "v1.37.0").unwrap_err());
+        assert!(e.contains("cannot be deployed by kubeadm v1.36.3"), "{e}");
+    }
 }

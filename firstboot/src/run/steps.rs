@@ -231,6 +231,9 @@ impl Step for Kubeadm {
             return Ok(());
         };
         let Some(node) = &rendered.node else {
+            if rendered.converted {
+                write_converted(ctx, &rendered)?;
+            }
             tracing::info!(origin = %rendered.origin.display(), "Cluster API data: its runcmd runs kubeadm");
             return Ok(());
         };
@@ -272,6 +275,27 @@ impl Step for Kubeadm {
         kubeadm::run(&invocation, &ctx.redact)?;
         Ok(())
     }
+}
+
+/// Cluster API data converted from v1beta3 (kubeadm >= 1.37 no longer reads it) replaces the
+/// file its runcmd gives kubeadm, 0600 like kiln's own kubeadm config.
+fn write_converted(ctx: &mut Context, rendered: &Rendered) -> anyhow::Result<()> {
+    let yaml = rendered.yaml.expose();
+    ctx.redact.add_tokens_in(yaml);
+    ctx.redact.add_certificate_keys_in(yaml);
+    let origin = &rendered.origin;
+    let path = ctx
+        .options
+        .root
+        .join(origin.strip_prefix("/").unwrap_or(origin));
+    kiln_core::fsutil::write_atomic(&path, yaml.as_bytes(), 0o600)
+        .with_context(|| format!("writing the v1beta4 conversion of {}", origin.display()))?;
+    tracing::warn!(
+        path = %origin.display(),
+        kubeadm = %rendered.kubeadm,
+        "rewrote Cluster API data in kubeadm.k8s.io/v1beta4 for kubeadm"
+    );
+    Ok(())
 }
 
 /// After `kubeadm init` from a node config: the admin kubeconfig copied where configured, the CNI

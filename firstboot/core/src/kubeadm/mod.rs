@@ -5,9 +5,12 @@
 //! - [`types`]: InitConfiguration, ClusterConfiguration, JoinConfiguration.
 //! - [`stream`]: a whole `--config` stream, read strictly.
 //! - [`render`]: node config → kubeadm config; [`adjust`]: kiln's changes to a given config.
+//! - [`migrate`]: v1beta3 documents converted to v1beta4 for kubeadm >= 1.37, as
+//!   `kubeadm config migrate` does.
 
 pub mod adjust;
 pub mod etcd;
+pub mod migrate;
 pub mod render;
 pub mod stream;
 pub mod types;
@@ -25,7 +28,8 @@ pub const API_GROUP: &str = "kubeadm.k8s.io";
 /// A kubeadm configuration API version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ApiVersion {
-    /// `kubeadm.k8s.io/v1beta3`: kubeadm 1.22 to 1.30 (still read by later ones).
+    /// `kubeadm.k8s.io/v1beta3`: kubeadm 1.22 to 1.30, still read by 1.31 to 1.36; kubeadm 1.37
+    /// removed it.
     V1beta3,
     /// `kubeadm.k8s.io/v1beta4`: kubeadm 1.31 and later; extraArgs are name/value lists.
     #[default]
@@ -50,13 +54,17 @@ impl ApiVersion {
 impl FromStr for ApiVersion {
     type Err = Error;
 
-    /// Accepts `v1beta3`, `v1beta4` or the full `kubeadm.k8s.io/...` form.
+    /// Accepts `v1beta3`, `v1beta4` or the full `kubeadm.k8s.io/...` form. `v1` (kubeadm 1.37's
+    /// placeholder) is refused with its own message.
     fn from_str(s: &str) -> Result<Self, Error> {
         match s.strip_prefix("kubeadm.k8s.io/").unwrap_or(s) {
             "v1beta3" => Ok(ApiVersion::V1beta3),
             "v1beta4" => Ok(ApiVersion::V1beta4),
+            "v1" => Err(Error::invalid(format!(
+                "{API_GROUP}/v1 is a placeholder in kubeadm v1.37, not usable yet; use v1beta4"
+            ))),
             _ => Err(Error::invalid(format!(
-                "unknown kubeadm API version {s:?}; use v1beta3 (kubeadm < 1.31) or v1beta4"
+                "unknown kubeadm API version {s:?}; use v1beta4 (kubeadm >= 1.31) or v1beta3 (kubeadm < 1.37)"
             ))),
         }
     }
@@ -208,5 +216,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("v1beta3"));
+        let e = "kubeadm.k8s.io/v1"
+            .parse::<ApiVersion>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("placeholder") && e.contains("use v1beta4"),
+            "{e}"
+        );
     }
 }

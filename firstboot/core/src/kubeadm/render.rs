@@ -26,7 +26,9 @@ pub fn render(
     escape_hatch: Option<&str>,
 ) -> Result<KubeadmConfig, Error> {
     if let Some(text) = escape_hatch {
-        let mut config = KubeadmConfig::parse(text, kubeadm)?;
+        let mut config = KubeadmConfig::parse_named(text, kubeadm, "kubeadm_config")?;
+        check_deployed(&config, kubeadm)
+            .map_err(|e| Error::invalid(format!("kubeadm_config: {e}")))?;
         super::adjust::adjust(&mut config, node)?;
         return Ok(config);
     }
@@ -42,7 +44,10 @@ pub fn render(
         }
         Role::Join | Role::ControlPlane => vec![Document::Join(Box::new(join(node, api)?))],
     };
-    Ok(KubeadmConfig { docs })
+    Ok(KubeadmConfig {
+        docs,
+        conversions: Vec::new(),
+    })
 }
 
 /// kubeadm deploys its own minor version or the one before it (kubeadm version skew policy).
@@ -50,21 +55,44 @@ fn deployed_version(node: &NodeConfig, kubeadm: &KubeVersion) -> Result<KubeVers
     let Some(v) = &node.kubernetes_version else {
         return Ok(kubeadm.clone());
     };
+    check_deployable("kubernetes_version", v, kubeadm)?;
+    Ok(v.clone())
+}
+
+/// `field` names control-plane version `v` for kubeadm `kubeadm`, whose release the baked kubelet
+/// is: kubeadm deploys its own minor or the one before (its `MinimumControlPlaneVersion`), and
+/// its KubeletVersion preflight check refuses a kubelet newer than the control plane.
+pub fn check_deployable(field: &str, v: &KubeVersion, kubeadm: &KubeVersion) -> Result<(), Error> {
     if v.major != kubeadm.major || v.minor > kubeadm.minor || v.minor + 1 < kubeadm.minor {
         return Err(Error::invalid(format!(
-            "kubernetes_version: {v} cannot be deployed by kubeadm {kubeadm}; kubeadm deploys its own minor version or the one before"
+            "{field}: {v} cannot be deployed by kubeadm {kubeadm}; kubeadm deploys its own minor version or the one before"
         )));
     }
-    // kiln bakes kubelet at kubeadm's version, and kubeadm's KubeletVersion preflight check
-    // refuses a kubelet newer than the control plane (version skew policy).
+    // kiln bakes kubelet at kubeadm's version.
     if v.minor < kubeadm.minor {
         return Err(Error::invalid(format!(
-            "kubernetes_version: {v} is older than the baked kubelet {kubeadm}; a kubelet must not be newer \
+            "{field}: {v} is older than the baked kubelet {kubeadm}; a kubelet must not be newer \
              than its control plane (version skew policy): build the image for {}.{}.x or deploy {kubeadm}",
             v.major, v.minor
         )));
     }
-    Ok(v.clone())
+    Ok(())
+}
+
+/// The control-plane version of a given init stream (`ClusterConfiguration.kubernetesVersion`),
+/// checked by [`check_deployable`]. Streams with a JoinConfiguration deploy nothing (kubeadm join
+/// ignores a ClusterConfiguration), and labels such as `stable-1.31` are left to kubeadm.
+pub fn check_deployed(config: &KubeadmConfig, kubeadm: &KubeVersion) -> Result<(), Error> {
+    if config.join().is_some() {
+        return Ok(());
+    }
+    for doc in &config.docs {
+        let Document::Cluster(c) = doc else { continue };
+        if let Some(v) = c.kubernetes_version.as_deref().and_then(|s| s.parse().ok()) {
+            check_deployable("ClusterConfiguration.kubernetesVersion", &v, kubeadm)?;
+        }
+    }
+    Ok(())
 }
 
 fn init(node: &NodeConfig, api: ApiVersion) -> InitConfiguration {

@@ -167,3 +167,68 @@ fn escape_hatch_conflicts_are_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn escape_hatch_in_v1beta3_is_converted_for_1_37_then_adjusted() {
+    let given = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n    node-ip: 10.0.0.10\n---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.0\napiServer:\n  timeoutForControlPlane: 8m0s\ncontrollerManager:\n  extraArgs:\n    bind-address: 0.0.0.0\n";
+    let node = "role = \"init\"\nkubeadm_config = \"/k.yaml\"\nread_only_usr = true\n";
+    let text = render_text(node, "v1.37.0", Some(given)).unwrap();
+    let expected = "\
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+nodeRegistration:
+  criSocket: unix:///var/run/containerd/containerd.sock
+  kubeletExtraArgs:
+  - name: node-ip
+    value: 10.0.0.10
+  - name: volume-plugin-dir
+    value: /opt/libexec/kubernetes/kubelet-plugins/volume/exec/
+timeouts:
+  controlPlaneComponentHealthCheck: 8m0s
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.37.0
+controllerManager:
+  extraArgs:
+  - name: bind-address
+    value: 0.0.0.0
+  - name: flex-volume-plugin-dir
+    value: /opt/libexec/kubernetes/kubelet-plugins/volume/exec/
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: systemd
+";
+    assert_eq!(text, expected);
+    // The same stream for kubeadm 1.36 stays v1beta3 and is adjusted in v1beta3's forms.
+    let old = render_text(node, "v1.36.3", Some(&given.replace("v1.37.0", "v1.36.3"))).unwrap();
+    assert!(
+        old.contains("apiVersion: kubeadm.k8s.io/v1beta3")
+            && old.contains("    node-ip: 10.0.0.10\n    volume-plugin-dir: ")
+            && old.contains("  timeoutForControlPlane: 8m0s\n"),
+        "{old}"
+    );
+}
+
+#[test]
+fn escape_hatch_control_plane_version_is_checked() {
+    let node = "role = \"init\"\nkubeadm_config = \"/k.yaml\"\n";
+    let stream = |v: &str| {
+        format!("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: {v}\n")
+    };
+    let e = render_text(node, "v1.36.3", Some(&stream("v1.35.7"))).unwrap_err();
+    assert!(
+        e.to_string().starts_with("kubeadm_config: ClusterConfiguration.kubernetesVersion: v1.35.7 is older than the baked kubelet v1.36.3"),
+        "{e}"
+    );
+    let e = render_text(node, "v1.36.3", Some(&stream("v1.37.0"))).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot be deployed by kubeadm v1.36.3"),
+        "{e}"
+    );
+    render_text(node, "v1.36.3", Some(&stream("v1.36.0"))).unwrap();
+    render_text(node, "v1.36.3", Some(&stream("stable-1.36"))).unwrap();
+}

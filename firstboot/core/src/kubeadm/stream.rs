@@ -1,11 +1,13 @@
 //! A kubeadm `--config` file: a YAML stream of InitConfiguration, ClusterConfiguration,
 //! JoinConfiguration and the component configs kubeadm passes on (KubeletConfiguration,
 //! KubeProxyConfiguration). Read strictly, as `kubeadm config validate` does, and checked
-//! against the API versions the node's kubeadm reads.
+//! against the API versions the node's kubeadm reads; v1beta3 documents given to kubeadm >= 1.37
+//! are converted to v1beta4 ([`super::migrate`]).
 
 use serde::Serialize;
 use serde_yaml_ng::{Mapping, Value};
 
+use super::migrate;
 use super::types::{ClusterConfiguration, InitConfiguration, JoinConfiguration};
 use super::ApiVersion;
 use crate::version::KubeVersion;
@@ -52,11 +54,26 @@ impl Document {
 pub struct KubeadmConfig {
     /// The documents in order.
     pub docs: Vec<Document>,
+    /// One note per v1beta3 document converted to v1beta4 while parsing (kubeadm >= 1.37);
+    /// empty when the stream is as given.
+    pub conversions: Vec<String>,
 }
 
 impl KubeadmConfig {
-    /// Parses a stream strictly and checks that `kubeadm` reads every document's version.
+    /// Parses a stream strictly and checks that `kubeadm` reads every document's version;
+    /// [`KubeadmConfig::parse_named`] with the source `kubeadm config`.
     pub fn parse(text: &str, kubeadm: &KubeVersion) -> Result<KubeadmConfig, Error> {
+        Self::parse_named(text, kubeadm, "kubeadm config")
+    }
+
+    /// Parses a stream strictly and checks that `kubeadm` reads every document's version. For
+    /// kubeadm >= 1.37, v1beta3 documents are converted to v1beta4 as `kubeadm config migrate`
+    /// does, each logged as a warning that starts with `source` (e.g. `kubeadm_config`).
+    pub fn parse_named(
+        text: &str,
+        kubeadm: &KubeVersion,
+        source: &str,
+    ) -> Result<KubeadmConfig, Error> {
         let mut docs = Vec::new();
         for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
             let at = format!("document {}", i + 1);
@@ -65,9 +82,30 @@ impl KubeadmConfig {
             if value.is_null() {
                 continue;
             }
-            docs.push(document(value, kubeadm, &at)?);
+            docs.push((i + 1, document(value, kubeadm, &at)?));
         }
-        Ok(KubeadmConfig { docs })
+        let conversions = match migrate::needed(kubeadm) {
+            true => migrate::to_v1beta4(&mut docs, kubeadm)?,
+            false => Vec::new(),
+        };
+        for note in &conversions {
+            tracing::warn!("{source}: {note}");
+        }
+        for (n, doc) in &docs {
+            if let Document::Cluster(c) = doc {
+                migrate::check_removed_gates(c, kubeadm).map_err(|e| {
+                    Error::invalid(format!(
+                        "document {n} ({} {}): {e}",
+                        doc.kind(),
+                        c.api_version
+                    ))
+                })?;
+            }
+        }
+        Ok(KubeadmConfig {
+            docs: docs.into_iter().map(|(_, d)| d).collect(),
+            conversions,
+        })
     }
 
     /// The stream as kubeadm reads it (`---` before each document).
@@ -173,7 +211,8 @@ fn document(value: Value, kubeadm: &KubeVersion, at: &str) -> Result<Document, E
         let api: ApiVersion = version
             .parse()
             .map_err(|e: Error| Error::invalid(format!("{at}: {e}")))?;
-        if !kubeadm.reads(api) {
+        // v1beta3 for kubeadm >= 1.37 is decoded as v1beta3 and converted afterwards.
+        if api == ApiVersion::V1beta4 && !kubeadm.reads(api) {
             return Err(Error::invalid(format!(
                 "{at}: kubeadm {kubeadm} reads only kubeadm.k8s.io/v1beta3; v1beta4 needs kubeadm >= v1.31"
             )));
