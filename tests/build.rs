@@ -595,7 +595,7 @@ fn a_release_newer_than_the_table_bakes_what_its_kubeadm_lists() {
 #[test]
 fn a_kubeadm_that_cannot_list_its_images_stops_the_build() {
     let dir = tempfile::tempdir().unwrap();
-    let recipe = write_recipe(dir.path(), "[outputs]\nopt = false\nsysext = \"none\"\n");
+    let recipe = write_recipe(dir.path(), "[outputs]\nsysext = \"none\"\n");
     let kubeadm_path = format!("/k8s/{}/bin/linux/amd64/kubeadm", release::KUBE);
     for (n, (script, needle)) in [
         (
