@@ -1,12 +1,8 @@
 //! `kiln`: the operator's tool. Parses the command line, runs one command and reports its error
 //! chain with a non-zero exit.
 
-mod build;
-mod cli;
-mod output;
-
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    kiln_core::cli_main::run(|| cli::Cli::parse().run())
+    kiln_core::cli_main::run(|| kiln::Cli::parse().run())
 }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::build::cache::Cache;
-use crate::build::execute::{self, Options};
-use crate::build::images;
-use crate::build::mirror::{Mirror, Mirrors};
-use crate::build::plan::Plan;
-use crate::build::recipe::{Arch, Recipe};
+use crate::bake::cache::Cache;
+use crate::bake::execute::{self, Options};
+use crate::bake::images;
+use crate::bake::mirror::{Mirror, Mirrors};
+use crate::bake::plan::Plan;
+use crate::bake::recipe::{Arch, Recipe};
 
 /// Bake Kubernetes from a recipe into a systemd-sysext image and an /opt tree.
 ///

@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
-use crate::build::cache::Cache;
-use crate::build::mirror::{Mirror, Mirrors};
-use crate::build::oci::{self, Platform};
+use crate::bake::cache::Cache;
+use crate::bake::mirror::{Mirror, Mirrors};
+use crate::bake::oci::{self, Platform};
 
 /// Pull images for one platform, verify every blob, and write one reproducible OCI archive per
 /// image plus SHA256SUMS.

@@ -7,7 +7,7 @@ use kiln_core::version::KubeVersion;
 use serde::Serialize;
 
 use super::Output;
-use crate::build::checksums;
+use crate::bake::checksums;
 
 /// Options of `kiln versions`.
 #[derive(Debug, Args)]

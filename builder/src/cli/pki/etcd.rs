@@ -12,7 +12,7 @@ use kiln_core::version::KubeVersion;
 use kiln_core::Error;
 use time::OffsetDateTime;
 
-use crate::output::print_plan;
+use super::output::print_plan;
 
 /// For each member writes OUT/NAME/kubeadmcfg.yaml and OUT/NAME/pki/ with etcd/ca.crt,
 /// etcd/server, etcd/peer, etcd/healthcheck-client and apiserver-etcd-client (.crt and .key):

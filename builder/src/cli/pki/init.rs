@@ -8,7 +8,7 @@ use kiln_core::pki::cluster::ClusterPki;
 use kiln_core::pki::KeyType;
 use time::OffsetDateTime;
 
-use crate::output::print_plan;
+use super::output::print_plan;
 
 /// Writes ca.crt/ca.key, front-proxy-ca.crt/.key, etcd/ca.crt/.key and sa.key/sa.pub into DIR,
 /// with kubeadm's file names, subjects, key usages and validity (CAs: 10 years, back-dated 5

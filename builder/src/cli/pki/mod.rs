@@ -3,6 +3,7 @@
 mod ca_hash;
 mod etcd;
 mod init;
+mod output;
 
 use clap::Subcommand;
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use aws_lc_rs::digest::{Context as Hasher, SHA256};
 
-use crate::build::cache::Cache;
+use crate::bake::cache::Cache;
 
 use super::PulledImage;
 
@@ -218,7 +218,7 @@ impl<R: Read> Read for HashingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::oci::Blob;
+    use crate::bake::oci::Blob;
 
     fn image(cache: &Cache) -> PulledImage {
         let mut blobs = Vec::new();

@@ -34,7 +34,7 @@ use anyhow::Context;
 use kiln_core::version::KubeVersion;
 use serde::Deserialize;
 
-use super::disk::plan::{Disk, DiskPlan, Rootfs};
+use super::outputs::disk::plan::{Disk, DiskPlan, Rootfs};
 
 /// A parsed, validated recipe.
 #[derive(Debug, Clone, Deserialize)]

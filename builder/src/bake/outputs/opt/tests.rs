@@ -4,9 +4,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
 use super::*;
-use crate::build::digest::sha256_file;
-use crate::build::recipe::Arch;
-use crate::build::sysext::{write_extension_release, Level};
+use crate::bake::digest::sha256_file;
+use crate::bake::outputs::sysext::{write_extension_release, Level};
+use crate::bake::recipe::Arch;
 
 const EPOCH: u64 = 1_700_000_000;
 
@@ -96,7 +96,7 @@ ExecStop=/usr/bin/kubeletx
 }
 
 fn sysext_tree(root: &Path, reverse: bool) {
-    crate::build::sysext::tests::sample_tree(root, reverse);
+    crate::bake::outputs::sysext::tests::sample_tree(root, reverse);
     write_extension_release(
         root,
         "kubernetes",

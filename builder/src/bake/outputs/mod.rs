@@ -1,16 +1,23 @@
 //! The outputs of a build, made from the content trees: per architecture the sysext image and
 //! the /opt tar; once, the sysupdate transfer file, `manifest.json` and `SHA256SUMS`.
 
+pub mod disk;
+pub mod manifest;
+pub mod opt;
+pub mod pxe;
+pub mod sysext;
+pub mod sysupdate;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::fetch::Fetched;
-use super::images::ResolvedImages;
-use super::manifest::{self, Input, Manifest};
-use super::oci::PulledImage;
-use super::plan::Plan;
-use super::recipe::{Arch, SysextFormat};
-use super::{digest, opt, sysext, sysupdate, tree};
+use self::manifest::{Input, Manifest};
+use crate::bake::fetch::Fetched;
+use crate::bake::images::ResolvedImages;
+use crate::bake::oci::PulledImage;
+use crate::bake::plan::Plan;
+use crate::bake::recipe::{Arch, SysextFormat};
+use crate::bake::{digest, tree};
 
 /// Every input of the build, for the manifests: artifacts (official URLs, not mirrors), images
 /// (manifest digests) and the kiln-firstboot binaries.

@@ -10,9 +10,9 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
-use crate::build::cache::Cache;
-use crate::build::digest;
-use crate::build::mirror::Mirrors;
+use crate::bake::cache::Cache;
+use crate::bake::digest;
+use crate::bake::mirror::Mirrors;
 
 use super::reference::Reference;
 use super::registry::Registry;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::build::mirror::Mirrors;
+use crate::bake::mirror::Mirrors;
 
 use super::reference::Reference;
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::*;
-use crate::build::digest::sha256_file;
+use crate::bake::digest::sha256_file;
 
 const EPOCH: u64 = 1_700_000_000;
 

@@ -11,8 +11,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::digest::sha256_file;
-use super::images::ResolvedImages;
+use crate::bake::digest::sha256_file;
+use crate::bake::images::ResolvedImages;
 
 /// The name of the checksum file [`write_sums`] writes.
 pub const SUMS: &str = "SHA256SUMS";

@@ -12,7 +12,6 @@
 pub mod image;
 pub mod layout;
 pub mod plan;
-pub mod pxe;
 pub mod rootfs;
 pub mod tools;
 
@@ -135,7 +134,7 @@ pub fn build_disk(
         })?;
     }
     if plan.disk.pxe {
-        pxe::write(&staging.path().join("pxe"), &kernel, &initrd, &cmdline)?;
+        super::pxe::write(&staging.path().join("pxe"), &kernel, &initrd, &cmdline)?;
     }
     publish(staging.path(), out)?;
     Ok(DiskOutputs {

@@ -97,7 +97,7 @@ mod tests {
         let newest = kiln_core::images::table::newest(None).unwrap();
         for name in ["flatcar-sysext", "debian-12"] {
             let path = format!("{}/../images/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-            let recipe = super::super::recipe::Recipe::load(std::path::Path::new(&path)).unwrap();
+            let recipe = crate::bake::recipe::Recipe::load(std::path::Path::new(&path)).unwrap();
             let version = recipe.kube_version().unwrap();
             assert_eq!(version, newest.version, "{name}");
             for arch in &recipe.architectures {

@@ -10,16 +10,16 @@ use indicatif::{MultiProgress, ProgressDrawTarget};
 use kiln_core::fsutil;
 
 use super::cache::Cache;
-use super::disk;
 use super::fetch::{self, Fetched};
 use super::http::Client;
 use super::images::ListSource;
 use super::mirror::Mirrors;
 use super::oci;
 use super::outputs;
+use super::outputs::disk;
+use super::outputs::sysext;
 use super::plan::Plan;
 use super::recipe::Arch;
-use super::sysext;
 use super::tree;
 
 /// How to run a build (everything that is not in the recipe).

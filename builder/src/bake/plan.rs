@@ -6,8 +6,8 @@ use std::fmt;
 
 use kiln_core::version::KubeVersion;
 
-use super::disk::DiskPlan;
 use super::images::{ImagePlan, ListSource};
+use super::outputs::disk::DiskPlan;
 use super::recipe::{Arch, Recipe};
 
 /// Artifact names the recipe's `[checksums.ARCH]` tables may pin.
@@ -120,7 +120,7 @@ impl Plan {
             .collect();
         let images = ImagePlan::new(&recipe, &version, &architectures, runnable)?;
         if let Some(url) = &recipe.outputs.sysupdate_url {
-            super::sysupdate::transfer(&recipe.name, &version.to_string(), url, false)?;
+            super::outputs::sysupdate::transfer(&recipe.name, &version.to_string(), url, false)?;
         }
         let source_date_epoch = source_date_epoch.or(recipe.source_date_epoch).unwrap_or(0);
         let disk = match recipe.disk_plan()? {

@@ -24,7 +24,7 @@ use anyhow::Context;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
-use super::recipe::{Arch, SysextFormat};
+use crate::bake::recipe::{Arch, SysextFormat};
 
 /// Where the extension-release file lives inside the tree.
 pub const EXTENSION_RELEASE_DIR: &str = "usr/lib/extension-release.d";

@@ -1,0 +1,25 @@
+//! `kiln build`: a recipe (images/*.toml) becomes a plan (every artifact with its URL and where
+//! its checksum comes from, every image to pull, every output), then verified downloads and image
+//! pulls into a content-addressed cache, content trees per architecture, and the outputs.
+//!
+//! Modules: `recipe` (the TOML format), `plan` (recipe → plan), `images` (which images, listed
+//! by the baked kubeadm or kiln's table), `checksums` (kiln's independent kubeadm/kubelet/kubectl
+//! SHA-256s), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed store), `digest` (SHA-256
+//! helpers), `fetch`/`http` (verified downloads), `oci` (pre-pulled images), `tree` and `units`
+//! (the content tree), `outputs` (packing it: sysext, /opt tar, disk image, PXE, sysupdate
+//! transfer, manifest.json and SHA256SUMS); `execute` runs it all.
+
+pub mod cache;
+pub mod checksums;
+pub mod digest;
+pub mod execute;
+pub mod fetch;
+pub mod http;
+pub mod images;
+pub mod mirror;
+pub mod oci;
+pub mod outputs;
+pub mod plan;
+pub mod recipe;
+pub mod tree;
+pub mod units;
