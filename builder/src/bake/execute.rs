@@ -15,9 +15,9 @@ use super::http::Client;
 use super::images::ListSource;
 use super::mirror::Mirrors;
 use super::oci;
-use super::outputs;
 use super::outputs::disk;
 use super::outputs::sysext;
+use super::pack;
 use super::plan::Plan;
 use super::recipe::Arch;
 use super::tree;
@@ -84,7 +84,7 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         )?;
         images.insert(arch, pulled);
     }
-    let inputs = outputs::inputs(plan, &fetched, &images, &options.firstboot)?;
+    let inputs = pack::inputs(plan, &fetched, &images, &options.firstboot)?;
 
     let parent = fsutil::parent_dir(&options.out);
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -101,7 +101,7 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
             let dir = tree.join(tree::IMAGE_DIR);
             oci::write_archives(&images[&arch], &cache, &dir, plan.source_date_epoch)?;
         }
-        outputs::write_inner_manifest(plan, arch, &inputs, &resolved, &tree)?;
+        pack::write_inner_manifest(plan, arch, &inputs, &resolved, &tree)?;
         if let Some(overlay) = &plan.recipe.overlay {
             tree::copy_overlay(overlay, &tree)?;
         }
@@ -119,9 +119,9 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
                 "disk image built"
             );
         }
-        outputs::write_arch_outputs(plan, arch, &tree, staging.path(), &out)?;
+        pack::write_arch_outputs(plan, arch, &tree, staging.path(), &out)?;
     }
-    outputs::write_top_level(plan, inputs, &resolved, &out)?;
+    pack::write_top_level(plan, inputs, &resolved, &out)?;
     publish(&out, &options.out, options.force)?;
     Ok(report)
 }

@@ -6,9 +6,11 @@
 //! by the baked kubeadm or kiln's table), `checksums` (kiln's independent kubeadm/kubelet/kubectl
 //! SHA-256s), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed store), `digest` (SHA-256
 //! helpers), `fetch`/`http` (verified downloads), `oci` (pre-pulled images), `tree` and `units`
-//! (the content tree), `outputs` (packing it: sysext, /opt tar, disk image, PXE, sysupdate
-//! transfer, manifest.json and SHA256SUMS); `execute` runs it all.
+//! (the content tree), `outputs` (the formats: sysext, /opt tar, disk image, PXE, sysupdate
+//! transfer, manifest.json and SHA256SUMS), `pack` (content trees → outputs); `execute` runs it
+//! all.
 
+pub mod arch;
 pub mod cache;
 pub mod checksums;
 pub mod digest;
@@ -19,6 +21,7 @@ pub mod images;
 pub mod mirror;
 pub mod oci;
 pub mod outputs;
+pub mod pack;
 pub mod plan;
 pub mod recipe;
 pub mod tree;

@@ -34,7 +34,9 @@ use anyhow::Context;
 use kiln_core::version::KubeVersion;
 use serde::Deserialize;
 
+pub use super::arch::Arch;
 use super::outputs::disk::plan::{Disk, DiskPlan, Rootfs};
+pub use super::outputs::sysext::SysextFormat;
 
 /// A parsed, validated recipe.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,36 +86,6 @@ fn default_name() -> String {
 
 fn default_architectures() -> Vec<Arch> {
     vec![Arch::Amd64]
-}
-
-/// A target architecture.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// x86-64.
-    Amd64,
-    /// 64-bit ARM.
-    Arm64,
-}
-
-impl Arch {
-    /// The name Kubernetes, Go and OCI platforms use (`amd64`).
-    pub fn kube(self) -> &'static str {
-        match self {
-            Arch::Amd64 => "amd64",
-            Arch::Arm64 => "arm64",
-        }
-    }
-
-    /// The name systemd uses (`ARCHITECTURE=` in extension-release, `%a` in sysupdate).
-    pub fn systemd(self) -> &'static str {
-        match self {
-            Arch::Amd64 => "x86-64",
-            Arch::Arm64 => "arm64",
-        }
-    }
 }
 
 /// Base URLs of artifact sources.
@@ -184,19 +156,6 @@ pub struct Images {
     /// Further images (`registry/name:tag` or `…@sha256:…`).
     #[serde(default)]
     pub extra: Vec<String>,
-}
-
-/// The sysext filesystem.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SysextFormat {
-    /// squashfs (zstd).
-    #[default]
-    Squashfs,
-    /// erofs (lz4hc).
-    Erofs,
-    /// No sysext image.
-    None,
 }
 
 /// Outputs to produce.

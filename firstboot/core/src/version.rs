@@ -3,7 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::kubeadm::ApiVersion;
 use crate::Error;
 
 /// The oldest kubeadm kiln renders for: v1beta3 arrived in kubeadm 1.22.
@@ -98,6 +97,54 @@ impl fmt::Display for KubeVersion {
             write!(f, "-{pre}")?;
         }
         Ok(())
+    }
+}
+
+/// The kubeadm configuration API group.
+pub const API_GROUP: &str = "kubeadm.k8s.io";
+
+/// A kubeadm configuration API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiVersion {
+    /// `kubeadm.k8s.io/v1beta3`: kubeadm 1.22 to 1.30, still read by 1.31 to 1.36; kubeadm 1.37
+    /// removed it.
+    V1beta3,
+    /// `kubeadm.k8s.io/v1beta4`: kubeadm 1.31 and later; extraArgs are name/value lists.
+    #[default]
+    V1beta4,
+}
+
+impl ApiVersion {
+    /// The short name, `v1beta3` or `v1beta4`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiVersion::V1beta3 => "v1beta3",
+            ApiVersion::V1beta4 => "v1beta4",
+        }
+    }
+
+    /// The `apiVersion` value, e.g. `kubeadm.k8s.io/v1beta4`.
+    pub fn api_version(self) -> String {
+        format!("{API_GROUP}/{}", self.name())
+    }
+}
+
+impl FromStr for ApiVersion {
+    type Err = Error;
+
+    /// Accepts `v1beta3`, `v1beta4` or the full `kubeadm.k8s.io/...` form. `v1` (kubeadm 1.37's
+    /// placeholder) is refused with its own message.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.strip_prefix("kubeadm.k8s.io/").unwrap_or(s) {
+            "v1beta3" => Ok(ApiVersion::V1beta3),
+            "v1beta4" => Ok(ApiVersion::V1beta4),
+            "v1" => Err(Error::invalid(format!(
+                "{API_GROUP}/v1 is a placeholder in kubeadm v1.37, not usable yet; use v1beta4"
+            ))),
+            _ => Err(Error::invalid(format!(
+                "unknown kubeadm API version {s:?}; use v1beta4 (kubeadm >= 1.31) or v1beta3 (kubeadm < 1.37)"
+            ))),
+        }
     }
 }
 

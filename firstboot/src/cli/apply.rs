@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use kiln_firstboot::apply::{apply, Options, Root};
 use kiln_firstboot::datasource::http::{Http, HttpConfig};
-use kiln_firstboot::userdata::detect::Inputs;
 use kiln_firstboot::userdata::remote::HttpFetcher;
+use kiln_firstboot::userdata::Inputs;
 
 /// Reads user-data (Ignition 3.x, #cloud-config, jinja templates, MIME multipart, gzip, scripts),
 /// compiles it into a plan, checks the plan against the root, and only then writes: files

@@ -7,8 +7,8 @@ use clap::Args;
 use kiln_core::version::KubeVersion;
 use kiln_firstboot::apply::Root;
 use kiln_firstboot::node::kubeadm_config::{resolve, Files};
-use kiln_firstboot::userdata::detect::Inputs;
 use kiln_firstboot::userdata::resource::NoNetwork;
+use kiln_firstboot::userdata::Inputs;
 
 /// Prints the kubeadm config stream (`kubeadm init|join --config`) this node will use, rendered
 /// for its kubeadm version: from --node-config, else from the node config or Cluster API

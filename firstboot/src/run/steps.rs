@@ -17,8 +17,8 @@ use crate::node::kubeadm_config::{resolve, Files, Rendered, CAPI_INIT_PATH, CAPI
 use crate::node::preflight::{self, checks, fix, Host, Role, Table};
 use crate::node::{cluster, containerd, endpoint, images};
 use crate::plan::{Phase, Plan};
-use crate::userdata::detect::Inputs;
 use crate::userdata::remote::HttpFetcher;
+use crate::userdata::Inputs;
 use kiln_core::nodeconfig::{Role as NodeRole, NODE_CONFIG_PATH};
 
 /// Where the rendered kubeadm config is written on the node.

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::cloudconfig;
 use super::error::{Result, UserDataError};
-use super::resource::{gunzip, Fetcher};
+use super::inputs::Inputs;
+use super::resource::gunzip;
 use super::{ignition, jinja, merge};
 use crate::plan::{Command, Phase, Plan};
 
@@ -22,17 +23,6 @@ pub enum Part {
     Script(Vec<u8>),
     /// A `#cloud-boothook`, run early in the boot-time run.
     Boothook(Vec<u8>),
-}
-
-/// Everything the engine needs besides the user-data bytes.
-pub struct Inputs<'a> {
-    /// Datasource metadata (kiln's metadata.json), for jinja templates.
-    pub metadata: &'a Value,
-    /// Fetches remote resources.
-    pub fetcher: &'a dyn Fetcher,
-    /// Answers "does this absolute path exist in the target root?" (cloud-config `ntp` picks
-    /// its client by what is installed).
-    pub root_has: &'a dyn Fn(&str) -> bool,
 }
 
 /// Compiles user-data bytes (any supported format) into a plan.

@@ -12,6 +12,7 @@ pub mod cloudconfig;
 pub mod detect;
 pub mod error;
 pub mod ignition;
+pub mod inputs;
 pub mod jinja;
 pub mod merge;
 pub mod remote;
@@ -19,3 +20,4 @@ pub mod resource;
 
 pub use detect::compile;
 pub use error::{Result, UserDataError};
+pub use inputs::Inputs;

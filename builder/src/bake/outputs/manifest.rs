@@ -12,7 +12,6 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::bake::digest::sha256_file;
-use crate::bake::images::ResolvedImages;
 
 /// The name of the checksum file [`write_sums`] writes.
 pub const SUMS: &str = "SHA256SUMS";
@@ -102,10 +101,10 @@ impl Manifest {
         }
     }
 
-    /// Records kubeadm's image list and who gave it.
-    pub fn with_images(mut self, images: &ResolvedImages) -> Self {
-        self.kubeadm_images_from = images.source.map(|s| s.name().to_owned());
-        self.kubeadm_images = images.kubeadm_list.clone();
+    /// Records kubeadm's image list and who gave it (`kubeadm` or `table`).
+    pub fn with_images(mut self, from: Option<&str>, kubeadm_images: &[String]) -> Self {
+        self.kubeadm_images_from = from.map(str::to_owned);
+        self.kubeadm_images = kubeadm_images.to_vec();
         self
     }
 

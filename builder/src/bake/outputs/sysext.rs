@@ -24,7 +24,22 @@ use anyhow::Context;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
-use crate::bake::recipe::{Arch, SysextFormat};
+use serde::Deserialize;
+
+use crate::bake::arch::Arch;
+
+/// The sysext filesystem.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SysextFormat {
+    /// squashfs (zstd).
+    #[default]
+    Squashfs,
+    /// erofs (lz4hc).
+    Erofs,
+    /// No sysext image.
+    None,
+}
 
 /// Where the extension-release file lives inside the tree.
 pub const EXTENSION_RELEASE_DIR: &str = "usr/lib/extension-release.d";

@@ -80,7 +80,7 @@ pub fn transfer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bake::recipe::Arch;
+    use crate::bake::arch::Arch;
 
     /// The sysext image's file name, as `Plan::sysext_name` makes it.
     fn image_name(name: &str, kubernetes_version: &str, arch: Arch) -> String {

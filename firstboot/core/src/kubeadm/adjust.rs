@@ -3,10 +3,9 @@
 //! containerd with, the read-only /usr FlexVolume directories and `untaint`. Values the user
 //! set are kept; a value that contradicts kiln's setup is an error.
 
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
 
-use super::render::{flex_volume_args, kubelet_configuration};
-use super::stream::{Document, KubeadmConfig};
+use super::stream::{Document, KubeadmConfig, KUBELET_API};
 use super::types::{ClusterConfiguration, Component, NodeRegistration};
 use super::{ApiVersion, Arg, ExtraArgs};
 use crate::nodeconfig::{NodeConfig, Role, FLEX_VOLUME_DIR};
@@ -142,5 +141,22 @@ fn cgroup_driver(config: &mut KubeadmConfig) -> Result<(), Error> {
         Some(other) => Err(Error::invalid(format!(
             "kubeadm_config: KubeletConfiguration.cgroupDriver {other:?} does not match containerd's systemd cgroup driver that kiln sets up; use systemd"
         ))),
+    }
+}
+
+/// The controller-manager side of the read-only /usr rule.
+pub fn flex_volume_args(api: ApiVersion) -> ExtraArgs {
+    ExtraArgs::new(api, [("flex-volume-plugin-dir", FLEX_VOLUME_DIR)])
+}
+
+/// KubeletConfiguration with the systemd cgroup driver, matching containerd's `SystemdCgroup`.
+pub fn kubelet_configuration() -> Document {
+    let mut body = Mapping::new();
+    body.insert("apiVersion".into(), KUBELET_API.into());
+    body.insert("kind".into(), "KubeletConfiguration".into());
+    body.insert("cgroupDriver".into(), Value::from("systemd"));
+    Document::Other {
+        kind: "KubeletConfiguration".into(),
+        body,
     }
 }

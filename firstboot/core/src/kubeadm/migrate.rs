@@ -15,7 +15,7 @@
 //! Defaults `kubeadm config migrate` would write out (imagePullSerial, the other timeouts,
 //! encryptionAlgorithm RSA-2048, …) are left for kubeadm to apply.
 
-use super::stream::Document;
+use super::document::Document;
 use super::types::{
     ApiServer, ClusterConfiguration, InitConfiguration, JoinConfiguration, Timeouts,
 };

@@ -3,72 +3,25 @@
 //!
 //! - [`etcd`]: the per-member config of "Set up a High Availability etcd Cluster with kubeadm".
 //! - [`types`]: InitConfiguration, ClusterConfiguration, JoinConfiguration.
-//! - [`stream`]: a whole `--config` stream, read strictly.
+//! - [`stream`]: a whole `--config` stream, read strictly, of [`document`]s.
 //! - [`render`]: node config → kubeadm config; [`adjust`]: kiln's changes to a given config.
 //! - [`migrate`]: v1beta3 documents converted to v1beta4 for kubeadm >= 1.37, as
 //!   `kubeadm config migrate` does.
 
 pub mod adjust;
+pub mod document;
 pub mod etcd;
 pub mod migrate;
 pub mod render;
 pub mod stream;
 pub mod types;
 
-use std::str::FromStr;
-
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// The kubeadm configuration API group.
-pub const API_GROUP: &str = "kubeadm.k8s.io";
-
-/// A kubeadm configuration API version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ApiVersion {
-    /// `kubeadm.k8s.io/v1beta3`: kubeadm 1.22 to 1.30, still read by 1.31 to 1.36; kubeadm 1.37
-    /// removed it.
-    V1beta3,
-    /// `kubeadm.k8s.io/v1beta4`: kubeadm 1.31 and later; extraArgs are name/value lists.
-    #[default]
-    V1beta4,
-}
-
-impl ApiVersion {
-    /// The short name, `v1beta3` or `v1beta4`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ApiVersion::V1beta3 => "v1beta3",
-            ApiVersion::V1beta4 => "v1beta4",
-        }
-    }
-
-    /// The `apiVersion` value, e.g. `kubeadm.k8s.io/v1beta4`.
-    pub fn api_version(self) -> String {
-        format!("{API_GROUP}/{}", self.name())
-    }
-}
-
-impl FromStr for ApiVersion {
-    type Err = Error;
-
-    /// Accepts `v1beta3`, `v1beta4` or the full `kubeadm.k8s.io/...` form. `v1` (kubeadm 1.37's
-    /// placeholder) is refused with its own message.
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s.strip_prefix("kubeadm.k8s.io/").unwrap_or(s) {
-            "v1beta3" => Ok(ApiVersion::V1beta3),
-            "v1beta4" => Ok(ApiVersion::V1beta4),
-            "v1" => Err(Error::invalid(format!(
-                "{API_GROUP}/v1 is a placeholder in kubeadm v1.37, not usable yet; use v1beta4"
-            ))),
-            _ => Err(Error::invalid(format!(
-                "unknown kubeadm API version {s:?}; use v1beta4 (kubeadm >= 1.31) or v1beta3 (kubeadm < 1.37)"
-            ))),
-        }
-    }
-}
+pub use crate::version::{ApiVersion, API_GROUP};
 
 /// One command-line argument of a control-plane component, as v1beta4 lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,9 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_yaml_ng::{Mapping, Value};
-
-use super::stream::{Document, KubeadmConfig, KUBELET_API};
+use super::adjust::{flex_volume_args, kubelet_configuration};
+use super::stream::{Document, KubeadmConfig};
 use super::types::*;
 use super::{ApiVersion, ExtraArgs};
 use crate::nodeconfig::{Cidr, NodeConfig, Role, FLEX_VOLUME_DIR};
@@ -266,23 +265,6 @@ fn taints(node: &NodeConfig) -> Option<Vec<Taint>> {
     }
     out.extend(node.taints.iter().cloned());
     Some(out)
-}
-
-/// The controller-manager side of the read-only /usr rule.
-pub fn flex_volume_args(api: ApiVersion) -> ExtraArgs {
-    ExtraArgs::new(api, [("flex-volume-plugin-dir", FLEX_VOLUME_DIR)])
-}
-
-/// KubeletConfiguration with the systemd cgroup driver, matching containerd's `SystemdCgroup`.
-pub fn kubelet_configuration() -> Document {
-    let mut body = Mapping::new();
-    body.insert("apiVersion".into(), KUBELET_API.into());
-    body.insert("kind".into(), "KubeletConfiguration".into());
-    body.insert("cgroupDriver".into(), Value::from("systemd"));
-    Document::Other {
-        kind: "KubeletConfiguration".into(),
-        body,
-    }
 }
 
 #[cfg(test)]

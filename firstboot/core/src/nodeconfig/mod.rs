@@ -7,6 +7,7 @@
 pub mod checks;
 mod raw;
 mod rules;
+
 #[cfg(test)]
 mod tests;
 
@@ -14,7 +15,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::kubeadm::types::Taint;
+use serde::{Deserialize, Serialize};
+
 use crate::secret::Secret;
 use crate::token::BootstrapToken;
 use crate::version::KubeVersion;
@@ -177,4 +179,20 @@ impl NodeConfigError {
             message: message.into(),
         }
     }
+}
+
+/// A node taint (core/v1 Taint).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Taint {
+    /// Taint key.
+    pub key: String,
+    /// Taint value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    pub effect: String,
+    /// When the taint was added (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_added: Option<String>,
 }

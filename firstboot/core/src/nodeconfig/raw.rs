@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::checks::{self, Cidr};
+use super::Taint;
 use super::{ExternalEtcd, NodeConfig, NodeConfigError, Role};
-use crate::kubeadm::types::Taint;
 use crate::secret::Secret;
 use crate::token::BootstrapToken;
 

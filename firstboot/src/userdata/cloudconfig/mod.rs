@@ -13,8 +13,8 @@ mod write_files;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::detect::Inputs;
 use super::error::{Result, UserDataError};
+use super::inputs::Inputs;
 use crate::plan::Plan;
 
 /// Keys this module compiles.

@@ -6,7 +6,7 @@ use std::process::Command;
 use super::*;
 use crate::bake::digest::sha256_file;
 use crate::bake::outputs::sysext::{write_extension_release, Level};
-use crate::bake::recipe::Arch;
+use crate::bake::arch::Arch;
 
 const EPOCH: u64 = 1_700_000_000;
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kubeadm::ExtraArgs;
+use crate::nodeconfig::Taint;
 use crate::secret::Secret;
 
 /// `InitConfiguration`: what only `kubeadm init` reads.
@@ -88,22 +89,6 @@ pub struct NodeRegistration {
     /// v1beta4 only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_pull_serial: Option<bool>,
-}
-
-/// A node taint (core/v1 Taint).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Taint {
-    /// Taint key.
-    pub key: String,
-    /// Taint value.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
-    pub effect: String,
-    /// When the taint was added (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time_added: Option<String>,
 }
 
 /// `localAPIEndpoint`.

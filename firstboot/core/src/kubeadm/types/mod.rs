@@ -14,3 +14,5 @@ mod join;
 pub use cluster::*;
 pub use init::*;
 pub use join::*;
+
+pub use crate::nodeconfig::Taint;

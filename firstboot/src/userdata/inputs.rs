@@ -1,0 +1,16 @@
+//! What compiling user-data needs besides its bytes: metadata, a fetcher, a view of the root.
+
+use serde_json::Value;
+
+use super::resource::Fetcher;
+
+/// Everything the engine needs besides the user-data bytes.
+pub struct Inputs<'a> {
+    /// Datasource metadata (kiln's metadata.json), for jinja templates.
+    pub metadata: &'a Value,
+    /// Fetches remote resources.
+    pub fetcher: &'a dyn Fetcher,
+    /// Answers "does this absolute path exist in the target root?" (cloud-config `ntp` picks
+    /// its client by what is installed).
+    pub root_has: &'a dyn Fn(&str) -> bool,
+}
