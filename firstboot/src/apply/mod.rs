@@ -14,15 +14,28 @@ pub mod root;
 mod units;
 mod validate;
 
-use crate::plan::Plan;
+use crate::plan::{Phase, Plan};
 use crate::userdata::Result;
 pub use root::Root;
+
+/// Which of the plan's commands [`apply`] runs (in the root, via chroot unless it is `/`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Commands {
+    /// None: they are only recorded in the plan.
+    #[default]
+    None,
+    /// bootcmd and boothooks, before files are written (the boot-time run's `configure` step;
+    /// runcmd and scripts come later through [`run_commands`]).
+    Boot,
+    /// All: bootcmd first, runcmd and scripts after everything is written.
+    All,
+}
 
 /// What [`apply`] may do besides writing files.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Run bootcmd, runcmd and scripts (in the root, via chroot unless it is `/`).
-    pub run_commands: bool,
+    /// Which commands to run.
+    pub commands: Commands,
     /// Secrets to remove from command output before it is logged.
     pub redact: crate::redact::Redactor,
 }
@@ -30,8 +43,8 @@ pub struct Options {
 /// Applies `plan` to `root`.
 pub fn apply(plan: &Plan, root: &Root, options: &Options) -> Result<()> {
     validate::check(plan, root)?;
-    if options.run_commands {
-        commands::run(plan, root, crate::plan::Phase::Boot, &options.redact)?;
+    if options.commands != Commands::None {
+        run_commands(plan, root, &[Phase::Boot], &options.redact)?;
     }
     accounts::apply(plan, root)?;
     // bootcmd and useradd (copying /etc/skel) may have changed the tree: resolve paths again.
@@ -48,9 +61,21 @@ pub fn apply(plan: &Plan, root: &Root, options: &Options) -> Result<()> {
             "hostname",
         )?;
     }
-    if options.run_commands {
-        commands::run(plan, root, crate::plan::Phase::Run, &options.redact)?;
-        commands::run(plan, root, crate::plan::Phase::Script, &options.redact)?;
+    if options.commands == Commands::All {
+        run_commands(plan, root, &[Phase::Run, Phase::Script], &options.redact)?;
+    }
+    Ok(())
+}
+
+/// Runs the plan's commands of `phases`, phase by phase, in order.
+pub fn run_commands(
+    plan: &Plan,
+    root: &Root,
+    phases: &[Phase],
+    redact: &crate::redact::Redactor,
+) -> Result<()> {
+    for &phase in phases {
+        commands::run(plan, root, phase, redact)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use kiln_firstboot::apply::{apply, Options, Root};
+use kiln_firstboot::apply::{apply, Commands, Options, Root};
 use kiln_firstboot::datasource::http::{Http, HttpConfig};
 use kiln_firstboot::userdata::remote::HttpFetcher;
 use kiln_firstboot::userdata::Inputs;
@@ -83,7 +83,11 @@ impl ApplyArgs {
         redact.add_tokens_in(&String::from_utf8_lossy(&user_data));
         redact.add_from_plan(&plan);
         let options = Options {
-            run_commands: self.run_commands,
+            commands: if self.run_commands {
+                Commands::All
+            } else {
+                Commands::None
+            },
             redact,
         };
         apply(&plan, &root, &options)

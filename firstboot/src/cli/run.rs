@@ -65,6 +65,7 @@ impl RunArgs {
             },
             paths,
             redact: Redactor::default(),
+            plan: None,
         };
         match execute(&steps::all(), &mut ctx) {
             Ok(status) => {

@@ -46,6 +46,9 @@ pub struct Context {
     pub paths: Paths,
     /// Secrets found so far, kept out of logs and status.
     pub redact: Redactor,
+    /// The user-data plan, compiled once per run by the first step that needs it (so remote
+    /// resources are fetched once) and kept in memory only: it holds secrets.
+    pub plan: Option<std::sync::Arc<crate::plan::Plan>>,
 }
 
 /// One step of the run.
@@ -139,6 +142,7 @@ mod tests {
             },
             paths: Paths::new(dir),
             redact: Redactor::default(),
+            plan: None,
         }
     }
 

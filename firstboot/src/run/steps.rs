@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 use super::status::Status;
 use super::{Context, Step};
-use crate::apply::{apply, Options as ApplyOptions, Root};
+use crate::apply::{self, apply, run_commands, Options as ApplyOptions, Root};
 use crate::datasource::http::{Http, HttpConfig};
 use crate::datasource::{choose_and_fetch, save, Env};
 use crate::node::kubeadm::{self, Invocation};
@@ -77,18 +77,16 @@ impl Step for Configure {
     }
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
-        let plan = compile(ctx)?;
+        let plan = plan(ctx)?;
         // A bad node config (missing role, join without token or CA pin, bad CIDRs, a field
         // the baked kubeadm does not know) must stop the run before anything on the node changes.
         target(ctx, &plan).context("checking the node config")?;
         let root = Root::new(&ctx.options.root)?;
-        let mut only_boot = plan.clone();
-        only_boot.commands.retain(|c| c.phase == Phase::Boot);
         let options = ApplyOptions {
-            run_commands: true,
+            commands: apply::Commands::Boot,
             redact: ctx.redact.clone(),
         };
-        apply(&only_boot, &root, &options).context("applying user-data")?;
+        apply(&plan, &root, &options).context("applying user-data")?;
         Ok(())
     }
 }
@@ -102,7 +100,7 @@ impl Step for Preflight {
     }
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
-        let plan = compile(ctx)?;
+        let plan = plan(ctx)?;
         let role = role(target(ctx, &plan)?.as_ref());
         let host = Host {
             root: ctx.options.sys_root.clone(),
@@ -148,7 +146,7 @@ impl Step for Runtime {
             tracing::info!("no containerd in the image: runtime left as it is");
             return Ok(());
         }
-        let plan = compile(ctx)?;
+        let plan = plan(ctx)?;
         let own_config = plan
             .nodes
             .iter()
@@ -225,7 +223,7 @@ impl Step for Kubeadm {
     }
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
-        let plan = compile(ctx)?;
+        let plan = plan(ctx)?;
         let Some(rendered) = target(ctx, &plan)? else {
             tracing::info!("no node config in the user-data: kubeadm is not run");
             return Ok(());
@@ -309,7 +307,7 @@ impl Step for PostInit {
     }
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
-        let plan = compile(ctx)?;
+        let plan = plan(ctx)?;
         let Some(node) = target(ctx, &plan)?.and_then(|t| t.node) else {
             return Ok(());
         };
@@ -397,26 +395,27 @@ impl Step for Commands {
     }
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
-        let mut plan = compile(ctx)?;
-        plan.commands.retain(|c| c.phase != Phase::Boot);
-        // Files, users and units were applied by `configure`.
-        plan.nodes.clear();
-        plan.units.clear();
-        plan.users.clear();
-        plan.groups.clear();
-        plan.hostname = None;
+        let plan = plan(ctx)?;
+        // Files, users and units were applied by `configure`, bootcmd before them.
         let root = Root::new(&ctx.options.root)?;
-        let options = ApplyOptions {
-            run_commands: true,
-            redact: ctx.redact.clone(),
-        };
-        apply(&plan, &root, &options).context("running user-data commands")?;
+        run_commands(&plan, &root, &[Phase::Run, Phase::Script], &ctx.redact)
+            .context("running user-data commands")?;
         Ok(())
     }
 }
 
-/// Compiles the saved user-data (again: it is cheap, and the plan holds secrets that are never
-/// written to disk), registering the secrets it carries with the redactor.
+/// The run's user-data plan: compiled on first use and kept in the run's context (in memory
+/// only: it holds secrets that are never written to disk).
+fn plan(ctx: &mut Context) -> anyhow::Result<std::sync::Arc<Plan>> {
+    if let Some(plan) = &ctx.plan {
+        return Ok(plan.clone());
+    }
+    let plan = std::sync::Arc::new(compile(ctx)?);
+    ctx.plan = Some(plan.clone());
+    Ok(plan)
+}
+
+/// Compiles the saved user-data, registering the secrets it carries with the redactor.
 fn compile(ctx: &mut Context) -> anyhow::Result<Plan> {
     let dir = ctx.paths.fetched();
     let user_data = match std::fs::read(dir.join("user-data")) {
