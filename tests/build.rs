@@ -345,7 +345,7 @@ fn a_server_dying_mid_download_fails_the_build_without_poisoning_the_cache() {
         "/containerd/v{0}/containerd-{0}-linux-amd64.tar.gz",
         release::CONTAINERD
     );
-    server.fault(&path, Fault::DieMidway);
+    server.fault(&path, Fault::Truncate);
     let out = dir.path().join("out");
     let run = build(&server, &recipe, &out, &cache, &[]);
     assert_failed_cleanly(&run, &out, "gave up after 3 attempts");

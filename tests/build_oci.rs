@@ -303,7 +303,7 @@ fn failures_are_hard_errors_that_write_nothing_and_keep_the_cache_clean() {
 
     // A layer altered on the way: digest mismatch naming image and blob; nothing written, and
     // the bad bytes are not in the cache.
-    proxy.set_fault(Fault::Flip(pushed.pause_layer.clone()));
+    proxy.set_fault(&pushed.pause_layer, Fault::Corrupt);
     let run = pull(&proxy.addr, &cache, &out, "linux/amd64", IMAGES);
     assert!(!run.ok);
     for needle in [
@@ -326,7 +326,7 @@ fn failures_are_hard_errors_that_write_nothing_and_keep_the_cache_clean() {
     }
 
     // The registry dies in the middle of a blob: an error, and the cache is not poisoned.
-    proxy.set_fault(Fault::Truncate(pushed.pause_layer.clone()));
+    proxy.set_fault(&pushed.pause_layer, Fault::Truncate);
     let run = pull(&proxy.addr, &cache, &out, "linux/amd64", IMAGES);
     assert!(!run.ok);
     assert!(run.stderr.contains(&pushed.pause_layer), "{}", run.stderr);
@@ -336,7 +336,7 @@ fn failures_are_hard_errors_that_write_nothing_and_keep_the_cache_clean() {
     assert_eq!(tmp_files, 0);
 
     // A blob corrupted in the registry's own storage is refused the same way.
-    proxy.set_fault(Fault::None);
+    proxy.clear_fault();
     let stored = registry.blob_file(&pushed.pause_layer);
     let good = std::fs::read(&stored).unwrap();
     let mut bad = good.clone();

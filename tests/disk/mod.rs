@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::support::oci::Registry;
 use super::support::{cargo_bin, release};
+use kiln_testsupport::free_port;
 
 /// The local Debian mirror .ci/setup makes (.ci/debian-mirror).
 pub const LOCAL_MIRROR: &str = "/var/cache/kiln-test/debian";
@@ -407,14 +408,6 @@ pub fn http_server(body: String) -> u16 {
         }
     });
     port
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A NoCloud seed ISO (volume id `cidata`) with `user_data`.

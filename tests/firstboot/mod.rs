@@ -8,6 +8,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+#[allow(unused_imports)] // each test binary uses some of them
+pub use kiln_testsupport::{sha256_hex, Containerd};
+
 /// The user database every scratch root starts with.
 const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
@@ -378,11 +381,6 @@ pub fn firstboot_unshared(args: &[&str], env: &[(&str, &str)]) -> Out {
     }
 }
 
-/// Hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
-}
-
 /// A minimal OCI image archive (one layer with one file) named `reference`.
 pub fn oci_archive(dir: &Path, reference: &str) -> std::path::PathBuf {
     let layout = dir.join("oci");
@@ -439,20 +437,6 @@ pub fn tar(out: &Path, dir: &Path, entries: &[&str]) {
     assert!(ok.success(), "tar failed");
 }
 
-/// A real containerd started for a test, killed when dropped.
-pub struct Containerd {
-    child: std::process::Child,
-    /// Its socket.
-    pub socket: std::path::PathBuf,
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts Debian's containerd with kiln's config and its own root, state and socket below `dir`;
 /// returns once its CRI plugin is ready.
 pub fn start_containerd(dir: &Path) -> Containerd {
@@ -463,27 +447,12 @@ pub fn start_containerd(dir: &Path) -> Containerd {
         address: Some(dir.join("containerd.sock")),
         ..Settings::for_node("registry.k8s.io/pause:3.10")
     };
-    let config = dir.join("config.toml");
-    fs::write(&config, render(&settings)).unwrap();
-    let log = fs::File::create(dir.join("containerd.log")).unwrap();
-    let child = Command::new("containerd")
-        .arg("--config")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("containerd (apt-get install containerd runc)");
-    let socket = dir.join("containerd.sock");
-    let daemon = Containerd {
-        child,
-        socket: socket.clone(),
-    };
-    let ready = wait_ready(&socket, std::time::Duration::from_secs(60));
+    let daemon = kiln_testsupport::start_containerd(dir, &render(&settings));
+    let ready = wait_ready(&daemon.socket, std::time::Duration::from_secs(60));
     assert!(
         ready.is_ok(),
         "{ready:?}\n{}",
-        fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+        fs::read_to_string(&daemon.log).unwrap_or_default()
     );
     daemon
 }

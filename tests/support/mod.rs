@@ -109,10 +109,8 @@ pub fn path_str(p: &Path) -> &str {
 pub mod oci;
 pub mod release;
 
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
-}
+#[allow(unused_imports)] // each test binary uses some of them
+pub use kiln_testsupport::sha256_hex;
 
 /// Builds `bin` of workspace package `package` with the `cargo` running the tests (Cargo sets
 /// `CARGO_BIN_EXE_*` only for a package's own binaries) and returns its path.

@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // each test binary uses some of them
+pub use kiln_testsupport::{ctr, ctr_in, free_port, Containerd, Fault};
+
 /// A blob written into an OCI layout: its descriptor fields.
 #[derive(Debug, Clone)]
 pub struct Desc {
@@ -124,15 +127,6 @@ fn layer_tar(text: &str) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
-/// A port on 127.0.0.1 that nothing listens on (yet).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Debian's `docker-registry` on 127.0.0.1 with its storage in a test directory; killed on drop.
 pub struct Registry {
     child: Option<Child>,
@@ -236,24 +230,13 @@ fn http_status(addr: &str, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
-/// What the proxy does to responses whose request path contains a pattern.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    /// Pass everything through.
-    None,
-    /// Flip the last byte of the body.
-    Flip(String),
-    /// Send the head and half the body, then close the connection (a server dying mid-body).
-    Truncate(String),
-}
-
 /// An HTTP/1.1 proxy on 127.0.0.1 in front of `upstream`: one request per connection, every
 /// request line recorded, responses altered by `fault`. Runs for the rest of the test process.
 pub struct Proxy {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     requests: Arc<Mutex<Vec<String>>>,
-    fault: Arc<Mutex<Fault>>,
+    fault: Arc<Mutex<(String, Fault)>>,
 }
 
 impl Proxy {
@@ -261,7 +244,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let fault = Arc::new(Mutex::new(Fault::None));
+        let fault = Arc::new(Mutex::new((String::new(), Fault::None)));
         let (r, f, up) = (requests.clone(), fault.clone(), upstream.to_owned());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -283,8 +266,14 @@ impl Proxy {
         self.requests.lock().unwrap().clone()
     }
 
-    pub fn set_fault(&self, fault: Fault) {
-        *self.fault.lock().unwrap() = fault;
+    /// Applies `fault` to responses whose request path contains `pattern`.
+    pub fn set_fault(&self, pattern: &str, fault: Fault) {
+        *self.fault.lock().unwrap() = (pattern.to_owned(), fault);
+    }
+
+    /// Stops all faults.
+    pub fn clear_fault(&self) {
+        self.set_fault("", Fault::None);
     }
 }
 
@@ -292,7 +281,7 @@ fn relay(
     mut client: TcpStream,
     upstream: &str,
     requests: &Mutex<Vec<String>>,
-    fault: &Mutex<Fault>,
+    fault: &Mutex<(String, Fault)>,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut head = Vec::new();
@@ -320,99 +309,15 @@ fn relay(
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 4)
         .unwrap_or(response.len());
-    let fault = fault.lock().unwrap().clone();
+    let (pattern, fault) = fault.lock().unwrap().clone();
     let path = request_line.split(' ').nth(1).unwrap_or_default();
-    match fault {
-        Fault::Flip(p) if path.contains(&p) && response.len() > body_at => {
-            *response.last_mut().unwrap() ^= 0x01;
-            client.write_all(&response)?;
-        }
-        Fault::Truncate(p) if path.contains(&p) => {
-            let half = body_at + (response.len() - body_at) / 2;
-            client.write_all(&response[..half])?;
-        }
-        _ => client.write_all(&response)?,
-    }
+    let hit = !pattern.is_empty() && path.contains(&pattern);
+    let fault = if hit { fault } else { Fault::None };
+    client.write_all(&fault.mangle(response, body_at))?;
     client.shutdown(std::net::Shutdown::Both)
 }
 
-/// A real containerd (Debian's) with its own root, state and socket below `dir`, the CRI plugin
-/// off (only the image store is needed); killed on drop.
-pub struct Containerd {
-    child: Child,
-    /// Its socket.
-    pub socket: PathBuf,
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// Debian's containerd with an image store only (CRI off) below `dir`; killed on drop.
 pub fn start_containerd(dir: &Path) -> Containerd {
-    std::fs::create_dir_all(dir).unwrap();
-    let socket = dir.join("containerd.sock");
-    let config = format!(
-        "version = 2\nroot = \"{}\"\nstate = \"{}\"\n\
-         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{}\"\n",
-        dir.join("root").display(),
-        dir.join("state").display(),
-        socket.display()
-    );
-    std::fs::write(dir.join("config.toml"), config).unwrap();
-    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-    let child = Command::new("containerd")
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("containerd (apt-get install containerd runc)");
-    let daemon = Containerd {
-        child,
-        socket: socket.clone(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ok = Command::new("ctr")
-            .arg("--address")
-            .arg(&socket)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return daemon;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "containerd did not come up:\n{}",
-            std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// `ctr --address SOCKET -n k8s.io ARGS`; returns stdout, panics with stderr on failure.
-pub fn ctr(socket: &Path, args: &[&str]) -> String {
-    ctr_in(socket, "k8s.io", args)
-}
-
-/// `ctr --address SOCKET -n NAMESPACE ARGS`; returns stdout, panics with stderr on failure.
-pub fn ctr_in(socket: &Path, namespace: &str, args: &[&str]) -> String {
-    let out = Command::new("ctr")
-        .arg("--address")
-        .arg(socket)
-        .args(["-n", namespace])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ctr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    kiln_testsupport::start_containerd(dir, &kiln_testsupport::image_store_config(dir))
 }

@@ -14,23 +14,14 @@ use std::sync::{Arc, Mutex};
 
 use super::oci::{Layout, Registry};
 use super::sha256_hex;
+#[allow(unused_imports)] // each test binary uses some of them
+pub use kiln_testsupport::Fault;
 
 pub const KUBE: &str = "v1.31.2";
 pub const CNI: &str = "1.6.2";
 pub const CRICTL: &str = "1.31.1";
 pub const CONTAINERD: &str = "1.7.24";
 pub const RUNC: &str = "1.2.4";
-
-/// What the server does wrong on purpose for one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Announce the full length, send half, close.
-    DieMidway,
-    /// Serve the bytes with one flipped.
-    Corrupt,
-    /// 404.
-    Missing,
-}
 
 /// The served files and what happened to them.
 #[derive(Clone, Default)]
@@ -99,26 +90,15 @@ impl Server {
                     "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 );
             }
-            (Some(mut body), fault) => {
-                let _ = write!(
-                    out,
+            (Some(body), fault) => {
+                let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()
                 );
-                match fault {
-                    Some(Fault::DieMidway) => {
-                        let _ = out.write_all(&body[..body.len() / 2]);
-                        let _ = stream.shutdown(std::net::Shutdown::Both);
-                    }
-                    Some(Fault::Corrupt) => {
-                        let last = body.len() - 1;
-                        body[last] ^= 0xff;
-                        let _ = out.write_all(&body);
-                    }
-                    _ => {
-                        let _ = out.write_all(&body);
-                    }
-                }
+                let at = head.len();
+                let response = [head.into_bytes(), body].concat();
+                let _ = out.write_all(&fault.unwrap_or(Fault::None).mangle(response, at));
+                let _ = stream.shutdown(std::net::Shutdown::Both);
             }
         }
     }

@@ -6,7 +6,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+
+#[allow(unused_imports)] // each test binary uses some of them
+pub use kiln_testsupport::{free_port, Fault};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -56,18 +58,6 @@ impl Resp {
         self.headers.push((name.into(), value.into()));
         self
     }
-}
-
-/// A fault applied to the first `count` requests.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Fault {
-    None,
-    /// Answer 500.
-    ServerError,
-    /// Wait this long before answering.
-    Slow(Duration),
-    /// Announce the full length, send half the body, close.
-    Truncate,
 }
 
 pub type Handler = Arc<dyn Fn(&Req) -> Resp + Send + Sync>;
@@ -177,15 +167,6 @@ fn write(mut stream: TcpStream, resp: &Resp, truncate: bool) {
         .write_all(head.as_bytes())
         .and_then(|_| stream.write_all(body));
     let _ = stream.shutdown(std::net::Shutdown::Both);
-}
-
-/// A port on 127.0.0.1 that nothing listens on (yet).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A network namespace with `lo` up and 169.254.169.254 on it; deleted on drop.
