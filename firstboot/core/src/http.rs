@@ -97,15 +97,6 @@ pub fn is_transient_io(err: &std::io::Error) -> bool {
     }
 }
 
-/// Whether `err` is a TLS or certificate failure.
-pub fn is_tls(err: &ureq::Error) -> bool {
-    match err {
-        ureq::Error::Io(e) => e.get_ref().is_some_and(|e| e.is::<rustls::Error>()),
-        ureq::Error::Rustls(_) => true,
-        _ => false,
-    }
-}
-
 /// `err`'s message with `url` redacted wherever ureq quoted it.
 pub fn describe(url: &str, err: &dyn std::fmt::Display) -> String {
     err.to_string().replace(url, &redact(url))
@@ -134,7 +125,7 @@ mod tests {
         let tls = ureq::Error::Io(std::io::Error::other(rustls::Error::InvalidCertificate(
             rustls::CertificateError::UnknownIssuer,
         )));
-        assert!(is_tls(&tls) && !is_transient(&tls));
+        assert!(!is_transient(&tls));
         assert!(!is_transient(&ureq::Error::TooManyRedirects));
         assert!(!is_transient(&ureq::Error::BadUri("x".into())));
         assert!(!is_transient_io(&std::io::Error::other(

@@ -1,8 +1,9 @@
 //! kiln-core: the vocabulary both kiln programs share.
 //!
 //! The operator's tool (`kiln`) and the node agent (`kiln-firstboot`) both need the cluster PKI,
-//! bootstrap tokens, kubeadm configuration types and durable file writes. They live here, without
-//! any image-building dependency, so the node agent stays small.
+//! bootstrap tokens, kubeadm configuration types and durable file writes, and both talk to the
+//! network with one retry policy ([`retry`]) and one HTTP client rule ([`http`]). They live here,
+//! without any image-building dependency, so the node agent stays small.
 
 pub mod cli_main;
 pub mod command;

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// When to try again and when to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// No attempt starts after this instant (`None`: no deadline).
+    /// No attempt starts at or after this instant; a pause that would end there (less
+    /// [`Policy::min_attempt`]) gives up instead (`None`: no deadline).
     pub deadline: Option<Instant>,
     /// Attempts in all, the first included (`None`: as many as the deadline allows).
     pub attempts: Option<u32>,
@@ -74,7 +75,8 @@ impl Policy {
         }
     }
 
-    /// The pauses of one run of this policy, starting now.
+    /// The pauses of one run of this policy, its first attempt counted as made: for callers that
+    /// sleep themselves (async runtimes).
     pub fn schedule(&self) -> Schedule {
         Schedule {
             policy: *self,
@@ -184,7 +186,7 @@ impl Schedule {
         }
         let pause = jitter(self.backoff);
         if let Some(deadline) = self.policy.deadline {
-            let start = now.checked_add(pause + self.policy.min_attempt)?;
+            let start = now.checked_add(pause.saturating_add(self.policy.min_attempt))?;
             if start >= deadline {
                 return None;
             }
@@ -380,5 +382,8 @@ mod tests {
         assert!(schedule.next_pause(start).is_some());
         assert_eq!(schedule.next_pause(start), None);
         assert_eq!(schedule.attempts(), 2);
+        let huge = Policy::until(start + Duration::from_secs(1), Duration::MAX, Duration::MAX)
+            .min_attempt(Duration::MAX);
+        assert_eq!(huge.schedule().next_pause(start), None);
     }
 }
