@@ -3,25 +3,28 @@
 //! when they match, and a cache hit makes no network request. Downloads run in parallel with a
 //! progress display.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use kiln_core::retry::{self, Attempt, Policy};
 use kiln_core::url::redact;
 
 use super::cache::Cache;
-use super::http::Client;
+use super::http::{Client, Failure};
 use super::mirror::Mirrors;
 use super::plan::{Artifact, Checksum};
+use super::transfer::{self, CopyError};
 
 /// Parallel downloads at a time.
 const PARALLEL: usize = 4;
 /// Attempts per URL for transient failures (a checksum mismatch is never retried).
 const ATTEMPTS: u32 = 3;
+/// The pause after the first failed attempt; each next one is [`BACKOFF_FACTOR`] times longer.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const BACKOFF_FACTOR: u32 = 4;
 
 /// A verified artifact in the cache.
 #[derive(Debug, Clone)]
@@ -45,35 +48,12 @@ pub fn fetch_all(
     cache: &Cache,
     progress: &MultiProgress,
 ) -> anyhow::Result<Vec<Fetched>> {
-    let results: Vec<Mutex<Option<anyhow::Result<Fetched>>>> =
-        artifacts.iter().map(|_| Mutex::new(None)).collect();
-    let next = Mutex::new(0usize);
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL.min(artifacts.len()) {
-            scope.spawn(|| loop {
-                let i = {
-                    let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
-                    let i = *next;
-                    *next += 1;
-                    i
-                };
-                let Some(artifact) = artifacts.get(i) else {
-                    return;
-                };
-                let result = fetch_one(artifact, client, mirrors, cache, progress);
-                let failed = result.is_err();
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                if failed {
-                    // Stop handing out work; running downloads finish.
-                    *next.lock().unwrap_or_else(|e| e.into_inner()) = artifacts.len();
-                    return;
-                }
-            });
-        }
+    let results = transfer::bounded(artifacts, PARALLEL, |artifact| {
+        fetch_one(artifact, client, mirrors, cache, progress)
     });
     let mut out = Vec::with_capacity(artifacts.len());
     for (artifact, slot) in artifacts.iter().zip(results) {
-        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        match slot {
             Some(Ok(fetched)) => out.push(fetched),
             Some(Err(err)) => {
                 return Err(err.context(format!(
@@ -262,12 +242,18 @@ fn download_verified(
         if let Some(length) = length {
             bar.set_length(length);
         }
-        let mut writer = cache.writer().map_err(Failure::Final)?;
-        copy_with_progress(&mut body, &mut writer, bar)
-            .map_err(|e| Failure::Transient(format!("reading the body: {e}")))?;
+        let mut writer = cache.writer().map_err(Attempt::Fail)?;
+        transfer::copy_with_progress(&mut body, &mut writer, &|n| bar.inc(n)).map_err(
+            |e| match e {
+                CopyError::Read(e) => Attempt::Retry(format!("reading the body: {e}")),
+                CopyError::Write(e) => {
+                    Attempt::Fail(anyhow::Error::new(e).context("writing to the cache"))
+                }
+            },
+        )?;
         if let Some(length) = length {
             if writer.written() != length {
-                return Err(Failure::Transient(format!(
+                return Err(Attempt::Retry(format!(
                     "body ended after {} of {length} bytes",
                     writer.written()
                 )));
@@ -275,7 +261,7 @@ fn download_verified(
         }
         let size = writer.written();
         let (_, path) = writer.finish(Some(expected)).map_err(|e| {
-            Failure::Final(e.context(format!(
+            Attempt::Fail(e.context(format!(
                 "{}: the download does not match its checksum; not using it",
                 redact(url)
             )))
@@ -284,54 +270,26 @@ fn download_verified(
     })
 }
 
-fn copy_with_progress(
-    from: &mut dyn Read,
-    to: &mut impl std::io::Write,
-    bar: &ProgressBar,
-) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        to.write_all(&buf[..n])?;
-        bar.inc(n as u64);
-    }
-}
-
-/// Why a request failed.
-#[derive(Debug)]
-pub enum Failure {
-    /// Worth another try (connection refused or reset, 5xx, truncated body).
-    Transient(String),
-    /// Not (404, checksum mismatch, bad URL).
-    Final(anyhow::Error),
-}
-
+/// Runs `attempt` under the download policy: [`ATTEMPTS`] tries, transient failures retried.
 fn with_retries<T>(
     url: &str,
     mut attempt: impl FnMut() -> Result<T, Failure>,
 ) -> anyhow::Result<T> {
-    let mut delay = Duration::from_millis(200);
-    for n in 1..=ATTEMPTS {
-        match attempt() {
-            Ok(value) => return Ok(value),
-            Err(Failure::Final(err)) => return Err(err),
-            Err(Failure::Transient(reason)) if n == ATTEMPTS => {
-                anyhow::bail!(
-                    "{}: {reason} (gave up after {ATTEMPTS} attempts)",
+    Policy::attempts(ATTEMPTS, FIRST_BACKOFF)
+        .factor(BACKOFF_FACTOR)
+        .run(
+            |_| attempt(),
+            |reason, pause| tracing::warn!("{}: {reason}; retrying in {pause:?}", redact(url)),
+        )
+        .map_err(|e| match e {
+            retry::Error::Final(err) => err,
+            retry::Error::GaveUp { attempts, last } => {
+                anyhow::anyhow!(
+                    "{}: {last} (gave up after {attempts} attempts)",
                     redact(url)
                 )
             }
-            Err(Failure::Transient(reason)) => {
-                tracing::warn!("{}: {reason}; retrying in {delay:?}", redact(url));
-                std::thread::sleep(delay);
-                delay *= 4;
-            }
-        }
-    }
-    unreachable!("the loop returns on its last attempt")
+        })
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! The builder's HTTP client: HTTPS with the WebPKI roots (rustls), no proxies from the
-//! environment, bounded connect and read timeouts, and answers sorted into transient failures
-//! (worth a retry) and final ones.
+//! The builder's HTTP client for release downloads: the shared agent (`kiln_core::http`) with
+//! bounded connect and read timeouts, and answers sorted by the shared rule into transient
+//! failures (worth a retry) and final ones.
 
 use std::io::Read;
 use std::time::Duration;
 
+use kiln_core::http;
+use kiln_core::retry::Attempt;
 use kiln_core::url::redact;
 
-use super::fetch::Failure;
+/// Why a request failed: worth another try (connection refused or reset, 5xx, truncated body),
+/// or final (404, checksum mismatch, bad URL, TLS).
+pub type Failure = Attempt<String, anyhow::Error>;
 
 /// Largest checksum file accepted.
 const SMALL_LIMIT: u64 = 1 << 20;
@@ -27,15 +31,13 @@ impl Default for Client {
 impl Client {
     /// A client for release downloads.
     pub fn new() -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(10)
-            .timeout_connect(Some(Duration::from_secs(20)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .tls_config(kiln_core::tls::webpki())
-            .build()
-            .into();
+        let agent = http::Options {
+            max_redirects: 10,
+            connect: Some(Duration::from_secs(20)),
+            per_read: Some(Duration::from_secs(60)),
+            ..http::Options::new(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        }
+        .agent();
         Client { agent }
     }
 
@@ -47,7 +49,7 @@ impl Client {
             .with_config()
             .limit(SMALL_LIMIT)
             .read_to_vec()
-            .map_err(|e| Failure::Transient(e.to_string()))
+            .map_err(|e| classify(url, e))
     }
 
     /// GET a download: its body reader and announced length.
@@ -70,11 +72,10 @@ impl Client {
         let response = self.agent.get(url).call().map_err(|e| classify(url, e))?;
         match response.status().as_u16() {
             200 => Ok(response),
-            408 | 429 | 500..=599 => Err(Failure::Transient(format!(
-                "HTTP status {}",
-                response.status()
-            ))),
-            status => Err(Failure::Final(anyhow::anyhow!(
+            status if http::is_transient_status(status) => {
+                Err(Attempt::Retry(format!("HTTP status {}", response.status())))
+            }
+            status => Err(Attempt::Fail(anyhow::anyhow!(
                 "{}: HTTP status {status}{}",
                 redact(url),
                 if status == 404 {
@@ -87,13 +88,15 @@ impl Client {
     }
 }
 
+/// A transport error by the shared rule: transient, or final with the URL redacted.
 fn classify(url: &str, err: ureq::Error) -> Failure {
-    match err {
-        ureq::Error::Io(e) => Failure::Transient(e.to_string()),
-        ureq::Error::Timeout(t) => Failure::Transient(format!("timed out ({t})")),
-        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
-            Failure::Transient(err.to_string())
-        }
-        other => Failure::Final(anyhow::anyhow!("{}: {other}", redact(url))),
+    if http::is_transient(&err) {
+        Attempt::Retry(http::describe(url, &err))
+    } else {
+        Attempt::Fail(anyhow::anyhow!(
+            "{}: {}",
+            redact(url),
+            http::describe(url, &err)
+        ))
     }
 }

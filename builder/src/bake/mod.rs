@@ -5,10 +5,10 @@
 //! Modules: `recipe` (the TOML format), `plan` (recipe → plan), `images` (which images, listed
 //! by the baked kubeadm or kiln's table), `checksums` (kiln's independent kubeadm/kubelet/kubectl
 //! SHA-256s), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed store), `digest` (SHA-256
-//! helpers), `fetch`/`http` (verified downloads), `oci` (pre-pulled images), `tree` and `units`
-//! (the content tree), `outputs` (the formats: sysext, /opt tar, disk image, PXE, sysupdate
-//! transfer, manifest.json and SHA256SUMS), `pack` (content trees → outputs); `execute` runs it
-//! all.
+//! helpers), `fetch`/`http` (verified downloads), `transfer` (the download pool and copy loop
+//! they share with `oci`), `oci` (pre-pulled images), `tree` and `units` (the content tree),
+//! `outputs` (the formats: sysext, /opt tar, disk image, PXE, sysupdate transfer, manifest.json
+//! and SHA256SUMS), `pack` (content trees → outputs); `execute` runs it all.
 
 pub mod arch;
 pub mod cache;
@@ -24,5 +24,6 @@ pub mod outputs;
 pub mod pack;
 pub mod plan;
 pub mod recipe;
+pub mod transfer;
 pub mod tree;
 pub mod units;

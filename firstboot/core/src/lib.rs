@@ -1,19 +1,22 @@
 //! kiln-core: the vocabulary both kiln programs share.
 //!
 //! The operator's tool (`kiln`) and the node agent (`kiln-firstboot`) both need the cluster PKI,
-//! bootstrap tokens, kubeadm configuration types and durable file writes. They live here, without
-//! any image-building dependency, so the node agent stays small.
+//! bootstrap tokens, kubeadm configuration types and durable file writes, and both talk to the
+//! network with one retry policy ([`retry`]) and one HTTP client rule ([`http`]). They live here,
+//! without any image-building dependency, so the node agent stays small.
 
 pub mod cli_main;
 pub mod command;
 pub mod error;
 pub mod fsutil;
+pub mod http;
 pub mod images;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod names;
 pub mod nodeconfig;
 pub mod pki;
+pub mod retry;
 pub mod secret;
 pub mod tls;
 pub mod token;

@@ -14,3 +14,15 @@ pub fn webpki() -> TlsConfig {
         .unversioned_rustls_crypto_provider(provider)
         .build()
 }
+
+/// TLS that accepts any certificate: only for a probe that asks whether a server is up and
+/// trusts nothing it answers (the control plane's `/readyz` before `kubeadm join`, whose
+/// discovery then pins the CA).
+pub fn unverified() -> TlsConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .disable_verification(true)
+        .unversioned_rustls_crypto_provider(provider)
+        .build()
+}

@@ -6,6 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use kiln_core::http;
+use kiln_core::retry::{self, Attempt, Policy};
+
 use super::url::redact;
 use super::{Error, Result};
 
@@ -55,24 +58,15 @@ pub struct Http {
     config: HttpConfig,
 }
 
-/// Why one attempt failed: worth another try, or not.
-enum Attempt {
-    Retry(String),
-    Fail(Error),
-}
-
 impl Http {
     /// A client with the limits of `config`. Proxies from the environment are ignored: metadata
     /// services are link-local.
     pub fn new(config: HttpConfig) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .max_redirects(5)
-            .user_agent(concat!("kiln-firstboot/", env!("CARGO_PKG_VERSION")))
-            .tls_config(kiln_core::tls::webpki())
-            .build()
-            .into();
+        let agent = http::Options {
+            env_proxy: false,
+            ..http::Options::new(concat!("kiln-firstboot/", env!("CARGO_PKG_VERSION")))
+        }
+        .agent();
         Http { agent, config }
     }
 
@@ -100,33 +94,33 @@ impl Http {
     /// Sends `method url` with `headers` and an empty body, retrying until a final status or the
     /// deadline.
     pub fn send(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Reply> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let left = self
-                .config
-                .deadline
-                .saturating_duration_since(Instant::now());
-            let last =
-                match self.attempt(method, url, headers, left.min(self.config.request_timeout)) {
-                    Ok(reply) if !retried_status(reply.status) => return Ok(reply),
-                    Ok(reply) => format!("HTTP status {}", reply.status),
-                    Err(Attempt::Retry(msg)) => msg,
-                    Err(Attempt::Fail(err)) => return Err(err),
-                };
-            let pause = jitter(backoff);
-            if Instant::now() + pause + MIN_ATTEMPT >= self.config.deadline {
-                return Err(Error::GaveUp {
-                    url: redact(url),
-                    attempts,
-                    last,
-                });
-            }
-            tracing::debug!("{method} {}: {last}; retrying in {pause:?}", redact(url));
-            std::thread::sleep(pause);
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        let policy = Policy::until(self.config.deadline, FIRST_BACKOFF, MAX_BACKOFF)
+            .min_attempt(MIN_ATTEMPT);
+        let result = policy.run(
+            |_| {
+                let left = self
+                    .config
+                    .deadline
+                    .saturating_duration_since(Instant::now());
+                match self.attempt(method, url, headers, left.min(self.config.request_timeout))? {
+                    reply if http::is_transient_status(reply.status) => {
+                        Err(Attempt::Retry(format!("HTTP status {}", reply.status)))
+                    }
+                    reply => Ok(reply),
+                }
+            },
+            |last, pause| {
+                tracing::debug!("{method} {}: {last}; retrying in {pause:?}", redact(url))
+            },
+        );
+        result.map_err(|e| match e {
+            retry::Error::Final(err) => err,
+            retry::Error::GaveUp { attempts, last } => Error::GaveUp {
+                url: redact(url),
+                attempts,
+                last,
+            },
+        })
     }
 
     fn attempt(
@@ -135,7 +129,7 @@ impl Http {
         url: &str,
         headers: &[(&str, &str)],
         timeout: Duration,
-    ) -> Result<Reply, Attempt> {
+    ) -> Result<Reply, Failure> {
         if timeout.is_zero() {
             return Err(Attempt::Retry("deadline reached".into()));
         }
@@ -175,15 +169,15 @@ impl Http {
     }
 }
 
-/// Statuses worth another try: request timeout, too many requests, server errors.
-fn retried_status(status: u16) -> bool {
-    status == 408 || status == 429 || status >= 500
-}
+/// One failed attempt: a transient reason, or the final error.
+type Failure = Attempt<String, Error>;
 
-/// Sorts a transport error into worth a retry (what the network does while it comes up:
-/// refused, reset or unreachable connections, DNS failures, timeouts, truncated bodies) or final
-/// (everything else: bad URL, size cap, TLS and certificate failures, too many redirects).
-fn classify(url: &str, err: ureq::Error) -> Attempt {
+/// Sorts a transport error by the shared rule ([`http::is_transient`]) into worth a retry or a
+/// final error of the matching kind.
+fn classify(url: &str, err: ureq::Error) -> Failure {
+    if http::is_transient(&err) {
+        return Attempt::Retry(err.to_string());
+    }
     let fail = |reason: String| {
         Attempt::Fail(Error::Request {
             url: redact(url),
@@ -191,14 +185,6 @@ fn classify(url: &str, err: ureq::Error) -> Attempt {
         })
     };
     match err {
-        // rustls reports handshake and certificate failures as I/O errors wrapping its own.
-        ureq::Error::Io(e) if e.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
-            fail(format!("TLS: {e}"))
-        }
-        ureq::Error::Io(_)
-        | ureq::Error::Timeout(_)
-        | ureq::Error::HostNotFound
-        | ureq::Error::ConnectionFailed => Attempt::Retry(err.to_string()),
         ureq::Error::BodyExceedsLimit(limit) => Attempt::Fail(Error::TooLarge {
             source_name: redact(url),
             limit,
@@ -206,48 +192,21 @@ fn classify(url: &str, err: ureq::Error) -> Attempt {
         // ureq's message may quote the URL.
         ureq::Error::BadUri(reason) => Attempt::Fail(Error::BadUrl {
             url: redact(url),
-            reason: reason.replace(url, &redact(url)),
+            reason: http::describe(url, &reason),
         }),
         ureq::Error::Http(e) => Attempt::Fail(Error::BadUrl {
             url: redact(url),
             reason: e.to_string(),
         }),
+        ureq::Error::Io(e) => fail(format!("TLS: {e}")),
         ureq::Error::Rustls(e) => fail(format!("TLS: {e}")),
         other => fail(other.to_string()),
     }
 }
 
-/// A pause between half and all of `backoff`, so that many nodes booting together spread out.
-pub(crate) fn jitter(backoff: Duration) -> Duration {
-    let half = backoff / 2;
-    let random = getrandom::u64().unwrap_or(0) % (half.as_millis() as u64 + 1);
-    half + Duration::from_millis(random)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retried_statuses() {
-        for s in [408, 429, 500, 502, 503, 504] {
-            assert!(retried_status(s), "{s}");
-        }
-        for s in [200, 204, 400, 401, 403, 404, 405] {
-            assert!(!retried_status(s), "{s}");
-        }
-    }
-
-    #[test]
-    fn jitter_stays_within_half_and_full_backoff() {
-        for _ in 0..100 {
-            let j = jitter(Duration::from_millis(400));
-            assert!(
-                j >= Duration::from_millis(200) && j <= Duration::from_millis(400),
-                "{j:?}"
-            );
-        }
-    }
 
     fn client(secs: f64) -> Http {
         Http::new(HttpConfig {

@@ -2,9 +2,10 @@
 //! manifest (server-side apply) and wait (bounded) for the node to be Ready. (Untainting and
 //! labels need no API calls: kubeadm registers the node with the rendered taints and labels.)
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
+use kiln_core::retry::Policy;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
@@ -63,7 +64,8 @@ pub async fn apply_manifest(client: &Client, yaml: &str) -> anyhow::Result<usize
     Ok(applied)
 }
 
-/// Waits until `node` reports Ready=True, polling every `interval`, at most `timeout`.
+/// Waits until `node` reports Ready=True, polling every `interval` (jittered), at most
+/// `timeout`.
 pub async fn wait_ready(
     client: &Client,
     node: &str,
@@ -71,6 +73,7 @@ pub async fn wait_ready(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let api: Api<Node> = Api::all(client.clone());
+    let mut schedule = Policy::every(interval, Instant::now() + timeout).schedule();
     let poll = async {
         loop {
             if let Ok(Some(n)) = api.get_opt(node).await {
@@ -81,15 +84,20 @@ pub async fn wait_ready(
                     .iter()
                     .any(|c| c.type_ == "Ready" && c.status == "True");
                 if ready {
-                    return;
+                    return true;
                 }
             }
-            tokio::time::sleep(interval).await;
+            match schedule.next_pause(Instant::now()) {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return false,
+            }
         }
     };
-    tokio::time::timeout(timeout, poll)
-        .await
-        .map_err(|_| anyhow::anyhow!("node {node} not Ready after {timeout:?}"))
+    // The timeout also bounds a request that hangs.
+    match tokio::time::timeout(timeout, poll).await {
+        Ok(true) => Ok(()),
+        _ => anyhow::bail!("node {node} not Ready after {timeout:?}"),
+    }
 }
 
 #[cfg(test)]

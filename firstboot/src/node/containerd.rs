@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kiln_core::retry::{self, Policy};
 use serde::Serialize;
 
 /// Where containerd reads its configuration on a node.
@@ -218,23 +219,27 @@ pub fn render(settings: &Settings) -> String {
     )
 }
 
+/// How often [`wait_ready`] asks containerd.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Waits until containerd at `address` answers and its CRI plugin is loaded (`ctr plugins ls`),
 /// polling until `timeout`.
 pub fn wait_ready(address: &Path, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let mut last = String::from("not started");
-    while Instant::now() < deadline {
-        match cri_plugin_status(address) {
-            Ok(true) => return Ok(()),
-            Ok(false) => last = "the CRI plugin is not loaded (see containerd's log)".into(),
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let policy = Policy::every(POLL_INTERVAL, Instant::now() + timeout);
+    let polled = policy.poll(
+        |_| match cri_plugin_status(address)? {
+            true => Ok(()),
+            false => Err("the CRI plugin is not loaded (see containerd's log)".to_owned()),
+        },
+        |_, _| {},
+    );
+    match polled {
+        Ok(()) => Ok(()),
+        Err(retry::Error::GaveUp { last, .. }) => anyhow::bail!(
+            "containerd at {} not ready after {timeout:?}: {last}",
+            address.display()
+        ),
     }
-    anyhow::bail!(
-        "containerd at {} not ready after {timeout:?}: {last}",
-        address.display()
-    )
 }
 
 fn cri_plugin_status(address: &Path) -> Result<bool, String> {

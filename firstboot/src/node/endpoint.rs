@@ -4,10 +4,10 @@
 //! deadline.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ureq::tls::{TlsConfig, TlsProvider};
+use kiln_core::http;
+use kiln_core::retry::{self, Policy};
 
 /// First pause between attempts; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -18,35 +18,37 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// deadline passes. The probe does not verify the certificate: it only decides when to start
 /// kubeadm, whose discovery then pins the CA.
 pub fn wait_ready(endpoint: &str, deadline: Instant) -> anyhow::Result<()> {
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let last = match probe(endpoint) {
-            Ok(()) => {
-                tracing::info!(endpoint, attempts, "control plane is ready");
-                return Ok(());
-            }
-            Err(e) => e,
-        };
-        let pause = crate::datasource::http::jitter(backoff);
-        if Instant::now() + pause >= deadline {
-            anyhow::bail!("control plane {endpoint} not ready after {attempts} attempts: {last}");
+    let agent = http::Options {
+        env_proxy: false,
+        verify_tls: false,
+        total: Some(ATTEMPT_TIMEOUT),
+        ..http::Options::new(concat!("kiln-firstboot/", env!("CARGO_PKG_VERSION")))
+    }
+    .agent();
+    let policy = Policy::until(deadline, FIRST_BACKOFF, MAX_BACKOFF);
+    let polled = policy.poll(
+        |attempt| probe(&agent, endpoint).map(|()| attempt),
+        |last, _| tracing::info!(endpoint, "control plane not ready yet ({last}); retrying"),
+    );
+    match polled {
+        Ok(attempts) => {
+            tracing::info!(endpoint, attempts, "control plane is ready");
+            Ok(())
         }
-        tracing::info!(endpoint, "control plane not ready yet ({last}); retrying");
-        std::thread::sleep(pause);
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        Err(retry::Error::GaveUp { attempts, last }) => {
+            anyhow::bail!("control plane {endpoint} not ready after {attempts} attempts: {last}")
+        }
     }
 }
 
-fn probe(endpoint: &str) -> Result<(), String> {
+fn probe(agent: &ureq::Agent, endpoint: &str) -> Result<(), String> {
     let addr = endpoint
         .to_socket_addrs()
         .map_err(|e| format!("resolving {endpoint}: {e}"))?
         .next()
         .ok_or_else(|| format!("{endpoint} resolves to no address"))?;
     TcpStream::connect_timeout(&addr, ATTEMPT_TIMEOUT).map_err(|e| format!("TCP {addr}: {e}"))?;
-    let status = readyz(endpoint)?;
+    let status = readyz(agent, endpoint)?;
     if api_server_up(status) {
         Ok(())
     } else {
@@ -59,20 +61,7 @@ fn api_server_up(status: u16) -> bool {
     matches!(status, 200 | 401 | 403)
 }
 
-fn readyz(endpoint: &str) -> Result<u16, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .disable_verification(true)
-        .unversioned_rustls_crypto_provider(provider)
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(ATTEMPT_TIMEOUT))
-        .tls_config(tls)
-        .build()
-        .into();
+fn readyz(agent: &ureq::Agent, endpoint: &str) -> Result<u16, String> {
     agent
         .get(&format!("https://{endpoint}/readyz"))
         .call()

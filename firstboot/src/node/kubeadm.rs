@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use kiln_core::retry::{self, Attempt, Policy};
+
 use crate::process::run_logged;
 use crate::redact::Redactor;
 
@@ -25,36 +27,41 @@ pub struct Invocation {
 /// Runs `inv`, resetting and retrying on failure; the error names the last exit status and the
 /// last lines kubeadm wrote to stderr (redacted).
 pub fn run(inv: &Invocation, redact: &Redactor) -> anyhow::Result<()> {
-    let attempts = inv.attempts.max(1);
-    let mut pause = inv.backoff;
-    for attempt in 1..=attempts {
-        let mut cmd = Command::new(&inv.kubeadm);
-        cmd.args(&inv.args);
-        tracing::info!(
-            attempt,
-            attempts,
-            subcommand = inv.args.first().map(String::as_str),
-            "running kubeadm"
-        );
-        let done = run_logged(cmd, "kubeadm", redact)
-            .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", inv.kubeadm.display()))?;
-        if done.status.success() {
-            return Ok(());
+    let policy = Policy::attempts(inv.attempts, inv.backoff);
+    let attempts = policy.attempts.unwrap_or(1);
+    let result = policy.run(
+        |attempt| {
+            if attempt > 1 {
+                reset(inv, redact);
+            }
+            let mut cmd = Command::new(&inv.kubeadm);
+            cmd.args(&inv.args);
+            tracing::info!(
+                attempt,
+                attempts,
+                subcommand = inv.args.first().map(String::as_str),
+                "running kubeadm"
+            );
+            let done = run_logged(cmd, "kubeadm", redact).map_err(|e| {
+                Attempt::Fail(anyhow::anyhow!("cannot run {}: {e}", inv.kubeadm.display()))
+            })?;
+            if done.status.success() {
+                return Ok(());
+            }
+            Err(Attempt::Retry(format!(
+                "kubeadm exited with {}: {}",
+                done.status,
+                done.stderr_tail.join(" | ")
+            )))
+        },
+        |reason, _| tracing::warn!("{reason}; resetting and retrying"),
+    );
+    result.map_err(|e| match e {
+        retry::Error::Final(err) => err,
+        retry::Error::GaveUp { attempts, last } => {
+            anyhow::anyhow!("{last} (attempt {attempts} of {attempts})")
         }
-        let reason = format!(
-            "kubeadm exited with {}: {}",
-            done.status,
-            done.stderr_tail.join(" | ")
-        );
-        if attempt == attempts {
-            anyhow::bail!("{reason} (attempt {attempt} of {attempts})");
-        }
-        tracing::warn!(attempt, "{reason}; resetting and retrying");
-        reset(inv, redact);
-        std::thread::sleep(crate::datasource::http::jitter(pause));
-        pause *= 2;
-    }
-    unreachable!("the loop returns on the last attempt")
+    })
 }
 
 /// `kubeadm reset -f`, so the next attempt starts clean; its failure is logged, not fatal.

@@ -3,8 +3,6 @@
 //! its digest (and size) before it enters the cache. Several images are pulled at once.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -13,6 +11,7 @@ use serde::Deserialize;
 use crate::bake::cache::Cache;
 use crate::bake::digest;
 use crate::bake::mirror::Mirrors;
+use crate::bake::transfer;
 
 use super::reference::Reference;
 use super::registry::Registry;
@@ -42,37 +41,21 @@ pub fn pull_all(
         }
     }
     let registry = Registry::new(mirrors);
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<anyhow::Result<PulledImage>>>> =
-        Mutex::new(images.iter().map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL.min(images.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= images.len() || failed.load(Ordering::SeqCst) {
-                    return;
-                }
-                let bar = progress.add(new_bar(&images[i]));
-                let puller = Puller {
-                    registry: &registry,
-                    cache,
-                    image: &images[i],
-                    bar: &bar,
-                };
-                let result = puller
-                    .pull(platform, refresh)
-                    .with_context(|| format!("pulling image {}", images[i]));
-                bar.finish_and_clear();
-                progress.remove(&bar);
-                if result.is_err() {
-                    failed.store(true, Ordering::SeqCst);
-                }
-                results.lock().unwrap()[i] = Some(result);
-            });
-        }
+    let results = transfer::bounded(&images, PARALLEL, |image| {
+        let bar = progress.add(new_bar(image));
+        let puller = Puller {
+            registry: &registry,
+            cache,
+            image,
+            bar: &bar,
+        };
+        let result = puller
+            .pull(platform, refresh)
+            .with_context(|| format!("pulling image {image}"));
+        bar.finish_and_clear();
+        progress.remove(&bar);
+        result
     });
-    let results = results.into_inner().unwrap();
     let mut pulled = Vec::with_capacity(results.len());
     for result in results {
         match result {

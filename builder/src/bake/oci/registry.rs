@@ -3,17 +3,22 @@
 //! (registry.k8s.io, docker.io, ghcr.io): a 401 names a token realm in `WWW-Authenticate`, the
 //! token is fetched for `repository:<name>:pull` and the request repeated with it.
 //!
-//! Connection errors, 408, 429 and 5xx are retried a few times with a short backoff; everything
-//! else is an error naming the URL and status.
+//! Connection errors, 408, 429 and 5xx are retried a few times with a short backoff (the shared
+//! policy and rule of `kiln_core::retry` and `kiln_core::http`); everything else is an error
+//! naming the URL (redacted: a blob redirect points at a signed URL whose query is a credential)
+//! and status.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use kiln_core::http;
+use kiln_core::retry::{self, Attempt, Policy};
+use kiln_core::url::redact;
 
 use crate::bake::mirror::Mirrors;
+use crate::bake::transfer::{self, CopyError};
 
 use super::reference::Reference;
 
@@ -29,6 +34,8 @@ pub const MANIFEST_TYPES: &[&str] = &[
 const MANIFEST_LIMIT: u64 = 4 << 20;
 /// Attempts per request (connection errors, 408, 429, 5xx).
 const ATTEMPTS: u32 = 3;
+/// The pause after a request's first failed attempt (doubling after that).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Redirects followed per request.
 const MAX_REDIRECTS: u32 = 5;
 
@@ -53,16 +60,14 @@ pub struct Manifest {
 impl Registry {
     /// A client that reaches registries through `mirrors`.
     pub fn new(mirrors: &Mirrors) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .tls_config(kiln_core::tls::webpki())
-            .build()
-            .into();
+        let agent = http::Options {
+            max_redirects: 0,
+            connect: Some(Duration::from_secs(30)),
+            response: Some(Duration::from_secs(60)),
+            per_read: Some(Duration::from_secs(60)),
+            ..http::Options::new(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        }
+        .agent();
         Registry {
             agent,
             mirrors: mirrors.clone(),
@@ -84,7 +89,7 @@ impl Registry {
             .with_config()
             .limit(MANIFEST_LIMIT)
             .read_to_vec()
-            .with_context(|| format!("reading {url}"))?;
+            .with_context(|| format!("reading {}", redact(&url)))?;
         Ok(Manifest {
             bytes,
             digest_header,
@@ -103,19 +108,12 @@ impl Registry {
         let url = self.url(image, "blobs", digest);
         let mut response = self.get(image, &url, "*/*")?;
         let mut reader = response.body_mut().as_reader();
-        let mut buf = vec![0u8; 256 << 10];
-        let mut total = 0u64;
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .with_context(|| format!("reading {url}"))?;
-            if n == 0 {
-                return Ok(total);
+        transfer::copy_with_progress(&mut reader, sink, progress).map_err(|e| match e {
+            CopyError::Read(e) => {
+                anyhow::anyhow!("reading {}: {}", redact(&url), http::describe(&url, &e))
             }
-            sink.write_all(&buf[..n]).context("writing to the cache")?;
-            total += n as u64;
-            progress(n as u64);
-        }
+            CopyError::Write(e) => anyhow::Error::new(e).context("writing to the cache"),
+        })
     }
 
     fn url(&self, image: &Reference, kind: &str, reference: &str) -> String {
@@ -153,23 +151,11 @@ impl Registry {
         let mut challenged = Vec::new();
         // A redirect target gets a token only once it asks for one with a 401.
         let mut authorize = true;
-        let mut attempt = 0;
         loop {
-            attempt += 1;
             let key = format!("{} {}", origin(&url), image.repository);
             let token = self.tokens.lock().unwrap().get(&key).cloned();
-            let mut request = self.agent.get(&url).header("Accept", accept);
-            if let Some(token) = token.as_ref().filter(|_| authorize) {
-                request = request.header("Authorization", format!("Bearer {token}"));
-            }
-            let response = match request.call() {
-                Ok(r) => r,
-                Err(e) if attempt < ATTEMPTS && retryable_error(&e) => {
-                    backoff(attempt);
-                    continue;
-                }
-                Err(e) => return Err(anyhow::anyhow!("GET {url}: {e}")),
-            };
+            let bearer = token.as_deref().filter(|_| authorize);
+            let response = self.send(&url, accept, bearer)?;
             let status = response.status().as_u16();
             match status {
                 200 => return Ok(response),
@@ -177,7 +163,6 @@ impl Registry {
                     let location = header(&response, "location");
                     url = redirect_target(&url, &location)?;
                     redirects += 1;
-                    attempt = 0;
                     authorize = false;
                 }
                 401 if !authorize && token.is_some() => authorize = true,
@@ -185,23 +170,53 @@ impl Registry {
                     let challenge = header(&response, "www-authenticate");
                     let token = self
                         .fetch_token(&challenge, image)
-                        .with_context(|| format!("GET {url}: 401 Unauthorized"))?;
+                        .with_context(|| format!("GET {}: 401 Unauthorized", redact(&url)))?;
                     self.tokens.lock().unwrap().insert(key.clone(), token);
                     challenged.push(key);
                     authorize = true;
                 }
-                408 | 429 | 500..=599 if attempt < ATTEMPTS => backoff(attempt),
                 404 => anyhow::bail!(
-                    "GET {url}: 404 Not Found (no such image, tag or blob in the registry)"
+                    "GET {}: 404 Not Found (no such image, tag or blob in the registry)",
+                    redact(&url)
                 ),
-                _ => anyhow::bail!(
-                    "GET {url}: HTTP {status}{}",
-                    error_detail(response)
-                        .map(|d| format!(": {d}"))
-                        .unwrap_or_default()
-                ),
+                _ => anyhow::bail!("GET {}: HTTP {status}{}", redact(&url), detail(response)),
             }
         }
+    }
+
+    /// One GET of `url` (with the bearer token, if given) under the request policy: the first
+    /// answer that is not transient, whatever its status.
+    fn send(
+        &self,
+        url: &str,
+        accept: &str,
+        bearer: Option<&str>,
+    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let attempt = |_| {
+            let mut request = self.agent.get(url).header("Accept", accept);
+            if let Some(token) = bearer {
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            match request.call() {
+                Ok(r) if http::is_transient_status(r.status().as_u16()) => Err(Attempt::Retry(
+                    format!("HTTP {}{}", r.status().as_u16(), detail(r)),
+                )),
+                Ok(r) => Ok(r),
+                Err(e) if http::is_transient(&e) => Err(Attempt::Retry(http::describe(url, &e))),
+                Err(e) => Err(Attempt::Fail(http::describe(url, &e))),
+            }
+        };
+        Policy::attempts(ATTEMPTS, FIRST_BACKOFF)
+            .run(attempt, |reason, pause| {
+                tracing::debug!("GET {}: {reason}; retrying in {pause:?}", redact(url))
+            })
+            .map_err(|e| match e {
+                retry::Error::Final(reason) => anyhow::anyhow!("GET {}: {reason}", redact(url)),
+                retry::Error::GaveUp { attempts, last } => anyhow::anyhow!(
+                    "GET {}: {last} (gave up after {attempts} attempts)",
+                    redact(url)
+                ),
+            })
     }
 
     /// Anonymous token for `challenge` (`Bearer realm="…",service="…",scope="…"`).
@@ -222,12 +237,17 @@ impl Registry {
         if let Some(service) = params.get("service") {
             request = request.query("service", service);
         }
-        let mut response = request
-            .call()
-            .with_context(|| format!("GET token from {realm}"))?;
+        let mut response = request.call().map_err(|e| {
+            anyhow::anyhow!(
+                "GET token from {}: {}",
+                redact(realm),
+                http::describe(realm, &e)
+            )
+        })?;
         anyhow::ensure!(
             response.status() == 200,
-            "GET token from {realm}: HTTP {} (the image may be private)",
+            "GET token from {}: HTTP {} (the image may be private)",
+            redact(realm),
             response.status()
         );
         let body: serde_json::Value = serde_json::from_slice(
@@ -236,14 +256,14 @@ impl Registry {
                 .with_config()
                 .limit(1 << 20)
                 .read_to_vec()
-                .with_context(|| format!("reading token from {realm}"))?,
+                .with_context(|| format!("reading token from {}", redact(realm)))?,
         )
-        .with_context(|| format!("token from {realm} is not JSON"))?;
+        .with_context(|| format!("token from {} is not JSON", redact(realm)))?;
         body.get("token")
             .or_else(|| body.get("access_token"))
             .and_then(|t| t.as_str())
             .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("token response from {realm} has no token"))
+            .ok_or_else(|| anyhow::anyhow!("token response from {} has no token", redact(realm)))
     }
 }
 
@@ -272,10 +292,18 @@ fn redirect_target(from: &str, location: &str) -> anyhow::Result<String> {
     } else if location.starts_with('/') {
         format!("{}{location}", origin(from))
     } else {
-        anyhow::bail!("GET {from}: redirect to {location:?}, which kiln does not follow");
+        anyhow::bail!(
+            "GET {}: redirect to {:?}, which kiln does not follow",
+            redact(from),
+            redact(location)
+        );
     };
     if from.starts_with("https://") && !target.starts_with("https://") {
-        anyhow::bail!("GET {from}: refusing the redirect from HTTPS to {target}");
+        anyhow::bail!(
+            "GET {}: refusing the redirect from HTTPS to {}",
+            redact(from),
+            redact(&target)
+        );
     }
     Ok(target)
 }
@@ -304,18 +332,11 @@ fn parse_challenge(challenge: &str) -> Option<HashMap<String, String>> {
     Some(params)
 }
 
-fn retryable_error(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::HostNotFound
-            | ureq::Error::ConnectionFailed
-    )
-}
-
-fn backoff(attempt: u32) {
-    std::thread::sleep(Duration::from_millis(250 << attempt));
+/// `": <detail>"` from a distribution-spec error body, or nothing.
+fn detail(response: ureq::http::Response<ureq::Body>) -> String {
+    error_detail(response)
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
 }
 
 /// The first error message of a distribution-spec error body, if any.
@@ -356,7 +377,7 @@ mod tests {
     /// A one-request-per-connection HTTP server on 127.0.0.1 for the rest of the test process:
     /// `handler(own address, request line, head)` → status, extra header lines, body.
     fn serve(handler: Handler) -> String {
-        use std::io::Write;
+        use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let own = addr.clone();
@@ -445,6 +466,40 @@ mod tests {
         assert_eq!(blob, b"blob");
         let err = registry.manifest(&image, "2").unwrap_err().to_string();
         assert!(err.contains("404"), "{err}");
+    }
+
+    /// A blob redirect to a signed URL (credentials in the query) that fails: the error names
+    /// the URL without the signature, and neither does a refused redirect.
+    #[test]
+    fn signed_redirect_targets_stay_out_of_errors() {
+        let back = serve(|_, line, _| {
+            if line.starts_with("GET /signed/blob?") {
+                return (403, String::new(), b"expired".to_vec());
+            }
+            (404, String::new(), Vec::new())
+        });
+        static BACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        BACK.set(back).unwrap();
+        let front = serve(|_, _, _| {
+            let back = BACK.get().unwrap();
+            let to = format!(
+                "Location: http://user:pa55@{back}/signed/blob?X-Amz-Credential=AKID&X-Amz-Signature=s3cret\r\n"
+            );
+            (307, to, Vec::new())
+        });
+        let mirrors = Mirrors::new(vec![format!("reg.example=http://{front}").parse().unwrap()]);
+        let registry = Registry::new(&mirrors);
+        let image: Reference = "reg.example/app:1".parse().unwrap();
+        let err = registry
+            .blob(&image, "sha256:ab", &mut Vec::new(), &|_| {})
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("/signed/blob: HTTP 403"), "{msg}");
+        for secret in ["s3cret", "AKID", "pa55"] {
+            assert!(!msg.contains(secret), "{msg}");
+        }
+        let err = redirect_target("https://a.io/v2/x", "http://b.io/y?sig=s3cret").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]
