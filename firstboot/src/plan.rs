@@ -314,6 +314,35 @@ impl Plan {
 impl fmt::Display for Plan {
     /// The `--dry-run` listing: paths, modes, sizes, names; never contents.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_accounts(f)?;
+        for n in &self.nodes {
+            fmt_node(n, f)?;
+        }
+        for u in &self.units {
+            writeln!(
+                f,
+                "unit      {} {} dropins={}",
+                u.name,
+                unit_state(u),
+                u.dropins.len()
+            )?;
+        }
+        if let Some(h) = &self.hostname {
+            writeln!(f, "hostname  {h}")?;
+        }
+        for c in &self.commands {
+            writeln!(f, "command   {:?} {}", c.phase, c.origin)?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning   {w}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// The groups and users lines of the listing: names, ids, key counts, memberships.
+    fn fmt_accounts(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for g in &self.groups {
             writeln!(
                 f,
@@ -331,60 +360,118 @@ impl fmt::Display for Plan {
                 u.groups.join(",")
             )?;
         }
-        for n in &self.nodes {
-            match n {
-                Node::Directory(d) => {
-                    writeln!(f, "directory {} {}", d.path.display(), mode_text(d.mode))?
-                }
-                Node::File(x) => writeln!(
-                    f,
-                    "file      {} {} {} bytes{}",
-                    x.path.display(),
-                    mode_text(x.mode),
-                    x.contents.as_ref().map_or(0, Vec::len),
-                    if x.append.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" +{} appended", x.append.len())
-                    }
-                )?,
-                Node::Link(l) => writeln!(
-                    f,
-                    "{}  {} -> {}",
-                    if l.hard { "hardlink" } else { "symlink " },
-                    l.path.display(),
-                    l.target.display()
-                )?,
-            }
-        }
-        for u in &self.units {
-            let state = match (u.mask, u.enabled) {
-                (true, _) => "masked",
-                (false, Some(true)) => "enabled",
-                (false, Some(false)) => "disabled",
-                (false, None) => "",
-            };
-            writeln!(
-                f,
-                "unit      {} {} dropins={}",
-                u.name,
-                state,
-                u.dropins.len()
-            )?;
-        }
-        if let Some(h) = &self.hostname {
-            writeln!(f, "hostname  {h}")?;
-        }
-        for c in &self.commands {
-            writeln!(f, "command   {:?} {}", c.phase, c.origin)?;
-        }
-        for w in &self.warnings {
-            writeln!(f, "warning   {w}")?;
-        }
         Ok(())
+    }
+}
+
+/// One listing line for a directory, file (size, not contents) or link.
+fn fmt_node(node: &Node, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match node {
+        Node::Directory(d) => writeln!(f, "directory {} {}", d.path.display(), mode_text(d.mode)),
+        Node::File(x) => writeln!(
+            f,
+            "file      {} {} {} bytes{}",
+            x.path.display(),
+            mode_text(x.mode),
+            x.contents.as_ref().map_or(0, Vec::len),
+            if x.append.is_empty() {
+                String::new()
+            } else {
+                format!(" +{} appended", x.append.len())
+            }
+        ),
+        Node::Link(l) => writeln!(
+            f,
+            "{}  {} -> {}",
+            if l.hard { "hardlink" } else { "symlink " },
+            l.path.display(),
+            l.target.display()
+        ),
+    }
+}
+
+/// What the listing says of a unit: masked wins over enabled or disabled; nothing if unset.
+fn unit_state(unit: &Unit) -> &'static str {
+    match (unit.mask, unit.enabled) {
+        (true, _) => "masked",
+        (false, Some(true)) => "enabled",
+        (false, Some(false)) => "disabled",
+        (false, None) => "",
     }
 }
 
 fn mode_text(mode: Option<u32>) -> String {
     mode.map_or_else(|| "default".into(), |m| format!("{m:04o}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(mask: bool, enabled: Option<bool>) -> Unit {
+        Unit {
+            name: "a.service".into(),
+            mask,
+            enabled,
+            ..Unit::default()
+        }
+    }
+
+    #[test]
+    fn unit_state_masked_wins() {
+        assert_eq!(unit_state(&unit(true, Some(true))), "masked");
+        assert_eq!(unit_state(&unit(false, Some(true))), "enabled");
+        assert_eq!(unit_state(&unit(false, Some(false))), "disabled");
+        assert_eq!(unit_state(&unit(false, None)), "");
+    }
+
+    #[test]
+    fn dry_run_listing_shows_sizes_never_contents() {
+        let plan = Plan {
+            users: vec![User {
+                name: "core".into(),
+                groups: vec!["a".into(), "b".into()],
+                ssh_authorized_keys: vec!["k".into()],
+                ..User::default()
+            }],
+            nodes: vec![
+                Node::Directory(Directory {
+                    path: "/d".into(),
+                    mode: None,
+                    owner: Owner::default(),
+                    overwrite: false,
+                    origin: String::new(),
+                }),
+                Node::File(File {
+                    path: "/d/f".into(),
+                    contents: Some(b"secret".to_vec()),
+                    append: vec![b"x".to_vec()],
+                    existing: Existing::Overwrite,
+                    mode: Some(0o600),
+                    owner: Owner::default(),
+                    origin: String::new(),
+                }),
+                Node::Link(Link {
+                    path: "/l".into(),
+                    target: "/d/f".into(),
+                    hard: false,
+                    overwrite: false,
+                    owner: Owner::default(),
+                    origin: String::new(),
+                }),
+            ],
+            units: vec![unit(true, None)],
+            hostname: Some("n1".into()),
+            ..Plan::default()
+        };
+        assert_eq!(
+            plan.to_string(),
+            "user      core keys=1 groups=a,b\n\
+             directory /d default\n\
+             file      /d/f 0600 6 bytes +1 appended\n\
+             symlink   /l -> /d/f\n\
+             unit      a.service masked dropins=0\n\
+             hostname  n1\n"
+        );
+    }
 }

@@ -100,20 +100,7 @@ impl Plan {
     ) -> anyhow::Result<Self> {
         let version = recipe.kube_version()?;
         check_pinned_names(&recipe)?;
-        let architectures: Vec<Arch> = if only_archs.is_empty() {
-            recipe.architectures.clone()
-        } else {
-            for arch in only_archs {
-                if !recipe.architectures.contains(arch) {
-                    anyhow::bail!(
-                        "--arch {}: the recipe builds only {}",
-                        arch.kube(),
-                        names(&recipe.architectures)
-                    );
-                }
-            }
-            only_archs.to_vec()
-        };
+        let architectures = selected_architectures(&recipe, only_archs)?;
         let artifacts = architectures
             .iter()
             .flat_map(|&arch| artifacts_for(&recipe, &version, arch))
@@ -154,6 +141,24 @@ impl Plan {
     }
 }
 
+/// The recipe's architectures, or `only_archs` (`--arch`) when given, each of which the
+/// recipe must build.
+fn selected_architectures(recipe: &Recipe, only_archs: &[Arch]) -> anyhow::Result<Vec<Arch>> {
+    if only_archs.is_empty() {
+        return Ok(recipe.architectures.clone());
+    }
+    for arch in only_archs {
+        if !recipe.architectures.contains(arch) {
+            anyhow::bail!(
+                "--arch {}: the recipe builds only {}",
+                arch.kube(),
+                names(&recipe.architectures)
+            );
+        }
+    }
+    Ok(only_archs.to_vec())
+}
+
 fn names(archs: &[Arch]) -> String {
     archs
         .iter()
@@ -177,99 +182,133 @@ fn check_pinned_names(recipe: &Recipe) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The downloads for `arch`: kubeadm, kubelet and kubectl, then each component the recipe sets.
 fn artifacts_for(recipe: &Recipe, version: &KubeVersion, arch: Arch) -> Vec<Artifact> {
-    let a = arch.kube();
-    let src = &recipe.sources;
-    let pinned = |name: &str| {
-        recipe
-            .checksums
-            .get(&arch)
-            .and_then(|sums| sums.get(name))
-            .map(|hex| hex.to_ascii_lowercase())
-    };
-    let make = |name: &'static str, version: String, url: String, sums: Option<String>, install| {
-        let file_name = url.rsplit('/').next().unwrap_or_default().to_owned();
-        let checksum = match pinned(name) {
+    let (src, c, a) = (&recipe.sources, &recipe.components, arch.kube());
+    let mut downloads = kube_downloads(&src.kubernetes, &version.to_string(), a);
+    downloads.extend(
+        c.containerd
+            .as_deref()
+            .map(|v| containerd(&src.containerd, v, a)),
+    );
+    downloads.extend(c.runc.as_deref().map(|v| runc(&src.runc, v, a)));
+    downloads.extend(
+        c.cni_plugins
+            .as_deref()
+            .map(|v| cni_plugins(&src.cni_plugins, v, a)),
+    );
+    downloads.extend(c.crictl.as_deref().map(|v| crictl(&src.crictl, v, a)));
+    (downloads.into_iter())
+        .map(|d| d.into_artifact(recipe, arch))
+        .collect()
+}
+
+/// One download before its checksum source is decided.
+struct Download {
+    name: &'static str,
+    version: String,
+    url: String,
+    /// The published checksum file, when not `URL.sha256`.
+    sums: Option<String>,
+    install: Install,
+}
+
+impl Download {
+    /// The artifact, its checksum pinned by the recipe's `[checksums.ARCH]` or else published.
+    fn into_artifact(self, recipe: &Recipe, arch: Arch) -> Artifact {
+        let pinned = (recipe.checksums.get(&arch))
+            .and_then(|sums| sums.get(self.name))
+            .map(|hex| hex.to_ascii_lowercase());
+        let checksum = match pinned {
             Some(hex) => Checksum::Pinned(hex),
             None => Checksum::Published {
-                url: sums.unwrap_or_else(|| format!("{url}.sha256")),
-                file_name,
+                file_name: self.url.rsplit('/').next().unwrap_or_default().to_owned(),
+                url: (self.sums).unwrap_or_else(|| format!("{}.sha256", self.url)),
             },
         };
         Artifact {
-            name,
+            name: self.name,
             arch,
-            version,
-            url,
+            version: self.version,
+            url: self.url,
             checksum,
-            install,
+            install: self.install,
         }
-    };
-    let kube = version.to_string();
-    let base = src.kubernetes.trim_end_matches('/');
-    let mut out: Vec<Artifact> = ["kubeadm", "kubelet", "kubectl"]
+    }
+}
+
+/// kubeadm, kubelet and kubectl from the Kubernetes release server.
+fn kube_downloads(base: &str, kube: &str, a: &str) -> Vec<Download> {
+    let base = base.trim_end_matches('/');
+    ["kubeadm", "kubelet", "kubectl"]
         .into_iter()
-        .map(|name| {
-            let url = format!("{base}/{kube}/bin/linux/{a}/{name}");
-            make(
-                name,
-                kube.clone(),
-                url,
-                None,
-                Install::Binary(format!("usr/bin/{name}")),
-            )
+        .map(|name| Download {
+            name,
+            version: kube.to_owned(),
+            url: format!("{base}/{kube}/bin/linux/{a}/{name}"),
+            sums: None,
+            install: Install::Binary(format!("usr/bin/{name}")),
         })
-        .collect();
-    let c = &recipe.components;
-    if let Some(v) = &c.containerd {
-        let url = format!(
-            "{}/v{v}/containerd-{v}-linux-{a}.tar.gz",
-            src.containerd.trim_end_matches('/')
-        );
-        let sums = format!("{url}.sha256sum");
-        let install = Install::Tarball {
-            prefix: "bin/".into(),
-            dest_dir: "usr/bin".into(),
-            only: Vec::new(),
-        };
-        out.push(make("containerd", v.clone(), url, Some(sums), install));
+        .collect()
+}
+
+fn containerd(base: &str, v: &str, a: &str) -> Download {
+    let url = format!(
+        "{}/v{v}/containerd-{v}-linux-{a}.tar.gz",
+        base.trim_end_matches('/')
+    );
+    Download {
+        name: "containerd",
+        version: v.to_owned(),
+        sums: Some(format!("{url}.sha256sum")),
+        url,
+        install: tarball("bin/", "usr/bin", &[]),
     }
-    if let Some(v) = &c.runc {
-        let dir = format!("{}/v{v}", src.runc.trim_end_matches('/'));
-        let install = Install::Binary("usr/bin/runc".into());
-        out.push(make(
-            "runc",
-            v.clone(),
-            format!("{dir}/runc.{a}"),
-            Some(format!("{dir}/runc.sha256sum")),
-            install,
-        ));
+}
+
+fn runc(base: &str, v: &str, a: &str) -> Download {
+    let dir = format!("{}/v{v}", base.trim_end_matches('/'));
+    Download {
+        name: "runc",
+        version: v.to_owned(),
+        url: format!("{dir}/runc.{a}"),
+        sums: Some(format!("{dir}/runc.sha256sum")),
+        install: Install::Binary("usr/bin/runc".into()),
     }
-    if let Some(v) = &c.cni_plugins {
-        let url = format!(
+}
+
+fn cni_plugins(base: &str, v: &str, a: &str) -> Download {
+    Download {
+        name: "cni_plugins",
+        version: v.to_owned(),
+        url: format!(
             "{}/v{v}/cni-plugins-linux-{a}-v{v}.tgz",
-            src.cni_plugins.trim_end_matches('/')
-        );
-        let install = Install::Tarball {
-            prefix: String::new(),
-            dest_dir: "usr/libexec/cni".into(),
-            only: Vec::new(),
-        };
-        out.push(make("cni_plugins", v.clone(), url, None, install));
+            base.trim_end_matches('/')
+        ),
+        sums: None,
+        install: tarball("", "usr/libexec/cni", &[]),
     }
-    if let Some(v) = &c.crictl {
-        let url = format!(
+}
+
+fn crictl(base: &str, v: &str, a: &str) -> Download {
+    Download {
+        name: "crictl",
+        version: v.to_owned(),
+        url: format!(
             "{}/v{v}/crictl-v{v}-linux-{a}.tar.gz",
-            src.crictl.trim_end_matches('/')
-        );
-        let install = Install::Tarball {
-            prefix: String::new(),
-            dest_dir: "usr/bin".into(),
-            only: vec!["crictl".into()],
-        };
-        out.push(make("crictl", v.clone(), url, None, install));
+            base.trim_end_matches('/')
+        ),
+        sums: None,
+        install: tarball("", "usr/bin", &["crictl"]),
     }
-    out
+}
+
+fn tarball(prefix: &str, dest_dir: &str, only: &[&str]) -> Install {
+    Install::Tarball {
+        prefix: prefix.into(),
+        dest_dir: dest_dir.into(),
+        only: only.iter().map(|&name| name.into()).collect(),
+    }
 }
 
 impl fmt::Display for Plan {
@@ -282,6 +321,15 @@ impl fmt::Display for Plan {
             names(&self.architectures),
             self.source_date_epoch
         )?;
+        self.fmt_downloads(f)?;
+        self.fmt_images(f)?;
+        self.fmt_outputs(f)
+    }
+}
+
+impl Plan {
+    /// Each artifact with its URL and where its checksum comes from.
+    fn fmt_downloads(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pinned = (self.artifacts.iter())
             .filter(|a| matches!(a.checksum, Checksum::Pinned(_)))
             .count();
@@ -305,7 +353,11 @@ impl fmt::Display for Plan {
                 a.url
             )?;
         }
-        self.fmt_images(f)?;
+        Ok(())
+    }
+
+    /// The output files: per architecture, then the disk, the sysupdate transfer and the sums.
+    fn fmt_outputs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "outputs:")?;
         let o = &self.recipe.outputs;
         for arch in &self.architectures {
@@ -318,19 +370,7 @@ impl fmt::Display for Plan {
             }
         }
         if let Some(disk) = &self.disk {
-            let extra: Vec<&str> = [("disk.qcow2", disk.disk.qcow2), ("pxe/", disk.disk.pxe)]
-                .iter()
-                .filter(|(_, on)| *on)
-                .map(|(name, _)| *name)
-                .collect();
-            writeln!(
-                f,
-                "  disk.raw ({}, Debian {} from {}) {}",
-                disk.disk.size,
-                disk.rootfs.suite,
-                disk.rootfs.mirror,
-                extra.join(" ")
-            )?;
+            fmt_disk_output(disk, f)?;
         }
         if let Some(url) = &o.sysupdate_url {
             writeln!(
@@ -341,9 +381,7 @@ impl fmt::Display for Plan {
         }
         write!(f, "  manifest.json, SHA256SUMS")
     }
-}
 
-impl Plan {
     fn fmt_images(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.images;
         match i.source {
@@ -373,6 +411,23 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// The disk image line: size, Debian suite and mirror, and the extra formats.
+fn fmt_disk_output(disk: &DiskPlan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let extra: Vec<&str> = [("disk.qcow2", disk.disk.qcow2), ("pxe/", disk.disk.pxe)]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
+    writeln!(
+        f,
+        "  disk.raw ({}, Debian {} from {}) {}",
+        disk.disk.size,
+        disk.rootfs.suite,
+        disk.rootfs.mirror,
+        extra.join(" ")
+    )
 }
 
 #[cfg(test)]
@@ -456,6 +511,29 @@ extra = ["docker.io/library/busybox:1.36"]
         assert!(
             err.to_string().contains("checksums.amd64.kubeadmm"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn dry_run_print_lists_downloads_images_and_outputs() {
+        let text = plan(FULL).unwrap().to_string();
+        assert!(text.starts_with("recipe "), "{text}");
+        assert!(text.contains("architectures amd64, arm64, SOURCE_DATE_EPOCH 0\n"));
+        assert!(text.contains(
+            "downloads (1 checksums pinned in the recipe, 13 from the download server):\n"
+        ));
+        assert!(text.contains(&format!(
+            "  runc        arm64 https://github.com/opencontainers/runc/releases/download/v1.2.4/runc.arm64\n              sha256 pinned in the recipe: {}\n",
+            "a".repeat(64)
+        )));
+        assert!(
+            text.contains("  docker.io/library/busybox:1.36\n"),
+            "{text}"
+        );
+        let outputs = text.split("outputs:\n").nth(1).unwrap();
+        assert!(
+            outputs.ends_with("  manifest.json, SHA256SUMS"),
+            "{outputs}"
         );
     }
 

@@ -244,17 +244,32 @@ impl Recipe {
         })
     }
 
+    /// Checks the recipe field group by field group, reporting the first problem.
     fn validate(&self) -> anyhow::Result<()> {
+        self.check_name()?;
+        self.kube_version()?;
+        if self.architectures.is_empty() {
+            anyhow::bail!("architectures: list at least one (amd64, arm64)");
+        }
+        self.check_components()?;
+        self.check_checksums()?;
+        self.check_sources()?;
+        self.check_sysext_identity()?;
+        self.check_outputs()
+    }
+
+    /// The name names the sysext image: a DNS label (no dots).
+    fn check_name(&self) -> anyhow::Result<()> {
         if !kiln_core::names::is_dns1123_subdomain(&self.name) || self.name.contains('.') {
             anyhow::bail!(
                 "name {:?}: use lower-case letters, digits and '-' (it names the sysext image)",
                 self.name
             );
         }
-        self.kube_version()?;
-        if self.architectures.is_empty() {
-            anyhow::bail!("architectures: list at least one (amd64, arm64)");
-        }
+        Ok(())
+    }
+
+    fn check_components(&self) -> anyhow::Result<()> {
         for (field, version) in [
             ("components.containerd", &self.components.containerd),
             ("components.runc", &self.components.runc),
@@ -265,6 +280,10 @@ impl Recipe {
                 check_component_version(field, v)?;
             }
         }
+        Ok(())
+    }
+
+    fn check_checksums(&self) -> anyhow::Result<()> {
         for (arch, sums) in &self.checksums {
             for (artifact, hex) in sums {
                 if !super::digest::is_sha256_hex(hex) {
@@ -275,6 +294,10 @@ impl Recipe {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn check_sources(&self) -> anyhow::Result<()> {
         for (field, url) in [
             ("sources.kubernetes", &self.sources.kubernetes),
             ("sources.containerd", &self.sources.containerd),
@@ -286,6 +309,11 @@ impl Recipe {
                 anyhow::bail!("{field}: {url:?} must be an http:// or https:// base URL");
             }
         }
+        Ok(())
+    }
+
+    /// The sysext's extension-release values: one of level or version id, os-release syntax.
+    fn check_sysext_identity(&self) -> anyhow::Result<()> {
         let o = &self.outputs;
         if o.sysext_level.is_some() && o.sysext_version_id.is_some() {
             anyhow::bail!("outputs: set sysext_level or sysext_version_id, not both");
@@ -295,15 +323,15 @@ impl Recipe {
             ("outputs.sysext_level", o.sysext_level.as_ref()),
             ("outputs.sysext_version_id", o.sysext_version_id.as_ref()),
         ] {
-            let ok = |v: &String| {
-                !v.is_empty()
-                    && v.bytes()
-                        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
-            };
-            if let Some(v) = value.filter(|v| !ok(v)) {
+            if let Some(v) = value.filter(|v| !is_os_release_value(v)) {
                 anyhow::bail!("{field}: {v:?}: use 0-9, a-z, '.', '_', '-' (os-release(5))");
             }
         }
+        Ok(())
+    }
+
+    /// Something to build, and a disk only with amd64.
+    fn check_outputs(&self) -> anyhow::Result<()> {
         let disk = self.disk_plan()?;
         if disk.is_some() && !self.architectures.contains(&Arch::Amd64) {
             anyhow::bail!("architectures: disk images are built for amd64; add it");
@@ -313,6 +341,13 @@ impl Recipe {
         }
         Ok(())
     }
+}
+
+/// An os-release(5) identifier value: not empty, only 0-9, a-z, '.', '_' and '-'.
+fn is_os_release_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
 }
 
 fn check_component_version(field: &str, version: &str) -> anyhow::Result<()> {
@@ -345,6 +380,16 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = "kubernetes_version = \"v1.31.4\"\n";
+
+    #[test]
+    fn os_release_values() {
+        for ok in ["kubernetes", "1.31_4-a", "0"] {
+            assert!(is_os_release_value(ok), "{ok}");
+        }
+        for bad in ["", "Kubernetes", "a b", "a/b"] {
+            assert!(!is_os_release_value(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn minimal_recipe_gets_official_defaults() {

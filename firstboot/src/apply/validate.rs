@@ -87,20 +87,44 @@ fn same_symlink(link: &crate::plan::Link, host: &std::path::Path) -> bool {
 
 /// Every user and group named as an owner or membership must exist or be created by the plan.
 fn check_principals(plan: &Plan, root: &Root) -> Result<()> {
-    let new_users: HashSet<&str> = plan.users.iter().map(|u| u.name.as_str()).collect();
-    let new_groups: HashSet<&str> = plan
-        .groups
-        .iter()
-        .map(|g| g.name.as_str())
-        .chain(
-            plan.users
-                .iter()
-                .filter(|u| !u.no_user_group)
-                .map(|u| u.name.as_str()),
-        )
-        .collect();
-    let user_known = |n: &str| new_users.contains(n) || root.user(n).is_some();
-    let group_known = |n: &str| new_groups.contains(n) || root.group(n).is_some();
+    let known = Known::new(plan, root);
+    check_owners(plan, &known)?;
+    check_user_groups(plan, &known)?;
+    check_group_members(plan, &known)
+}
+
+/// The users and groups that exist after the plan's accounts are created.
+struct Known<'a> {
+    new_users: HashSet<&'a str>,
+    /// The plan's groups and the users' own groups (unless `no_user_group`).
+    new_groups: HashSet<&'a str>,
+    root: &'a Root,
+}
+
+impl<'a> Known<'a> {
+    fn new(plan: &'a Plan, root: &'a Root) -> Self {
+        let users = plan.users.iter();
+        let own_groups = users.clone().filter(|u| !u.no_user_group);
+        Known {
+            new_users: users.map(|u| u.name.as_str()).collect(),
+            new_groups: (plan.groups.iter().map(|g| g.name.as_str()))
+                .chain(own_groups.map(|u| u.name.as_str()))
+                .collect(),
+            root,
+        }
+    }
+
+    fn user(&self, name: &str) -> bool {
+        self.new_users.contains(name) || self.root.user(name).is_some()
+    }
+
+    fn group(&self, name: &str) -> bool {
+        self.new_groups.contains(name) || self.root.group(name).is_some()
+    }
+}
+
+/// Owners of files, directories and links named by name.
+fn check_owners(plan: &Plan, known: &Known<'_>) -> Result<()> {
     for node in &plan.nodes {
         let owner = match node {
             Node::File(f) => &f.owner,
@@ -108,7 +132,7 @@ fn check_principals(plan: &Plan, root: &Root) -> Result<()> {
             Node::Link(l) => &l.owner,
         };
         if let Some(Principal::Name(n)) = &owner.user {
-            if !user_known(n) {
+            if !known.user(n) {
                 return Err(UserDataError::new(
                     format!("{}.user", node.origin()),
                     format!("unknown user {n:?}"),
@@ -116,7 +140,7 @@ fn check_principals(plan: &Plan, root: &Root) -> Result<()> {
             }
         }
         if let Some(Principal::Name(n)) = &owner.group {
-            if !group_known(n) {
+            if !known.group(n) {
                 return Err(UserDataError::new(
                     format!("{}.group", node.origin()),
                     format!("unknown group {n:?}"),
@@ -124,10 +148,15 @@ fn check_principals(plan: &Plan, root: &Root) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Users' primary groups, and their supplementary groups unless the plan creates missing ones.
+fn check_user_groups(plan: &Plan, known: &Known<'_>) -> Result<()> {
     for (i, user) in plan.users.iter().enumerate() {
         let supplementary = user.groups.iter().filter(|_| !user.create_groups);
         for g in supplementary.chain(&user.primary_group) {
-            if !group_known(g) {
+            if !known.group(g) {
                 return Err(UserDataError::new(
                     format!("users[{i}] ({})", user.name),
                     format!("unknown group {g:?}"),
@@ -135,9 +164,13 @@ fn check_principals(plan: &Plan, root: &Root) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn check_group_members(plan: &Plan, known: &Known<'_>) -> Result<()> {
     for group in &plan.groups {
         for m in &group.members {
-            if !user_known(m) {
+            if !known.user(m) {
                 return Err(UserDataError::new(
                     format!("groups ({})", group.name),
                     format!("unknown member {m:?}"),
@@ -198,4 +231,81 @@ fn check_hard_links(plan: &Plan, root: &Root, resolved: &[Resolved<'_>]) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Directory, Group, Owner, User};
+
+    fn root_with_accounts() -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nwheel:x:10:\n").unwrap();
+        let root = Root::new(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    fn user(name: &str, no_user_group: bool) -> User {
+        User {
+            name: name.into(),
+            no_user_group,
+            ..User::default()
+        }
+    }
+
+    #[test]
+    fn known_counts_the_root_and_the_plan() {
+        let (_dir, root) = root_with_accounts();
+        let plan = Plan {
+            users: vec![user("core", false), user("svc", true)],
+            groups: vec![Group {
+                name: "ops".into(),
+                ..Group::default()
+            }],
+            ..Plan::default()
+        };
+        let known = Known::new(&plan, &root);
+        assert!(known.user("root") && known.user("core") && known.user("svc"));
+        assert!(!known.user("nobody"));
+        assert!(known.group("wheel") && known.group("ops") && known.group("core"));
+        assert!(!known.group("svc"));
+    }
+
+    #[test]
+    fn unknown_principals_name_where_they_are_used() {
+        let (_dir, root) = root_with_accounts();
+        let owned_by = |group: &str| Plan {
+            nodes: vec![Node::Directory(Directory {
+                path: "/d".into(),
+                mode: None,
+                owner: Owner {
+                    user: Some(Principal::Name("root".into())),
+                    group: Some(Principal::Name(group.into())),
+                },
+                overwrite: false,
+                origin: "storage.directories[0]".into(),
+            })],
+            ..Plan::default()
+        };
+        assert!(check_principals(&owned_by("wheel"), &root).is_ok());
+        let e = check_principals(&owned_by("nope"), &root).unwrap_err();
+        assert_eq!(e.field, "storage.directories[0].group");
+        let mut member = Plan::default();
+        member.groups.push(Group {
+            name: "ops".into(),
+            members: vec!["ghost".into()],
+            ..Group::default()
+        });
+        let e = check_principals(&member, &root).unwrap_err();
+        assert_eq!(e.field, "groups (ops)");
+        let mut primary = Plan::default();
+        primary.users.push(User {
+            primary_group: Some("ghost".into()),
+            ..user("core", false)
+        });
+        let e = check_principals(&primary, &root).unwrap_err();
+        assert_eq!(e.field, "users[0] (core)");
+    }
 }

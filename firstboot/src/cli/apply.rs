@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use kiln_firstboot::apply::{apply, Commands, Options, Root};
 use kiln_firstboot::datasource::http::{Http, HttpConfig};
+use kiln_firstboot::plan::Plan;
 use kiln_firstboot::userdata::remote::HttpFetcher;
 use kiln_firstboot::userdata::Inputs;
 
@@ -42,36 +43,9 @@ pub struct ApplyArgs {
 impl ApplyArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let user_data = read_input(&self.user_data)?;
-        let metadata = match &self.metadata {
-            Some(path) => {
-                let text =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                serde_json::from_slice(&text)
-                    .with_context(|| format!("{}: invalid metadata JSON", path.display()))?
-            }
-            None => serde_json::json!({}),
-        };
+        let metadata = read_metadata(self.metadata.as_deref())?;
         let root = Root::new(&self.root)?;
-        let root_has = |p: &str| {
-            root.resolve(Path::new(p), "probe")
-                .is_ok_and(|h| h.exists())
-        };
-        let fetcher = HttpFetcher::new(Http::new(HttpConfig {
-            deadline: Instant::now() + Duration::from_secs(self.timeout),
-            request_timeout: Duration::from_secs(10),
-            max_body: kiln_firstboot::userdata::resource::MAX_RESOURCE_BYTES,
-        }));
-        let inputs = Inputs {
-            metadata: &metadata,
-            fetcher: &fetcher,
-            root_has: &root_has,
-        };
-        let plan = kiln_firstboot::userdata::compile(&user_data, &inputs).with_context(|| {
-            format!(
-                "{}: user-data rejected, nothing was written",
-                self.user_data.display()
-            )
-        })?;
+        let plan = self.compile(&user_data, &metadata, &root)?;
         for warning in &plan.warnings {
             tracing::warn!("{warning}");
         }
@@ -79,18 +53,7 @@ impl ApplyArgs {
             print!("{plan}");
             return Ok(());
         }
-        let mut redact = kiln_firstboot::redact::Redactor::default();
-        redact.add_tokens_in(&String::from_utf8_lossy(&user_data));
-        redact.add_from_plan(&plan);
-        let options = Options {
-            commands: if self.run_commands {
-                Commands::All
-            } else {
-                Commands::None
-            },
-            redact,
-        };
-        apply(&plan, &root, &options)
+        apply(&plan, &root, &self.options(&user_data, &plan))
             .with_context(|| format!("applying user-data to {}", self.root.display()))?;
         tracing::info!(
             root = %self.root.display(),
@@ -102,6 +65,62 @@ impl ApplyArgs {
         );
         Ok(())
     }
+
+    /// The plan for `user_data`, remote resources fetched within --timeout and templates
+    /// rendered with `metadata`; nothing is written yet.
+    fn compile(
+        &self,
+        user_data: &[u8],
+        metadata: &serde_json::Value,
+        root: &Root,
+    ) -> anyhow::Result<Plan> {
+        let root_has = |p: &str| {
+            root.resolve(Path::new(p), "probe")
+                .is_ok_and(|h| h.exists())
+        };
+        let fetcher = HttpFetcher::new(Http::new(HttpConfig {
+            deadline: Instant::now() + Duration::from_secs(self.timeout),
+            request_timeout: Duration::from_secs(10),
+            max_body: kiln_firstboot::userdata::resource::MAX_RESOURCE_BYTES,
+        }));
+        let inputs = Inputs {
+            metadata,
+            fetcher: &fetcher,
+            root_has: &root_has,
+        };
+        kiln_firstboot::userdata::compile(user_data, &inputs).with_context(|| {
+            format!(
+                "{}: user-data rejected, nothing was written",
+                self.user_data.display()
+            )
+        })
+    }
+
+    /// Whether commands run, and the secrets (tokens in the user-data and the plan) that
+    /// their output must not show.
+    fn options(&self, user_data: &[u8], plan: &Plan) -> Options {
+        let mut redact = kiln_firstboot::redact::Redactor::default();
+        redact.add_tokens_in(&String::from_utf8_lossy(user_data));
+        redact.add_from_plan(plan);
+        Options {
+            commands: if self.run_commands {
+                Commands::All
+            } else {
+                Commands::None
+            },
+            redact,
+        }
+    }
+}
+
+/// The instance metadata JSON at `path`, or an empty object without one.
+fn read_metadata(path: Option<&Path>) -> anyhow::Result<serde_json::Value> {
+    let Some(path) = path else {
+        return Ok(serde_json::json!({}));
+    };
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{}: invalid metadata JSON", path.display()))
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {

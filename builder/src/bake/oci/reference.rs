@@ -25,56 +25,16 @@ impl FromStr for Reference {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("image reference {s:?}: {why}");
-        let (rest, digest) = match s.split_once('@') {
-            Some((rest, d)) => {
-                let hex = d
-                    .strip_prefix("sha256:")
-                    .filter(|h| digest::is_sha256_hex(h))
-                    .ok_or_else(|| bad("the digest must be sha256:<64 hex characters>"))?;
-                (rest, Some(format!("sha256:{}", hex.to_ascii_lowercase())))
-            }
-            None => (s, None),
-        };
-        let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
-            _ => (rest, None),
-        };
-        let (registry, repository) = match name.split_once('/') {
-            Some((first, repo))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first, repo.to_owned())
-            }
-            _ => ("docker.io", name.to_owned()),
-        };
-        let registry = match registry {
-            "index.docker.io" | "registry-1.docker.io" => "docker.io",
-            r => r,
-        };
-        let repository = if registry == "docker.io" && !repository.contains('/') {
-            format!("library/{repository}")
-        } else {
-            repository
-        };
-        if registry.is_empty()
-            || repository
-                .split('/')
-                .any(|c| c.is_empty() || !c.bytes().all(is_repository_byte))
-        {
+        let (rest, digest) = split_digest(s).map_err(bad)?;
+        let (name, tag) = split_tag(rest);
+        let (registry, repository) = split_registry(name);
+        if !is_valid_repository(registry, &repository) {
             return Err(bad(
                 "the repository must be lower-case letters, digits, '.', '_', '-' and '/'",
             ));
         }
-        if let Some(tag) = tag {
-            let ok = !tag.is_empty()
-                && tag.len() <= 128
-                && !tag.starts_with(['.', '-'])
-                && tag
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !ok {
-                return Err(bad("the tag must be up to 128 of [A-Za-z0-9_.-]"));
-            }
+        if tag.is_some_and(|tag| !is_valid_tag(tag)) {
+            return Err(bad("the tag must be up to 128 of [A-Za-z0-9_.-]"));
         }
         let tag = match (tag, &digest) {
             (None, None) => Some("latest".to_owned()),
@@ -87,6 +47,67 @@ impl FromStr for Reference {
             digest,
         })
     }
+}
+
+/// The reference before `@`, and the digest after it (`sha256:` and lower-case hex).
+fn split_digest(s: &str) -> Result<(&str, Option<String>), &'static str> {
+    match s.split_once('@') {
+        Some((rest, d)) => {
+            let hex = d
+                .strip_prefix("sha256:")
+                .filter(|h| digest::is_sha256_hex(h))
+                .ok_or("the digest must be sha256:<64 hex characters>")?;
+            Ok((rest, Some(format!("sha256:{}", hex.to_ascii_lowercase()))))
+        }
+        None => Ok((s, None)),
+    }
+}
+
+/// The name and the tag after its last `:`, unless that `:` is a registry's port.
+fn split_tag(rest: &str) -> (&str, Option<&str>) {
+    match rest.rfind(':') {
+        Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
+        _ => (rest, None),
+    }
+}
+
+/// The registry (a first component with `.` or `:`, or `localhost`; else Docker Hub) and the
+/// repository, normalized as Docker does: one Docker Hub name, one spelling with `library/`.
+fn split_registry(name: &str) -> (&str, String) {
+    let (registry, repository) = match name.split_once('/') {
+        Some((first, repo))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first, repo.to_owned())
+        }
+        _ => ("docker.io", name.to_owned()),
+    };
+    let registry = match registry {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io",
+        r => r,
+    };
+    if registry == "docker.io" && !repository.contains('/') {
+        (registry, format!("library/{repository}"))
+    } else {
+        (registry, repository)
+    }
+}
+
+fn is_valid_repository(registry: &str, repository: &str) -> bool {
+    !registry.is_empty()
+        && repository
+            .split('/')
+            .all(|c| !c.is_empty() && c.bytes().all(is_repository_byte))
+}
+
+/// Up to 128 of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+fn is_valid_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 fn is_repository_byte(b: u8) -> bool {
@@ -196,6 +217,31 @@ mod tests {
                 "registry.k8s.io/pause:3.10",
                 "registry.k8s.io/pause@sha256:x"
             ]
+        );
+    }
+
+    #[test]
+    fn tag_and_registry_split() {
+        assert_eq!(split_tag("reg.io:5000/app"), ("reg.io:5000/app", None));
+        assert_eq!(
+            split_tag("reg.io:5000/app:1"),
+            ("reg.io:5000/app", Some("1"))
+        );
+        assert_eq!(
+            split_registry("nginx"),
+            ("docker.io", "library/nginx".into())
+        );
+        assert_eq!(
+            split_registry("registry-1.docker.io/a/b"),
+            ("docker.io", "a/b".into())
+        );
+        assert_eq!(split_registry("team/app"), ("docker.io", "team/app".into()));
+        assert!(
+            is_valid_tag("v1.0_rc-1") && !is_valid_tag("-x") && !is_valid_tag(&"a".repeat(129))
+        );
+        assert_eq!(
+            split_digest("x@sha256:AB"),
+            Err("the digest must be sha256:<64 hex characters>")
         );
     }
 

@@ -102,104 +102,26 @@ fn subnets(name: &str, list: &[String], service: bool) -> Result<Vec<Cidr>> {
     Ok(out)
 }
 
+/// Checks every value of `raw` (in the order its errors are reported) and builds the config.
 fn values(raw: Raw) -> Result<NodeConfig> {
-    let role = match raw.role.as_deref() {
-        None => {
-            return Err(NodeConfigError::field(
-                "role",
-                "missing; set init, join or control-plane",
-            ))
-        }
-        Some("init") => Role::Init,
-        Some("join") => Role::Join,
-        Some("control-plane") => Role::ControlPlane,
-        Some(other) => {
-            return Err(NodeConfigError::field(
-                "role",
-                format!("{other:?} is not init, join or control-plane"),
-            ))
-        }
-    };
-    let opt_check =
-        |name: &str, v: &Option<String>, f: fn(&str) -> std::result::Result<(), String>| {
-            v.as_deref().map_or(Ok(()), |s| field(name, f(s)))
-        };
-    opt_check(
-        "control_plane_endpoint",
-        &raw.control_plane_endpoint,
-        checks::endpoint,
-    )?;
-    opt_check("token_ttl", &raw.token_ttl, checks::duration)?;
-    opt_check(
-        "control_plane_timeout",
-        &raw.control_plane_timeout,
-        checks::duration,
-    )?;
-    opt_check(
-        "discovery_timeout",
-        &raw.discovery_timeout,
-        checks::duration,
-    )?;
-    opt_check(
-        "certificate_key",
-        &raw.certificate_key,
-        checks::certificate_key,
-    )?;
-    for (i, h) in raw.ca_cert_hashes.iter().enumerate() {
-        field(&format!("ca_cert_hashes[{i}]"), checks::ca_cert_hash(h))?;
-    }
-    for (k, v) in &raw.labels {
-        field(&format!("labels.{k:?}"), checks::label(k, v))?;
-    }
-    for k in raw.kubelet_extra_args.keys() {
-        field(&format!("kubelet_extra_args.{k:?}"), checks::flag_name(k))?;
-    }
-    if !raw.labels.is_empty() && raw.kubelet_extra_args.contains_key("node-labels") {
-        return Err(NodeConfigError::field(
-            "kubelet_extra_args.\"node-labels\"",
-            "use [labels] instead",
-        ));
-    }
-    if let Some(s) = raw
-        .cri_socket
-        .as_deref()
-        .filter(|s| !s.starts_with("unix:///"))
-    {
-        return Err(NodeConfigError::field(
-            "cri_socket",
-            format!("{s:?} is not unix:///PATH"),
-        ));
-    }
+    let role = role(raw.role.as_deref())?;
+    check_strings(&raw)?;
+    check_lists(&raw)?;
+    check_cri_socket(raw.cri_socket.as_deref())?;
     Ok(NodeConfig {
         role,
-        kubernetes_version: raw
-            .kubernetes_version
-            .as_deref()
-            .map(|v| {
-                field(
-                    "kubernetes_version",
-                    v.parse().map_err(|e: crate::Error| e.to_string()),
-                )
-            })
-            .transpose()?,
-        advertise_address: raw
-            .advertise_address
-            .as_deref()
-            .map(|a| {
-                field(
-                    "advertise_address",
-                    a.parse().map_err(|_| format!("{a:?} is not an IP address")),
-                )
-            })
-            .transpose()?,
+        kubernetes_version: parsed("kubernetes_version", &raw.kubernetes_version, |v| {
+            v.parse().map_err(|e: crate::Error| e.to_string())
+        })?,
+        advertise_address: parsed("advertise_address", &raw.advertise_address, |a| {
+            a.parse().map_err(|_| format!("{a:?} is not an IP address"))
+        })?,
         pod_subnets: subnets("pod_subnets", &raw.pod_subnets, false)?,
         service_subnets: subnets("service_subnets", &raw.service_subnets, true)?,
         taints: taints(raw.taints)?,
-        token: raw
-            .token
-            .as_deref()
-            .map(|t| field("token", BootstrapToken::parse(t).map_err(|e| e.to_string())))
-            .transpose()?,
+        token: parsed("token", &raw.token, |t| {
+            BootstrapToken::parse(t).map_err(|e| e.to_string())
+        })?,
         certificate_key: raw.certificate_key.map(Secret::new),
         external_etcd: raw.external_etcd.map(etcd).transpose()?,
         control_plane_endpoint: raw.control_plane_endpoint,
@@ -219,6 +141,101 @@ fn values(raw: Raw) -> Result<NodeConfig> {
         control_plane_timeout: raw.control_plane_timeout,
         discovery_timeout: raw.discovery_timeout,
     })
+}
+
+/// The role named by `role`, which must be set.
+fn role(role: Option<&str>) -> Result<Role> {
+    match role {
+        None => Err(NodeConfigError::field(
+            "role",
+            "missing; set init, join or control-plane",
+        )),
+        Some("init") => Ok(Role::Init),
+        Some("join") => Ok(Role::Join),
+        Some("control-plane") => Ok(Role::ControlPlane),
+        Some(other) => Err(NodeConfigError::field(
+            "role",
+            format!("{other:?} is not init, join or control-plane"),
+        )),
+    }
+}
+
+/// A check of a single string value: `Err` carries the message.
+type StringCheck = fn(&str) -> std::result::Result<(), String>;
+
+/// The optional string fields kept as text, each with the check it must pass when set.
+fn checked_strings(raw: &Raw) -> [(&'static str, &Option<String>, StringCheck); 5] {
+    [
+        (
+            "control_plane_endpoint",
+            &raw.control_plane_endpoint,
+            checks::endpoint,
+        ),
+        ("token_ttl", &raw.token_ttl, checks::duration),
+        (
+            "control_plane_timeout",
+            &raw.control_plane_timeout,
+            checks::duration,
+        ),
+        (
+            "discovery_timeout",
+            &raw.discovery_timeout,
+            checks::duration,
+        ),
+        (
+            "certificate_key",
+            &raw.certificate_key,
+            checks::certificate_key,
+        ),
+    ]
+}
+
+fn check_strings(raw: &Raw) -> Result<()> {
+    for (name, value, check) in checked_strings(raw) {
+        if let Some(text) = value.as_deref() {
+            field(name, check(text))?;
+        }
+    }
+    Ok(())
+}
+
+/// The CA hashes, labels and kubelet flags one by one, then labels set in two places.
+fn check_lists(raw: &Raw) -> Result<()> {
+    for (i, h) in raw.ca_cert_hashes.iter().enumerate() {
+        field(&format!("ca_cert_hashes[{i}]"), checks::ca_cert_hash(h))?;
+    }
+    for (k, v) in &raw.labels {
+        field(&format!("labels.{k:?}"), checks::label(k, v))?;
+    }
+    for k in raw.kubelet_extra_args.keys() {
+        field(&format!("kubelet_extra_args.{k:?}"), checks::flag_name(k))?;
+    }
+    if !raw.labels.is_empty() && raw.kubelet_extra_args.contains_key("node-labels") {
+        return Err(NodeConfigError::field(
+            "kubelet_extra_args.\"node-labels\"",
+            "use [labels] instead",
+        ));
+    }
+    Ok(())
+}
+
+fn check_cri_socket(socket: Option<&str>) -> Result<()> {
+    match socket.filter(|s| !s.starts_with("unix:///")) {
+        Some(s) => Err(NodeConfigError::field(
+            "cri_socket",
+            format!("{s:?} is not unix:///PATH"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The optional field `name` parsed by `parse` when set.
+fn parsed<T>(
+    name: &str,
+    value: &Option<String>,
+    parse: impl FnOnce(&str) -> std::result::Result<T, String>,
+) -> Result<Option<T>> {
+    value.as_deref().map(|v| field(name, parse(v))).transpose()
 }
 
 fn taints(raw: Vec<RawTaint>) -> Result<Vec<Taint>> {
@@ -260,4 +277,38 @@ fn etcd(raw: RawEtcd) -> Result<ExternalEtcd> {
         cert_file: raw.cert_file,
         key_file: raw.key_file,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_the_three_roles() {
+        assert_eq!(role(Some("init")).unwrap(), Role::Init);
+        assert_eq!(role(Some("join")).unwrap(), Role::Join);
+        assert_eq!(role(Some("control-plane")).unwrap(), Role::ControlPlane);
+        assert!(role(None).unwrap_err().to_string().contains("missing"));
+        assert!(role(Some("worker"))
+            .unwrap_err()
+            .to_string()
+            .contains("\"worker\" is not init"));
+    }
+
+    #[test]
+    fn cri_socket_must_be_a_unix_url() {
+        assert!(check_cri_socket(None).is_ok());
+        assert!(check_cri_socket(Some("unix:///run/containerd/containerd.sock")).is_ok());
+        let e = check_cri_socket(Some("/run/crio.sock")).unwrap_err();
+        assert!(e.to_string().starts_with("cri_socket: "));
+    }
+
+    #[test]
+    fn parsed_names_the_field_only_when_set() {
+        let number = |s: &str| s.parse::<u8>().map_err(|e| e.to_string());
+        assert_eq!(parsed("n", &None, number).unwrap(), None);
+        assert_eq!(parsed("n", &Some("7".into()), number).unwrap(), Some(7));
+        let e = parsed("n", &Some("x".into()), number).unwrap_err();
+        assert!(e.to_string().starts_with("n: "));
+    }
 }

@@ -29,6 +29,28 @@ fn kubeadm_fields(c: &NodeConfig) -> [(&'static str, bool); 17] {
 
 /// The rules of the role (and of the escape hatch) over the validated values.
 pub(super) fn check(c: &NodeConfig) -> Result<()> {
+    check_admin_kubeconfig(c)?;
+    if c.kubeadm_config.is_some() {
+        return check_beside_kubeadm_config(c);
+    }
+    if c.role.joins() {
+        only_for(c, "init", &init_only(c))?;
+        join_rules(c)?;
+    } else {
+        only_for(c, "join or control-plane", &join_only(c))?;
+    }
+    if c.role == Role::Join {
+        only_for(
+            c,
+            "init or control-plane (set kubelet_extra_args.node-ip on workers)",
+            &[("advertise_address", c.advertise_address.is_some())],
+        )?;
+        only_for(c, "init or control-plane", &control_plane_only(c))?;
+    }
+    Ok(())
+}
+
+fn check_admin_kubeconfig(c: &NodeConfig) -> Result<()> {
     if c.admin_kubeconfig
         .as_ref()
         .is_some_and(|p| !p.is_absolute())
@@ -38,71 +60,59 @@ pub(super) fn check(c: &NodeConfig) -> Result<()> {
             "must be an absolute path",
         ));
     }
-    if c.kubeadm_config.is_some() {
-        if let Some((name, _)) = kubeadm_fields(c).into_iter().find(|(_, set)| *set) {
-            return Err(NodeConfigError::field(
-                name,
-                "not allowed with kubeadm_config; put it in that kubeadm config",
-            ));
-        }
-        return Ok(());
-    }
-    let not_for = |name: &str, set: bool, roles: &str| match set {
-        true => Err(NodeConfigError::field(
+    Ok(())
+}
+
+/// With `kubeadm_config`, the first of the [`kubeadm_fields`] that is set is refused.
+fn check_beside_kubeadm_config(c: &NodeConfig) -> Result<()> {
+    match kubeadm_fields(c).into_iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(NodeConfigError::field(
             name,
+            "not allowed with kubeadm_config; put it in that kubeadm config",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses the first of `fields` that is set: it is only for the roles named by `roles`.
+fn only_for(c: &NodeConfig, roles: &str, fields: &[(&'static str, bool)]) -> Result<()> {
+    match fields.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(NodeConfigError::field(
+            *name,
             format!("only for role {roles}, not {}", c.role.name()),
         )),
-        false => Ok(()),
-    };
-    let init_only = [
+        None => Ok(()),
+    }
+}
+
+/// Fields only the init node uses: they describe the new cluster.
+fn init_only(c: &NodeConfig) -> [(&'static str, bool); 6] {
+    [
         ("pod_subnets", !c.pod_subnets.is_empty()),
         ("service_subnets", !c.service_subnets.is_empty()),
         ("external_etcd", c.external_etcd.is_some()),
         ("cni_manifest", c.cni_manifest.is_some()),
         ("admin_kubeconfig", c.admin_kubeconfig.is_some()),
         ("token_ttl", c.token_ttl.is_some()),
-    ];
-    if c.role.joins() {
-        for (name, set) in init_only {
-            not_for(name, set, "init")?;
-        }
-        join_rules(c)?;
-    } else {
-        not_for(
-            "ca_cert_hashes",
-            !c.ca_cert_hashes.is_empty(),
-            "join or control-plane",
-        )?;
-        not_for(
-            "unsafe_skip_ca_verification",
-            c.unsafe_skip_ca_verification,
-            "join or control-plane",
-        )?;
-        not_for(
-            "discovery_timeout",
-            c.discovery_timeout.is_some(),
-            "join or control-plane",
-        )?;
-    }
-    if c.role == Role::Join {
-        not_for(
-            "advertise_address",
-            c.advertise_address.is_some(),
-            "init or control-plane (set kubelet_extra_args.node-ip on workers)",
-        )?;
-        not_for(
-            "certificate_key",
-            c.certificate_key.is_some(),
-            "init or control-plane",
-        )?;
-        not_for("untaint", c.untaint, "init or control-plane")?;
-        not_for(
-            "control_plane_timeout",
-            c.control_plane_timeout.is_some(),
-            "init or control-plane",
-        )?;
-    }
-    Ok(())
+    ]
+}
+
+/// Fields only a joining node uses: the discovery of the existing cluster.
+fn join_only(c: &NodeConfig) -> [(&'static str, bool); 3] {
+    [
+        ("ca_cert_hashes", !c.ca_cert_hashes.is_empty()),
+        ("unsafe_skip_ca_verification", c.unsafe_skip_ca_verification),
+        ("discovery_timeout", c.discovery_timeout.is_some()),
+    ]
+}
+
+/// Fields a worker refuses (besides `advertise_address`): they concern control-plane nodes.
+fn control_plane_only(c: &NodeConfig) -> [(&'static str, bool); 3] {
+    [
+        ("certificate_key", c.certificate_key.is_some()),
+        ("untaint", c.untaint),
+        ("control_plane_timeout", c.control_plane_timeout.is_some()),
+    ]
 }
 
 fn join_rules(c: &NodeConfig) -> Result<()> {
@@ -131,4 +141,17 @@ fn join_rules(c: &NodeConfig) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_for_refuses_the_first_field_set() {
+        let c = NodeConfig::parse("role = \"init\"\n").unwrap();
+        assert!(only_for(&c, "join", &[("a", false), ("b", false)]).is_ok());
+        let e = only_for(&c, "join", &[("a", false), ("b", true), ("c", true)]).unwrap_err();
+        assert_eq!(e.to_string(), "b: only for role join, not init");
+    }
 }

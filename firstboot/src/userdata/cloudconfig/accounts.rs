@@ -1,7 +1,7 @@
 //! cloud-config `groups`, `users` and top-level `ssh_authorized_keys`. Users' keys go to
 //! `~/.ssh/authorized_keys`, `sudo` rules to /etc/sudoers.d, as cloud-init does.
 
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
 
 use super::{boolean, scalar, string_list};
 use crate::plan::{Group, KeyFile, Plan, User};
@@ -105,80 +105,130 @@ fn compile_groups(value: &Value) -> Result<Vec<Group>> {
     Ok(out)
 }
 
+/// One `users` entry: `default` (skipped with a warning), a bare name, or a mapping.
 fn compile_user(item: &Value, field: &str, warnings: &mut Vec<String>) -> Result<Option<User>> {
-    let map = match item {
+    match item {
         Value::String(s) if s == "default" => {
             warnings.push(format!(
                 "{field}: the distribution's `default` user is not created by kiln"
             ));
-            return Ok(None);
+            Ok(None)
         }
-        Value::String(name) => {
-            return Ok(Some(User {
-                name: name.clone(),
-                key_file: KeyFile::AuthorizedKeys,
-                ..User::default()
-            }))
-        }
-        Value::Mapping(m) => m,
-        _ => {
-            return Err(UserDataError::new(
-                field,
-                "expected a user name or a mapping",
-            ))
-        }
-    };
-    let get = |k: &str| map.get(k).filter(|v| !v.is_null());
-    let text = |k: &str| {
-        get(k)
-            .map(|v| scalar(v, &format!("{field}.{k}")))
-            .transpose()
-    };
-    let name =
-        text("name")?.ok_or_else(|| UserDataError::new(format!("{field}.name"), "missing name"))?;
-    for key in map.keys().filter_map(|k| k.as_str()) {
-        if IGNORED_USER_KEYS.contains(&key) || !USER_KEYS.contains(&key) {
-            warnings.push(format!("{field}.{key} is not supported by kiln; ignored"));
+        Value::String(name) => Ok(Some(User {
+            name: name.clone(),
+            key_file: KeyFile::AuthorizedKeys,
+            ..User::default()
+        })),
+        Value::Mapping(map) => UserFields { map, field }.compile(warnings).map(Some),
+        _ => Err(UserDataError::new(
+            field,
+            "expected a user name or a mapping",
+        )),
+    }
+}
+
+/// The keys of one user mapping; errors name the key under `field` (`users[0].uid`).
+struct UserFields<'a> {
+    map: &'a Mapping,
+    field: &'a str,
+}
+
+impl UserFields<'_> {
+    /// The user, its values read in the order their errors are reported.
+    fn compile(&self, warnings: &mut Vec<String>) -> Result<User> {
+        let name = (self.text("name")?)
+            .ok_or_else(|| UserDataError::new(self.at("name"), "missing name"))?;
+        self.warn_unsupported(warnings);
+        let uid = self.uid()?;
+        let sudo = self.sudo()?;
+        Ok(User {
+            name,
+            uid,
+            gecos: self.text("gecos")?,
+            home_dir: self.text("homedir")?,
+            no_create_home: self.flag("no_create_home")?,
+            primary_group: self.text("primary_group")?,
+            groups: self.list("groups", string_list)?,
+            no_user_group: self.flag("no_user_group")?,
+            shell: self.text("shell")?,
+            system: self.flag("system")?,
+            password_hash: self.text("hashed_passwd")?.or(self.text("passwd")?),
+            ssh_authorized_keys: self.list("ssh_authorized_keys", string_list_or_single)?,
+            key_file: KeyFile::AuthorizedKeys,
+            sudo,
+            lock_password: self.lock_password()?,
+            create_groups: true,
+        })
+    }
+
+    /// Keys kiln ignores or does not know, each with a warning.
+    fn warn_unsupported(&self, warnings: &mut Vec<String>) {
+        for key in self.map.keys().filter_map(|k| k.as_str()) {
+            if IGNORED_USER_KEYS.contains(&key) || !USER_KEYS.contains(&key) {
+                warnings.push(format!(
+                    "{}.{key} is not supported by kiln; ignored",
+                    self.field
+                ));
+            }
         }
     }
-    let uid = get("uid")
-        .map(|v| {
-            scalar(v, &format!("{field}.uid"))?
-                .parse::<u32>()
-                .map_err(|_| UserDataError::new(format!("{field}.uid"), "not a valid uid"))
-        })
-        .transpose()?;
-    let sudo = match get("sudo") {
-        None | Some(Value::Bool(false)) => vec![],
-        Some(v) => string_list_or_single(v, &format!("{field}.sudo"))?,
-    };
-    Ok(Some(User {
-        name,
-        uid,
-        gecos: text("gecos")?,
-        home_dir: text("homedir")?,
-        no_create_home: boolean(get("no_create_home"), &format!("{field}.no_create_home"))?,
-        primary_group: text("primary_group")?,
-        groups: get("groups")
-            .map(|v| string_list(v, &format!("{field}.groups")))
+
+    /// The value of `key`, a null one counting as unset.
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn at(&self, key: &str) -> String {
+        format!("{}.{key}", self.field)
+    }
+
+    fn text(&self, key: &str) -> Result<Option<String>> {
+        (self.get(key))
+            .map(|v| scalar(v, &self.at(key)))
+            .transpose()
+    }
+
+    fn flag(&self, key: &str) -> Result<bool> {
+        boolean(self.get(key), &self.at(key))
+    }
+
+    /// The list under `key` read by `read`, empty when unset.
+    fn list(
+        &self,
+        key: &str,
+        read: fn(&Value, &str) -> Result<Vec<String>>,
+    ) -> Result<Vec<String>> {
+        Ok((self.get(key))
+            .map(|v| read(v, &self.at(key)))
             .transpose()?
-            .unwrap_or_default(),
-        no_user_group: boolean(get("no_user_group"), &format!("{field}.no_user_group"))?,
-        shell: text("shell")?,
-        system: boolean(get("system"), &format!("{field}.system"))?,
-        password_hash: text("hashed_passwd")?.or(text("passwd")?),
-        ssh_authorized_keys: get("ssh_authorized_keys")
-            .map(|v| string_list_or_single(v, &format!("{field}.ssh_authorized_keys")))
-            .transpose()?
-            .unwrap_or_default(),
-        key_file: KeyFile::AuthorizedKeys,
-        sudo,
-        lock_password: match get("lock_passwd") {
-            None => true,
-            v => boolean(v, &format!("{field}.lock_passwd"))?,
-        },
-        create_groups: true,
-    }))
+            .unwrap_or_default())
+    }
+
+    fn uid(&self) -> Result<Option<u32>> {
+        (self.get("uid"))
+            .map(|v| {
+                scalar(v, &self.at("uid"))?
+                    .parse::<u32>()
+                    .map_err(|_| UserDataError::new(self.at("uid"), "not a valid uid"))
+            })
+            .transpose()
+    }
+
+    /// `sudo` rules: `false` or unset for none, else one rule or a list.
+    fn sudo(&self) -> Result<Vec<String>> {
+        match self.get("sudo") {
+            None | Some(Value::Bool(false)) => Ok(vec![]),
+            Some(v) => string_list_or_single(v, &self.at("sudo")),
+        }
+    }
+
+    /// `lock_passwd`, true unless set otherwise (as cloud-init does).
+    fn lock_password(&self) -> Result<bool> {
+        match self.get("lock_passwd") {
+            None => Ok(true),
+            v => boolean(v, &self.at("lock_passwd")),
+        }
+    }
 }
 
 /// A list, or one string taken whole (sudo rules and keys contain commas).
@@ -225,5 +275,28 @@ mod tests {
         assert_eq!(err.field, "users[0].name");
         let err = compile_text("#cloud-config\nusers:\n  - {name: a, uid: abc}\n").unwrap_err();
         assert_eq!(err.field, "users[0].uid");
+    }
+
+    #[test]
+    fn user_defaults_and_short_forms() {
+        let plan = compile_text(
+            "#cloud-config\nusers:\n  - ops\n  - {name: a, sudo: false, lock_passwd: null}\n  - {name: b, sudo: [x, y], lock_passwd: no, passwd: p, hashed_passwd: h, frob: 1}\n",
+        )
+        .unwrap();
+        let [ops, a, b] = &plan.users[..] else {
+            panic!("{:?}", plan.users)
+        };
+        assert_eq!(ops.name, "ops");
+        assert!(a.sudo.is_empty() && a.lock_password && a.groups.is_empty());
+        assert_eq!(b.sudo, ["x", "y"]);
+        assert!(!b.lock_password);
+        assert_eq!(b.password_hash.as_deref(), Some("h"));
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w == "users[2].frob is not supported by kiln; ignored"),
+            "{:?}",
+            plan.warnings
+        );
     }
 }
