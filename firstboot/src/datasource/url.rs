@@ -143,6 +143,16 @@ struct Tftp<'a> {
     max: u64,
 }
 
+/// What a received packet means for the transfer.
+enum Next {
+    /// Not ours, or not the block we wait for: keep waiting.
+    Wait,
+    /// A data block was taken: acknowledge it; `last` when it ends the file.
+    Ack { packet: Vec<u8>, last: bool },
+    /// The server has no such file.
+    NotFound,
+}
+
 impl Tftp<'_> {
     fn run(
         &mut self,
@@ -156,55 +166,74 @@ impl Tftp<'_> {
         self.send(&last.0, last.1)?;
         let mut buf = [0u8; 516];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::GaveUp {
-                    url: redact(self.url),
-                    attempts,
-                    last: "no TFTP answer".into(),
-                });
-            }
+            let left = self.time_left(deadline, attempts)?;
             self.socket.set_read_timeout(Some(left.min(timeout))).ok();
-            let (n, from) = match self.socket.recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(_) => {
-                    attempts += 1;
-                    self.send(&last.0, last.1)?;
-                    continue;
-                }
-            };
-            if self.peer.is_some_and(|p| p != from) || n < 4 {
+            let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
+                // No answer in time: send the last packet again (TFTP's own retransmission).
+                attempts += 1;
+                self.send(&last.0, last.1)?;
                 continue;
-            }
-            match (buf[1], u16::from_be_bytes([buf[2], buf[3]])) {
-                (3, block) if block == self.block.wrapping_add(1) => {
-                    self.peer = Some(from);
-                    self.block = block;
-                    self.data.extend_from_slice(&buf[4..n]);
-                    if self.data.len() as u64 > self.max {
-                        return Err(Error::TooLarge {
-                            source_name: redact(self.url),
-                            limit: self.max,
-                        });
-                    }
-                    last = (vec![0, 4, buf[2], buf[3]], from);
-                    self.send(&last.0, from)?;
-                    if n < 516 {
+            };
+            match self.receive(&buf[..n], from)? {
+                Next::Wait => {}
+                Next::NotFound => return Ok(None),
+                Next::Ack { packet, last: end } => {
+                    self.send(&packet, from)?;
+                    if end {
                         return Ok(Some(std::mem::take(&mut self.data)));
                     }
+                    last = (packet, from);
                 }
-                (5, 1) => return Ok(None),
-                (5, code) => {
-                    let msg = String::from_utf8_lossy(&buf[4..n])
-                        .trim_end_matches('\0')
-                        .to_owned();
-                    return Err(Error::Missing(format!(
-                        "{}: TFTP error {code}: {msg}",
-                        redact(self.url)
-                    )));
-                }
-                _ => {}
             }
+        }
+    }
+
+    /// Time left before `deadline`, or the error that the server never answered.
+    fn time_left(&self, deadline: Instant, attempts: u32) -> Result<Duration> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::GaveUp {
+                url: redact(self.url),
+                attempts,
+                last: "no TFTP answer".into(),
+            });
+        }
+        Ok(left)
+    }
+
+    /// Takes one packet from `from`: the next data block, an error, or something to ignore.
+    fn receive(&mut self, packet: &[u8], from: std::net::SocketAddr) -> Result<Next> {
+        if self.peer.is_some_and(|p| p != from) || packet.len() < 4 {
+            return Ok(Next::Wait);
+        }
+        match (packet[1], u16::from_be_bytes([packet[2], packet[3]])) {
+            (3, block) if block == self.block.wrapping_add(1) => {
+                self.peer = Some(from);
+                self.block = block;
+                self.data.extend_from_slice(&packet[4..]);
+                if self.data.len() as u64 > self.max {
+                    return Err(Error::TooLarge {
+                        source_name: redact(self.url),
+                        limit: self.max,
+                    });
+                }
+                let ack = vec![0, 4, packet[2], packet[3]];
+                Ok(Next::Ack {
+                    packet: ack,
+                    last: packet.len() < 516,
+                })
+            }
+            (5, 1) => Ok(Next::NotFound),
+            (5, code) => {
+                let msg = String::from_utf8_lossy(&packet[4..])
+                    .trim_end_matches('\0')
+                    .to_owned();
+                Err(Error::Missing(format!(
+                    "{}: TFTP error {code}: {msg}",
+                    redact(self.url)
+                )))
+            }
+            _ => Ok(Next::Wait),
         }
     }
 
