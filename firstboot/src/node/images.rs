@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aws_lc_rs::digest;
+use kiln_core::command::Run;
 
 /// Where `kiln build` puts image archives (the sysext layout).
 pub const IMAGE_DIR: &str = "/usr/share/kiln/images";
@@ -88,21 +89,13 @@ fn pin(name: &str, address: &Path) -> anyhow::Result<()> {
 
 /// `ctr --address ADDRESS --namespace k8s.io ARGS`; its stdout, or an error with its stderr.
 fn ctr(address: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("ctr")
-        .arg("--address")
+    let mut cmd = Command::new("ctr");
+    cmd.arg("--address")
         .arg(address)
         .args(["--namespace", NAMESPACE])
-        .args(args)
-        .output()
-        .map_err(|e| anyhow::anyhow!("running ctr: {e}"))?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "ctr {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .args(args);
+    let done = Run::new(&mut cmd, format!("ctr {}", args.join(" "))).run()?;
+    Ok(String::from_utf8_lossy(&done.stdout).into_owned())
 }
 
 /// `SHA256SUMS` lines: `<hex>  <file name>`.

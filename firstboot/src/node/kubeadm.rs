@@ -41,11 +41,7 @@ pub fn run(inv: &Invocation, redact: &Redactor) -> anyhow::Result<()> {
         if done.status.success() {
             return Ok(());
         }
-        let reason = format!(
-            "kubeadm exited with {}: {}",
-            done.status,
-            done.stderr_tail.join(" | ")
-        );
+        let reason = format!("kubeadm exited with {}: {}", done.status, done.detail());
         if attempt == attempts {
             anyhow::bail!("{reason} (attempt {attempt} of {attempts})");
         }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
+use kiln_core::command::{which, Detail, Run};
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
@@ -232,35 +233,23 @@ pub fn normalise_tree(tree: &Path, epoch: u64) -> anyhow::Result<()> {
 
 /// `PROGRAM` from `$PATH`, or an error naming the Debian package that provides it.
 pub(crate) fn find_tool(program: &str, package: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow::anyhow!("{program} not found; install {package}"))
+    which(program).ok_or_else(|| anyhow::anyhow!("{program} not found; install {package}"))
 }
 
 /// Runs `tool` with `args` (without `SOURCE_DATE_EPOCH`); a failure carries its stderr.
 pub(crate) fn run_tool(tool: &Path, args: &[OsString]) -> anyhow::Result<()> {
-    let output = Command::new(tool)
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .with_context(|| format!("running {}", tool.display()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let text = [stderr.trim(), stdout.trim()]
-            .into_iter()
-            .find(|s| !s.is_empty())
-            .unwrap_or("no output");
-        // The first lines carry the error; mkfs.erofs follows them with its whole usage text.
-        let text: Vec<&str> = text.lines().take(10).collect();
+    let mut cmd = Command::new(tool);
+    cmd.args(args).env_remove("SOURCE_DATE_EPOCH");
+    // The first lines carry the error; mkfs.erofs follows them with its whole usage text.
+    let done = Run::new(&mut cmd, tool.display().to_string())
+        .detail(Detail::First(10))
+        .output()?;
+    if !done.status.success() {
         anyhow::bail!(
             "{} failed ({}): {}",
             tool.display(),
-            output.status,
-            text.join("\n")
+            done.status,
+            done.detail()
         );
     }
     Ok(())

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use kiln_core::command::Run;
 
 pub use plan::DiskPlan;
 
@@ -81,14 +82,15 @@ pub fn build_disk(
     };
     step("layout (content tree, units, identity, fstab)", || {
         std::fs::create_dir(&root)?;
-        tools::run(
+        Run::new(
             std::process::Command::new("tar")
                 .args(["-x", "--numeric-owner", "--xattrs", "-f"])
                 .arg(&tarball)
                 .arg("-C")
                 .arg(&root),
             "unpacking the Debian root",
-        )?;
+        )
+        .run()?;
         layout::merge_content(plan, &root, content_tree)?;
         layout::reset_identity(&root)?;
         layout::immutable_settings(plan, &root, &uuids)
