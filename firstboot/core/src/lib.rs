@@ -6,6 +6,7 @@
 
 pub mod cli_main;
 pub mod command;
+pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod images;

@@ -14,11 +14,11 @@
 //! `source_date_epoch`, uid/gid 0, no user or group names, modes 0755/0644.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use aws_lc_rs::digest::{Context as Hasher, SHA256};
+use kiln_core::digest::{write_sums, Sha256Reader, Sha256Writer};
 
 use crate::bake::cache::Cache;
 
@@ -48,9 +48,8 @@ pub fn write_archives(
             written.push(path);
             sums.push((name, hex));
         }
-        let mut lines: Vec<String> = sums.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
-        lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
-        kiln_core::fsutil::write_atomic(&dir.join("SHA256SUMS"), lines.concat().as_bytes(), 0o644)
+        let text = write_sums(sums.iter().map(|(n, h)| (n, h)));
+        kiln_core::fsutil::write_atomic(&dir.join("SHA256SUMS"), text.as_bytes(), 0o644)
             .context("writing SHA256SUMS")?;
         Ok(sums)
     })();
@@ -74,10 +73,7 @@ fn write_archive(
         .prefix(".kiln-image-")
         .tempfile_in(parent)
         .context("creating a temporary file")?;
-    let mut out = HashingWriter {
-        inner: BufWriter::new(temp.as_file().try_clone()?),
-        hasher: Hasher::new(&SHA256),
-    };
+    let mut out = Sha256Writer::new(BufWriter::new(temp.as_file().try_clone()?));
     {
         let mut tar = tar::Builder::new(&mut out);
         append_dir(&mut tar, "blobs/", mtime)?;
@@ -96,13 +92,10 @@ fn write_archive(
                 blob.digest,
                 blob.size
             );
-            let mut reader = HashingReader {
-                inner: file,
-                hasher: Hasher::new(&SHA256),
-            };
+            let mut reader = Sha256Reader::new(file);
             let header = file_header(&format!("blobs/sha256/{}", blob.hex()), len, mtime)?;
             tar.append(&header, &mut reader)?;
-            let actual = hex::encode(reader.hasher.finish());
+            let actual = reader.finish().1;
             anyhow::ensure!(
                 actual == blob.hex(),
                 "cached {} is corrupt (SHA-256 {actual}); run the build again to re-fetch it",
@@ -121,8 +114,8 @@ fn write_archive(
         )?;
         tar.finish()?;
     }
-    out.inner.flush()?;
-    let hex = hex::encode(out.hasher.finish());
+    let (mut inner, hex) = out.finish();
+    inner.flush()?;
     temp.as_file().sync_all()?;
     temp.persist(path)?;
     kiln_core::fsutil::fsync_dir(parent)?;
@@ -183,36 +176,6 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &str, mtime: u64) -> an
     header.set_cksum();
     tar.append(&header, std::io::empty())?;
     Ok(())
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Hasher,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

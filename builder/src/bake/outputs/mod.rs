@@ -17,7 +17,8 @@ use crate::bake::images::ResolvedImages;
 use crate::bake::oci::PulledImage;
 use crate::bake::plan::Plan;
 use crate::bake::recipe::{Arch, SysextFormat};
-use crate::bake::{digest, tree};
+use crate::bake::tree;
+use kiln_core::digest;
 
 /// Every input of the build, for the manifests: artifacts (official URLs, not mirrors), images
 /// (manifest digests) and the kiln-firstboot binaries.

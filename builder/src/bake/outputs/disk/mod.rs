@@ -156,8 +156,10 @@ fn cached_rootfs(plan: &DiskPlan, work: &Path, scratch: &Path) -> anyhow::Result
         plan.rootfs.variant,
         plan.rootfs.packages.join(",")
     );
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
-    let name = format!("{}.tar", hex::encode(&digest.as_ref()[..12]));
+    let name = format!(
+        "{}.tar",
+        &kiln_core::digest::sha256_hex(key.as_bytes())[..24]
+    );
     let dir = work.join("rootfs");
     let tarball = dir.join(&name);
     if tarball.is_file() {

@@ -4,9 +4,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
 use super::*;
-use crate::bake::digest::sha256_file;
 use crate::bake::outputs::sysext::{write_extension_release, Level};
 use crate::bake::recipe::Arch;
+use kiln_core::digest::sha256_file;
 
 const EPOCH: u64 = 1_700_000_000;
 
