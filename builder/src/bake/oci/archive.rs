@@ -15,10 +15,12 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use kiln_core::digest::{write_sums, Sha256Reader, Sha256Writer};
+use kiln_core::fsutil::{publish, Replace};
 
 use crate::bake::cache::Cache;
 
@@ -68,14 +70,34 @@ fn write_archive(
     path: &Path,
     mtime: u64,
 ) -> anyhow::Result<String> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let temp = tempfile::Builder::new()
-        .prefix(".kiln-image-")
-        .tempfile_in(parent)
-        .context("creating a temporary file")?;
-    let mut out = Sha256Writer::new(BufWriter::new(temp.as_file().try_clone()?));
+    let mut hex = String::new();
+    publish(path, Replace::Existing, |tmp| -> anyhow::Result<()> {
+        // 0644 like SHA256SUMS beside it (a bare temp file would be 0600).
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = Sha256Writer::new(BufWriter::new(file));
+        write_tar(&mut out, image, cache, mtime)?;
+        let (mut inner, digest) = out.finish();
+        inner.flush()?;
+        hex = digest;
+        Ok(())
+    })?;
+    Ok(hex)
+}
+
+/// The OCI layout of `image` as a tar stream into `out`.
+fn write_tar(
+    out: &mut impl Write,
+    image: &PulledImage,
+    cache: &Cache,
+    mtime: u64,
+) -> anyhow::Result<()> {
     {
-        let mut tar = tar::Builder::new(&mut out);
+        let mut tar = tar::Builder::new(out);
         append_dir(&mut tar, "blobs/", mtime)?;
         append_dir(&mut tar, "blobs/sha256/", mtime)?;
         let mut blobs = image.blobs.clone();
@@ -114,12 +136,7 @@ fn write_archive(
         )?;
         tar.finish()?;
     }
-    let (mut inner, hex) = out.finish();
-    inner.flush()?;
-    temp.as_file().sync_all()?;
-    temp.persist(path)?;
-    kiln_core::fsutil::fsync_dir(parent)?;
-    Ok(hex)
+    Ok(())
 }
 
 /// `index.json`: one entry per image name, each pointing at the pulled index or manifest.

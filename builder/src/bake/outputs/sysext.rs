@@ -22,6 +22,7 @@ use std::process::Command;
 
 use anyhow::Context;
 use kiln_core::command::{which, Detail, Run};
+use kiln_core::fsutil::{publish, Replace};
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
@@ -105,23 +106,13 @@ pub fn pack(
         _ => find_tool("mksquashfs", "squashfs-tools")?,
     };
     normalise_tree(tree, source_date_epoch)?;
-    let tmp = temp_beside(out)?;
-    let argv = match args {
-        None => squashfs_args(tree, &tmp, source_date_epoch),
-        Some(uuid) => erofs_args(tree, &tmp, source_date_epoch, &uuid),
-    };
-    let result = run_tool(&tool, &argv).and_then(|()| {
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        std::fs::rename(&tmp, out)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
-        kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(out))?;
-        Ok(())
+    let result = publish(out, Replace::Existing, |tmp| {
+        let argv = match args {
+            None => squashfs_args(tree, tmp, source_date_epoch),
+            Some(uuid) => erofs_args(tree, tmp, source_date_epoch, &uuid),
+        };
+        run_tool(&tool, &argv)
     });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result.with_context(|| format!("packing {} into {}", tree.display(), out.display()))
 }
 
@@ -253,27 +244,6 @@ pub(crate) fn run_tool(tool: &Path, args: &[OsString]) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// `.NAME.tmp-PID` in the directory of `out` (removed first if a crashed run left it).
-pub(crate) fn temp_beside(out: &Path) -> anyhow::Result<PathBuf> {
-    let name = out
-        .file_name()
-        .with_context(|| format!("{}: not a file name", out.display()))?;
-    let tmp = kiln_core::fsutil::parent_dir(out).join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
-            std::fs::remove_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?
-        }
-        Err(e) => return Err(e).with_context(|| format!("{}", tmp.display())),
-    }
-    Ok(tmp)
 }
 
 #[cfg(test)]
