@@ -7,6 +7,8 @@
 pub mod cli_main;
 pub mod command;
 pub mod digest;
+pub mod duration;
+pub mod epoch;
 pub mod error;
 pub mod fsutil;
 pub mod images;
