@@ -292,14 +292,13 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Renames `from` to `to`, failing if `to` exists (`RENAME_NOREPLACE`).
 pub fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
-    nix::fcntl::renameat2(
-        nix::fcntl::AT_FDCWD,
-        from,
-        nix::fcntl::AT_FDCWD,
-        to,
-        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-    )
-    .map_err(|e| Error::io(to, e.into()))
+    rename2(from, to, nix::fcntl::RenameFlags::RENAME_NOREPLACE)
+}
+
+/// `renameat2(2)` with `flags`.
+fn rename2(from: &Path, to: &Path, flags: nix::fcntl::RenameFlags) -> Result<()> {
+    nix::fcntl::renameat2(nix::fcntl::AT_FDCWD, from, nix::fcntl::AT_FDCWD, to, flags)
+        .map_err(|e| Error::io(to, e.into()))
 }
 
 /// How [`publish`] and [`move_into_place`] treat an existing destination.
@@ -349,14 +348,7 @@ pub fn move_into_place(from: &Path, dest: &Path, replace: Replace) -> Result<()>
     match replace {
         Replace::Never => rename_no_replace(from, dest)?,
         Replace::Existing if dir_exists => {
-            nix::fcntl::renameat2(
-                nix::fcntl::AT_FDCWD,
-                from,
-                nix::fcntl::AT_FDCWD,
-                dest,
-                nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-            )
-            .map_err(|e| Error::io(dest, e.into()))?;
+            rename2(from, dest, nix::fcntl::RenameFlags::RENAME_EXCHANGE)?;
             fsync_dir(&parent_dir(dest))?;
             // `from` now holds the old `dest`.
             return remove_any(from);

@@ -126,10 +126,14 @@ pub fn root_image(tree: &Path, size: u64, out: &Path) -> anyhow::Result<()> {
 
 /// Bytes a tree needs on ext4, with room for metadata and first-boot writes.
 pub fn root_needs(tree: &Path) -> anyhow::Result<u64> {
-    let out = Command::new("du")
-        .args(["-s", "-B1", "--apparent-size"])
-        .arg(tree)
-        .output()?;
+    // du's total counts even if it could not read some entry (a non-zero exit).
+    let out = Run::new(
+        Command::new("du")
+            .args(["-s", "-B1", "--apparent-size"])
+            .arg(tree),
+        "du",
+    )
+    .output()?;
     let bytes: u64 = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
