@@ -1,4 +1,4 @@
-//! THE way kiln runs a program (mkfs, ctr, systemctl, kubeadm, user-data commands, shadow
+//! The one way kiln runs a program (mkfs, ctr, systemctl, kubeadm, user-data commands, shadow
 //! tools): argv, optional stdin bytes, optional redaction of known secrets, optional timeout
 //! (the whole process group killed when it overruns), stdout captured and bounded or logged
 //! line by line as it comes, and the end of stderr in the error. Also [`which`], the one PATH
@@ -17,7 +17,7 @@ use crate::Error;
 pub struct Limits {
     /// Wall-clock time before the program's process group is killed.
     pub timeout: Duration,
-    /// Bytes of stdout kept; more is an error (the program is killed).
+    /// Bytes of stdout kept; more is an error.
     pub max_stdout: usize,
 }
 

@@ -2,7 +2,9 @@
 //!
 //! The operator's tool (`kiln`) and the node agent (`kiln-firstboot`) both need the cluster PKI,
 //! bootstrap tokens, kubeadm configuration types and durable file writes. They live here, without
-//! any image-building dependency, so the node agent stays small.
+//! any image-building dependency, so the node agent stays small. So do the layers both use, one
+//! place each: `command` (running programs), `digest` (SHA-256, SHA256SUMS), `fsutil` (durable
+//! writes, publishing), `duration` (Go durations), `epoch` (SOURCE_DATE_EPOCH).
 
 pub mod cli_main;
 pub mod command;
