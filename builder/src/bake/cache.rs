@@ -11,9 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use aws_lc_rs::digest::{Context as Hasher, SHA256};
-
-use super::digest;
+use kiln_core::digest::{self, Sha256Writer};
 
 /// A cache directory.
 #[derive(Debug, Clone)]
@@ -71,9 +69,7 @@ impl Cache {
             .context("creating a temporary file in the cache")?;
         Ok(BlobWriter {
             cache: self.clone(),
-            temp,
-            hasher: Hasher::new(&SHA256),
-            len: 0,
+            temp: Sha256Writer::new(temp),
         })
     }
 
@@ -123,32 +119,29 @@ impl Cache {
 /// A blob being written: hashes what passes through and enters the cache only when verified.
 pub struct BlobWriter {
     cache: Cache,
-    temp: tempfile::NamedTempFile,
-    hasher: Hasher,
-    len: u64,
+    temp: Sha256Writer<tempfile::NamedTempFile>,
 }
 
 impl BlobWriter {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
-        self.len
+        self.temp.written()
     }
 
     /// Checks the digest against `expected` (when given), syncs, and moves the blob into the
     /// cache; returns its digest and path. On a mismatch the temporary file is removed and the
     /// error names both digests.
     pub fn finish(self, expected: Option<&str>) -> anyhow::Result<(String, PathBuf)> {
-        let actual = hex::encode(self.hasher.finish());
+        let (temp, actual) = self.temp.finish();
         if let Some(expected) = expected {
             if !actual.eq_ignore_ascii_case(expected) {
                 anyhow::bail!("SHA-256 mismatch: expected {expected}, got {actual}");
             }
         }
         let path = self.cache.blob_path(&actual);
-        let file: &File = self.temp.as_file();
+        let file: &File = temp.as_file();
         file.sync_all().context("syncing a cache blob")?;
-        self.temp
-            .persist(&path)
+        temp.persist(&path)
             .with_context(|| format!("moving a blob to {}", path.display()))?;
         Ok((actual, path))
     }
@@ -156,10 +149,7 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.temp.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
+        self.temp.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

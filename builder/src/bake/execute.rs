@@ -207,21 +207,11 @@ fn assemble(
 /// Moves the finished output directory to `dest`. With `force` an existing `dest` is swapped
 /// out atomically (`RENAME_EXCHANGE`) and removed afterwards, so it is never lost half-way.
 fn publish(built: &Path, dest: &Path, force: bool) -> anyhow::Result<()> {
-    if force && dest.exists() {
-        nix::fcntl::renameat2(
-            nix::fcntl::AT_FDCWD,
-            built,
-            nix::fcntl::AT_FDCWD,
-            dest,
-            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-        )
-        .with_context(|| format!("replacing {}", dest.display()))?;
-        std::fs::remove_dir_all(built)
-            .with_context(|| format!("removing the old output (now at {})", built.display()))?;
+    let replace = if force {
+        fsutil::Replace::Existing
     } else {
-        fsutil::rename_no_replace(built, dest)
-            .with_context(|| format!("moving the build to {}", dest.display()))?;
-    }
-    fsutil::fsync_dir(&fsutil::parent_dir(dest))
-        .with_context(|| format!("syncing the directory of {}", dest.display()))
+        fsutil::Replace::Never
+    };
+    fsutil::move_into_place(built, dest, replace)
+        .with_context(|| format!("moving the build to {}", dest.display()))
 }

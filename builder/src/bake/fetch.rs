@@ -203,28 +203,17 @@ fn cached_text(cache: &Cache, key: &str) -> anyhow::Result<Option<String>> {
 /// The digest for `file_name` in a checksum file: a bare digest, or sha256sum lines
 /// (`HEX  NAME`, `HEX *NAME`).
 pub fn parse_checksum(text: &str, file_name: &str) -> anyhow::Result<String> {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let mut bare = None;
-    for line in lines.by_ref() {
-        let mut parts = line.split_whitespace();
-        let (Some(hex), name) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        if !super::digest::is_sha256_hex(hex) {
-            continue;
-        }
-        match name {
-            None => bare = Some(hex),
-            Some(name) => {
-                let name = name.trim_start_matches('*').trim_start_matches("./");
-                let name = name.rsplit('/').next().unwrap_or(name);
-                if name == file_name {
-                    return Ok(hex.to_ascii_lowercase());
-                }
-            }
-        }
-    }
-    bare.map(str::to_ascii_lowercase)
+    let sums = kiln_core::digest::parse_sums(text);
+    let listed = |line: &&kiln_core::digest::SumLine| {
+        line.name.as_deref().is_some_and(|name| {
+            let name = name.trim_start_matches("./");
+            name.rsplit('/').next().unwrap_or(name) == file_name
+        })
+    };
+    sums.iter()
+        .find(listed)
+        .or_else(|| sums.iter().rev().find(|l| l.name.is_none()))
+        .map(|l| l.hex.clone())
         .ok_or_else(|| anyhow::anyhow!("no SHA-256 for {file_name} in it"))
 }
 

@@ -4,16 +4,15 @@
 //!
 //! Modules: `recipe` (the TOML format), `plan` (recipe → plan), `images` (which images, listed
 //! by the baked kubeadm or kiln's table), `checksums` (kiln's independent kubeadm/kubelet/kubectl
-//! SHA-256s), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed store), `digest` (SHA-256
-//! helpers), `fetch`/`http` (verified downloads), `transfer` (the download pool and copy loop
-//! they share with `oci`), `oci` (pre-pulled images), `tree` and `units` (the content tree),
-//! `outputs` (the formats: sysext, /opt tar, disk image, PXE, sysupdate transfer, manifest.json
-//! and SHA256SUMS), `pack` (content trees → outputs); `execute` runs it all.
+//! SHA-256s), `mirror` (`--mirror FROM=TO`), `cache` (content-addressed store; SHA-256 is
+//! `kiln_core::digest`), `fetch`/`http` (verified downloads), `transfer` (the download pool and
+//! copy loop they share with `oci`), `oci` (pre-pulled images), `tree` and `units` (the content
+//! tree), `outputs` (the formats: sysext, /opt tar, disk image, PXE, sysupdate transfer,
+//! manifest.json and SHA256SUMS), `pack` (content trees → outputs); `execute` runs it all.
 
 pub mod arch;
 pub mod cache;
 pub mod checksums;
-pub mod digest;
 pub mod execute;
 pub mod fetch;
 pub mod http;

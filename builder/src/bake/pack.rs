@@ -11,7 +11,8 @@ use super::outputs::manifest::{self, Input, Manifest};
 use super::outputs::{opt, sysext, sysupdate};
 use super::plan::Plan;
 use super::recipe::{Arch, SysextFormat};
-use super::{digest, tree};
+use super::tree;
+use kiln_core::digest;
 
 /// Every input of the build, for the manifests: artifacts (official URLs, not mirrors), images
 /// (manifest digests) and the kiln-firstboot binaries.

@@ -286,7 +286,7 @@ impl Recipe {
     fn check_checksums(&self) -> anyhow::Result<()> {
         for (arch, sums) in &self.checksums {
             for (artifact, hex) in sums {
-                if !super::digest::is_sha256_hex(hex) {
+                if !kiln_core::digest::is_sha256_hex(hex) {
                     anyhow::bail!(
                         "checksums.{}.{artifact}: {hex:?} is not a SHA-256 (64 hex characters)",
                         arch.kube()

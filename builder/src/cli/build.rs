@@ -57,7 +57,7 @@ impl BuildArgs {
     /// Runs the build.
     pub fn run(self) -> anyhow::Result<()> {
         let recipe = Recipe::load(&self.recipe)?;
-        let epoch = source_date_epoch()?;
+        let epoch = kiln_core::epoch::source_date_epoch()?;
         let plan = Plan::new(recipe, &self.archs, epoch, &images::runnable_here())?;
         if self.dry_run {
             println!("{plan}");
@@ -81,15 +81,6 @@ impl BuildArgs {
             report.cached
         );
         Ok(())
-    }
-}
-
-fn source_date_epoch() -> anyhow::Result<Option<u64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => v.parse().map(Some).map_err(|_| {
-            anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?}: must be seconds since 1970 (an integer)")
-        }),
-        _ => Ok(None),
     }
 }
 

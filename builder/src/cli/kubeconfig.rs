@@ -8,7 +8,7 @@ use kiln_core::kubeconfig::{render_user_kubeconfig, UserRequest};
 use kiln_core::pki::{Ca, KeyType};
 use time::{Duration, OffsetDateTime};
 
-use super::duration::parse_duration;
+use kiln_core::duration::parse_cli;
 
 #[derive(Debug, Subcommand)]
 pub enum KubeconfigCommand {
@@ -48,7 +48,7 @@ pub struct UserArgs {
     #[arg(long, value_name = "NAME", default_value = "kubernetes")]
     cluster_name: String,
     /// How long the client certificate is valid, e.g. 8760h or 30d.
-    #[arg(long, value_name = "DURATION", default_value = "8760h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "8760h", value_parser = parse_cli)]
     validity_period: Duration,
     /// Client key algorithm; default: the CA's.
     #[arg(long, value_name = "TYPE")]
@@ -70,5 +70,42 @@ impl UserArgs {
         let text = render_user_kubeconfig(&ca, &request, OffsetDateTime::now_utc())?;
         print!("{text}");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+
+    /// `1.5h` is a Go duration, as it is in node.toml.
+    #[test]
+    fn validity_period_takes_go_durations() {
+        let parse = |period: &str| -> Result<super::Duration, String> {
+            let cli = Cli::try_parse_from([
+                "kiln",
+                "kubeconfig",
+                "user",
+                "--ca-dir",
+                "pki",
+                "--client-name",
+                "alice",
+                "--server",
+                "https://lb:6443",
+                "--validity-period",
+                period,
+            ])
+            .map_err(|e| e.to_string())?;
+            match cli.command {
+                Command::Kubeconfig(super::KubeconfigCommand::User(args)) => {
+                    Ok(args.validity_period)
+                }
+                _ => unreachable!("parsed as kubeconfig user"),
+            }
+        };
+        assert_eq!(parse("1.5h"), Ok(time::Duration::minutes(90)));
+        assert_eq!(parse("30d"), Ok(time::Duration::days(30)));
+        assert!(parse("1.5x").is_err());
     }
 }

@@ -2,7 +2,6 @@
 
 mod build;
 mod certificate_key;
-mod duration;
 mod images;
 mod kubeconfig;
 mod pki;

@@ -65,13 +65,7 @@ impl PullArgs {
         }
         let epoch = match self.source_date_epoch {
             Some(e) => e,
-            None => match std::env::var("SOURCE_DATE_EPOCH") {
-                Ok(v) => v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
-                Err(_) => 0,
-            },
+            None => kiln_core::epoch::source_date_epoch()?.unwrap_or(0),
         };
         let cache_dir = self.cache.unwrap_or_else(Cache::default_dir);
         let cache = Cache::open(&cache_dir)?;

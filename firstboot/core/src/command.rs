@@ -1,12 +1,13 @@
-//! Running a program whose output kiln reads (e.g. `kubeadm config images list`): bounded in
-//! time and in output, its stderr's last lines kept for the error, the whole process group
-//! killed when it overruns. The one place for capturing a tool's answer; programs whose output
-//! only goes to the log use the node agent's `process::run_logged`.
+//! The one way kiln runs a program (mkfs, ctr, systemctl, kubeadm, user-data commands, shadow
+//! tools): argv, optional stdin bytes, optional redaction of known secrets, optional timeout
+//! (the whole process group killed when it overruns), stdout captured and bounded or logged
+//! line by line as it comes, and the end of stderr in the error. Also [`which`], the one PATH
+//! lookup for host tools.
 
-use std::io::Read;
+use std::io::{BufRead as _, BufReader, Read, Write as _};
 use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -16,7 +17,7 @@ use crate::Error;
 pub struct Limits {
     /// Wall-clock time before the program's process group is killed.
     pub timeout: Duration,
-    /// Bytes of stdout kept; more is an error (the program is killed).
+    /// Bytes of stdout kept; more is an error.
     pub max_stdout: usize,
 }
 
@@ -34,55 +35,203 @@ impl Default for Limits {
 pub struct Captured {
     /// Its exit status.
     pub status: ExitStatus,
-    /// Everything it wrote to stdout (at most [`Limits::max_stdout`] bytes).
+    /// What it wrote to stdout (bounded; empty when its lines were logged instead).
     pub stdout: Vec<u8>,
-    /// The last bytes it wrote to stderr, as text.
+    /// The last bytes it wrote to stderr, as text (redacted).
     pub stderr_tail: String,
+    /// The first bytes it wrote to stderr, as text (redacted).
+    pub stderr_head: String,
+    /// Which stderr lines [`Captured::check`] quotes.
+    detail: Detail,
 }
 
-/// How many bytes of stderr an error keeps.
-const STDERR_TAIL: usize = 2048;
+/// Which of a failed program's stderr lines its error quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// The last N non-empty lines (most tools end with the reason).
+    Last(usize),
+    /// The first N non-empty lines (tools that print their usage after the reason).
+    First(usize),
+}
+
+/// Which stream a logged line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The program's stdout.
+    Stdout,
+    /// The program's stderr.
+    Stderr,
+}
+
+/// Receives each line a program prints, as it prints it (see [`Run::log_lines`]).
+pub type OnLine<'a> = dyn Fn(Stream, &str) + Sync + 'a;
+/// Removes known secrets from a text (see [`Run::redact`]).
+pub type Redact<'a> = dyn Fn(&str) -> String + Sync + 'a;
+
+/// How many bytes of stderr (at its start and at its end) are kept for the error.
+const STDERR_KEPT: usize = 2048;
+/// Bytes of stdout kept when no limit was asked for (the rest is drained and dropped).
+const STDOUT_KEPT: usize = 64 << 10;
+
+/// A program to run. `Run::new(&mut cmd, "making the ESP").run()?` runs it quietly and fails
+/// with its exit status and the end of its stderr.
+pub struct Run<'a> {
+    command: &'a mut Command,
+    what: String,
+    stdin: Option<&'a [u8]>,
+    redact: Option<&'a Redact<'a>>,
+    on_line: Option<&'a OnLine<'a>>,
+    timeout: Option<Duration>,
+    max_stdout: Option<usize>,
+    detail: Detail,
+}
+
+impl<'a> Run<'a> {
+    /// `command`, named `what` in errors (e.g. "mkfs.vfat" or "making the ESP").
+    pub fn new(command: &'a mut Command, what: impl Into<String>) -> Self {
+        Run {
+            command,
+            what: what.into(),
+            stdin: None,
+            redact: None,
+            on_line: None,
+            timeout: None,
+            max_stdout: None,
+            detail: Detail::Last(15),
+        }
+    }
+
+    /// Feeds `bytes` to the program's stdin (else stdin is closed).
+    pub fn stdin(mut self, bytes: &'a [u8]) -> Self {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    /// Passes every line logged and the stderr kept for the error through `redact`.
+    pub fn redact(mut self, redact: &'a Redact<'a>) -> Self {
+        self.redact = Some(redact);
+        self
+    }
+
+    /// Hands every line of stdout and stderr (redacted) to `on_line` as it comes; stdout is
+    /// then not captured.
+    pub fn log_lines(mut self, on_line: &'a OnLine<'a>) -> Self {
+        self.on_line = Some(on_line);
+        self
+    }
+
+    /// Kills the program's process group after `timeout`, which is then an error.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Fails (killing the program) when it prints more than `bytes` to stdout.
+    pub fn max_stdout(mut self, bytes: usize) -> Self {
+        self.max_stdout = Some(bytes);
+        self
+    }
+
+    /// Which stderr lines the error quotes (default: the last 15).
+    pub fn detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    /// Runs the program and fails unless it exits with 0 (see [`Captured::check`]).
+    pub fn run(self) -> Result<Captured, Error> {
+        let what = self.what.clone();
+        self.output()?.check(&what)
+    }
+
+    /// Runs the program to completion; an error when it cannot start, overruns its timeout or
+    /// prints more than its stdout limit. A non-zero exit is not an error here.
+    pub fn output(self) -> Result<Captured, Error> {
+        let what = self.what;
+        let redact = |text: &str| match self.redact {
+            Some(r) => r(text),
+            None => text.to_owned(),
+        };
+        let command = self.command;
+        command
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if self.timeout.is_some() {
+            command.process_group(0);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::invalid(format!("{what}: cannot run it: {e}")))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let stdout_keep = self.max_stdout.map_or(STDOUT_KEPT, |m| m.saturating_add(1));
+        let on_line = self.on_line;
+        let (status, stdout, stderr) = std::thread::scope(|s| {
+            if let (Some(mut pipe), Some(bytes)) = (stdin, self.stdin) {
+                // A program that stops reading early closes the pipe: not an error here.
+                s.spawn(move || {
+                    let _ = pipe.write_all(bytes);
+                });
+            }
+            let stderr = s.spawn(|| drain(stderr, Stream::Stderr, on_line, &redact));
+            let stdout = s.spawn(|| match on_line {
+                Some(_) => {
+                    drain(stdout, Stream::Stdout, on_line, &redact);
+                    Vec::new()
+                }
+                None => keep_head(stdout, stdout_keep),
+            });
+            let status = wait_until(&mut child, self.timeout.map(|t| Instant::now() + t));
+            (
+                status,
+                stdout.join().unwrap_or_default(),
+                stderr.join().unwrap_or_default(),
+            )
+        });
+        let status = status.map_err(|e| Error::invalid(format!("{what}: waiting for it: {e}")))?;
+        let (head, tail) = stderr;
+        let (stderr_head, stderr_tail) = (redact(&head), redact(&tail));
+        let Some(status) = status else {
+            return Err(Error::invalid(format!(
+                "{what}: gave no answer within {:?} and was stopped{}",
+                self.timeout.unwrap_or_default(),
+                quoted(&stderr_tail)
+            )));
+        };
+        if let Some(max) = self.max_stdout.filter(|&m| stdout.len() > m) {
+            return Err(Error::invalid(format!(
+                "{what}: printed more than {max} bytes; that is not the answer kiln asked for"
+            )));
+        }
+        Ok(Captured {
+            status,
+            stdout,
+            stderr_tail,
+            stderr_head,
+            detail: self.detail,
+        })
+    }
+}
 
 /// Runs `command` (stdin closed) and returns what it printed, or an error naming `what` when it
 /// cannot start, overruns `limits.timeout` or prints more than `limits.max_stdout`. A non-zero
 /// exit is not an error here: see [`Captured::check`].
 pub fn capture(mut command: Command, what: &str, limits: Limits) -> Result<Captured, Error> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command
-        .spawn()
-        .map_err(|e| Error::invalid(format!("{what}: cannot run it: {e}")))?;
-    let stdout = read_in_background(child.stdout.take(), limits.max_stdout + 1);
-    let stderr = read_in_background(child.stderr.take(), usize::MAX);
-    let status = wait_until(&mut child, Instant::now() + limits.timeout);
-    let (stdout, stderr) = (join(stdout), join(stderr));
-    let stderr_tail = tail(&stderr);
-    let Some(status) = status else {
-        return Err(Error::invalid(format!(
-            "{what}: gave no answer within {:?} and was stopped{}",
-            limits.timeout,
-            quoted(&stderr_tail)
-        )));
-    };
-    if stdout.len() > limits.max_stdout {
-        return Err(Error::invalid(format!(
-            "{what}: printed more than {} bytes; that is not the answer kiln asked for",
-            limits.max_stdout
-        )));
-    }
-    Ok(Captured {
-        status,
-        stdout,
-        stderr_tail,
-    })
+    Run::new(&mut command, what)
+        .timeout(limits.timeout)
+        .max_stdout(limits.max_stdout)
+        .output()
 }
 
 impl Captured {
     /// `self` if the program exited with 0, else an error naming `what`, its exit status and
-    /// the end of its stderr.
+    /// the end of its stderr (else of its stdout).
     pub fn check(self, what: &str) -> Result<Captured, Error> {
         if self.status.success() {
             return Ok(self);
@@ -90,9 +239,45 @@ impl Captured {
         Err(Error::invalid(format!(
             "{what}: failed ({}){}",
             self.status,
-            quoted(&self.stderr_tail)
+            quoted(&self.detail())
         )))
     }
+
+    /// The lines of stderr (else stdout) an error quotes, joined with ` | `.
+    pub fn detail(&self) -> String {
+        let stdout;
+        let (text, detail) = match self.detail {
+            Detail::First(n) if !self.stderr_head.trim().is_empty() => {
+                (&self.stderr_head, Detail::First(n))
+            }
+            Detail::Last(n) if !self.stderr_tail.trim().is_empty() => {
+                (&self.stderr_tail, Detail::Last(n))
+            }
+            d => {
+                stdout = String::from_utf8_lossy(&self.stdout).into_owned();
+                (&stdout, d)
+            }
+        };
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        match detail {
+            Detail::First(n) => lines[..n.min(lines.len())].join(" | "),
+            Detail::Last(n) => lines[lines.len().saturating_sub(n)..].join(" | "),
+        }
+    }
+}
+
+/// The full path of `program` on `$PATH`, else in the sbin and bin directories (tools such as
+/// mkfs live in /usr/sbin, which a user's PATH may lack).
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// `: "TEXT"` for a non-empty text, else nothing.
@@ -103,55 +288,92 @@ fn quoted(text: &str) -> String {
     }
 }
 
-/// Reads `stream` to its end on a thread, keeping at most `keep` bytes (the rest is drained
-/// and dropped, so the program never blocks on a full pipe).
-fn read_in_background(
-    stream: Option<impl Read + Send + 'static>,
-    keep: usize,
-) -> Option<JoinHandle<Vec<u8>>> {
-    let mut stream = stream?;
-    Some(std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let room = keep.saturating_sub(kept.len()).min(n);
-            kept.extend_from_slice(&buf[..room]);
-            if keep == usize::MAX && kept.len() > 4 * STDERR_TAIL {
-                kept.drain(..kept.len() - STDERR_TAIL);
-            }
+/// Reads `stream` to its end keeping its first `keep` bytes (the rest is drained and dropped,
+/// so the program never blocks on a full pipe).
+fn keep_head(stream: Option<impl Read>, keep: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut stream) = stream else {
+        return kept;
+    };
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
         }
-        kept
-    }))
+        let room = keep.saturating_sub(kept.len()).min(n);
+        kept.extend_from_slice(&buf[..room]);
+    }
+    kept
 }
 
-fn join(handle: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
-    handle.and_then(|h| h.join().ok()).unwrap_or_default()
+/// Reads `stream` to its end, handing each line (redacted) to `on_line` if there is one;
+/// returns the first and the last [`STDERR_KEPT`] bytes as text (the head empty when the
+/// tail holds everything).
+fn drain(
+    stream: Option<impl Read>,
+    which: Stream,
+    on_line: Option<&OnLine<'_>>,
+    redact: &dyn Fn(&str) -> String,
+) -> (String, String) {
+    let Some(stream) = stream else {
+        return Default::default();
+    };
+    let (mut head, mut tail) = (Vec::new(), Vec::new());
+    let mut keep = |bytes: &[u8]| {
+        if head.len() < STDERR_KEPT {
+            let room = (STDERR_KEPT - head.len()).min(bytes.len());
+            head.extend_from_slice(&bytes[..room]);
+        }
+        tail.extend_from_slice(bytes);
+        if tail.len() > 4 * STDERR_KEPT {
+            tail.drain(..tail.len() - STDERR_KEPT);
+        }
+    };
+    let mut reader = BufReader::new(stream);
+    match on_line {
+        Some(on_line) => {
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                keep(&line);
+                let text = String::from_utf8_lossy(&line);
+                on_line(which, &redact(text.trim_end_matches(['\n', '\r'])));
+                line.clear();
+            }
+        }
+        None => {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                keep(&buf[..n]);
+            }
+        }
+    }
+    let start = tail.len().saturating_sub(STDERR_KEPT);
+    (
+        String::from_utf8_lossy(&head).into_owned(),
+        String::from_utf8_lossy(&tail[start..]).trim().to_owned(),
+    )
 }
 
 /// The child's status, or `None` after killing its process group at `deadline`.
-fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+fn wait_until(child: &mut Child, deadline: Option<Instant>) -> std::io::Result<Option<ExitStatus>> {
+    let Some(deadline) = deadline else {
+        return child.wait().map(Some);
+    };
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
         }
         if Instant::now() >= deadline {
             let group = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            return None;
+            return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// The last [`STDERR_TAIL`] bytes of `bytes` as text, starting at a line boundary if one is
-/// near.
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(STDERR_TAIL);
-    String::from_utf8_lossy(&bytes[start..]).trim().to_owned()
 }
 
 #[cfg(test)]
@@ -212,5 +434,64 @@ mod tests {
     fn a_missing_program_is_an_error() {
         let err = capture(Command::new("/nonexistent/x"), "x", Limits::default()).unwrap_err();
         assert!(err.to_string().starts_with("x: cannot run it"), "{err}");
+    }
+
+    #[test]
+    fn stdin_is_fed() {
+        let mut cmd = sh("cat");
+        let done = Run::new(&mut cmd, "cat").stdin(b"hello").run().unwrap();
+        assert_eq!(done.stdout, b"hello");
+    }
+
+    #[test]
+    fn logged_lines_and_the_error_are_redacted() {
+        let hide = |t: &str| t.replace("abcdef.0123456789abcdef", "<redacted>");
+        let seen = std::sync::Mutex::new(Vec::new());
+        let log = |s: Stream, l: &str| seen.lock().unwrap().push((s, l.to_owned()));
+        let mut cmd = sh("echo out; for i in 1 2 3 4 5 6; do echo err$i >&2; done; echo abcdef.0123456789abcdef >&2; exit 3");
+        let err = Run::new(&mut cmd, "kubeadm")
+            .redact(&hide)
+            .log_lines(&log)
+            .detail(Detail::Last(5))
+            .run()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "kubeadm: failed (exit status: 3): \"err3 | err4 | err5 | err6 | <redacted>\""
+        );
+        let seen = seen.into_inner().unwrap();
+        assert!(seen.contains(&(Stream::Stdout, "out".into())), "{seen:?}");
+        assert!(
+            seen.contains(&(Stream::Stderr, "<redacted>".into())),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn first_lines_when_usage_follows_the_reason() {
+        let mut cmd =
+            sh("echo 'bad option' >&2; for i in 1 2 3; do echo usage$i >&2; done; exit 1");
+        let err = Run::new(&mut cmd, "mkfs")
+            .detail(Detail::First(2))
+            .run()
+            .unwrap_err();
+        assert!(
+            err.to_string().ends_with("\"bad option | usage1\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stdout_is_the_detail_when_stderr_is_silent() {
+        let mut cmd = sh("echo only-stdout; exit 1");
+        let err = Run::new(&mut cmd, "t").run().unwrap_err();
+        assert!(err.to_string().ends_with("\"only-stdout\""), "{err}");
+    }
+
+    #[test]
+    fn which_finds_sh_and_not_nonsense() {
+        assert!(which("sh").is_some_and(|p| p.is_absolute()));
+        assert!(which("kiln-no-such-tool").is_none());
     }
 }

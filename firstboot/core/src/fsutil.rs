@@ -97,20 +97,18 @@ impl FileTree {
                 hint: "choose a new output directory or remove this one".into(),
             });
         }
-        let parent = parent_dir(dest);
-        let staging = tempfile::Builder::new()
-            .prefix(&format!(".{}.tmp-", file_name(dest)))
-            .tempdir_in(&parent)
-            .map_err(|e| Error::io(&parent, e))?;
-        for (rel, file) in &self.files {
-            write_file(&staging.path().join(rel), file)?;
-        }
-        fsync_tree_dirs(staging.path(), self.files.keys())?;
-        set_mode(staging.path(), dir_mode)?;
-        rename_no_replace(staging.path(), dest)?;
-        // The staging directory is now `dest`: do not let TempDir remove it.
-        let _ = staging.keep();
-        fsync_dir(&parent)
+        publish(dest, Replace::Never, |staging| {
+            // Private while it is filled; `dir_mode` at the end.
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(staging)
+                .map_err(|e| Error::io(staging, e))?;
+            for (rel, file) in &self.files {
+                write_file(&staging.join(rel), file)?;
+            }
+            fsync_tree_dirs(staging, self.files.keys())?;
+            set_mode(staging, dir_mode)
+        })
     }
 
     /// Writes every file below `dest` (created if missing), each atomically. Refuses, writing
@@ -294,14 +292,81 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Renames `from` to `to`, failing if `to` exists (`RENAME_NOREPLACE`).
 pub fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
-    nix::fcntl::renameat2(
-        nix::fcntl::AT_FDCWD,
-        from,
-        nix::fcntl::AT_FDCWD,
-        to,
-        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-    )
-    .map_err(|e| Error::io(to, e.into()))
+    rename2(from, to, nix::fcntl::RenameFlags::RENAME_NOREPLACE)
+}
+
+/// `renameat2(2)` with `flags`.
+fn rename2(from: &Path, to: &Path, flags: nix::fcntl::RenameFlags) -> Result<()> {
+    nix::fcntl::renameat2(nix::fcntl::AT_FDCWD, from, nix::fcntl::AT_FDCWD, to, flags)
+        .map_err(|e| Error::io(to, e.into()))
+}
+
+/// How [`publish`] and [`move_into_place`] treat an existing destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Fail if the destination exists (`RENAME_NOREPLACE`).
+    Never,
+    /// Replace it: a file by `rename`, a directory by swapping it out atomically
+    /// (`RENAME_EXCHANGE`) and then removing the old one, so it is never lost half-way.
+    Existing,
+}
+
+/// Makes `dest` (a file or a directory) durably and all at once: `fill` writes it under a
+/// temporary name beside `dest` (see [`temp_beside`]), which is then fsynced and moved into
+/// place as `replace` says, and the directory fsynced. On any error the temporary is removed
+/// and `dest` is untouched.
+pub fn publish<E: From<Error>>(
+    dest: &Path,
+    replace: Replace,
+    fill: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let tmp = temp_beside(dest)?;
+    let result = fill(&tmp).and_then(|()| {
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
+        Ok(move_into_place(&tmp, dest, replace)?)
+    });
+    if result.is_err() {
+        let _ = remove_any(&tmp);
+    }
+    result
+}
+
+/// `.NAME.tmp-PID` in the directory of `dest`; a leftover of that name (from a crashed run of
+/// this process id) is removed first.
+pub fn temp_beside(dest: &Path) -> Result<PathBuf> {
+    let tmp = parent_dir(dest).join(format!(".{}.tmp-{}", file_name(dest), std::process::id()));
+    remove_any(&tmp)?;
+    Ok(tmp)
+}
+
+/// Moves the finished `from` (beside `dest`, on the same filesystem) to `dest` as `replace`
+/// says, and fsyncs the directory.
+pub fn move_into_place(from: &Path, dest: &Path, replace: Replace) -> Result<()> {
+    let dir_exists = fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir());
+    match replace {
+        Replace::Never => rename_no_replace(from, dest)?,
+        Replace::Existing if dir_exists => {
+            rename2(from, dest, nix::fcntl::RenameFlags::RENAME_EXCHANGE)?;
+            fsync_dir(&parent_dir(dest))?;
+            // `from` now holds the old `dest`.
+            return remove_any(from);
+        }
+        Replace::Existing => fs::rename(from, dest).map_err(|e| Error::io(dest, e))?,
+    }
+    fsync_dir(&parent_dir(dest))
+}
+
+/// Removes the file or directory tree at `path`; nothing there is fine.
+fn remove_any(path: &Path) -> Result<()> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    removed.map_err(|e| Error::io(path, e))
 }
 
 /// The directory `path` is in (`.` for a bare name).
@@ -412,5 +477,46 @@ mod tests {
     fn debug_hides_contents() {
         let t = sample();
         assert!(!format!("{t:?}").contains("secret"));
+    }
+
+    #[test]
+    fn publish_replaces_a_file_and_a_directory_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, d) = (dir.path().join("f"), dir.path().join("d"));
+        for text in ["one", "two"] {
+            publish::<Error>(&f, Replace::Existing, |tmp| {
+                fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
+            })
+            .unwrap();
+            publish::<Error>(&d, Replace::Existing, |tmp| {
+                fs::create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
+                fs::write(tmp.join(text), text).map_err(|e| Error::io(tmp, e))
+            })
+            .unwrap();
+        }
+        assert_eq!(fs::read_to_string(&f).unwrap(), "two");
+        assert!(d.join("two").exists() && !d.join("one").exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn publish_failure_removes_the_temp_and_keeps_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, "old").unwrap();
+        let err = publish(&f, Replace::Existing, |tmp| {
+            fs::write(tmp, "partial").unwrap();
+            Err(Error::invalid("boom"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "boom");
+        assert_eq!(fs::read_to_string(&f).unwrap(), "old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = publish::<Error>(&f, Replace::Never, |tmp| {
+            fs::write(tmp, "new").map_err(|e| Error::io(tmp, e))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("exists"), "{err}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -1,12 +1,17 @@
 //! kiln-core: the vocabulary both kiln programs share.
 //!
 //! The operator's tool (`kiln`) and the node agent (`kiln-firstboot`) both need the cluster PKI,
-//! bootstrap tokens, kubeadm configuration types and durable file writes, and both talk to the
-//! network with one retry policy ([`retry`]) and one HTTP client rule ([`http`]). They live here,
-//! without any image-building dependency, so the node agent stays small.
+//! bootstrap tokens, kubeadm configuration types and durable file writes. They live here, without
+//! any image-building dependency, so the node agent stays small. So do the layers both use, one
+//! place each: [`retry`] (the retry policy), [`http`] (the HTTP client and what is transient),
+//! [`command`] (running programs), [`digest`] (SHA-256, SHA256SUMS), [`fsutil`] (durable writes,
+//! publishing), [`duration`] (Go durations), [`epoch`] (SOURCE_DATE_EPOCH).
 
 pub mod cli_main;
 pub mod command;
+pub mod digest;
+pub mod duration;
+pub mod epoch;
 pub mod error;
 pub mod fsutil;
 pub mod http;

@@ -201,22 +201,11 @@ fn write_sudoers(users: &[User], root: &Root) -> Result<()> {
 
 /// Runs a shadow tool with `--root`, putting its stderr into the error.
 fn run(root: &Root, tool: &str, args: &[&str], origin: &str) -> Result<()> {
-    let out = Command::new(tool)
-        .arg("--root")
-        .arg(root.dir())
-        .args(args)
-        .output()
-        .map_err(|e| UserDataError::new(origin, format!("running {tool}: {e}")))?;
-    if !out.status.success() {
-        return Err(UserDataError::new(
-            origin,
-            format!(
-                "{tool} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
-    }
+    let mut cmd = Command::new(tool);
+    cmd.arg("--root").arg(root.dir()).args(args);
+    kiln_core::command::Run::new(&mut cmd, tool)
+        .run()
+        .map_err(|e| UserDataError::new(origin, e.to_string()))?;
     Ok(())
 }
 

@@ -52,11 +52,7 @@ pub fn run(plan: &Plan, root: &Root, phase: Phase, redact: &Redactor) -> Result<
         if !done.status.success() {
             return Err(UserDataError::new(
                 &cmd.origin,
-                format!(
-                    "command failed ({}): {}",
-                    done.status,
-                    done.stderr_tail.join(" | ")
-                ),
+                format!("command failed ({}): {}", done.status, done.detail()),
             ));
         }
     }

@@ -69,7 +69,9 @@ fn mask(host: &Path, origin: &str) -> Result<()> {
     let tmp = host.with_extension("kiln-mask-tmp");
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink("/dev/null", &tmp).map_err(err)?;
-    std::fs::rename(&tmp, host).map_err(err)
+    std::fs::rename(&tmp, host).map_err(err)?;
+    kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(host))
+        .map_err(|e| UserDataError::new(origin, e.to_string()))
 }
 
 /// Removes `*.wants/NAME` and `*.requires/NAME` links, as `systemctl disable` would.

@@ -5,8 +5,6 @@
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-
 use super::{read_local, Env, Error, Result};
 
 /// Fetches `url`: `Ok(None)` when the server says the file does not exist (HTTP 404, TFTP
@@ -43,44 +41,17 @@ pub fn check_scheme(url: &str) -> Result<()> {
     }
 }
 
-/// Decodes `data:[<mediatype>][;base64],<data>`.
+/// Decodes `data:[<mediatype>][;base64],<data>` (RFC 2397, with the `data-url` crate).
 fn decode_data(url: &str) -> Result<Vec<u8>> {
-    let bad = |reason: &str| Error::BadUrl {
+    let bad = |reason: String| Error::BadUrl {
         url: "data:...".into(),
-        reason: reason.into(),
+        reason,
     };
-    let rest = &url["data:".len()..];
-    let (header, payload) = rest
-        .split_once(',')
-        .ok_or_else(|| bad("no ',' after the media type"))?;
-    let bytes = percent_decode(payload).ok_or_else(|| bad("bad percent escape"))?;
-    if header.to_ascii_lowercase().ends_with(";base64") {
-        base64::engine::general_purpose::STANDARD
-            .decode(
-                bytes
-                    .iter()
-                    .filter(|b| !b.is_ascii_whitespace())
-                    .copied()
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(|_| bad("bad base64"))
-    } else {
-        Ok(bytes)
-    }
-}
-
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            out.push(b);
-        }
-    }
-    Some(out)
+    let parsed = data_url::DataUrl::process(url).map_err(|e| bad(format!("malformed ({e:?})")))?;
+    let (body, _) = parsed
+        .decode_to_vec()
+        .map_err(|_| bad("bad base64".into()))?;
+    Ok(body)
 }
 
 /// `file:///path` read below the sys-root.

@@ -243,15 +243,11 @@ pub fn wait_ready(address: &Path, timeout: Duration) -> anyhow::Result<()> {
 }
 
 fn cri_plugin_status(address: &Path) -> Result<bool, String> {
-    let out = Command::new("ctr")
-        .arg("--address")
-        .arg(address)
-        .args(["plugins", "ls"])
-        .output()
-        .map_err(|e| format!("running ctr: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
-    }
+    let mut cmd = Command::new("ctr");
+    cmd.arg("--address").arg(address).args(["plugins", "ls"]);
+    let out = kiln_core::command::Run::new(&mut cmd, "ctr plugins ls")
+        .run()
+        .map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| {
         l.starts_with("io.containerd.grpc.v1")
             && l.split_whitespace().nth(1) == Some("cri")

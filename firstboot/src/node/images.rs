@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aws_lc_rs::digest;
+use kiln_core::command::Run;
+use kiln_core::digest::{self, SumLine};
 
 /// Where `kiln build` puts image archives (the sysext layout).
 pub const IMAGE_DIR: &str = "/usr/share/kiln/images";
@@ -88,71 +89,38 @@ fn pin(name: &str, address: &Path) -> anyhow::Result<()> {
 
 /// `ctr --address ADDRESS --namespace k8s.io ARGS`; its stdout, or an error with its stderr.
 fn ctr(address: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("ctr")
-        .arg("--address")
+    let mut cmd = Command::new("ctr");
+    cmd.arg("--address")
         .arg(address)
         .args(["--namespace", NAMESPACE])
-        .args(args)
-        .output()
-        .map_err(|e| anyhow::anyhow!("running ctr: {e}"))?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "ctr {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .args(args);
+    let done = Run::new(&mut cmd, format!("ctr {}", args.join(" "))).run()?;
+    Ok(String::from_utf8_lossy(&done.stdout).into_owned())
 }
 
-/// `SHA256SUMS` lines: `<hex>  <file name>`.
-fn read_sums(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+/// The parsed `SHA256SUMS` at `path`.
+fn read_sums(path: &Path) -> anyhow::Result<Vec<SumLine>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         anyhow::anyhow!(
             "{}: {e}; every baked image archive must be listed with its SHA-256",
             path.display()
         )
     })?;
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let (hash, name) = l.split_once(char::is_whitespace)?;
-            Some((
-                hash.to_ascii_lowercase(),
-                name.trim().trim_start_matches('*').to_owned(),
-            ))
-        })
-        .collect())
+    Ok(digest::parse_sums(&text))
 }
 
-fn verify(archive: &Path, sums: &[(String, String)]) -> anyhow::Result<()> {
+fn verify(archive: &Path, sums: &[SumLine]) -> anyhow::Result<()> {
     let name = archive
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    let expected = sums
-        .iter()
-        .find(|(_, n)| n == name)
-        .map(|(h, _)| h.as_str())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: not listed in SHA256SUMS; refusing to import it",
-                archive.display()
-            )
-        })?;
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    let mut file =
-        std::fs::File::open(archive).map_err(|e| anyhow::anyhow!("{}: {e}", archive.display()))?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", archive.display()))?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-    }
-    let actual = hex::encode(ctx.finish());
+    let expected = digest::lookup_sum(sums, name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: not listed in SHA256SUMS; refusing to import it",
+            archive.display()
+        )
+    })?;
+    let actual = digest::sha256_file(archive)?;
     if actual != expected {
         anyhow::bail!("{}: SHA-256 {actual} does not match SHA256SUMS ({expected}); the archive is corrupt or was changed", archive.display());
     }

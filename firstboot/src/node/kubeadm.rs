@@ -51,7 +51,7 @@ pub fn run(inv: &Invocation, redact: &Redactor) -> anyhow::Result<()> {
             Err(Attempt::Retry(format!(
                 "kubeadm exited with {}: {}",
                 done.status,
-                done.stderr_tail.join(" | ")
+                done.detail()
             )))
         },
         |reason, _| tracing::warn!("{reason}; resetting and retrying"),

@@ -190,14 +190,10 @@ impl Step for Runtime {
         kiln_core::fsutil::write_atomic(&dropin, containerd::SERVICE_DROPIN.as_bytes(), 0o644)?;
         if root == Path::new("/") && Path::new("/run/systemd/system").exists() {
             for args in [&["daemon-reload"][..], &["restart", "containerd"]] {
-                let status = std::process::Command::new("systemctl")
-                    .args(args)
-                    .status()?;
-                anyhow::ensure!(
-                    status.success(),
-                    "systemctl {} failed ({status})",
-                    args.join(" ")
-                );
+                let mut cmd = std::process::Command::new("systemctl");
+                cmd.args(args);
+                kiln_core::command::Run::new(&mut cmd, format!("systemctl {}", args.join(" ")))
+                    .run()?;
             }
         }
         containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;

@@ -14,11 +14,13 @@
 //! `source_date_epoch`, uid/gid 0, no user or group names, modes 0755/0644.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use aws_lc_rs::digest::{Context as Hasher, SHA256};
+use kiln_core::digest::{write_sums, Sha256Reader, Sha256Writer};
+use kiln_core::fsutil::{publish, Replace};
 
 use crate::bake::cache::Cache;
 
@@ -48,9 +50,8 @@ pub fn write_archives(
             written.push(path);
             sums.push((name, hex));
         }
-        let mut lines: Vec<String> = sums.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
-        lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
-        kiln_core::fsutil::write_atomic(&dir.join("SHA256SUMS"), lines.concat().as_bytes(), 0o644)
+        let text = write_sums(sums.iter().map(|(n, h)| (n, h)));
+        kiln_core::fsutil::write_atomic(&dir.join("SHA256SUMS"), text.as_bytes(), 0o644)
             .context("writing SHA256SUMS")?;
         Ok(sums)
     })();
@@ -69,17 +70,34 @@ fn write_archive(
     path: &Path,
     mtime: u64,
 ) -> anyhow::Result<String> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let temp = tempfile::Builder::new()
-        .prefix(".kiln-image-")
-        .tempfile_in(parent)
-        .context("creating a temporary file")?;
-    let mut out = HashingWriter {
-        inner: BufWriter::new(temp.as_file().try_clone()?),
-        hasher: Hasher::new(&SHA256),
-    };
+    let mut hex = String::new();
+    publish(path, Replace::Existing, |tmp| -> anyhow::Result<()> {
+        // 0644 like SHA256SUMS beside it (a bare temp file would be 0600).
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = Sha256Writer::new(BufWriter::new(file));
+        write_tar(&mut out, image, cache, mtime)?;
+        let (mut inner, digest) = out.finish();
+        inner.flush()?;
+        hex = digest;
+        Ok(())
+    })?;
+    Ok(hex)
+}
+
+/// The OCI layout of `image` as a tar stream into `out`.
+fn write_tar(
+    out: &mut impl Write,
+    image: &PulledImage,
+    cache: &Cache,
+    mtime: u64,
+) -> anyhow::Result<()> {
     {
-        let mut tar = tar::Builder::new(&mut out);
+        let mut tar = tar::Builder::new(out);
         append_dir(&mut tar, "blobs/", mtime)?;
         append_dir(&mut tar, "blobs/sha256/", mtime)?;
         let mut blobs = image.blobs.clone();
@@ -96,13 +114,10 @@ fn write_archive(
                 blob.digest,
                 blob.size
             );
-            let mut reader = HashingReader {
-                inner: file,
-                hasher: Hasher::new(&SHA256),
-            };
+            let mut reader = Sha256Reader::new(file);
             let header = file_header(&format!("blobs/sha256/{}", blob.hex()), len, mtime)?;
             tar.append(&header, &mut reader)?;
-            let actual = hex::encode(reader.hasher.finish());
+            let actual = reader.finish().1;
             anyhow::ensure!(
                 actual == blob.hex(),
                 "cached {} is corrupt (SHA-256 {actual}); run the build again to re-fetch it",
@@ -121,12 +136,7 @@ fn write_archive(
         )?;
         tar.finish()?;
     }
-    out.inner.flush()?;
-    let hex = hex::encode(out.hasher.finish());
-    temp.as_file().sync_all()?;
-    temp.persist(path)?;
-    kiln_core::fsutil::fsync_dir(parent)?;
-    Ok(hex)
+    Ok(())
 }
 
 /// `index.json`: one entry per image name, each pointing at the pulled index or manifest.
@@ -183,36 +193,6 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &str, mtime: u64) -> an
     header.set_cksum();
     tar.append(&header, std::io::empty())?;
     Ok(())
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Hasher,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

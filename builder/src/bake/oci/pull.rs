@@ -9,9 +9,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
 use crate::bake::cache::Cache;
-use crate::bake::digest;
 use crate::bake::mirror::Mirrors;
 use crate::bake::transfer;
+use kiln_core::digest;
 
 use super::reference::Reference;
 use super::registry::Registry;

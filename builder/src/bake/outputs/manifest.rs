@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::bake::digest::sha256_file;
+use kiln_core::digest::sha256_file;
 
 /// The name of the checksum file [`write_sums`] writes.
 pub const SUMS: &str = "SHA256SUMS";
@@ -176,12 +176,12 @@ pub fn output_entries(dir: &Path) -> anyhow::Result<Vec<Output>> {
 /// The `SHA256SUMS` text for `dir`: `<hex>  <name>` per regular top-level file (the manifest
 /// included), sorted by name as `LC_ALL=C sha256sum *` prints it.
 pub fn sums(dir: &Path) -> anyhow::Result<String> {
-    let mut text = String::new();
+    let mut entries = Vec::new();
     for name in top_level_files(dir, &[SUMS, "SHA256SUMS.gpg"])? {
         let hex = sha256_file(&dir.join(&name))?;
-        text.push_str(&format!("{hex}  {name}\n"));
+        entries.push((name, hex));
     }
-    Ok(text)
+    Ok(kiln_core::digest::write_sums(entries))
 }
 
 /// Writes `DIR/SHA256SUMS` atomically (0644).

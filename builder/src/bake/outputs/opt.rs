@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::sysext::{normalise_tree, temp_beside, EXTENSION_RELEASE_DIR};
+use super::sysext::{normalise_tree, EXTENSION_RELEASE_DIR};
+use kiln_core::fsutil::{publish, Replace};
 
 /// Where a sysext tree path (relative, e.g. `usr/bin/kubelet`) goes in the /opt layout; `None`
 /// for what only a sysext needs (the extension-release file). Unknown paths are an error, so
@@ -135,25 +136,10 @@ pub(crate) fn walk_sorted(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Builds the /opt layout of the sysext content `tree` as the directory `out` (made under a
-/// temporary name beside it, then renamed; a previous `out` is replaced). Every mtime = `epoch`.
+/// temporary name beside it, then renamed; a previous `out` is swapped out atomically). Every mtime = `epoch`.
 pub fn write_tree(tree: &Path, out: &Path, epoch: u64) -> anyhow::Result<()> {
-    let tmp = temp_beside(out)?;
-    let result = fill(tree, &tmp, epoch).and_then(|()| {
-        if out.exists() {
-            let old = temp_beside(&out.with_extension("old"))?;
-            std::fs::rename(out, &old).with_context(|| format!("moving {}", out.display()))?;
-            std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
-            std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
-        } else {
-            std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
-        }
-        kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(out))?;
-        Ok(())
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result.with_context(|| format!("writing the /opt tree {}", out.display()))
+    publish(out, Replace::Existing, |tmp| fill(tree, tmp, epoch))
+        .with_context(|| format!("writing the /opt tree {}", out.display()))
 }
 
 fn fill(tree: &Path, dest: &Path, epoch: u64) -> anyhow::Result<()> {
@@ -208,18 +194,10 @@ fn write_synced(path: &Path, data: &[u8], perms: std::fs::Permissions) -> anyhow
 
 /// Writes the tar of the directory `dir` (e.g. the /opt tree) to `out`: entries sorted by path,
 /// owner 0:0 (`root`), mtime `epoch`, permission bits as in `dir`, GNU long names. Written under
-/// a temporary name beside `out`, then renamed.
+/// a temporary name beside `out`, then fsynced and renamed.
 pub fn write_tar(dir: &Path, out: &Path, epoch: u64) -> anyhow::Result<()> {
-    let tmp = temp_beside(out)?;
-    let result = tar_into(dir, &tmp, epoch).and_then(|()| {
-        std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
-        kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(out))?;
-        Ok(())
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", out.display()))
+    publish(out, Replace::Existing, |tmp| tar_into(dir, tmp, epoch))
+        .with_context(|| format!("writing {}", out.display()))
 }
 
 fn tar_into(dir: &Path, out: &Path, epoch: u64) -> anyhow::Result<()> {

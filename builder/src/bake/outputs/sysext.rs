@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
+use kiln_core::command::{which, Detail, Run};
+use kiln_core::fsutil::{publish, Replace};
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
@@ -119,23 +121,13 @@ pub fn pack(
         _ => find_tool("mksquashfs", "squashfs-tools")?,
     };
     normalise_tree(tree, source_date_epoch)?;
-    let tmp = temp_beside(out)?;
-    let argv = match args {
-        None => squashfs_args(tree, &tmp, source_date_epoch),
-        Some(uuid) => erofs_args(tree, &tmp, source_date_epoch, &uuid),
-    };
-    let result = run_tool(&tool, &argv).and_then(|()| {
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        std::fs::rename(&tmp, out)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
-        kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(out))?;
-        Ok(())
+    let result = publish(out, Replace::Existing, |tmp| {
+        let argv = match args {
+            None => squashfs_args(tree, tmp, source_date_epoch),
+            Some(uuid) => erofs_args(tree, tmp, source_date_epoch, &uuid),
+        };
+        run_tool(&tool, &argv)
     });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result.with_context(|| format!("packing {} into {}", tree.display(), out.display()))
 }
 
@@ -247,59 +239,26 @@ pub fn normalise_tree(tree: &Path, epoch: u64) -> anyhow::Result<()> {
 
 /// `PROGRAM` from `$PATH`, or an error naming the Debian package that provides it.
 pub(crate) fn find_tool(program: &str, package: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow::anyhow!("{program} not found; install {package}"))
+    which(program).ok_or_else(|| anyhow::anyhow!("{program} not found; install {package}"))
 }
 
 /// Runs `tool` with `args` (without `SOURCE_DATE_EPOCH`); a failure carries its stderr.
 pub(crate) fn run_tool(tool: &Path, args: &[OsString]) -> anyhow::Result<()> {
-    let output = Command::new(tool)
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .with_context(|| format!("running {}", tool.display()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let text = [stderr.trim(), stdout.trim()]
-            .into_iter()
-            .find(|s| !s.is_empty())
-            .unwrap_or("no output");
-        // The first lines carry the error; mkfs.erofs follows them with its whole usage text.
-        let text: Vec<&str> = text.lines().take(10).collect();
+    let mut cmd = Command::new(tool);
+    cmd.args(args).env_remove("SOURCE_DATE_EPOCH");
+    // The first lines carry the error; mkfs.erofs follows them with its whole usage text.
+    let done = Run::new(&mut cmd, tool.display().to_string())
+        .detail(Detail::First(10))
+        .output()?;
+    if !done.status.success() {
         anyhow::bail!(
             "{} failed ({}): {}",
             tool.display(),
-            output.status,
-            text.join("\n")
+            done.status,
+            done.detail()
         );
     }
     Ok(())
-}
-
-/// `.NAME.tmp-PID` in the directory of `out` (removed first if a crashed run left it).
-pub(crate) fn temp_beside(out: &Path) -> anyhow::Result<PathBuf> {
-    let name = out
-        .file_name()
-        .with_context(|| format!("{}: not a file name", out.display()))?;
-    let tmp = kiln_core::fsutil::parent_dir(out).join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
-            std::fs::remove_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?
-        }
-        Err(e) => return Err(e).with_context(|| format!("{}", tmp.display())),
-    }
-    Ok(tmp)
 }
 
 #[cfg(test)]

@@ -98,38 +98,11 @@ pub fn endpoint(text: &str) -> Result<(), String> {
     }
 }
 
-/// A Go duration such as `4m0s`, `90s`, `1h30m`.
+/// A Go duration such as `4m0s`, `90s`, `1h30m`, `1.5h`.
 pub fn duration(text: &str) -> Result<(), String> {
-    let bad = || {
-        Err(format!(
-            "{text:?} is not a duration (e.g. 4m0s, 90s, 1h30m)"
-        ))
-    };
-    if text == "0" {
-        return Ok(());
-    }
-    let mut rest = text;
-    if rest.is_empty() {
-        return bad();
-    }
-    while !rest.is_empty() {
-        let digits = rest.len()
-            - rest
-                .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
-                .len();
-        if digits == 0 {
-            return bad();
-        }
-        rest = &rest[digits..];
-        let unit = ["ns", "us", "µs", "ms", "h", "m", "s"]
-            .into_iter()
-            .find(|u| rest.starts_with(u));
-        match unit {
-            Some(u) => rest = &rest[u.len()..],
-            None => return bad(),
-        }
-    }
-    Ok(())
+    crate::duration::parse_go(text)
+        .map(drop)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 4m0s, 90s, 1h30m)"))
 }
 
 /// A DNS-1123 label-like name part of a label key or value: `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`.

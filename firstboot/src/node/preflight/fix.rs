@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use kiln_core::command::Run;
+
 use super::{Check, Host};
 
 /// Where the sysctl setting is persisted (below the host root).
@@ -30,12 +32,13 @@ pub fn apply(host: &Host, checks: &[Check]) -> anyhow::Result<Vec<String>> {
     if !modules.is_empty() {
         if host.root == Path::new("/") {
             for m in &modules {
-                let status = Command::new("modprobe").arg(m).status();
-                if !status.is_ok_and(|s| s.success()) {
-                    anyhow::bail!(
-                        "modprobe {m} failed: the kernel lacks the module or modprobe is missing"
-                    );
-                }
+                let mut cmd = Command::new("modprobe");
+                cmd.arg(m);
+                Run::new(&mut cmd, format!("modprobe {m}"))
+                    .run()
+                    .map_err(|e| {
+                        anyhow::anyhow!("{e} (the kernel lacks the module or modprobe is missing)")
+                    })?;
             }
         }
         write(host, MODULES_FILE, "overlay\nbr_netfilter\n", true)?;

@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 
 use super::layout::Uuids;
 use super::plan::DiskPlan;
-use super::tools;
+use kiln_core::command::Run;
 
 /// ESP type GUID.
 pub const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
@@ -40,7 +40,8 @@ pub fn usr_image(plan: &DiskPlan, usr_tree: &Path, out: &Path) -> anyhow::Result
             c
         }
     };
-    tools::run(&mut cmd, "making the /usr image")
+    Run::new(&mut cmd, "making the /usr image").run()?;
+    Ok(())
 }
 
 /// Makes the ESP image at `out`: systemd-boot as the removable-media loader, a loader entry
@@ -63,12 +64,13 @@ pub fn esp_image(
         );
     }
     File::create(out)?.set_len(size)?;
-    tools::run(
+    Run::new(
         Command::new("mkfs.vfat")
             .args(["-F", "32", "-n", "ESP"])
             .arg(out),
         "formatting the ESP",
-    )?;
+    )
+    .run()?;
     let loader = scratch.join("loader.conf");
     std::fs::write(&loader, "default kiln.conf\ntimeout 0\nconsole-mode keep\n")?;
     let entry = scratch.join("kiln.conf");
@@ -77,7 +79,7 @@ pub fn esp_image(
         format!("title kiln\nlinux /kiln/vmlinuz\ninitrd /kiln/initrd\noptions {cmdline}\n"),
     )?;
     let img = out.to_str().context("ESP path is not UTF-8")?;
-    tools::run(
+    Run::new(
         Command::new("mmd").args([
             "-i",
             img,
@@ -88,7 +90,8 @@ pub fn esp_image(
             "::/kiln",
         ]),
         "making ESP directories",
-    )?;
+    )
+    .run()?;
     for (from, to) in [
         (boot_efi, "::/EFI/BOOT/BOOTX64.EFI"),
         (&loader, "::/loader/loader.conf"),
@@ -96,10 +99,11 @@ pub fn esp_image(
         (kernel, "::/kiln/vmlinuz"),
         (initrd, "::/kiln/initrd"),
     ] {
-        tools::run(
+        Run::new(
             Command::new("mcopy").args(["-i", img]).arg(from).arg(to),
             "copying into the ESP",
-        )?;
+        )
+        .run()?;
     }
     Ok(())
 }
@@ -107,7 +111,7 @@ pub fn esp_image(
 /// Makes the root ext4 image at `out` (`size` bytes) from `tree`.
 pub fn root_image(tree: &Path, size: u64, out: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(out);
-    tools::run(
+    Run::new(
         Command::new("mke2fs")
             .args(["-q", "-t", "ext4", "-L", "kiln-root", "-d"])
             .arg(tree)
@@ -116,14 +120,20 @@ pub fn root_image(tree: &Path, size: u64, out: &Path) -> anyhow::Result<()> {
             .env("E2FSPROGS_FAKE_TIME", "0"),
         "making the root filesystem",
     )
+    .run()?;
+    Ok(())
 }
 
 /// Bytes a tree needs on ext4, with room for metadata and first-boot writes.
 pub fn root_needs(tree: &Path) -> anyhow::Result<u64> {
-    let out = Command::new("du")
-        .args(["-s", "-B1", "--apparent-size"])
-        .arg(tree)
-        .output()?;
+    // du's total counts even if it could not read some entry (a non-zero exit).
+    let out = Run::new(
+        Command::new("du")
+            .args(["-s", "-B1", "--apparent-size"])
+            .arg(tree),
+        "du",
+    )
+    .output()?;
     let bytes: u64 = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
@@ -175,26 +185,14 @@ pub fn assemble(
         root / 512,
         uuids.root
     );
-    let mut child = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(out)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("starting sfdisk")?;
-    std::io::Write::write_all(
-        child.stdin.as_mut().context("sfdisk stdin")?,
-        script.as_bytes(),
-    )?;
-    drop(child.stdin.take());
-    let o = child.wait_with_output()?;
-    if !o.status.success() {
-        bail!(
-            "writing the partition table failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
-    }
+    Run::new(
+        Command::new("sfdisk")
+            .args(["-q", "--no-reread", "--no-tell-kernel"])
+            .arg(out),
+        "writing the partition table",
+    )
+    .stdin(script.as_bytes())
+    .run()?;
     let mut offset = MIB;
     let mut disk = std::fs::OpenOptions::new().write(true).open(out)?;
     for (image, size) in parts {
@@ -243,13 +241,15 @@ fn read_full(src: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Converts the raw disk to qcow2 at `out`.
 pub fn qcow2(raw: &Path, out: &Path) -> anyhow::Result<()> {
-    tools::run(
+    Run::new(
         Command::new("qemu-img")
             .args(["convert", "-f", "raw", "-O", "qcow2"])
             .arg(raw)
             .arg(out),
         "converting to qcow2",
     )
+    .run()?;
+    Ok(())
 }
 
 /// Size of a file in bytes.

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::Context as _;
 
 use super::plan::DiskPlan;
-use super::tools;
+use kiln_core::command::Run;
 
 /// The unit kiln-firstboot ships in the content tree.
 pub const FIRSTBOOT_UNIT: &str = "kiln-firstboot.service";
@@ -36,22 +36,25 @@ pub fn merge_content(plan: &DiskPlan, root: &Path, content: &Path) -> anyhow::Re
         "content tree {}: usr/lib/systemd/system/{FIRSTBOOT_UNIT} is missing (is it a `kiln build` content tree?)",
         content.display()
     );
-    tools::run(
+    Run::new(
         Command::new("cp")
             .args(["-a", "--no-preserve=ownership"])
             .arg(content.join("."))
             .arg(root),
         "copying the content tree",
-    )?;
+    )
+    .run()?;
     let mut units = vec![FIRSTBOOT_UNIT.to_owned()];
     units.extend(plan.rootfs.enable.iter().cloned());
-    tools::run(
+    Run::new(
         Command::new("systemctl")
             .arg(format!("--root={}", root.display()))
             .arg("enable")
             .args(&units),
         "enabling units",
     )
+    .run()?;
+    Ok(())
 }
 
 /// Makes each clone its own machine: empty machine-id (first boot generates it and applies

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use kiln_core::command::Run;
 
 pub use plan::DiskPlan;
 
@@ -81,14 +82,15 @@ pub fn build_disk(
     };
     step("layout (content tree, units, identity, fstab)", || {
         std::fs::create_dir(&root)?;
-        tools::run(
+        Run::new(
             std::process::Command::new("tar")
                 .args(["-x", "--numeric-owner", "--xattrs", "-f"])
                 .arg(&tarball)
                 .arg("-C")
                 .arg(&root),
             "unpacking the Debian root",
-        )?;
+        )
+        .run()?;
         layout::merge_content(plan, &root, content_tree)?;
         layout::reset_identity(&root)?;
         layout::immutable_settings(plan, &root, &uuids)
@@ -154,8 +156,10 @@ fn cached_rootfs(plan: &DiskPlan, work: &Path, scratch: &Path) -> anyhow::Result
         plan.rootfs.variant,
         plan.rootfs.packages.join(",")
     );
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
-    let name = format!("{}.tar", hex::encode(&digest.as_ref()[..12]));
+    let name = format!(
+        "{}.tar",
+        &kiln_core::digest::sha256_hex(key.as_bytes())[..24]
+    );
     let dir = work.join("rootfs");
     let tarball = dir.join(&name);
     if tarball.is_file() {

@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::Context as _;
 
 use super::plan::DiskPlan;
-use super::tools;
+use kiln_core::command::{Run, Stream};
 
 /// initramfs-tools hook adding the /usr filesystem's module to the initrd (the initrd mounts
 /// /usr from the root's fstab before switching root).
@@ -54,12 +54,31 @@ pub fn build(plan: &DiskPlan, target: &Path, scratch: &Path) -> anyhow::Result<(
         .arg(&plan.rootfs.suite)
         .arg(target)
         .arg(sources_line(plan));
-    tools::run_streaming(&mut cmd, "mmdebstrap", |l| {
-        l.contains("Unable to locate package")
-            || l.contains("has no installation candidate")
-            || l.starts_with("E: ")
-    })
-    .with_context(|| {
+    // apt's reasons (an unknown package) may be far from the end of mmdebstrap's stderr.
+    let picked = std::sync::Mutex::new(Vec::new());
+    let progress = |stream: Stream, line: &str| {
+        if stream == Stream::Stderr {
+            eprintln!("  mmdebstrap: {line}");
+            if line.contains("Unable to locate package")
+                || line.contains("has no installation candidate")
+                || line.starts_with("E: ")
+            {
+                picked.lock().map(|mut p| p.push(line.to_owned())).ok();
+            }
+        }
+    };
+    let mut run = || -> anyhow::Result<()> {
+        let done = Run::new(&mut cmd, "mmdebstrap")
+            .log_lines(&progress)
+            .output()?;
+        let picked = picked.lock().map(|p| p.join("; ")).unwrap_or_default();
+        if done.status.success() || picked.is_empty() {
+            done.check("mmdebstrap")?;
+            return Ok(());
+        }
+        anyhow::bail!("mmdebstrap: failed ({}): {picked}", done.status)
+    };
+    run().with_context(|| {
         format!(
             "building the Debian root from {} (check rootfs.packages and rootfs.mirror)",
             plan.rootfs.mirror

@@ -5,8 +5,8 @@ use std::process::Command;
 
 use super::*;
 use crate::bake::arch::Arch;
-use crate::bake::digest::sha256_file;
 use crate::bake::outputs::sysext::{write_extension_release, Level};
+use kiln_core::digest::sha256_file;
 
 const EPOCH: u64 = 1_700_000_000;
 

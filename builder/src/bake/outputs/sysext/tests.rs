@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::*;
-use crate::bake::digest::sha256_file;
+use kiln_core::digest::sha256_file;
 
 const EPOCH: u64 = 1_700_000_000;
 
