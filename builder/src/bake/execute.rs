@@ -12,10 +12,11 @@ use kiln_core::fsutil;
 use super::cache::Cache;
 use super::fetch::{self, Fetched};
 use super::http::Client;
-use super::images::ListSource;
+use super::images::{ListSource, ResolvedImages};
 use super::mirror::Mirrors;
 use super::oci;
 use super::outputs::disk;
+use super::outputs::manifest;
 use super::outputs::sysext;
 use super::pack;
 use super::plan::Plan;
@@ -54,23 +55,63 @@ pub struct Report {
 pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
     preflight(plan, options)?;
     let cache = Cache::open(&options.cache)?;
-    let client = Client::new();
     let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let fetched = fetch::fetch_all(
         &plan.artifacts,
-        &client,
+        &Client::new(),
         &options.mirrors,
         &cache,
         &progress,
     )?;
-    let report = Report {
-        downloaded: fetched.iter().filter(|f| !f.cached).count(),
-        cached: fetched.iter().filter(|f| f.cached).count(),
-        downloaded_bytes: fetched.iter().filter(|f| !f.cached).map(|f| f.size).sum(),
-    };
     let resolved = plan
         .images
         .resolve(&plan.version, baked_kubeadm(plan, &fetched))?;
+    let images = pull_images(plan, options, &resolved, &cache, &progress)?;
+    let inputs = pack::inputs(plan, &fetched, &images, &options.firstboot)?;
+    let staging = staging_dir(&options.out)?;
+    let out = staging.path().join("out");
+    std::fs::create_dir(&out)?;
+    let built = Built {
+        fetched: &fetched,
+        images: &images,
+        inputs: &inputs,
+        resolved: &resolved,
+        cache: &cache,
+    };
+    for &arch in &plan.architectures {
+        build_arch(plan, options, &built, arch, staging.path(), &out)?;
+    }
+    pack::write_top_level(plan, inputs, &resolved, &out)?;
+    publish(&out, &options.out, options.force)?;
+    Ok(report(&fetched))
+}
+
+/// What the architecture-independent phases produced, for the per-architecture ones.
+struct Built<'a> {
+    fetched: &'a [Fetched],
+    images: &'a BTreeMap<Arch, Vec<oci::PulledImage>>,
+    inputs: &'a [manifest::Input],
+    resolved: &'a ResolvedImages,
+    cache: &'a Cache,
+}
+
+fn report(fetched: &[Fetched]) -> Report {
+    let downloaded = || fetched.iter().filter(|f| !f.cached);
+    Report {
+        downloaded: downloaded().count(),
+        cached: fetched.len() - downloaded().count(),
+        downloaded_bytes: downloaded().map(|f| f.size).sum(),
+    }
+}
+
+/// The images of `resolved`, pulled for every architecture of the plan.
+fn pull_images(
+    plan: &Plan,
+    options: &Options,
+    resolved: &ResolvedImages,
+    cache: &Cache,
+    progress: &MultiProgress,
+) -> anyhow::Result<BTreeMap<Arch, Vec<oci::PulledImage>>> {
     let mut images = BTreeMap::new();
     for &arch in &plan.architectures {
         let platform = oci::Platform::linux(arch.kube());
@@ -78,52 +119,75 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
             &resolved.pull,
             &platform,
             &options.mirrors,
-            &cache,
+            cache,
             options.refresh,
-            &progress,
+            progress,
         )?;
         images.insert(arch, pulled);
     }
-    let inputs = pack::inputs(plan, &fetched, &images, &options.firstboot)?;
+    Ok(images)
+}
 
-    let parent = fsutil::parent_dir(&options.out);
+/// A temporary directory beside `out` (same filesystem, so the result can be renamed in).
+fn staging_dir(out: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let parent = fsutil::parent_dir(out);
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let staging = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".kiln-build-")
         .tempdir_in(&parent)
-        .with_context(|| format!("creating a build directory in {}", parent.display()))?;
-    let out = staging.path().join("out");
-    std::fs::create_dir(&out)?;
-    for &arch in &plan.architectures {
-        let tree = staging.path().join(arch.kube());
-        assemble(plan, options, arch, &fetched, &tree)?;
-        if !images[&arch].is_empty() {
-            let dir = tree.join(tree::IMAGE_DIR);
-            oci::write_archives(&images[&arch], &cache, &dir, plan.source_date_epoch)?;
-        }
-        pack::write_inner_manifest(plan, arch, &inputs, &resolved, &tree)?;
-        if let Some(overlay) = &plan.recipe.overlay {
-            tree::copy_overlay(overlay, &tree)?;
-        }
-        sysext::normalise_tree(&tree, plan.source_date_epoch)?;
-        if let (Some(disk), Arch::Amd64) = (&plan.disk, arch) {
-            let mut disk = disk.clone();
-            disk.rootfs.mirror = options.mirrors.rewrite_url(&disk.rootfs.mirror);
-            let built = disk::build_disk(&disk, &tree, &options.cache.join("disk"), &out)?;
-            tracing::info!(
-                raw = %built.raw.display(),
-                qcow2 = built.qcow2.is_some(),
-                pxe = built.pxe.is_some(),
-                cmdline = %built.cmdline,
-                debian_root_cached = built.rootfs_cached,
-                "disk image built"
-            );
-        }
-        pack::write_arch_outputs(plan, arch, &tree, staging.path(), &out)?;
+        .with_context(|| format!("creating a build directory in {}", parent.display()))
+}
+
+/// The content tree of `arch` and its outputs (sysext, /opt tar, disk image) into `out`.
+fn build_arch(
+    plan: &Plan,
+    options: &Options,
+    built: &Built<'_>,
+    arch: Arch,
+    work: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let tree = work.join(arch.kube());
+    assemble(plan, options, arch, built.fetched, &tree)?;
+    if !built.images[&arch].is_empty() {
+        let dir = tree.join(tree::IMAGE_DIR);
+        oci::write_archives(
+            &built.images[&arch],
+            built.cache,
+            &dir,
+            plan.source_date_epoch,
+        )?;
     }
-    pack::write_top_level(plan, inputs, &resolved, &out)?;
-    publish(&out, &options.out, options.force)?;
-    Ok(report)
+    pack::write_inner_manifest(plan, arch, built.inputs, built.resolved, &tree)?;
+    if let Some(overlay) = &plan.recipe.overlay {
+        tree::copy_overlay(overlay, &tree)?;
+    }
+    sysext::normalise_tree(&tree, plan.source_date_epoch)?;
+    if let (Some(disk), Arch::Amd64) = (&plan.disk, arch) {
+        build_disk(disk, options, &tree, out)?;
+    }
+    pack::write_arch_outputs(plan, arch, &tree, work, out)
+}
+
+/// The disk image (and PXE artifacts) from the content tree, its Debian root from the mirror.
+fn build_disk(
+    disk: &disk::DiskPlan,
+    options: &Options,
+    tree: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let mut disk = disk.clone();
+    disk.rootfs.mirror = options.mirrors.rewrite_url(&disk.rootfs.mirror);
+    let built = disk::build_disk(&disk, tree, &options.cache.join("disk"), out)?;
+    tracing::info!(
+        raw = %built.raw.display(),
+        qcow2 = built.qcow2.is_some(),
+        pxe = built.pxe.is_some(),
+        cmdline = %built.cmdline,
+        debian_root_cached = built.rootfs_cached,
+        "disk image built"
+    );
+    Ok(())
 }
 
 /// The verified kubeadm download the plan asks for its images, if it asks one, with its

@@ -97,7 +97,10 @@ impl ListArgs {
         let what = format!("{} version -o short", path.display());
         let mut cmd = std::process::Command::new(path);
         cmd.args(["version", "-o", "short"]).env_clear();
-        let done = command::capture(cmd, &what, command::Limits::default())?.check(&what)?;
+        let done = command::Run::new(&mut cmd, &what)
+            .timeout(std::time::Duration::from_secs(60))
+            .max_stdout(4096)
+            .run()?;
         let text = String::from_utf8_lossy(&done.stdout);
         text.trim()
             .parse()

@@ -12,24 +12,6 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 
-/// How much a captured program may take.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Wall-clock time before the program's process group is killed.
-    pub timeout: Duration,
-    /// Bytes of stdout kept; more is an error.
-    pub max_stdout: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            timeout: Duration::from_secs(60),
-            max_stdout: 1 << 20,
-        }
-    }
-}
-
 /// What a program that ran to completion printed.
 #[derive(Debug)]
 pub struct Captured {
@@ -146,56 +128,15 @@ impl<'a> Run<'a> {
 
     /// Runs the program to completion; an error when it cannot start, overruns its timeout or
     /// prints more than its stdout limit. A non-zero exit is not an error here.
-    pub fn output(self) -> Result<Captured, Error> {
-        let what = self.what;
+    pub fn output(mut self) -> Result<Captured, Error> {
+        let mut child = self.spawn()?;
         let redact = |text: &str| match self.redact {
             Some(r) => r(text),
             None => text.to_owned(),
         };
-        let command = self.command;
-        command
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if self.timeout.is_some() {
-            command.process_group(0);
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| Error::invalid(format!("{what}: cannot run it: {e}")))?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let stdout_keep = self.max_stdout.map_or(STDOUT_KEPT, |m| m.saturating_add(1));
-        let on_line = self.on_line;
-        let (status, stdout, stderr) = std::thread::scope(|s| {
-            if let (Some(mut pipe), Some(bytes)) = (stdin, self.stdin) {
-                // A program that stops reading early closes the pipe: not an error here.
-                s.spawn(move || {
-                    let _ = pipe.write_all(bytes);
-                });
-            }
-            let stderr = s.spawn(|| drain(stderr, Stream::Stderr, on_line, &redact));
-            let stdout = s.spawn(|| match on_line {
-                Some(_) => {
-                    drain(stdout, Stream::Stdout, on_line, &redact);
-                    Vec::new()
-                }
-                None => keep_head(stdout, stdout_keep),
-            });
-            let status = wait_until(&mut child, self.timeout.map(|t| Instant::now() + t));
-            (
-                status,
-                stdout.join().unwrap_or_default(),
-                stderr.join().unwrap_or_default(),
-            )
-        });
+        let (status, stdout, (head, tail)) = self.collect(&mut child, &redact);
+        let what = &self.what;
         let status = status.map_err(|e| Error::invalid(format!("{what}: waiting for it: {e}")))?;
-        let (head, tail) = stderr;
         let (stderr_head, stderr_tail) = (redact(&head), redact(&tail));
         let Some(status) = status else {
             return Err(Error::invalid(format!(
@@ -217,16 +158,66 @@ impl<'a> Run<'a> {
             detail: self.detail,
         })
     }
-}
 
-/// Runs `command` (stdin closed) and returns what it printed, or an error naming `what` when it
-/// cannot start, overruns `limits.timeout` or prints more than `limits.max_stdout`. A non-zero
-/// exit is not an error here: see [`Captured::check`].
-pub fn capture(mut command: Command, what: &str, limits: Limits) -> Result<Captured, Error> {
-    Run::new(&mut command, what)
-        .timeout(limits.timeout)
-        .max_stdout(limits.max_stdout)
-        .output()
+    /// Starts the program with piped stdout and stderr (and stdin when there are bytes to feed),
+    /// in its own process group when it has a timeout.
+    fn spawn(&mut self) -> Result<Child, Error> {
+        let stdin = match self.stdin {
+            Some(_) => Stdio::piped(),
+            None => Stdio::null(),
+        };
+        self.command
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if self.timeout.is_some() {
+            self.command.process_group(0);
+        }
+        let what = &self.what;
+        self.command
+            .spawn()
+            .map_err(|e| Error::invalid(format!("{what}: cannot run it: {e}")))
+    }
+
+    /// Feeds stdin, reads stdout and stderr (logging lines as they come if asked) and waits for
+    /// the program (killing it at the timeout): its status (`None` when killed), its stdout and
+    /// the head and tail of its stderr.
+    fn collect(
+        &self,
+        child: &mut Child,
+        redact: &(dyn Fn(&str) -> String + Sync),
+    ) -> (
+        std::io::Result<Option<ExitStatus>>,
+        Vec<u8>,
+        (String, String),
+    ) {
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let stdout_keep = self.max_stdout.map_or(STDOUT_KEPT, |m| m.saturating_add(1));
+        let on_line = self.on_line;
+        std::thread::scope(|s| {
+            if let (Some(mut pipe), Some(bytes)) = (stdin, self.stdin) {
+                // A program that stops reading early closes the pipe: not an error here.
+                s.spawn(move || {
+                    let _ = pipe.write_all(bytes);
+                });
+            }
+            let stderr = s.spawn(|| drain(stderr, Stream::Stderr, on_line, redact));
+            let stdout = s.spawn(|| match on_line {
+                Some(_) => {
+                    drain(stdout, Stream::Stdout, on_line, redact);
+                    Vec::new()
+                }
+                None => keep_head(stdout, stdout_keep),
+            });
+            let status = wait_until(child, self.timeout.map(|t| Instant::now() + t));
+            (
+                status,
+                stdout.join().unwrap_or_default(),
+                stderr.join().unwrap_or_default(),
+            )
+        })
+    }
 }
 
 impl Captured {
@@ -388,7 +379,9 @@ mod tests {
 
     #[test]
     fn captures_stdout_and_stderr() {
-        let done = capture(sh("echo out; echo err >&2"), "t", Limits::default()).unwrap();
+        let done = Run::new(&mut sh("echo out; echo err >&2"), "t")
+            .output()
+            .unwrap();
         assert!(done.status.success());
         assert_eq!(done.stdout, b"out\n");
         assert_eq!(done.stderr_tail, "err");
@@ -396,7 +389,9 @@ mod tests {
 
     #[test]
     fn failure_names_the_program_and_its_stderr() {
-        let done = capture(sh("echo boom >&2; exit 3"), "tool", Limits::default()).unwrap();
+        let done = Run::new(&mut sh("echo boom >&2; exit 3"), "tool")
+            .output()
+            .unwrap();
         let err = done.check("tool").unwrap_err().to_string();
         assert!(
             err.starts_with("tool: failed (exit status: 3): \"boom\""),
@@ -406,12 +401,11 @@ mod tests {
 
     #[test]
     fn a_hang_is_stopped_with_its_children() {
-        let limits = Limits {
-            timeout: Duration::from_millis(300),
-            ..Limits::default()
-        };
         let started = Instant::now();
-        let err = capture(sh("sleep 30 & sleep 30"), "slow", limits).unwrap_err();
+        let err = Run::new(&mut sh("sleep 30 & sleep 30"), "slow")
+            .timeout(Duration::from_millis(300))
+            .output()
+            .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(
             err.to_string()
@@ -422,17 +416,18 @@ mod tests {
 
     #[test]
     fn too_much_output_is_refused() {
-        let limits = Limits {
-            max_stdout: 1000,
-            ..Limits::default()
-        };
-        let err = capture(sh("head -c 100000 /dev/zero"), "chatty", limits).unwrap_err();
+        let err = Run::new(&mut sh("head -c 100000 /dev/zero"), "chatty")
+            .max_stdout(1000)
+            .output()
+            .unwrap_err();
         assert!(err.to_string().contains("more than 1000 bytes"), "{err}");
     }
 
     #[test]
     fn a_missing_program_is_an_error() {
-        let err = capture(Command::new("/nonexistent/x"), "x", Limits::default()).unwrap_err();
+        let err = Run::new(&mut Command::new("/nonexistent/x"), "x")
+            .output()
+            .unwrap_err();
         assert!(err.to_string().starts_with("x: cannot run it"), "{err}");
     }
 

@@ -135,14 +135,7 @@ impl Step for Runtime {
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
         let root = ctx.options.root.clone();
-        if ![
-            "usr/bin/containerd",
-            "usr/local/bin/containerd",
-            "opt/bin/containerd",
-        ]
-        .iter()
-        .any(|p| root.join(p).exists())
-        {
+        if !has_containerd(&root) {
             tracing::info!("no containerd in the image: runtime left as it is");
             return Ok(());
         }
@@ -157,45 +150,13 @@ impl Step for Runtime {
                 .ok()
                 .and_then(|text| containerd::sandbox_image_of(&text))
         } else {
-            // The image's own pause image first (kiln build baked it for its kubeadm), then
-            // the node's kubeadm (or kiln's table) for the kubeadm the node config targets.
-            let baked = images::baked_sandbox_image(&root);
-            let pause = match (baked, target(ctx, &plan)?) {
-                (Some(baked), _) => baked,
-                (None, Some(t)) => {
-                    let kubeadm = &ctx.options.kubeadm;
-                    containerd::kubeadm_pause_image(kubeadm, &t.kubeadm).with_context(|| {
-                        format!(
-                            "choosing containerd's sandbox image for kubeadm {} (or ship your own \
-                         {} in the user-data)",
-                            t.kubeadm,
-                            containerd::CONFIG_PATH
-                        )
-                    })?
-                }
-                (None, None) => "registry.k8s.io/pause:3.10".into(),
-            };
-            let copied = containerd::seed_cni_bin_dir(&root)?;
-            tracing::info!(
-                plugins = copied,
-                dir = containerd::CNI_BIN_DIR,
-                "seeded CNI plugins"
-            );
-            let text = containerd::render(&containerd::Settings::for_node(&pause));
-            kiln_core::fsutil::write_atomic(&config_path, text.as_bytes(), 0o644)?;
-            tracing::info!(sandbox_image = %pause, "wrote containerd config");
+            let pause = sandbox_image(ctx, &plan)?;
+            write_containerd_config(&root, &config_path, &pause)?;
             Some(pause)
         };
         let dropin = root.join(containerd::SERVICE_DROPIN_PATH.trim_start_matches('/'));
         kiln_core::fsutil::write_atomic(&dropin, containerd::SERVICE_DROPIN.as_bytes(), 0o644)?;
-        if root == Path::new("/") && Path::new("/run/systemd/system").exists() {
-            for args in [&["daemon-reload"][..], &["restart", "containerd"]] {
-                let mut cmd = std::process::Command::new("systemctl");
-                cmd.args(args);
-                kiln_core::command::Run::new(&mut cmd, format!("systemctl {}", args.join(" ")))
-                    .run()?;
-            }
-        }
+        restart_containerd(&root)?;
         containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
         let dir = images::image_dir(&root);
         let imported = images::import_all(
@@ -206,6 +167,65 @@ impl Step for Runtime {
         tracing::info!(archives = imported.len(), "container runtime ready");
         Ok(())
     }
+}
+
+/// Whether the image has a containerd to configure.
+fn has_containerd(root: &Path) -> bool {
+    [
+        "usr/bin/containerd",
+        "usr/local/bin/containerd",
+        "opt/bin/containerd",
+    ]
+    .iter()
+    .any(|p| root.join(p).exists())
+}
+
+/// containerd's sandbox image: the image's own pause image first (kiln build baked it for its
+/// kubeadm), then the node's kubeadm (or kiln's table) for the kubeadm the node config targets.
+fn sandbox_image(ctx: &Context, plan: &Plan) -> anyhow::Result<String> {
+    let baked = images::baked_sandbox_image(&ctx.options.root);
+    Ok(match (baked, target(ctx, plan)?) {
+        (Some(baked), _) => baked,
+        (None, Some(t)) => containerd::kubeadm_pause_image(&ctx.options.kubeadm, &t.kubeadm)
+            .with_context(|| {
+                format!(
+                    "choosing containerd's sandbox image for kubeadm {} (or ship your own {} in \
+                     the user-data)",
+                    t.kubeadm,
+                    containerd::CONFIG_PATH
+                )
+            })?,
+        (None, None) => "registry.k8s.io/pause:3.10".into(),
+    })
+}
+
+/// kiln's containerd config with `pause` as sandbox image, and the image's CNI plugins seeded
+/// into the writable plugin directory it names.
+fn write_containerd_config(root: &Path, config_path: &Path, pause: &str) -> anyhow::Result<()> {
+    let copied = containerd::seed_cni_bin_dir(root)?;
+    tracing::info!(
+        plugins = copied,
+        dir = containerd::CNI_BIN_DIR,
+        "seeded CNI plugins"
+    );
+    let text = containerd::render(&containerd::Settings::for_node(pause));
+    kiln_core::fsutil::write_atomic(config_path, text.as_bytes(), 0o644)?;
+    tracing::info!(sandbox_image = %pause, "wrote containerd config");
+    Ok(())
+}
+
+/// On a running node (root `/` under systemd): reload units and restart containerd so it reads
+/// the new config and drop-in.
+fn restart_containerd(root: &Path) -> anyhow::Result<()> {
+    if root != Path::new("/") || !Path::new("/run/systemd/system").exists() {
+        return Ok(());
+    }
+    for args in [&["daemon-reload"][..], &["restart", "containerd"]] {
+        let mut cmd = std::process::Command::new("systemctl");
+        cmd.args(args);
+        kiln_core::command::Run::new(&mut cmd, format!("systemctl {}", args.join(" "))).run()?;
+    }
+    Ok(())
 }
 
 /// `kubeadm init|join` from kiln's node config: the rendered config is written 0600, a joining

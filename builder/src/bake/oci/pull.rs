@@ -127,66 +127,23 @@ impl Puller<'_> {
         let index_key = format!("oci:{}", self.image);
         let target_digest = self.resolve(&index_key, refresh)?;
         let (target_bytes, target) = self.manifest_blob(&target_digest, None)?;
-        let (index_digest, manifest_bytes, manifest_blob) = match &target.manifests {
-            Some(entries) => {
-                let entry = choose(entries, platform).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "the image index {target_digest} has no manifest for {platform} (it has: {})",
-                        platforms(entries)
-                    )
-                })?;
-                let (bytes, _) = self.manifest_blob(&entry.digest, Some(entry.size))?;
-                (Some(target_digest.clone()), bytes, entry.blob())
-            }
-            None => {
-                let blob = Blob {
-                    media_type: media_type(&target),
-                    digest: target_digest.clone(),
-                    size: target_bytes.len() as u64,
-                };
-                (None, target_bytes.clone(), blob)
-            }
+        let target_blob = Blob {
+            media_type: media_type(&target),
+            digest: target_digest.clone(),
+            size: target_bytes.len() as u64,
         };
-        let manifest: ManifestJson = serde_json::from_slice(&manifest_bytes)
-            .with_context(|| format!("manifest {} is not valid JSON", manifest_blob.digest))?;
-        let config = manifest
-            .config
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("manifest {} has no config", manifest_blob.digest))?;
-        if manifest.manifests.is_some() {
-            anyhow::bail!(
-                "index {target_digest} points at another index; nested indexes are not supported"
-            );
-        }
-
-        let parts: Vec<(&str, &DescriptorJson)> = std::iter::once(("config", config))
-            .chain(manifest.layers.iter().map(|l| ("layer", l)))
-            .collect();
-        self.bar.set_length(parts.iter().map(|(_, d)| d.size).sum());
-        for (kind, desc) in &parts {
-            self.blob(kind, desc)?;
-        }
-        check_config_platform(self.cache, config, platform)?;
-
+        let (manifest_bytes, manifest_blob) = match &target.manifests {
+            Some(entries) => self.platform_manifest(&target_digest, entries, platform)?,
+            None => (target_bytes, target_blob.clone()),
+        };
+        let manifest = parse_manifest(&manifest_bytes, &manifest_blob, &target_digest)?;
         let mut blobs = Vec::new();
-        if index_digest.is_some() {
-            blobs.push(Blob {
-                media_type: media_type(&target),
-                digest: target_digest.clone(),
-                size: target_bytes.len() as u64,
-            });
+        if target.manifests.is_some() {
+            blobs.push(target_blob);
         }
         blobs.push(manifest_blob.clone());
-        blobs.extend(parts.iter().map(|(_, d)| d.blob()));
-        // The index's other manifests (small JSON, not their layers): containerd walks every
-        // manifest its platform matcher accepts when importing (on arm64 that includes
-        // linux/arm/v7 and older), and an index whose matching manifest is absent fails to import.
-        for entry in target.manifests.iter().flatten() {
-            if entry.digest != manifest_blob.digest {
-                self.manifest_bytes(&entry.digest, Some(entry.size))?;
-                blobs.push(entry.blob());
-            }
-        }
+        blobs.extend(self.config_and_layers(&manifest, platform)?);
+        blobs.extend(self.other_manifests(&target, &manifest_blob.digest)?);
         let target = blobs[0].clone();
         if self.image.digest.is_none() {
             self.cache
@@ -200,6 +157,55 @@ impl Puller<'_> {
             manifest_digest: manifest_blob.digest,
             blobs,
         })
+    }
+
+    /// The manifest of an index for `platform`: its bytes and descriptor.
+    fn platform_manifest(
+        &self,
+        index_digest: &str,
+        entries: &[DescriptorJson],
+        platform: &Platform,
+    ) -> anyhow::Result<(Vec<u8>, Blob)> {
+        let entry = choose(entries, platform).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the image index {index_digest} has no manifest for {platform} (it has: {})",
+                platforms(entries)
+            )
+        })?;
+        let (bytes, _) = self.manifest_blob(&entry.digest, Some(entry.size))?;
+        Ok((bytes, entry.blob()))
+    }
+
+    /// Downloads the manifest's config and layers (verified) and checks the config's platform.
+    fn config_and_layers(
+        &self,
+        manifest: &ManifestJson,
+        platform: &Platform,
+    ) -> anyhow::Result<Vec<Blob>> {
+        let config = manifest.config.as_ref().expect("checked by parse_manifest");
+        let parts: Vec<(&str, &DescriptorJson)> = std::iter::once(("config", config))
+            .chain(manifest.layers.iter().map(|l| ("layer", l)))
+            .collect();
+        self.bar.set_length(parts.iter().map(|(_, d)| d.size).sum());
+        for (kind, desc) in &parts {
+            self.blob(kind, desc)?;
+        }
+        check_config_platform(self.cache, config, platform)?;
+        Ok(parts.iter().map(|(_, d)| d.blob()).collect())
+    }
+
+    /// The index's other manifests (small JSON, not their layers): containerd walks every
+    /// manifest its platform matcher accepts when importing (on arm64 that includes
+    /// linux/arm/v7 and older), and an index whose matching manifest is absent fails to import.
+    fn other_manifests(&self, target: &ManifestJson, chosen: &str) -> anyhow::Result<Vec<Blob>> {
+        let mut blobs = Vec::new();
+        for entry in target.manifests.iter().flatten() {
+            if entry.digest != chosen {
+                self.manifest_bytes(&entry.digest, Some(entry.size))?;
+                blobs.push(entry.blob());
+            }
+        }
+        Ok(blobs)
     }
 
     /// The digest the reference stands for: its pinned digest, the one this cache recorded for
@@ -292,6 +298,21 @@ impl Puller<'_> {
         writer.finish(Some(hex)).with_context(|| what.clone())?;
         Ok(())
     }
+}
+
+/// The image manifest in `bytes`: JSON, with a config, not another index.
+fn parse_manifest(bytes: &[u8], blob: &Blob, index_digest: &str) -> anyhow::Result<ManifestJson> {
+    let manifest: ManifestJson = serde_json::from_slice(bytes)
+        .with_context(|| format!("manifest {} is not valid JSON", blob.digest))?;
+    if manifest.config.is_none() {
+        anyhow::bail!("manifest {} has no config", blob.digest);
+    }
+    if manifest.manifests.is_some() {
+        anyhow::bail!(
+            "index {index_digest} points at another index; nested indexes are not supported"
+        );
+    }
+    Ok(manifest)
 }
 
 /// The platform's entry in an index: exact variant first, then any variant when none is asked

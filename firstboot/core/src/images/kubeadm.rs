@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::command::{self, Limits};
+use crate::command::Run;
 use crate::version::KubeVersion;
 use crate::Error;
 
 /// At most this many images in an answer (kubeadm lists 7).
 const MAX_IMAGES: usize = 64;
+/// The most kubeadm may print (its answer is well under 2 KiB).
+const MAX_OUTPUT: usize = 1 << 20;
 /// How long kubeadm may take to answer (it answers from built-in constants, in well under 1 s).
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -56,11 +58,10 @@ pub fn ask_named(
     if let Some(repo) = repository {
         cmd.args(["--image-repository", repo]);
     }
-    let limits = Limits {
-        timeout: TIMEOUT,
-        ..Limits::default()
-    };
-    let done = command::capture(cmd, &what, limits)?.check(&what)?;
+    let done = Run::new(&mut cmd, &what)
+        .timeout(TIMEOUT)
+        .max_stdout(MAX_OUTPUT)
+        .run()?;
     parse(&done.stdout).map_err(|e| Error::invalid(format!("{what}: {e}")))
 }
 

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
@@ -44,18 +44,27 @@ pub fn usr_image(plan: &DiskPlan, usr_tree: &Path, out: &Path) -> anyhow::Result
     Ok(())
 }
 
-/// Makes the ESP image at `out`: systemd-boot as the removable-media loader, a loader entry
-/// with `cmdline`, the kernel and the initrd.
+/// What the ESP holds: systemd-boot, the kernel, the initrd and the boot entry's command line.
+pub struct EspFiles<'a> {
+    /// systemd-boot (`systemd-bootx64.efi`).
+    pub efi: &'a Path,
+    /// The kernel.
+    pub kernel: &'a Path,
+    /// The initrd.
+    pub initrd: &'a Path,
+    /// The kernel command line of the boot entry.
+    pub cmdline: &'a str,
+}
+
+/// Makes the ESP image at `out` (`size` bytes): systemd-boot as the removable-media loader, a
+/// loader entry with the command line, the kernel and the initrd.
 pub fn esp_image(
     size: u64,
-    boot_efi: &Path,
-    kernel: &Path,
-    initrd: &Path,
-    cmdline: &str,
+    files: &EspFiles<'_>,
     out: &Path,
     scratch: &Path,
 ) -> anyhow::Result<()> {
-    let needed = file_size(boot_efi)? + file_size(kernel)? + file_size(initrd)? + MIB;
+    let needed = file_size(files.efi)? + file_size(files.kernel)? + file_size(files.initrd)? + MIB;
     if needed > size {
         bail!(
             "disk.esp_size: {} MiB is too small for systemd-boot, the kernel and the initrd ({} MiB); raise it",
@@ -71,13 +80,7 @@ pub fn esp_image(
         "formatting the ESP",
     )
     .run()?;
-    let loader = scratch.join("loader.conf");
-    std::fs::write(&loader, "default kiln.conf\ntimeout 0\nconsole-mode keep\n")?;
-    let entry = scratch.join("kiln.conf");
-    std::fs::write(
-        &entry,
-        format!("title kiln\nlinux /kiln/vmlinuz\ninitrd /kiln/initrd\noptions {cmdline}\n"),
-    )?;
+    let (loader, entry) = boot_entries(files.cmdline, scratch)?;
     let img = out.to_str().context("ESP path is not UTF-8")?;
     Run::new(
         Command::new("mmd").args([
@@ -93,11 +96,11 @@ pub fn esp_image(
     )
     .run()?;
     for (from, to) in [
-        (boot_efi, "::/EFI/BOOT/BOOTX64.EFI"),
+        (files.efi, "::/EFI/BOOT/BOOTX64.EFI"),
         (&loader, "::/loader/loader.conf"),
         (&entry, "::/loader/entries/kiln.conf"),
-        (kernel, "::/kiln/vmlinuz"),
-        (initrd, "::/kiln/initrd"),
+        (files.kernel, "::/kiln/vmlinuz"),
+        (files.initrd, "::/kiln/initrd"),
     ] {
         Run::new(
             Command::new("mcopy").args(["-i", img]).arg(from).arg(to),
@@ -106,6 +109,18 @@ pub fn esp_image(
         .run()?;
     }
     Ok(())
+}
+
+/// systemd-boot's `loader.conf` and kiln's boot entry, written into `scratch`.
+fn boot_entries(cmdline: &str, scratch: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let loader = scratch.join("loader.conf");
+    std::fs::write(&loader, "default kiln.conf\ntimeout 0\nconsole-mode keep\n")?;
+    let entry = scratch.join("kiln.conf");
+    std::fs::write(
+        &entry,
+        format!("title kiln\nlinux /kiln/vmlinuz\ninitrd /kiln/initrd\noptions {cmdline}\n"),
+    )?;
+    Ok((loader, entry))
 }
 
 /// Makes the root ext4 image at `out` (`size` bytes) from `tree`.

@@ -48,17 +48,7 @@ pub fn build_disk(
     work: &Path,
     out: &Path,
 ) -> anyhow::Result<DiskOutputs> {
-    plan.check()?;
-    tools::check_host()?;
-    anyhow::ensure!(
-        content_tree
-            .join("usr/lib/systemd/system")
-            .join(layout::FIRSTBOOT_UNIT)
-            .is_file(),
-        "content tree {}: usr/lib/systemd/system/{} is missing (is it a `kiln build` content tree?)",
-        content_tree.display(),
-        layout::FIRSTBOOT_UNIT
-    );
+    check_inputs(plan, content_tree)?;
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let scratch = tempfile::Builder::new()
@@ -70,73 +60,23 @@ pub fn build_disk(
         .tempdir_in(out)
         .context("making a staging directory in the output directory")?;
     let s = scratch.path();
-
-    let (tarball, rootfs_cached) =
-        step("Debian root (mmdebstrap)", || cached_rootfs(plan, work, s))?;
-    let root = s.join("root");
-    let usr_tree = s.join("usr");
-    let uuids = layout::Uuids {
-        esp: uuid()?,
-        usr: uuid()?,
-        root: uuid()?,
-    };
-    step("layout (content tree, units, identity, fstab)", || {
-        std::fs::create_dir(&root)?;
-        Run::new(
-            std::process::Command::new("tar")
-                .args(["-x", "--numeric-owner", "--xattrs", "-f"])
-                .arg(&tarball)
-                .arg("-C")
-                .arg(&root),
-            "unpacking the Debian root",
-        )
-        .run()?;
-        layout::merge_content(plan, &root, content_tree)?;
-        layout::reset_identity(&root)?;
-        layout::immutable_settings(plan, &root, &uuids)
-    })?;
-    let (boot_kernel, boot_initrd) = layout::kernel(&root)?;
-    let (kernel, initrd) = (s.join("vmlinuz"), s.join("initrd"));
-    std::fs::rename(&boot_kernel, &kernel)?;
-    std::fs::rename(&boot_initrd, &initrd)?;
-    let boot_efi = usr_tree.join("lib/systemd/boot/efi/systemd-bootx64.efi");
-    layout::split(&root, &usr_tree)?;
-    anyhow::ensure!(
-        boot_efi.is_file(),
-        "systemd-boot is missing from the root (rootfs.packages needs systemd-boot-efi)"
-    );
-    let mut cmdline = vec![format!("root=PARTUUID={}", uuids.root), "rw".into()];
-    cmdline.extend(plan.disk.cmdline.iter().cloned());
-    let cmdline = cmdline.join(" ");
-
-    let usr_img = s.join("usr.img");
-    step("read-only /usr image", || {
-        image::usr_image(plan, &usr_tree, &usr_img)
-    })?;
-    let (esp, usr, root_size) =
-        image::sizes(plan, image::file_size(&usr_img)?, image::root_needs(&root)?)?;
-    let esp_img = s.join("esp.img");
-    let root_img = s.join("root.img");
-    step("ESP and root filesystems", || {
-        image::esp_image(esp, &boot_efi, &kernel, &initrd, &cmdline, &esp_img, s)?;
-        image::root_image(&root, root_size, &root_img)
-    })?;
+    let (root, rootfs_cached) = prepare_root(plan, content_tree, work, s)?;
+    let boot = boot_files(&root.dir, s)?;
+    let cmdline = cmdline(plan, &root.uuids);
     let raw = staging.path().join("disk.raw");
-    step("GPT disk", || {
-        image::assemble(
-            plan.size()?,
-            [(&esp_img, esp), (&usr_img, usr), (&root_img, root_size)],
-            &uuids,
-            &raw,
-        )
-    })?;
+    write_disk(plan, &root, &boot, &cmdline, s, &raw)?;
     if plan.disk.qcow2 {
         step("qcow2", || {
             image::qcow2(&raw, &staging.path().join("disk.qcow2"))
         })?;
     }
     if plan.disk.pxe {
-        super::pxe::write(&staging.path().join("pxe"), &kernel, &initrd, &cmdline)?;
+        super::pxe::write(
+            &staging.path().join("pxe"),
+            &boot.kernel,
+            &boot.initrd,
+            &cmdline,
+        )?;
     }
     publish(staging.path(), out)?;
     Ok(DiskOutputs {
@@ -145,6 +85,135 @@ pub fn build_disk(
         pxe: plan.disk.pxe.then(|| out.join("pxe")),
         cmdline,
         rootfs_cached,
+    })
+}
+
+/// What is checked before any work: the plan, the host's tools, the content tree.
+fn check_inputs(plan: &DiskPlan, content_tree: &Path) -> anyhow::Result<()> {
+    plan.check()?;
+    tools::check_host()?;
+    anyhow::ensure!(
+        content_tree
+            .join("usr/lib/systemd/system")
+            .join(layout::FIRSTBOOT_UNIT)
+            .is_file(),
+        "content tree {}: usr/lib/systemd/system/{} is missing (is it a `kiln build` content tree?)",
+        content_tree.display(),
+        layout::FIRSTBOOT_UNIT
+    );
+    Ok(())
+}
+
+/// The node's root, laid out in the scratch directory, with the partition UUIDs it names.
+struct Root {
+    /// `SCRATCH/root`: the whole root, /usr split off into `SCRATCH/usr` by [`boot_files`].
+    dir: PathBuf,
+    uuids: layout::Uuids,
+}
+
+/// The Debian root (cached) unpacked into `SCRATCH/root` with the content tree merged in and
+/// the image's identity and mounts set; whether the Debian root came from the cache.
+fn prepare_root(
+    plan: &DiskPlan,
+    content_tree: &Path,
+    work: &Path,
+    s: &Path,
+) -> anyhow::Result<(Root, bool)> {
+    let (tarball, rootfs_cached) =
+        step("Debian root (mmdebstrap)", || cached_rootfs(plan, work, s))?;
+    let root = Root {
+        dir: s.join("root"),
+        uuids: layout::Uuids {
+            esp: uuid()?,
+            usr: uuid()?,
+            root: uuid()?,
+        },
+    };
+    step("layout (content tree, units, identity, fstab)", || {
+        std::fs::create_dir(&root.dir)?;
+        Run::new(
+            std::process::Command::new("tar")
+                .args(["-x", "--numeric-owner", "--xattrs", "-f"])
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&root.dir),
+            "unpacking the Debian root",
+        )
+        .run()?;
+        layout::merge_content(plan, &root.dir, content_tree)?;
+        layout::reset_identity(&root.dir)?;
+        layout::immutable_settings(plan, &root.dir, &root.uuids)
+    })?;
+    Ok((root, rootfs_cached))
+}
+
+/// The kernel, initrd and systemd-boot of the image, taken out of the root (kernel and initrd
+/// moved into the scratch directory); /usr is split off into `SCRATCH/usr`.
+struct Boot {
+    kernel: PathBuf,
+    initrd: PathBuf,
+    efi: PathBuf,
+    usr_tree: PathBuf,
+}
+
+fn boot_files(root: &Path, s: &Path) -> anyhow::Result<Boot> {
+    let (boot_kernel, boot_initrd) = layout::kernel(root)?;
+    let boot = Boot {
+        kernel: s.join("vmlinuz"),
+        initrd: s.join("initrd"),
+        efi: s.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi"),
+        usr_tree: s.join("usr"),
+    };
+    std::fs::rename(&boot_kernel, &boot.kernel)?;
+    std::fs::rename(&boot_initrd, &boot.initrd)?;
+    layout::split(root, &boot.usr_tree)?;
+    anyhow::ensure!(
+        boot.efi.is_file(),
+        "systemd-boot is missing from the root (rootfs.packages needs systemd-boot-efi)"
+    );
+    Ok(boot)
+}
+
+/// The kernel command line of the boot entry: the root partition, then the recipe's own.
+fn cmdline(plan: &DiskPlan, uuids: &layout::Uuids) -> String {
+    let mut cmdline = vec![format!("root=PARTUUID={}", uuids.root), "rw".into()];
+    cmdline.extend(plan.disk.cmdline.iter().cloned());
+    cmdline.join(" ")
+}
+
+/// The three filesystems (read-only /usr, ESP, root) and the GPT disk around them at `raw`.
+fn write_disk(
+    plan: &DiskPlan,
+    root: &Root,
+    boot: &Boot,
+    cmdline: &str,
+    s: &Path,
+    raw: &Path,
+) -> anyhow::Result<()> {
+    let usr_img = s.join("usr.img");
+    step("read-only /usr image", || {
+        image::usr_image(plan, &boot.usr_tree, &usr_img)
+    })?;
+    let usr_bytes = image::file_size(&usr_img)?;
+    let (esp, usr, root_size) = image::sizes(plan, usr_bytes, image::root_needs(&root.dir)?)?;
+    let (esp_img, root_img) = (s.join("esp.img"), s.join("root.img"));
+    step("ESP and root filesystems", || {
+        let files = image::EspFiles {
+            efi: &boot.efi,
+            kernel: &boot.kernel,
+            initrd: &boot.initrd,
+            cmdline,
+        };
+        image::esp_image(esp, &files, &esp_img, s)?;
+        image::root_image(&root.dir, root_size, &root_img)
+    })?;
+    step("GPT disk", || {
+        image::assemble(
+            plan.size()?,
+            [(&esp_img, esp), (&usr_img, usr), (&root_img, root_size)],
+            &root.uuids,
+            raw,
+        )
     })
 }
 
