@@ -159,8 +159,7 @@ fn write_keys(user: &User, root: &Root) -> Result<()> {
                 ),
             ));
         }
-        std::fs::create_dir_all(&host)
-            .map_err(|e| UserDataError::new(&origin, format!("{}: {e}", host.display())))?;
+        std::fs::create_dir_all(&host).map_err(|e| UserDataError::io(&origin, &host, e))?;
         std::os::unix::fs::lchown(&host, Some(uid), Some(gid))
             .map_err(|e| UserDataError::new(&origin, e.to_string()))?;
         std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700))

@@ -229,13 +229,11 @@ fn current_mode(path: &Path) -> u32 {
 
 fn sync_parent(host: &Path, origin: &str) -> Result<()> {
     match host.parent() {
-        Some(p) => {
-            kiln_core::fsutil::fsync_dir(p).map_err(|e| UserDataError::new(origin, e.to_string()))
-        }
+        Some(p) => kiln_core::fsutil::fsync_dir(p).map_err(|e| UserDataError::io(origin, p, e)),
         None => Ok(()),
     }
 }
 
 fn io(origin: &str, path: &Path, e: std::io::Error) -> UserDataError {
-    UserDataError::new(origin, format!("{}: {e}", path.display()))
+    UserDataError::io(origin, path, e)
 }

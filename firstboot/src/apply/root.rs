@@ -21,7 +21,7 @@ impl Root {
     pub fn new(dir: &Path) -> Result<Self> {
         let dir = dir
             .canonicalize()
-            .map_err(|e| UserDataError::new("--root", format!("{}: {e}", dir.display())))?;
+            .map_err(|e| UserDataError::io("--root", dir, e))?;
         Ok(Root { dir })
     }
 

@@ -62,7 +62,7 @@ pub fn apply(units: &[Unit], root: &Root) -> Result<()> {
 }
 
 fn mask(host: &Path, origin: &str) -> Result<()> {
-    let err = |e: std::io::Error| UserDataError::new(origin, format!("{}: {e}", host.display()));
+    let err = |e: std::io::Error| UserDataError::io(origin, host, e);
     if let Some(parent) = host.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
@@ -89,8 +89,7 @@ fn remove_wants_links(root: &Root, name: &str, origin: &str) -> Result<()> {
         if is_dir && (sub.ends_with(".wants") || sub.ends_with(".requires")) {
             let link = entry.path().join(name);
             if link.symlink_metadata().is_ok() {
-                std::fs::remove_file(&link)
-                    .map_err(|e| UserDataError::new(origin, format!("{}: {e}", link.display())))?;
+                std::fs::remove_file(&link).map_err(|e| UserDataError::io(origin, &link, e))?;
                 // Like Ignition, leave no empty .wants directory behind.
                 let _ = std::fs::remove_dir(entry.path());
             }

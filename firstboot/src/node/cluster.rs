@@ -2,6 +2,7 @@
 //! manifest (server-side apply) and wait (bounded) for the node to be Ready. (Untainting and
 //! labels need no API calls: kubeadm registers the node with the rendered taints and labels.)
 
+use anyhow::Context as _;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
@@ -26,12 +27,12 @@ pub async fn apply_manifest(client: &Client, yaml: &str) -> anyhow::Result<usize
     let mut applied = 0;
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(yaml).enumerate() {
         let value = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc)
-            .map_err(|e| anyhow::anyhow!("manifest document {}: {e}", i + 1))?;
+            .with_context(|| format!("manifest document {}", i + 1))?;
         if value.is_null() {
             continue;
         }
         let obj: DynamicObject = serde_yaml_ng::from_value(value)
-            .map_err(|e| anyhow::anyhow!("manifest document {}: {e}", i + 1))?;
+            .with_context(|| format!("manifest document {}", i + 1))?;
         let types = obj
             .types
             .clone()

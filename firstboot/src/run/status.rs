@@ -2,6 +2,7 @@
 //! outcome and duration, the result, the failed step and why, and the machine identity that must
 //! be unique in the cluster. Never secrets: error texts pass through [`crate::redact::Redactor`].
 
+use anyhow::Context as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,7 @@ impl Status {
 
     /// Reads a status file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
         Ok(serde_json::from_slice(&bytes)?)
     }
 }

@@ -18,6 +18,7 @@
 //! `*.transfer` and warn about `*.conf`. kiln writes `NAME.conf`, which every systemd with
 //! sysupdate (≥ 251) reads.
 
+use anyhow::Context as _;
 use kiln_core::version::KubeVersion;
 
 /// The transfer file's name for extension `name`.
@@ -36,7 +37,7 @@ pub fn transfer(
 ) -> anyhow::Result<String> {
     let version: KubeVersion = kubernetes_version
         .parse()
-        .map_err(|e| anyhow::anyhow!("kubernetes_version {kubernetes_version:?}: {e}"))?;
+        .with_context(|| format!("kubernetes_version {kubernetes_version:?}"))?;
     anyhow::ensure!(
         base_url.starts_with("https://") || base_url.starts_with("http://"),
         "outputs.sysupdate_url {base_url:?}: must be an http:// or https:// URL"

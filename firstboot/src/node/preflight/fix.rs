@@ -1,6 +1,7 @@
 //! What preflight repairs itself, as the kubeadm install page tells operators to do by hand:
 //! IPv4 forwarding on, `overlay` and `br_netfilter` loaded, both persisted across reboots.
 
+use anyhow::Context as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -56,7 +57,7 @@ fn write(host: &Host, rel: &str, text: &str, durable: bool) -> anyhow::Result<()
         kiln_core::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
     } else {
         // /proc/sys files cannot be replaced, only written.
-        std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| path.display().to_string())?;
     }
     Ok(())
 }
