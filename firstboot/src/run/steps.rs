@@ -497,3 +497,6 @@ fn http(ctx: &Context) -> Http {
         max_body: 16 << 20,
     })
 }
+
+#[cfg(test)]
+mod tests;
