@@ -161,6 +161,9 @@ pub fn write_atomic_as(
 pub struct Staged {
     tmp: tempfile::TempPath,
     dest: PathBuf,
+    /// An exclusive `flock` on the temp file while it is ours: the stale-temp cleanup of other
+    /// writers in the same directory leaves it alone (a killed writer's lock goes with it).
+    _lock: nix::fcntl::Flock<File>,
 }
 
 /// Writes `contents` to a temp file beside `path` with `mode` and `owner` (no fsync yet).
@@ -185,10 +188,22 @@ pub fn stage(path: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>)
     set_mode(tmp.path(), mode)?;
     tmp.write_all(contents)
         .map_err(|e| Error::io(tmp.path(), e))?;
+    let lock = lock_temp(&tmp)?;
     Ok(Staged {
         tmp: tmp.into_temp_path(),
         dest: path.to_owned(),
+        _lock: lock,
     })
+}
+
+/// An exclusive lock on `tmp`, held through a second descriptor of the same open file.
+fn lock_temp(tmp: &tempfile::NamedTempFile) -> Result<nix::fcntl::Flock<File>> {
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, errno)| Error::io(tmp.path(), errno.into()))
 }
 
 /// Makes every staged file durable (one `syncfs` per filesystem instead of an fsync per file),
@@ -209,20 +224,36 @@ pub fn commit(staged: Vec<Staged>) -> Result<()> {
 }
 
 /// Removes temp files an earlier, killed writer left in `dirs` (`.NAME.tmp-XXXXXX`, the names
-/// [`stage`] gives), except `keep`: a crash never leaves partial files behind for long.
+/// [`stage`] gives), except `keep` and those a live writer still holds locked: a crash never
+/// leaves partial files behind for long, and concurrent writers never lose theirs.
 fn remove_stale_temps(dirs: &[PathBuf], keep: &[&Path]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for dir in dirs.iter().filter(|d| seen.insert(d.as_path())) {
         let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
         for entry in entries.flatten() {
             let path = entry.path();
-            if is_our_temp(&entry.file_name().to_string_lossy()) && !keep.contains(&path.as_path())
-            {
-                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            let candidate = is_our_temp(&entry.file_name().to_string_lossy())
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && !keep.contains(&path.as_path());
+            if candidate && !held_by_a_writer(&path) {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(&path, e))
+                    }
+                    _ => {}
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Whether a live writer holds `tmp`'s lock (gone files count as held: nothing to remove).
+fn held_by_a_writer(tmp: &Path) -> bool {
+    let Ok(file) = File::open(tmp) else {
+        return true;
+    };
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
 }
 
 /// `.NAME.tmp-XXXXXX` with a 6-character random suffix.
@@ -333,10 +364,15 @@ pub fn publish<E: From<Error>>(
     result
 }
 
-/// `.NAME.tmp-PID` in the directory of `dest`; a leftover of that name (from a crashed run of
-/// this process id) is removed first.
+/// `.NAME.partial-PID` in the directory of `dest`; a leftover of that name (from a crashed run
+/// of this process id) is removed first. (Not `.NAME.tmp-…`: those are [`stage`]'s, which the
+/// stale-temp cleanup may remove.)
 pub fn temp_beside(dest: &Path) -> Result<PathBuf> {
-    let tmp = parent_dir(dest).join(format!(".{}.tmp-{}", file_name(dest), std::process::id()));
+    let tmp = parent_dir(dest).join(format!(
+        ".{}.partial-{}",
+        file_name(dest),
+        std::process::id()
+    ));
     remove_any(&tmp)?;
     Ok(tmp)
 }
@@ -471,6 +507,17 @@ mod tests {
                 && !is_our_temp("x.tmp-abcdef")
                 && !is_our_temp(".tmp-abcdef")
         );
+    }
+
+    #[test]
+    fn a_concurrent_writers_temp_survives_the_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let pending = stage(&dir.path().join("a"), b"A", 0o644, None).unwrap();
+        // Another writer in the same directory cleans up stale temps: not this live one.
+        write_atomic(&dir.path().join("b"), b"B", 0o644).unwrap();
+        commit(vec![pending]).unwrap();
+        assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"A");
+        assert_eq!(fs::read(dir.path().join("b")).unwrap(), b"B");
     }
 
     #[test]
