@@ -565,7 +565,7 @@ fn killed_runs_converge_to_the_clean_result() {
     assert!(status.contains("\"result\": \"success\""), "{status}");
     let leftovers: Vec<String> = snapshot(&crashed, &[])
         .into_keys()
-        .filter(|p| p.contains(".tmp-"))
+        .filter(|p| p.contains(".tmp-") || p.contains(".kiln-partial"))
         .collect();
     assert!(
         leftovers.is_empty(),

@@ -90,13 +90,9 @@ impl Cache {
 
     /// Records that `key` resolved to digest `hex`.
     pub fn index_put(&self, key: &str, hex: &str) -> anyhow::Result<()> {
-        let mut writer = tempfile::NamedTempFile::new_in(self.root.join("tmp"))
-            .context("creating a temporary file in the cache")?;
-        writeln!(writer, "{key}\n{hex}").context("writing the cache index")?;
-        writer
-            .persist(self.index_path(key))
-            .context("writing the cache index")?;
-        Ok(())
+        let record = format!("{key}\n{hex}\n");
+        kiln_core::fsutil::write_atomic(&self.index_path(key), record.as_bytes(), 0o644)
+            .context("writing the cache index")
     }
 
     /// Forgets what `key` resolved to (the blob stays; it is still a verified blob).

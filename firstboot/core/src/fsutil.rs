@@ -353,9 +353,7 @@ pub fn publish<E: From<Error>>(
 ) -> std::result::Result<(), E> {
     let tmp = temp_beside(dest)?;
     let result = fill(&tmp).and_then(|()| {
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(&tmp, e))?;
+        sync_unless_link(&tmp)?;
         Ok(move_into_place(&tmp, dest, replace)?)
     });
     if result.is_err() {
@@ -364,15 +362,21 @@ pub fn publish<E: From<Error>>(
     result
 }
 
-/// `.NAME.partial-PID` in the directory of `dest`; a leftover of that name (from a crashed run
-/// of this process id) is removed first. (Not `.NAME.tmp-…`: those are [`stage`]'s, which the
-/// stale-temp cleanup may remove.)
+/// fsyncs a file or directory; a symlink has no data of its own to sync (and may dangle).
+fn sync_unless_link(path: &Path) -> Result<()> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Ok(());
+    }
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// `.NAME.kiln-partial` in the directory of `dest`; a leftover of that name (from a crashed
+/// run) is removed first, so a re-run converges. (Not `.NAME.tmp-…`: those are [`stage`]'s,
+/// which the stale-temp cleanup may remove.)
 pub fn temp_beside(dest: &Path) -> Result<PathBuf> {
-    let tmp = parent_dir(dest).join(format!(
-        ".{}.partial-{}",
-        file_name(dest),
-        std::process::id()
-    ));
+    let tmp = parent_dir(dest).join(format!(".{}.kiln-partial", file_name(dest)));
     remove_any(&tmp)?;
     Ok(tmp)
 }

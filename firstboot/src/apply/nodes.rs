@@ -1,6 +1,7 @@
 //! Writes files, directories and links, each atomically with mode and owner set before it
 //! appears at its path.
 
+use kiln_core::fsutil::Replace;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -185,26 +186,20 @@ fn directory(d: &Directory, host: &Path, (uid, gid): (u32, u32)) -> Result<()> {
 
 fn link(l: &Link, host: &Path, (uid, gid): (u32, u32), root: &Root) -> Result<()> {
     make_parents(host, &l.origin)?;
-    let tmp = host.with_file_name(format!(
-        ".{}.kiln-tmp",
-        host.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let _ = fs::remove_file(&tmp);
-    if l.hard {
-        let target = root.resolve(&l.target, &format!("{}.target", l.origin))?;
-        fs::hard_link(&target, &tmp).map_err(|e| io(&l.origin, &tmp, e))?;
-    } else {
-        std::os::unix::fs::symlink(&l.target, &tmp).map_err(|e| io(&l.origin, &tmp, e))?;
-        std::os::unix::fs::lchown(&tmp, Some(uid), Some(gid))
-            .map_err(|e| io(&l.origin, &tmp, e))?;
-    }
-    if fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
-        fs::remove_dir_all(host).map_err(|e| io(&l.origin, host, e))?;
-    }
-    fs::rename(&tmp, host).map_err(|e| io(&l.origin, host, e))?;
-    sync_parent(host, &l.origin)?;
+    let hard_target = match l.hard {
+        true => Some(root.resolve(&l.target, &format!("{}.target", l.origin))?),
+        false => None,
+    };
+    // A link (or a directory) already there is replaced all at once.
+    kiln_core::fsutil::publish(host, Replace::Existing, |tmp| {
+        let made = match &hard_target {
+            Some(target) => fs::hard_link(target, tmp),
+            None => std::os::unix::fs::symlink(&l.target, tmp)
+                .and_then(|()| std::os::unix::fs::lchown(tmp, Some(uid), Some(gid))),
+        };
+        made.map_err(|e| kiln_core::Error::io(tmp, e))
+    })
+    .map_err(|e| UserDataError::io(&l.origin, host, e))?;
     tracing::info!(path = %l.path.display(), target = %l.target.display(), hard = l.hard, "created link");
     Ok(())
 }

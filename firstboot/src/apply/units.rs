@@ -62,16 +62,13 @@ pub fn apply(units: &[Unit], root: &Root) -> Result<()> {
 }
 
 fn mask(host: &Path, origin: &str) -> Result<()> {
-    let err = |e: std::io::Error| UserDataError::io(origin, host, e);
     if let Some(parent) = host.parent() {
-        std::fs::create_dir_all(parent).map_err(err)?;
+        std::fs::create_dir_all(parent).map_err(|e| UserDataError::io(origin, parent, e))?;
     }
-    let tmp = host.with_extension("kiln-mask-tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink("/dev/null", &tmp).map_err(err)?;
-    std::fs::rename(&tmp, host).map_err(err)?;
-    kiln_core::fsutil::fsync_dir(&kiln_core::fsutil::parent_dir(host))
-        .map_err(|e| UserDataError::new(origin, e.to_string()))
+    kiln_core::fsutil::publish(host, kiln_core::fsutil::Replace::Existing, |tmp| {
+        std::os::unix::fs::symlink("/dev/null", tmp).map_err(|e| kiln_core::Error::io(tmp, e))
+    })
+    .map_err(|e| UserDataError::io(origin, host, e))
 }
 
 /// Removes `*.wants/NAME` and `*.requires/NAME` links, as `systemctl disable` would.
