@@ -54,6 +54,7 @@ pub struct Report {
 /// Runs the build.
 pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
     preflight(plan, options)?;
+    let staging = staging_dir(&options.out)?;
     let cache = Cache::open(&options.cache)?;
     let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let fetched = fetch::fetch_all(
@@ -63,12 +64,11 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         &cache,
         &progress,
     )?;
-    let resolved = plan
-        .images
-        .resolve(&plan.version, baked_kubeadm(plan, &fetched))?;
+    let resolved =
+        plan.images
+            .resolve(&plan.version, baked_kubeadm(plan, &fetched), staging.path())?;
     let images = pull_images(plan, options, &resolved, &cache, &progress)?;
     let inputs = pack::inputs(plan, &fetched, &images, &options.firstboot)?;
-    let staging = staging_dir(&options.out)?;
     let out = staging.path().join("out");
     std::fs::create_dir(&out)?;
     let built = Built {

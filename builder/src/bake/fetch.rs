@@ -234,7 +234,12 @@ fn download_verified(
         let mut writer = cache.writer().map_err(Attempt::Fail)?;
         transfer::copy_with_progress(&mut body, &mut writer, &|n| bar.inc(n)).map_err(
             |e| match e {
-                CopyError::Read(e) => Attempt::Retry(format!("reading the body: {e}")),
+                CopyError::Read(e) if kiln_core::http::is_transient_io(&e) => {
+                    Attempt::Retry(format!("reading the body: {e}"))
+                }
+                CopyError::Read(e) => {
+                    Attempt::Fail(anyhow::Error::new(e).context("reading the body"))
+                }
                 CopyError::Write(e) => {
                     Attempt::Fail(anyhow::Error::new(e).context("writing to the cache"))
                 }

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use anyhow::Context as _;
+
 use kiln_core::images;
 use kiln_core::version::KubeVersion;
 
@@ -88,15 +90,18 @@ impl ImagePlan {
     }
 
     /// The final list. `kubeadm` is the verified kubeadm binary for [`ListSource::Kubeadm`]
-    /// and the URL it came from.
+    /// and the URL it came from; `work` a directory of the build where it may be run from.
     pub fn resolve(
         &self,
         version: &KubeVersion,
         kubeadm: Option<(&Path, &str)>,
+        work: &Path,
     ) -> anyhow::Result<ResolvedImages> {
         let kubeadm_list = match (self.source, kubeadm) {
             (None, _) => Vec::new(),
-            (Some(ListSource::Kubeadm(_)), Some((path, url))) => self.ask(path, url, version)?,
+            (Some(ListSource::Kubeadm(_)), Some((path, url))) => {
+                self.ask(path, url, version, work)?
+            }
             (Some(ListSource::Kubeadm(arch)), None) => {
                 anyhow::bail!("no kubeadm for {} was downloaded to ask", arch.kube())
             }
@@ -121,13 +126,22 @@ impl ImagePlan {
         })
     }
 
-    /// Runs a copy of the cached kubeadm blob (cache files are not executable).
-    fn ask(&self, blob: &Path, url: &str, version: &KubeVersion) -> anyhow::Result<Vec<String>> {
+    /// Runs a copy of the cached kubeadm blob (cache files are not executable) from `work`
+    /// (the build's own directory beside --out: /tmp may be mounted noexec).
+    fn ask(
+        &self,
+        blob: &Path,
+        url: &str,
+        version: &KubeVersion,
+        work: &Path,
+    ) -> anyhow::Result<Vec<String>> {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir()?;
+        let dir = tempfile::tempdir_in(work)
+            .with_context(|| format!("making a directory in {}", work.display()))?;
         let exe = dir.path().join("kubeadm");
-        std::fs::copy(blob, &exe)?;
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::copy(blob, &exe)
+            .and_then(|_| std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)))
+            .with_context(|| format!("copying the baked kubeadm to {}", exe.display()))?;
         let name = format!("kubeadm (verified download of {url})");
         let list = images::kubeadm::ask_named(&exe, &name, version, self.repository.as_deref())
             .map_err(|e| {
@@ -211,7 +225,9 @@ mod tests {
     fn the_table_answers_otherwise_and_must_know_the_release() {
         let p = plan("v1.36.3", "", &[]).unwrap();
         assert_eq!(p.source, Some(ListSource::Table));
-        let resolved = p.resolve(&"v1.36.3".parse().unwrap(), None).unwrap();
+        let resolved = p
+            .resolve(&"v1.36.3".parse().unwrap(), None, Path::new("/nonexistent"))
+            .unwrap();
         assert!(resolved
             .pull
             .contains(&"registry.k8s.io/etcd:3.6.8-0".to_owned()));
@@ -235,7 +251,9 @@ mod tests {
             &[],
         )
         .unwrap();
-        let r = p.resolve(&"v1.35.0".parse().unwrap(), None).unwrap();
+        let r = p
+            .resolve(&"v1.35.0".parse().unwrap(), None, Path::new("/nonexistent"))
+            .unwrap();
         assert_eq!(
             r.pull,
             [

@@ -23,6 +23,8 @@ pub struct Captured {
     pub stderr_tail: String,
     /// The first bytes it wrote to stderr, as text (redacted).
     pub stderr_head: String,
+    /// The end of its stdout, as text (redacted): what an error quotes when stderr is empty.
+    stdout_tail: String,
     /// Which stderr lines [`Captured::check`] quotes.
     detail: Detail,
 }
@@ -52,8 +54,10 @@ pub type Redact<'a> = dyn Fn(&str) -> String + Sync + 'a;
 
 /// How many bytes of stderr (at its start and at its end) are kept for the error.
 const STDERR_KEPT: usize = 2048;
-/// Bytes of stdout kept when no limit was asked for (the rest is drained and dropped).
-const STDOUT_KEPT: usize = 64 << 10;
+/// Bytes of stdout kept when no limit was asked for (the rest is drained, dropped and logged).
+const STDOUT_KEPT: usize = 1 << 20;
+/// Longest line handed on or kept; longer lines come in pieces (bounded memory).
+const MAX_LINE: usize = 8 << 10;
 
 /// A program to run. `Run::new(&mut cmd, "making the ESP").run()?` runs it quietly and fails
 /// with its exit status and the end of its stderr.
@@ -134,10 +138,10 @@ impl<'a> Run<'a> {
             Some(r) => r(text),
             None => text.to_owned(),
         };
-        let (status, stdout, (head, tail)) = self.collect(&mut child, &redact);
+        let (status, (stdout, overflow), (stderr_head, stderr_tail)) =
+            self.collect(&mut child, &redact);
         let what = &self.what;
         let status = status.map_err(|e| Error::invalid(format!("{what}: waiting for it: {e}")))?;
-        let (stderr_head, stderr_tail) = (redact(&head), redact(&tail));
         let Some(status) = status else {
             return Err(Error::invalid(format!(
                 "{what}: gave no answer within {:?} and was stopped{}",
@@ -145,13 +149,18 @@ impl<'a> Run<'a> {
                 quoted(&stderr_tail)
             )));
         };
-        if let Some(max) = self.max_stdout.filter(|&m| stdout.len() > m) {
+        if let Some(max) = self.max_stdout.filter(|_| overflow) {
             return Err(Error::invalid(format!(
-                "{what}: printed more than {max} bytes; that is not the answer kiln asked for"
+                "{what}: printed more than {max} bytes and was stopped; that is not the answer \
+                 kiln asked for"
             )));
+        }
+        if overflow {
+            tracing::warn!("{what}: printed more than {STDOUT_KEPT} bytes; the rest was dropped");
         }
         Ok(Captured {
             status,
+            stdout_tail: redact(&text_tail(&stdout)),
             stdout,
             stderr_tail,
             stderr_head,
@@ -180,20 +189,15 @@ impl<'a> Run<'a> {
     }
 
     /// Feeds stdin, reads stdout and stderr (logging lines as they come if asked) and waits for
-    /// the program (killing it at the timeout): its status (`None` when killed), its stdout and
-    /// the head and tail of its stderr.
-    fn collect(
-        &self,
-        child: &mut Child,
-        redact: &(dyn Fn(&str) -> String + Sync),
-    ) -> (
-        std::io::Result<Option<ExitStatus>>,
-        Vec<u8>,
-        (String, String),
-    ) {
+    /// the program (killing it at the timeout, or when it prints past its stdout limit): its
+    /// status (`None` when killed at the timeout), its stdout with whether it overflowed, and the
+    /// head and tail of its stderr (redacted).
+    fn collect(&self, child: &mut Child, redact: &(dyn Fn(&str) -> String + Sync)) -> Collected {
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
-        let stdout_keep = self.max_stdout.map_or(STDOUT_KEPT, |m| m.saturating_add(1));
+        let (pid, grouped) = (child.id(), self.timeout.is_some());
+        let stop = move || kill(pid, grouped);
+        let limit = self.max_stdout.map(|m| (m, &stop as &(dyn Fn() + Sync)));
         let on_line = self.on_line;
         std::thread::scope(|s| {
             if let (Some(mut pipe), Some(bytes)) = (stdin, self.stdin) {
@@ -206,9 +210,9 @@ impl<'a> Run<'a> {
             let stdout = s.spawn(|| match on_line {
                 Some(_) => {
                     drain(stdout, Stream::Stdout, on_line, redact);
-                    Vec::new()
+                    (Vec::new(), false)
                 }
-                None => keep_head(stdout, stdout_keep),
+                None => keep_head(stdout, limit),
             });
             let status = wait_until(child, self.timeout.map(|t| Instant::now() + t));
             (
@@ -218,6 +222,24 @@ impl<'a> Run<'a> {
             )
         })
     }
+}
+
+/// What [`Run::collect`] gathered: the wait's outcome (`None` when killed at the timeout),
+/// stdout with whether it overflowed, and the head and tail of stderr.
+type Collected = (
+    std::io::Result<Option<ExitStatus>>,
+    (Vec<u8>, bool),
+    (String, String),
+);
+
+/// Kills the program `pid` (its whole process group when it has one of its own).
+fn kill(pid: u32, grouped: bool) {
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    let signal = nix::sys::signal::Signal::SIGKILL;
+    let _ = match grouped {
+        true => nix::sys::signal::killpg(pid, signal),
+        false => nix::sys::signal::kill(pid, signal),
+    };
 }
 
 impl Captured {
@@ -236,7 +258,6 @@ impl Captured {
 
     /// The lines of stderr (else stdout) an error quotes, joined with ` | `.
     pub fn detail(&self) -> String {
-        let stdout;
         let (text, detail) = match self.detail {
             Detail::First(n) if !self.stderr_head.trim().is_empty() => {
                 (&self.stderr_head, Detail::First(n))
@@ -244,10 +265,7 @@ impl Captured {
             Detail::Last(n) if !self.stderr_tail.trim().is_empty() => {
                 (&self.stderr_tail, Detail::Last(n))
             }
-            d => {
-                stdout = String::from_utf8_lossy(&self.stdout).into_owned();
-                (&stdout, d)
-            }
+            d => (&self.stdout_tail, d),
         };
         let lines: Vec<&str> = text
             .lines()
@@ -279,13 +297,20 @@ fn quoted(text: &str) -> String {
     }
 }
 
-/// Reads `stream` to its end keeping its first `keep` bytes (the rest is drained and dropped,
-/// so the program never blocks on a full pipe).
-fn keep_head(stream: Option<impl Read>, keep: usize) -> Vec<u8> {
+/// Reads `stream` to its end keeping its first bytes: with `limit = (max, stop)`, past `max`
+/// bytes `stop` is called (it kills the program) and reading ends; without, [`STDOUT_KEPT`]
+/// bytes are kept and the rest drained (so the program never blocks on a full pipe). Returns
+/// the bytes and whether there were more.
+fn keep_head(
+    stream: Option<impl Read>,
+    limit: Option<(usize, &(dyn Fn() + Sync))>,
+) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let Some(mut stream) = stream else {
-        return kept;
+        return (kept, false);
     };
+    let keep = limit.map_or(STDOUT_KEPT, |(max, _)| max);
+    let mut overflow = false;
     let mut buf = [0u8; 8192];
     while let Ok(n) = stream.read(&mut buf) {
         if n == 0 {
@@ -293,13 +318,89 @@ fn keep_head(stream: Option<impl Read>, keep: usize) -> Vec<u8> {
         }
         let room = keep.saturating_sub(kept.len()).min(n);
         kept.extend_from_slice(&buf[..room]);
+        overflow |= room < n;
+        if let (true, Some((_, stop))) = (overflow, limit) {
+            stop();
+            break;
+        }
     }
-    kept
+    (kept, overflow)
+}
+
+/// The last [`STDERR_KEPT`] bytes of `bytes` as text, from a line boundary.
+fn text_tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(STDERR_KEPT);
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    match (start > 0, text.split_once('\n')) {
+        (true, Some((_, rest))) => rest.to_owned(),
+        _ => text.into_owned(),
+    }
+}
+
+/// Hands each line of `reader` (without its line end) to `f`; a line longer than [`MAX_LINE`]
+/// comes in pieces, so memory stays bounded whatever the program prints.
+fn for_each_line(reader: impl Read, mut f: impl FnMut(&[u8])) {
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) if !buf.is_empty() => buf,
+            _ => break,
+        };
+        let room = MAX_LINE - line.len();
+        let newline = buf[..buf.len().min(room)].iter().position(|&b| b == b'\n');
+        let take = newline.map_or(buf.len().min(room), |i| i + 1);
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if newline.is_some() || line.len() == MAX_LINE {
+            f(trim_line_end(&line));
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        f(trim_line_end(&line));
+    }
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .rposition(|&b| b != b'\n' && b != b'\r')
+        .map_or(0, |i| i + 1);
+    &line[..end]
+}
+
+/// The first and the last lines of a stream, redacted line by line, about [`STDERR_KEPT`] bytes
+/// each (so a cut never splits a secret the redaction knows).
+#[derive(Default)]
+struct Kept {
+    head: String,
+    tail: std::collections::VecDeque<String>,
+    tail_bytes: usize,
+}
+
+impl Kept {
+    fn push(&mut self, line: String) {
+        if self.head.len() < STDERR_KEPT {
+            self.head.push_str(&line);
+            self.head.push('\n');
+        }
+        self.tail_bytes += line.len() + 1;
+        self.tail.push_back(line);
+        while self.tail_bytes > STDERR_KEPT && self.tail.len() > 1 {
+            let dropped = self.tail.pop_front().unwrap_or_default();
+            self.tail_bytes -= dropped.len() + 1;
+        }
+    }
+
+    fn finish(self) -> (String, String) {
+        let tail: Vec<String> = self.tail.into();
+        (self.head, tail.join("\n").trim().to_owned())
+    }
 }
 
 /// Reads `stream` to its end, handing each line (redacted) to `on_line` if there is one;
-/// returns the first and the last [`STDERR_KEPT`] bytes as text (the head empty when the
-/// tail holds everything).
+/// returns the head and the tail of what it printed (redacted, whole lines).
 fn drain(
     stream: Option<impl Read>,
     which: Stream,
@@ -309,43 +410,15 @@ fn drain(
     let Some(stream) = stream else {
         return Default::default();
     };
-    let (mut head, mut tail) = (Vec::new(), Vec::new());
-    let mut keep = |bytes: &[u8]| {
-        if head.len() < STDERR_KEPT {
-            let room = (STDERR_KEPT - head.len()).min(bytes.len());
-            head.extend_from_slice(&bytes[..room]);
+    let mut kept = Kept::default();
+    for_each_line(stream, |bytes| {
+        let line = redact(&String::from_utf8_lossy(bytes));
+        if let Some(on_line) = on_line {
+            on_line(which, &line);
         }
-        tail.extend_from_slice(bytes);
-        if tail.len() > 4 * STDERR_KEPT {
-            tail.drain(..tail.len() - STDERR_KEPT);
-        }
-    };
-    let mut reader = BufReader::new(stream);
-    match on_line {
-        Some(on_line) => {
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                keep(&line);
-                let text = String::from_utf8_lossy(&line);
-                on_line(which, &redact(text.trim_end_matches(['\n', '\r'])));
-                line.clear();
-            }
-        }
-        None => {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                keep(&buf[..n]);
-            }
-        }
-    }
-    let start = tail.len().saturating_sub(STDERR_KEPT);
-    (
-        String::from_utf8_lossy(&head).into_owned(),
-        String::from_utf8_lossy(&tail[start..]).trim().to_owned(),
-    )
+        kept.push(line);
+    });
+    kept.finish()
 }
 
 /// The child's status, or `None` after killing its process group at `deadline`.
@@ -358,8 +431,7 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> std::io::Result<O
             return Ok(Some(status));
         }
         if Instant::now() >= deadline {
-            let group = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            kill(child.id(), true);
             let _ = child.wait();
             return Ok(None);
         }
@@ -421,6 +493,57 @@ mod tests {
             .output()
             .unwrap_err();
         assert!(err.to_string().contains("more than 1000 bytes"), "{err}");
+    }
+
+    #[test]
+    fn an_endless_stdout_is_stopped_at_its_limit_without_a_timeout() {
+        let started = Instant::now();
+        let err = Run::new(&mut sh("yes"), "endless")
+            .max_stdout(1000)
+            .output()
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            err.to_string()
+                .contains("more than 1000 bytes and was stopped"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_secret_is_never_cut_by_the_kept_tail() {
+        // Long stderr: the kept tail starts somewhere in the middle of the output, and the
+        // secret sits on every line; redaction per line means no fragment survives.
+        let secret = "abcdef.0123456789abcdef";
+        let script = format!(
+            "i=0; while [ $i -lt 400 ]; do echo \"line $i {secret}\" >&2; i=$((i+1)); done; exit 1"
+        );
+        let redact = |t: &str| t.replace(secret, "<redacted>");
+        let done = Run::new(&mut sh(&script), "t")
+            .redact(&redact)
+            .detail(Detail::Last(200))
+            .output()
+            .unwrap();
+        for text in [&done.stderr_tail, &done.stderr_head, &done.detail()] {
+            assert!(
+                !text.contains("0123456789") && !text.contains("abcdef."),
+                "{text}"
+            );
+        }
+        assert!(done.stderr_tail.ends_with("line 399 <redacted>"));
+    }
+
+    #[test]
+    fn overlong_lines_come_in_pieces() {
+        let mut pieces = Vec::new();
+        for_each_line(&vec![b'x'; MAX_LINE * 2 + 5][..], |l| pieces.push(l.len()));
+        assert_eq!(pieces, [MAX_LINE, MAX_LINE, 5]);
+        let mut lines = Vec::new();
+        for_each_line(&b"a\r\nb\n\nc"[..], |l| lines.push(l.to_vec()));
+        assert_eq!(
+            lines,
+            [b"a".to_vec(), b"b".to_vec(), b"".to_vec(), b"c".to_vec()]
+        );
     }
 
     #[test]

@@ -170,11 +170,7 @@ pub struct Staged {
 pub fn stage(path: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<Staged> {
     let dir = parent_dir(path);
     create_dirs(&dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.tmp-", file_name(path)))
-        .permissions(Permissions::from_mode(mode & 0o777 & !0o022))
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
+    let (mut tmp, lock) = locked_temp(path, &dir, mode)?;
     if let Some((uid, gid)) = owner {
         nix::unistd::fchown(
             tmp.as_file(),
@@ -188,12 +184,47 @@ pub fn stage(path: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>)
     set_mode(tmp.path(), mode)?;
     tmp.write_all(contents)
         .map_err(|e| Error::io(tmp.path(), e))?;
-    let lock = lock_temp(&tmp)?;
     Ok(Staged {
         tmp: tmp.into_temp_path(),
         dest: path.to_owned(),
         _lock: lock,
     })
+}
+
+/// A new `.NAME.tmp-XXXXXX` in `dir`, locked before anything is written to it. Another
+/// writer's stale-temp cleanup can only take it in the instant between its creation and the
+/// lock; then the lock fails or the name no longer leads to our file, and a new one is made.
+fn locked_temp(
+    path: &Path,
+    dir: &Path,
+    mode: u32,
+) -> Result<(tempfile::NamedTempFile, nix::fcntl::Flock<File>)> {
+    let mut last = None;
+    for _ in 0..5 {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.tmp-", file_name(path)))
+            .permissions(Permissions::from_mode(mode & 0o777 & !0o022))
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        match lock_temp(&tmp) {
+            Ok(lock) if still_named(&tmp) => return Ok((tmp, lock)),
+            Ok(_) => last = None,
+            Err(e) => last = Some(e),
+        }
+        // Lost to a cleanup: the name is no longer ours to delete.
+        let _ = tmp.into_temp_path().keep();
+    }
+    Err(last
+        .unwrap_or_else(|| Error::io(dir, std::io::Error::other("temp files keep disappearing"))))
+}
+
+/// Whether the temp file's name still leads to the file we hold open.
+fn still_named(tmp: &tempfile::NamedTempFile) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (tmp.as_file().metadata(), fs::symlink_metadata(tmp.path())) {
+        (Ok(ours), Ok(named)) => ours.ino() == named.ino() && ours.dev() == named.dev(),
+        _ => false,
+    }
 }
 
 /// An exclusive lock on `tmp`, held through a second descriptor of the same open file.
@@ -235,25 +266,28 @@ fn remove_stale_temps(dirs: &[PathBuf], keep: &[&Path]) -> Result<()> {
             let candidate = is_our_temp(&entry.file_name().to_string_lossy())
                 && entry.file_type().is_ok_and(|t| t.is_file())
                 && !keep.contains(&path.as_path());
-            if candidate && !held_by_a_writer(&path) {
-                match fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(Error::io(&path, e))
-                    }
-                    _ => {}
-                }
+            if candidate {
+                remove_if_stale(&path)?;
             }
         }
     }
     Ok(())
 }
 
-/// Whether a live writer holds `tmp`'s lock (gone files count as held: nothing to remove).
-fn held_by_a_writer(tmp: &Path) -> bool {
+/// Removes `tmp` unless a live writer holds its lock; the lock is held while removing, so a
+/// writer that locks its new temp afterwards finds its name gone (see [`locked_temp`]).
+fn remove_if_stale(tmp: &Path) -> Result<()> {
     let Ok(file) = File::open(tmp) else {
-        return true;
+        return Ok(());
     };
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+    let Ok(_held) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    else {
+        return Ok(());
+    };
+    match fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(tmp, e)),
+        _ => Ok(()),
+    }
 }
 
 /// `.NAME.tmp-XXXXXX` with a 6-character random suffix.
@@ -345,7 +379,9 @@ pub enum Replace {
 /// Makes `dest` (a file or a directory) durably and all at once: `fill` writes it under a
 /// temporary name beside `dest` (see [`temp_beside`]), which is then fsynced and moved into
 /// place as `replace` says, and the directory fsynced. On any error the temporary is removed
-/// and `dest` is untouched.
+/// and `dest` is untouched. One writer per destination at a time: the temporary's name is fixed
+/// (so a re-run after a crash removes the leftover), and a second concurrent publisher of the
+/// same `dest` would replace it.
 pub fn publish<E: From<Error>>(
     dest: &Path,
     replace: Replace,
@@ -522,6 +558,24 @@ mod tests {
         commit(vec![pending]).unwrap();
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"A");
         assert_eq!(fs::read(dir.path().join("b")).unwrap(), b"B");
+    }
+
+    #[test]
+    fn writers_on_many_threads_in_one_directory_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let dir = dir.path();
+                s.spawn(move || {
+                    for n in 0..50 {
+                        let path = dir.join(format!("f{t}-{n}"));
+                        write_atomic(&path, b"x", 0o644).unwrap();
+                    }
+                });
+            }
+        });
+        let count = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(count, 200, "no temp left, no file lost");
     }
 
     #[test]

@@ -198,7 +198,10 @@ fn classify(url: &str, err: ureq::Error) -> Failure {
             url: redact(url),
             reason: e.to_string(),
         }),
-        ureq::Error::Io(e) => fail(format!("TLS: {e}")),
+        ureq::Error::Io(e) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+            fail(format!("TLS: {e}"))
+        }
+        ureq::Error::Io(e) => fail(e.to_string()),
         ureq::Error::Rustls(e) => fail(format!("TLS: {e}")),
         other => fail(other.to_string()),
     }

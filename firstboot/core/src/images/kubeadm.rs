@@ -94,12 +94,18 @@ pub fn parse(stdout: &[u8]) -> Result<Vec<String>, String> {
     Ok(doc.images)
 }
 
-/// `REPO/NAME:TAG` (or `@sha256:…`) with no spaces or control characters.
+/// `REGISTRY[:PORT]/PATH:TAG` (or `…@sha256:…`) with no spaces or control characters: the tag's
+/// `:` is the one after the last `/` (a registry's port comes before it).
 fn plausible_reference(image: &str) -> bool {
-    let name = image.split(['@', ':']).next().unwrap_or_default();
+    let (name, digest) = image
+        .split_once('@')
+        .map_or((image, None), |(n, d)| (n, Some(d)));
+    let tagged = name
+        .rsplit_once('/')
+        .is_some_and(|(_, last)| last.contains(':'));
     image.len() <= 255
         && name.contains('/')
-        && (image.contains(':') || image.contains('@'))
+        && (tagged || digest.is_some_and(|d| d.starts_with("sha256:")))
         && !image.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
@@ -109,8 +115,8 @@ pub fn image_named<'a>(images: &'a [String], name: &str) -> Option<&'a str> {
         .iter()
         .find(|i| {
             let path = i.split('@').next().unwrap_or(i);
-            let repo = path.rsplit_once(':').map_or(path, |(r, _)| r);
-            repo.rsplit('/').next() == Some(name)
+            let last = path.rsplit('/').next().unwrap_or(path);
+            last.split(':').next() == Some(name) && path.contains('/')
         })
         .map(String::as_str)
 }
@@ -147,6 +153,27 @@ mod tests {
             Some("registry.k8s.io/coredns/coredns:v1.14.2")
         );
         assert_eq!(image_named(&images, "kube"), None);
+        let ported = ["r.example:5000/k8s/pause@sha256:ab".to_owned()];
+        assert_eq!(image_named(&ported, "pause"), Some(ported[0].as_str()));
+    }
+
+    #[test]
+    fn references_with_a_registry_port_or_a_digest_are_plausible() {
+        for ok in [
+            "r.example:5000/k8s/pause:3.10.2",
+            "registry.k8s.io/coredns/coredns:v1.14.2",
+            "r.example:5000/k8s/pause@sha256:abc",
+        ] {
+            assert!(plausible_reference(ok), "{ok}");
+        }
+        for bad in [
+            "pause:3.10",
+            "r.example:5000/k8s/pause",
+            "a b/c:d",
+            "r/x@md5:1",
+        ] {
+            assert!(!plausible_reference(bad), "{bad}");
+        }
     }
 
     #[test]
