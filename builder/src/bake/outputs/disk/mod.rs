@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use kiln_core::command::Run;
+use kiln_core::fsutil::Replace;
 
 pub use plan::DiskPlan;
 
@@ -236,24 +237,21 @@ fn cached_rootfs(plan: &DiskPlan, work: &Path, scratch: &Path) -> anyhow::Result
         return Ok((tarball, true));
     }
     std::fs::create_dir_all(&dir)?;
-    let partial = scratch.join(&name);
-    rootfs::build(plan, &partial, scratch)?;
-    std::fs::rename(&partial, &tarball).context("caching the Debian root")?;
+    kiln_core::fsutil::publish(&tarball, Replace::Existing, |partial| {
+        rootfs::build(plan, partial, scratch)
+    })
+    .context("caching the Debian root")?;
     Ok((tarball, false))
 }
 
-/// Moves every entry of `staging` into `out`, replacing older outputs.
+/// Moves every entry of `staging` into `out`, each replacing an older output all at once.
 fn publish(staging: &Path, out: &Path) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(staging)? {
         let entry = entry?;
         let dest = out.join(entry.file_name());
-        if dest.is_dir() {
-            std::fs::remove_dir_all(&dest)?;
-        }
-        std::fs::rename(entry.path(), &dest)
+        kiln_core::fsutil::move_into_place(&entry.path(), &dest, Replace::Existing)
             .with_context(|| format!("publishing {}", dest.display()))?;
     }
-    std::fs::File::open(out)?.sync_all()?;
     Ok(())
 }
 

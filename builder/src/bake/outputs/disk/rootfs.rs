@@ -35,13 +35,15 @@ pub fn sources_line(plan: &DiskPlan) -> String {
     )
 }
 
-/// Builds the root at `target` (which must not exist yet). An unknown package fails here, in
+/// Builds the root as a tarball at `target` (which must not exist yet). An unknown package fails here, in
 /// the first seconds, with apt's message naming it.
 pub fn build(plan: &DiskPlan, target: &Path, scratch: &Path) -> anyhow::Result<()> {
     let hook = scratch.join("initramfs-hook");
     std::fs::write(&hook, INITRAMFS_HOOK).context("writing the initramfs hook")?;
     let mut cmd = Command::new("mmdebstrap");
+    // A tarball whatever the target's name (it is published from a temporary name).
     cmd.arg("--mode=root")
+        .arg("--format=tar")
         .arg(format!("--variant={}", plan.rootfs.variant))
         .arg(format!("--include={}", plan.rootfs.packages.join(",")))
         .arg(format!(
