@@ -23,6 +23,15 @@ impl Arch {
         }
     }
 
+    /// The architecture of the machine kiln runs on, if it builds for it.
+    pub fn host() -> Option<Arch> {
+        match std::env::consts::ARCH {
+            "x86_64" => Some(Arch::Amd64),
+            "aarch64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+
     /// The name systemd uses (`ARCHITECTURE=` in extension-release, `%a` in sysupdate).
     pub fn systemd(self) -> &'static str {
         match self {

@@ -174,15 +174,8 @@ fn no_source(table_error: &kiln_core::Error, archs: &[Arch]) -> anyhow::Error {
 pub fn runnable_here() -> Vec<Arch> {
     [Arch::Amd64, Arch::Arm64]
         .into_iter()
-        .filter(|&a| native(a) || binfmt_enabled(a))
+        .filter(|&a| Arch::host() == Some(a) || binfmt_enabled(a))
         .collect()
-}
-
-fn native(arch: Arch) -> bool {
-    matches!(
-        (std::env::consts::ARCH, arch),
-        ("x86_64", Arch::Amd64) | ("aarch64", Arch::Arm64)
-    )
 }
 
 fn binfmt_enabled(arch: Arch) -> bool {

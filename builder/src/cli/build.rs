@@ -84,14 +84,6 @@ impl BuildArgs {
     }
 }
 
-fn host_arch() -> Option<Arch> {
-    match std::env::consts::ARCH {
-        "x86_64" => Some(Arch::Amd64),
-        "aarch64" => Some(Arch::Arm64),
-        _ => None,
-    }
-}
-
 /// `--firstboot` values → binary per architecture; the default is the kiln-firstboot beside
 /// this executable, for the host's architecture.
 fn firstboot_binaries(values: &[String]) -> anyhow::Result<BTreeMap<Arch, PathBuf>> {
@@ -107,7 +99,7 @@ fn firstboot_binaries(values: &[String]) -> anyhow::Result<BTreeMap<Arch, PathBu
                 (arch, path)
             }
             None => (
-                host_arch().ok_or_else(|| {
+                Arch::host().ok_or_else(|| {
                     anyhow::anyhow!("--firstboot {value}: say which architecture: ARCH=PATH")
                 })?,
                 value.as_str(),
@@ -115,7 +107,7 @@ fn firstboot_binaries(values: &[String]) -> anyhow::Result<BTreeMap<Arch, PathBu
         };
         out.insert(arch, PathBuf::from(path));
     }
-    if let (Some(arch), Ok(exe)) = (host_arch(), std::env::current_exe()) {
+    if let (Some(arch), Ok(exe)) = (Arch::host(), std::env::current_exe()) {
         let beside = exe.with_file_name("kiln-firstboot");
         if beside.exists() {
             out.entry(arch).or_insert(beside);

@@ -5,8 +5,8 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use kiln_core::images;
 use kiln_core::version::KubeVersion;
-use kiln_core::{command, images};
 
 use super::Output;
 
@@ -94,16 +94,6 @@ impl ListArgs {
             return images::table::resolve(text).context("--kubernetes-version");
         }
         let path = self.kubeadm.as_deref().expect("clap requires one of them");
-        let what = format!("{} version -o short", path.display());
-        let mut cmd = std::process::Command::new(path);
-        cmd.args(["version", "-o", "short"]).env_clear();
-        let done = command::Run::new(&mut cmd, &what)
-            .timeout(std::time::Duration::from_secs(60))
-            .max_stdout(4096)
-            .run()?;
-        let text = String::from_utf8_lossy(&done.stdout);
-        text.trim()
-            .parse()
-            .with_context(|| format!("{what} printed {:?}", text.trim()))
+        Ok(images::kubeadm::version(path)?)
     }
 }

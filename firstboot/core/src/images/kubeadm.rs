@@ -45,24 +45,43 @@ pub fn ask_named(
     version: &KubeVersion,
     repository: Option<&str>,
 ) -> Result<Vec<String>, Error> {
-    let what = format!("{name} config images list --kubernetes-version {version}");
-    let mut cmd = Command::new(kubeadm);
-    cmd.args(["config", "images", "list", "--kubernetes-version"])
-        .arg(version.to_string())
-        .args(["-o", "json"])
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        );
+    let version = version.to_string();
+    let mut args = vec!["config", "images", "list", "--kubernetes-version", &version];
+    args.extend(["-o", "json"]);
     if let Some(repo) = repository {
-        cmd.args(["--image-repository", repo]);
+        args.extend(["--image-repository", repo]);
     }
+    let (what, stdout) = run(kubeadm, name, &args)?;
+    parse(stdout.as_bytes()).map_err(|e| Error::invalid(format!("{what}: {e}")))
+}
+
+/// The release of `kubeadm`, from `kubeadm version -o short`.
+pub fn version(kubeadm: &Path) -> Result<KubeVersion, Error> {
+    let (what, stdout) = run(
+        kubeadm,
+        &kubeadm.display().to_string(),
+        &["version", "-o", "short"],
+    )?;
+    stdout
+        .trim()
+        .parse()
+        .map_err(|e| Error::invalid(format!("{what}: printed {:?}: {e}", stdout.trim())))
+}
+
+/// Runs `kubeadm ARGS` with an empty environment (only a standard PATH), bounded in time and
+/// output; returns the command as named in errors and its stdout.
+fn run(kubeadm: &Path, name: &str, args: &[&str]) -> Result<(String, String), Error> {
+    let what = format!("{name} {}", args[..args.len().min(5)].join(" "));
+    let mut cmd = Command::new(kubeadm);
+    cmd.args(args).env_clear().env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
     let done = Run::new(&mut cmd, &what)
         .timeout(TIMEOUT)
         .max_stdout(MAX_OUTPUT)
         .run()?;
-    parse(&done.stdout).map_err(|e| Error::invalid(format!("{what}: {e}")))
+    Ok((what, String::from_utf8_lossy(&done.stdout).into_owned()))
 }
 
 /// Checks and decodes kubeadm's JSON answer.
@@ -207,6 +226,23 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("only supports"), "{err}");
+    }
+
+    #[test]
+    fn asks_a_program_its_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("kubeadm");
+        write_exe(
+            &fake,
+            "#!/bin/sh\n[ \"$*\" = \"version -o short\" ] && echo v1.36.3\n",
+        );
+        assert_eq!(version(&fake).unwrap().to_string(), "v1.36.3");
+        write_exe(&fake, "#!/bin/sh\necho garbage\n");
+        let err = version(&fake).unwrap_err().to_string();
+        assert!(
+            err.contains("version -o short: printed \"garbage\""),
+            "{err}"
+        );
     }
 
     fn write_exe(path: &Path, text: &str) {

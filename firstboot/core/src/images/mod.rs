@@ -18,16 +18,11 @@ pub use table::TABLE_PATH;
 /// The repository kubeadm uses without `--image-repository`.
 pub const DEFAULT_REPOSITORY: &str = "registry.k8s.io";
 
-/// The repository kubeadm uses without `--image-repository`: `registry.k8s.io`.
-pub fn default_repository() -> &'static str {
-    DEFAULT_REPOSITORY
-}
-
 /// The repository to use: `repository` (checked: a registry and path, no scheme) or the
 /// default.
 pub fn repository(repository: Option<&str>) -> Result<&str, Error> {
     let Some(repo) = repository else {
-        return Ok(default_repository());
+        return Ok(DEFAULT_REPOSITORY);
     };
     let bad = repo.is_empty()
         || repo.ends_with('/')
@@ -64,7 +59,7 @@ pub fn control_plane_images(
     .iter()
     .map(|name| format!("{repo}/{name}:{tag}"))
     .collect();
-    let dns_repo = if repo == default_repository() {
+    let dns_repo = if repo == DEFAULT_REPOSITORY {
         format!("{repo}/coredns")
     } else {
         repo.to_owned()
