@@ -37,7 +37,9 @@ const HANDLED: [&str; 14] = [
 
 /// Parses the YAML of a cloud-config part; an empty document is an empty mapping.
 pub fn parse_yaml(text: &str, origin: &str) -> Result<Value> {
-    let doc: Value = serde_yaml_ng::from_str(&yaml11_octal_permissions(text))
+    // No text rewriting for YAML 1.1's octal `0644`: the parser keeps a leading-zero scalar
+    // as the string "0644", which `write_files` reads as octal, as cloud-init does.
+    let doc: Value = serde_yaml_ng::from_str(text)
         .map_err(|e| UserDataError::new(origin, format!("invalid cloud-config YAML: {e}")))?;
     match doc {
         Value::Null => Ok(Value::Mapping(Mapping::new())),
@@ -87,38 +89,6 @@ pub fn compile(doc: &Value, inputs: &Inputs<'_>) -> Result<Plan> {
             .extend(commands::compile(v, "runcmd", crate::plan::Phase::Run)?);
     }
     Ok(plan)
-}
-
-/// cloud-init reads YAML 1.1, where `permissions: 0644` is octal (420); a YAML 1.2 parser reads
-/// 644. Rewrites such plain scalars to YAML 1.2's `0o644` before parsing.
-fn yaml11_octal_permissions(text: &str) -> String {
-    const KEY: &str = "permissions:";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(KEY) {
-        let (head, tail) = rest.split_at(at + KEY.len());
-        out.push_str(head);
-        let spaces = tail.len() - tail.trim_start_matches([' ', '\t']).len();
-        let value = &tail[spaces..];
-        let digits = value
-            .bytes()
-            .take_while(|b| (b'0'..=b'7').contains(b))
-            .count();
-        let ends = value[digits..]
-            .chars()
-            .next()
-            .is_none_or(|c| c.is_whitespace() || c == ',' || c == '}');
-        out.push_str(&tail[..spaces]);
-        if digits > 1 && value.starts_with('0') && ends {
-            out.push_str("0o");
-            out.push_str(&value[1..digits]);
-            rest = &value[digits..];
-        } else {
-            rest = value;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A string value, or a YAML scalar rendered as a string.
@@ -185,23 +155,6 @@ mod tests {
                 root_has: &|_| false,
             },
         )
-    }
-
-    #[test]
-    fn yaml11_octal_permissions_are_rewritten() {
-        assert_eq!(
-            yaml11_octal_permissions("- {path: /a, permissions: 0644}\n  permissions:  0755\n"),
-            "- {path: /a, permissions: 0o644}\n  permissions:  0o755\n"
-        );
-        for same in [
-            "permissions: '0644'",
-            "permissions: 420",
-            "permissions: 0o644",
-            "permissions: 0",
-            "permissions: 0644x",
-        ] {
-            assert_eq!(yaml11_octal_permissions(same), same);
-        }
     }
 
     #[test]

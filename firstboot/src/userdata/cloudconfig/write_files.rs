@@ -98,7 +98,8 @@ fn decode(content: String, encoding: Option<&str>, field: &str) -> Result<Vec<u8
 }
 
 /// Permissions as cloud-init reads them: a string is octal (`'0644'`, `'644'`, `'0o644'`), an
-/// integer is the mode itself (YAML `0644` and `0o644` are 420; see `yaml11_octal_permissions`).
+/// integer is the mode itself (YAML `0o644` is 420; a plain `0644` reaches here as the string
+/// "0644", so it is 420 too, as in cloud-init's YAML 1.1).
 fn permissions(v: &Value, field: &str) -> Result<u32> {
     let bad =
         |what: &str| UserDataError::new(field, format!("{what} is not a file mode such as '0644'"));
@@ -167,6 +168,27 @@ mod tests {
         );
         let Node::File(c) = &nodes[2] else { panic!() };
         assert_eq!(c.contents.as_deref(), Some(&b"hello"[..]));
+    }
+
+    #[test]
+    fn yaml11_octal_modes_leave_contents_alone() {
+        // cloud-init (YAML 1.1) reads a plain 0644 as octal, 644 as decimal, '644' as octal.
+        let nodes = files(
+            "- {path: /a, permissions: 0644, content: \"permissions: 0644\\n\"}\n\
+             - path: /b\n  permissions: 0o600\n  content: |\n    mode: 0755\n    permissions: 0755\n\
+             - {path: /c, permissions: 644}\n",
+        )
+        .unwrap();
+        let file = |i: usize| match &nodes[i] {
+            Node::File(f) => (f.mode, f.contents.clone().unwrap_or_default()),
+            _ => panic!(),
+        };
+        assert_eq!(file(0), (Some(0o644), b"permissions: 0644\n".to_vec()));
+        assert_eq!(
+            file(1),
+            (Some(0o600), b"mode: 0755\npermissions: 0755\n".to_vec())
+        );
+        assert_eq!(file(2).0, Some(644));
     }
 
     #[test]
