@@ -9,7 +9,7 @@ use super::cloudconfig;
 use super::error::{Result, UserDataError};
 use super::inputs::Inputs;
 use super::resource::gunzip;
-use super::{ignition, jinja, merge};
+use super::{ignition, jinja, merge_how};
 use crate::plan::{Command, Phase, Plan};
 
 /// One recognised piece of user-data.
@@ -17,8 +17,14 @@ use crate::plan::{Command, Phase, Plan};
 pub enum Part {
     /// An Ignition config (JSON with `ignition.version`).
     Ignition(Vec<u8>),
-    /// A `#cloud-config` document (already rendered if it was a template).
-    CloudConfig(String),
+    /// A `#cloud-config` document (already rendered if it was a template), with the
+    /// `Merge-Type` header of its MIME part.
+    CloudConfig {
+        /// The YAML text.
+        text: String,
+        /// The MIME part's `Merge-Type` (or `X-Merge-Type`) header.
+        merge_type: Option<String>,
+    },
     /// A `#!` script, run by the boot-time run after runcmd.
     Script(Vec<u8>),
     /// A `#cloud-boothook`, run early in the boot-time run.
@@ -44,12 +50,12 @@ pub fn compile(bytes: &[u8], inputs: &Inputs<'_>) -> Result<Plan> {
         let origin = format!("part {}", i + 1);
         match part {
             Part::Ignition(json) => plan.extend(ignition::plan(&json, inputs.fetcher)?),
-            Part::CloudConfig(text) => {
+            Part::CloudConfig { text, merge_type } => {
                 let doc = cloudconfig::parse_yaml(&text, &origin)?;
-                match &mut cloud_config {
-                    Some(merged) => merge::merge_cloud_config(merged, doc),
-                    None => cloud_config = Some(doc),
-                }
+                // As cloud-init: the first part is merged into an empty mapping too.
+                let merged = cloud_config
+                    .get_or_insert_with(|| serde_yaml_ng::Value::Mapping(Default::default()));
+                merge_how::merge_part(merged, doc, merge_type.as_deref(), &origin)?;
             }
             Part::Script(body) => plan.commands.push(script(Phase::Script, body, &origin)),
             Part::Boothook(body) => plan.commands.push(script(Phase::Boot, body, &origin)),
@@ -115,7 +121,10 @@ pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resul
     }
     let first = text.lines().next().unwrap_or_default().trim_end();
     match first {
-        l if l.starts_with("#cloud-config") => Ok(vec![Part::CloudConfig(text.to_owned())]),
+        l if l.starts_with("#cloud-config") => Ok(vec![Part::CloudConfig {
+            text: text.to_owned(),
+            merge_type: None,
+        }]),
         l if l.starts_with("#cloud-boothook") => Ok(vec![Part::Boothook(boothook_body(bytes))]),
         l if l.starts_with("#!") => Ok(vec![Part::Script(bytes.to_vec())]),
         l if l.starts_with("#include") => Err(UserDataError::new(
@@ -169,15 +178,27 @@ fn split_mime(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resu
         let body = leaf
             .get_body_raw()
             .map_err(|e| UserDataError::new(&pfield, format!("undecodable body: {e}")))?;
-        parts.extend(mime_part(
-            &leaf.ctype.mimetype,
-            body,
-            metadata,
-            &pfield,
-            depth,
-        )?);
+        let mut leaf_parts = mime_part(&leaf.ctype.mimetype, body, metadata, &pfield, depth)?;
+        set_merge_type(&mut leaf_parts, leaf);
+        parts.extend(leaf_parts);
     }
     Ok(parts)
+}
+
+/// Gives the cloud-config parts of a MIME leaf its `Merge-Type` (or `X-Merge-Type`) header,
+/// unless a nested part already has one.
+fn set_merge_type(parts: &mut [Part], leaf: &mailparse::ParsedMail<'_>) {
+    use mailparse::MailHeaderMap;
+    let header = ["Merge-Type", "X-Merge-Type"]
+        .iter()
+        .find_map(|h| leaf.headers.get_first_value(h).filter(|v| !v.is_empty()));
+    for part in parts {
+        if let Part::CloudConfig { merge_type, .. } = part {
+            if merge_type.is_none() {
+                merge_type.clone_from(&header);
+            }
+        }
+    }
 }
 
 fn collect_leaves<'a>(
@@ -204,7 +225,10 @@ fn mime_part(
             .map_err(|_| UserDataError::new(field, "part is not UTF-8 text"))
     };
     match mimetype {
-        "text/cloud-config" => Ok(vec![Part::CloudConfig(as_text(&body)?)]),
+        "text/cloud-config" => Ok(vec![Part::CloudConfig {
+            text: as_text(&body)?,
+            merge_type: None,
+        }]),
         "text/x-shellscript" => Ok(vec![Part::Script(body)]),
         "text/cloud-boothook" => Ok(vec![Part::Boothook(boothook_body(&body))]),
         "text/jinja2" => {
@@ -236,7 +260,7 @@ mod tests {
     fn formats_are_recognised() {
         assert!(matches!(
             parts(b"#cloud-config\na: 1\n").unwrap()[..],
-            [Part::CloudConfig(_)]
+            [Part::CloudConfig { .. }]
         ));
         assert!(matches!(
             parts(b"#!/bin/sh\necho hi\n").unwrap()[..],
@@ -256,7 +280,10 @@ mod tests {
                 .unwrap();
         assert_eq!(
             rendered,
-            vec![Part::CloudConfig("#cloud-config\nhostname: n1\n".into())]
+            vec![Part::CloudConfig {
+                text: "#cloud-config\nhostname: n1\n".into(),
+                merge_type: None
+            }]
         );
     }
 
@@ -267,7 +294,7 @@ mod tests {
         e.write_all(b"#cloud-config\n{}\n").unwrap();
         assert!(matches!(
             parts(&e.finish().unwrap()).unwrap()[..],
-            [Part::CloudConfig(_)]
+            [Part::CloudConfig { .. }]
         ));
     }
 
@@ -282,6 +309,30 @@ mod tests {
         assert_eq!(p[1], Part::Script(b"#!/bin/sh\necho hi\n".to_vec()));
         let err = parts(b"Content-Type: multipart/mixed; boundary=\"X\"\n\n--X\nContent-Type: text/x-include-url\n\nhttp://a\n--X--\n").unwrap_err();
         assert!(err.to_string().contains("text/x-include-url"), "{err}");
+    }
+
+    #[test]
+    fn mime_merge_type_headers_reach_the_cloud_config_parts() {
+        let mime = "Content-Type: multipart/mixed; boundary=\"XX\"\nMIME-Version: 1.0\n\n\
+--XX\nContent-Type: text/cloud-config\n\n#cloud-config\nruncmd: [a]\n\
+--XX\nContent-Type: text/cloud-config\nMerge-Type: list(append)+dict(recurse_array)+str()\n\n#cloud-config\nruncmd: [b]\n\
+--XX\nContent-Type: text/plain\nX-Merge-Type: dict(replace)\n\n#cloud-config\nhostname: c\n--XX--\n";
+        let types: Vec<Option<String>> = parts(mime.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|p| match p {
+                Part::CloudConfig { merge_type, .. } => merge_type,
+                _ => panic!("{p:?}"),
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                None,
+                Some("list(append)+dict(recurse_array)+str()".into()),
+                Some("dict(replace)".into())
+            ]
+        );
     }
 
     #[test]

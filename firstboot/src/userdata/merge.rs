@@ -1,11 +1,8 @@
-//! Merging configuration documents.
-//!
-//! - [`merge_ignition`]: Ignition's `ignition.config.merge`: the child config is laid over the
-//!   parent; lists of files, directories and links are matched by `path`, units, drop-ins,
-//!   users and groups by `name`, and a matched child entry overrides the parent's fields;
-//!   lists of plain values are appended without duplicates.
-//! - [`merge_cloud_config`]: cloud-init's default merge of cloud-config parts
-//!   (`dict(replace)+list()+str()`): mappings merge recursively, everything else is replaced.
+//! Merging Ignition configs ([`merge_ignition`], Ignition's `ignition.config.merge`): the child
+//! config is laid over the parent; lists of files, directories and links are matched by `path`,
+//! units, drop-ins, users and groups by `name`, and a matched child entry overrides the
+//! parent's fields; lists of plain values are appended without duplicates. (Cloud-config parts
+//! merge as cloud-init's mergers say: [`super::merge_how`].)
 
 use serde_json::Value;
 
@@ -64,24 +61,6 @@ fn merge_list(parent: &mut Vec<Value>, child: Vec<Value>, path: &str) {
     }
 }
 
-/// Lays `child` over `parent` with cloud-init's default part merge.
-pub fn merge_cloud_config(parent: &mut serde_yaml_ng::Value, child: serde_yaml_ng::Value) {
-    use serde_yaml_ng::Value as Y;
-    match (parent, child) {
-        (Y::Mapping(p), Y::Mapping(c)) => {
-            for (key, value) in c {
-                match p.get_mut(&key) {
-                    Some(slot) => merge_cloud_config(slot, value),
-                    None => {
-                        p.insert(key, value);
-                    }
-                }
-            }
-        }
-        (p, c) => *p = c,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,17 +92,5 @@ mod tests {
             parent["passwd"]["users"][0]["sshAuthorizedKeys"],
             json!(["k1", "k2"])
         );
-    }
-
-    #[test]
-    fn cloud_config_mappings_merge_and_lists_replace() {
-        let mut parent: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str("a: {x: 1, y: 2}\nruncmd: [one]\n").unwrap();
-        let child: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str("a: {y: 3}\nruncmd: [two]\nb: 1\n").unwrap();
-        merge_cloud_config(&mut parent, child);
-        let expected: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str("a: {x: 1, y: 3}\nruncmd: [two]\nb: 1\n").unwrap();
-        assert_eq!(parent, expected);
     }
 }

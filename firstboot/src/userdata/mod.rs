@@ -5,7 +5,8 @@
 //! - [`cloudconfig`]: cloud-init's `#cloud-config`.
 //! - [`jinja`]: `## template: jinja` rendering with cloud-init's instance-data names.
 //! - [`resource`]: `data:` URLs, remote fetches, hashes, gzip.
-//! - [`merge`]: Ignition config merges and cloud-config part merges.
+//! - [`merge`]: Ignition config merges.
+//! - [`merge_how`]: cloud-config part merges (cloud-init's `merge_how` / `Merge-Type`).
 //! - [`remote`]: `http(s)` resources through the retrying HTTP client.
 
 pub mod cloudconfig;
@@ -15,6 +16,7 @@ pub mod ignition;
 pub mod inputs;
 pub mod jinja;
 pub mod merge;
+pub mod merge_how;
 pub mod remote;
 pub mod resource;
 
