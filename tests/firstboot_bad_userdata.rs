@@ -105,7 +105,23 @@ fn ignition_errors_name_the_field() {
             ign(&format!(
                 r#""storage":{{"files":[{ok_file}],"directories":[{{"path":"/etc/ok"}}]}}"#
             )),
-            "storage.files[0]: /etc/ok is also claimed by storage.directories[0]",
+            "storage.directories[0]: duplicate entry: path \"/etc/ok\" is also given by storage.files[0]",
+        ),
+        // Ignition refuses these too ("duplicate entry defined", "path is not fully simplified").
+        (
+            "same file twice",
+            ign(&format!(r#""storage":{{"files":[{ok_file},{ok_file}]}}"#)),
+            "storage.files[1]: duplicate entry",
+        ),
+        (
+            "same unit twice",
+            ign(r#""systemd":{"units":[{"name":"a.service","contents":"[Unit]"},{"name":"a.service","enabled":true}]}"#),
+            "systemd.units[1]: duplicate entry",
+        ),
+        (
+            "unsimplified path",
+            ign(&format!(r#""storage":{{"files":[{ok_file},{{"path":"/etc//x"}}]}}"#)),
+            "storage.files[1].path: \"/etc//x\" is not fully simplified",
         ),
         (
             "unknown user",

@@ -236,3 +236,69 @@ fn modes_of_replaced_files_and_special_bits() {
         std::fs::write(root.join("etc/kept"), "keep").unwrap();
     });
 }
+
+/// Whether the real Ignition refuses `config` as invalid in its fetch stage, and its message.
+fn real_ignition_verdict(config: &str, work: &Path) -> (bool, String) {
+    let cfg = work.join("config.ign");
+    std::fs::write(&cfg, config).unwrap();
+    let root = work.join("ignition-root");
+    seed_root(&root);
+    let out = Command::new(IGNITION)
+        .args(["-platform", "file", "-stage", "fetch", "-log-to-stdout"])
+        .arg("-root")
+        .arg(&root)
+        .arg("-config-cache")
+        .arg(work.join("cache.json"))
+        .arg("-state-file")
+        .arg(work.join("state"))
+        .env("IGNITION_CONFIG_FILE", &cfg)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    (log.contains("config is not valid"), log)
+}
+
+/// Configs the real Ignition refuses at validation are refused by kiln too, before anything
+/// is written; and a config that only differs by not repeating itself is accepted by both.
+#[test]
+fn duplicates_and_unsimplified_paths_are_refused_like_ignition() {
+    let file = |p: &str| format!(r#"{{"path":"{p}","contents":{{"source":"data:,x"}}}}"#);
+    let unit = |extra: &str| format!(r#"{{"name":"a.service"{extra}}}"#);
+    let bodies = [
+        (true, format!(r#""storage":{{"files":[{},{}]}}"#, file("/etc/a"), file("/etc/a"))),
+        (true, format!(r#""storage":{{"files":[{}],"links":[{{"path":"/etc/a","target":"/x"}}]}}"#, file("/etc/a"))),
+        (true, format!(r#""storage":{{"files":[{}]}}"#, file("/etc//a"))),
+        (true, format!(r#""storage":{{"directories":[{{"path":"/etc/d/"}}]}}"#)),
+        (true, format!(r#""systemd":{{"units":[{},{}]}}"#, unit(r#","contents":"[Unit]""#), unit(r#","enabled":true"#))),
+        (true, r#""systemd":{"units":[{"name":"a.service","dropins":[{"name":"x.conf"},{"name":"x.conf"}]}]}"#.into()),
+        (true, r#""passwd":{"users":[{"name":"a"},{"name":"a"}]}"#.into()),
+        (true, r#""passwd":{"users":[{"name":"a","sshAuthorizedKeys":["k","k"]}]}"#.into()),
+        (false, format!(r#""storage":{{"files":[{},{}]}}"#, file("/etc/a"), file("/etc/b"))),
+    ];
+    for (i, (refused, body)) in bodies.iter().enumerate() {
+        let config = format!(r#"{{"ignition":{{"version":"3.3.0"}},{body}}}"#);
+        let tmp = tempfile::tempdir().unwrap();
+        let (real_refused, log) = real_ignition_verdict(&config, tmp.path());
+        assert_eq!(real_refused, *refused, "case {i}: real Ignition:\n{log}");
+        let root = tmp.path().join("kiln-root");
+        seed_root(&root);
+        let before = snapshot(&root, &[]);
+        let cfg = tmp.path().join("config.ign");
+        let out = firstboot(&[
+            "apply",
+            "--root",
+            root.to_str().unwrap(),
+            "--user-data",
+            cfg.to_str().unwrap(),
+        ]);
+        assert_eq!(!out.ok, *refused, "case {i}: kiln: {}", out.stderr);
+        if *refused {
+            assert_same(
+                &format!("case {i}: before"),
+                &before,
+                "after",
+                &snapshot(&root, &[]),
+            );
+        }
+    }
+}

@@ -91,6 +91,7 @@ fn load(
         .collect();
     let mut config =
         serde_json::to_value(&parsed).map_err(|e| UserDataError::new(field, e.to_string()))?;
+    super::ignition_checks::check(&config, field)?;
     config["ignition"]["version"] = Value::from("3.6.0");
     let references = take_config_references(&mut config);
     if let Some(replace) = references.replace {

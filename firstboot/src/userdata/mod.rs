@@ -1,7 +1,7 @@
 //! User-data: recognise the format, and compile it into a [`crate::plan::Plan`].
 //!
 //! - [`detect`]: gzip, MIME multipart, Ignition, cloud-config, jinja templates, scripts.
-//! - [`ignition`]: Ignition 3.x.
+//! - [`ignition`]: Ignition 3.x (with `ignition_checks`: Ignition's duplicate and path rules).
 //! - [`cloudconfig`]: cloud-init's `#cloud-config`.
 //! - [`jinja`]: `## template: jinja` rendering with cloud-init's instance-data names.
 //! - [`resource`]: `data:` URLs, remote fetches, hashes, gzip.
@@ -13,6 +13,7 @@ pub mod cloudconfig;
 pub mod detect;
 pub mod error;
 pub mod ignition;
+mod ignition_checks;
 pub mod inputs;
 pub mod jinja;
 pub mod merge;
