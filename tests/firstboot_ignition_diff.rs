@@ -268,7 +268,7 @@ fn duplicates_and_unsimplified_paths_are_refused_like_ignition() {
         (true, format!(r#""storage":{{"files":[{},{}]}}"#, file("/etc/a"), file("/etc/a"))),
         (true, format!(r#""storage":{{"files":[{}],"links":[{{"path":"/etc/a","target":"/x"}}]}}"#, file("/etc/a"))),
         (true, format!(r#""storage":{{"files":[{}]}}"#, file("/etc//a"))),
-        (true, format!(r#""storage":{{"directories":[{{"path":"/etc/d/"}}]}}"#)),
+        (true, r#""storage":{"directories":[{"path":"/etc/d/"}]}"#.into()),
         (true, format!(r#""systemd":{{"units":[{},{}]}}"#, unit(r#","contents":"[Unit]""#), unit(r#","enabled":true"#))),
         (true, r#""systemd":{"units":[{"name":"a.service","dropins":[{"name":"x.conf"},{"name":"x.conf"}]}]}"#.into()),
         (true, r#""passwd":{"users":[{"name":"a"},{"name":"a"}]}"#.into()),
