@@ -7,7 +7,10 @@
 //! - [`resource`]: `data:` URLs, remote fetches, hashes, gzip.
 //! - [`merge`]: Ignition config merges and cloud-config part merges.
 //! - [`remote`]: `http(s)` resources through the retrying HTTP client.
+//! - [`budget`]: per-run budgets (decoded bytes, files, MIME parts, template fuel, YAML alias
+//!   expansion) that everything decoding charges.
 
+pub mod budget;
 pub mod cloudconfig;
 pub mod detect;
 pub mod error;
@@ -18,6 +21,7 @@ pub mod merge;
 pub mod remote;
 pub mod resource;
 
+pub use budget::{Budget, Limit, Limits};
 pub use detect::compile;
 pub use error::{Result, UserDataError};
 pub use inputs::Inputs;
