@@ -83,7 +83,7 @@ fn capped(args: &[&str]) -> Capped {
 
 /// Applies `user_data` to a fresh root with `extra` arguments; returns the run and whether the
 /// root is unchanged.
-fn apply(name: &str, user_data: &str, extra: &[&str]) -> (Capped, bool) {
+fn apply(name: &str, user_data: impl AsRef<[u8]>, extra: &[&str]) -> (Capped, bool) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     seed_root(&root);
@@ -106,6 +106,10 @@ fn apply(name: &str, user_data: &str, extra: &[&str]) -> (Capped, bool) {
 
 /// The run is refused within [`DEADLINE`] by one error naming `budget`, and wrote nothing.
 fn refused(name: &str, user_data: &str, budget: &str) {
+    refused_bytes(name, user_data.as_bytes(), budget);
+}
+
+fn refused_bytes(name: &str, user_data: &[u8], budget: &str) {
     let (run, unchanged) = apply(name, user_data, &[]);
     assert!(
         run.elapsed < DEADLINE,
@@ -170,6 +174,17 @@ fn a_dozen_data_url_gzip_bombs_in_one_ignition_config() {
         files.join(",")
     );
     refused("ignition bombs", &ud, "decoded-bytes");
+}
+
+#[test]
+fn a_gzipped_mime_message_of_millions_of_empty_parts() {
+    let mime = format!(
+        "Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n{}--B--\n",
+        "--B\n\n".repeat(5_000_000)
+    );
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(mime.as_bytes()).unwrap();
+    refused_bytes("MIME parts", &e.finish().unwrap(), "mime-parts");
 }
 
 #[test]

@@ -176,6 +176,7 @@ fn split_mime(
     field: &str,
     depth: usize,
 ) -> Result<Vec<Part>> {
+    check_delimiter_lines(bytes, budget, field)?;
     let mail = mailparse::parse_mail(bytes)
         .map_err(|e| UserDataError::new(field, format!("malformed MIME message: {e}")))?;
     let mut leaves = Vec::new();
@@ -192,6 +193,21 @@ fn split_mime(
         parts.extend(mime_part(mimetype, body, metadata, budget, &pfield, depth)?);
     }
     Ok(parts)
+}
+
+/// The MIME parser builds every part before kiln can count them, and an empty part costs six
+/// bytes of input: refuse before parsing when the lines starting with `--` (every part starts
+/// with such a delimiter line) are more than ten times the `mime-parts` budget left, so bodies
+/// with such lines of their own (SQL comments) are not counted against it.
+fn check_delimiter_lines(bytes: &[u8], budget: &Budget, field: &str) -> Result<()> {
+    let delimiters = bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"--"))
+        .count() as u64;
+    if delimiters > budget.left(Limit::MimeParts).saturating_mul(10) {
+        return Err(budget.exceeded(Limit::MimeParts, field));
+    }
+    Ok(())
 }
 
 fn collect_leaves<'a>(
@@ -338,5 +354,21 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn millions_of_empty_mime_parts_are_refused_before_parsing() {
+        let mime = format!(
+            "Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n{}--B--\n",
+            "--B\n\n".repeat(1_000_000)
+        );
+        let started = std::time::Instant::now();
+        let err = parts(mime.as_bytes()).unwrap_err();
+        assert!(
+            err.message.contains("mime-parts budget of 1000"),
+            "{}",
+            err.message
+        );
+        assert!(started.elapsed().as_secs() < 5);
     }
 }
