@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         metadata: &metadata,
         fetcher: &NoNetwork,
         root_has: &|_| false,
+        limits: Default::default(),
     };
     let _ = compile(&doc, &inputs);
 });

@@ -12,6 +12,8 @@ use kiln_firstboot::plan::Plan;
 use kiln_firstboot::userdata::remote::HttpFetcher;
 use kiln_firstboot::userdata::Inputs;
 
+use super::limits::LimitArgs;
+
 /// Reads user-data (Ignition 3.x, #cloud-config, jinja templates, MIME multipart, gzip, scripts),
 /// compiles it into a plan, checks the plan against the root, and only then writes: files
 /// atomically with their modes and owners, users and groups with the root's own useradd and
@@ -38,6 +40,8 @@ pub struct ApplyArgs {
     /// Total seconds for fetching remote (http/https) resources, retries included.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     timeout: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 impl ApplyArgs {
@@ -87,6 +91,7 @@ impl ApplyArgs {
             metadata,
             fetcher: &fetcher,
             root_has: &root_has,
+            limits: self.limits.limits(),
         };
         kiln_firstboot::userdata::compile(user_data, &inputs).with_context(|| {
             format!(

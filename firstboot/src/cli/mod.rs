@@ -3,6 +3,7 @@
 
 mod apply;
 mod fetch;
+mod limits;
 mod preflight;
 mod render;
 mod run;

@@ -10,6 +10,8 @@ use kiln_firstboot::node::kubeadm_config::{resolve, Files};
 use kiln_firstboot::userdata::resource::NoNetwork;
 use kiln_firstboot::userdata::Inputs;
 
+use super::limits::LimitArgs;
+
 /// Prints the kubeadm config stream (`kubeadm init|join --config`) this node will use, rendered
 /// for its kubeadm version: from --node-config, else from the node config or Cluster API
 /// kubeadm config the user-data writes, else from the root's /etc/kiln/node.toml. The output
@@ -33,6 +35,8 @@ pub struct RenderArgs {
     /// The node's root directory (manifest, files not in the user-data).
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 impl RenderArgs {
@@ -82,6 +86,7 @@ impl RenderArgs {
             metadata: &metadata,
             fetcher: &NoNetwork,
             root_has: &root_has,
+            limits: self.limits.limits(),
         };
         kiln_firstboot::userdata::compile(&bytes, &inputs)
             .with_context(|| format!("{}: user-data rejected", path.display()))

@@ -9,6 +9,8 @@ use kiln_firstboot::run::state::Paths;
 use kiln_firstboot::run::status::Status;
 use kiln_firstboot::run::{execute, steps, Context, Options};
 
+use super::limits::LimitArgs;
+
 /// Provisions the node once, unattended: fetch user-data from the datasource, configure the node
 /// from it (files, users, units; bootcmd first), run the preflight checks (fixing ip_forward and
 /// kernel modules), prepare containerd (config, restart, CRI readiness, baked images), run
@@ -47,6 +49,8 @@ pub struct RunArgs {
         default_value = "/run/containerd/containerd.sock"
     )]
     containerd_address: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 impl RunArgs {
@@ -62,6 +66,7 @@ impl RunArgs {
                 kubeadm: self.kubeadm,
                 join_timeout: Duration::from_secs(self.join_timeout),
                 containerd_address: self.containerd_address,
+                limits: self.limits.limits(),
             },
             paths,
             redact: Redactor::default(),

@@ -36,6 +36,8 @@ pub struct Options {
     pub join_timeout: Duration,
     /// containerd's socket (on the host).
     pub containerd_address: PathBuf,
+    /// The user-data budgets of the run.
+    pub limits: crate::userdata::Limits,
 }
 
 /// What steps share while the run goes on.
@@ -139,6 +141,7 @@ mod tests {
                 kubeadm: "/usr/bin/kubeadm".into(),
                 join_timeout: Duration::from_secs(1),
                 containerd_address: dir.join("containerd.sock"),
+                limits: Default::default(),
             },
             paths: Paths::new(dir),
             redact: Redactor::default(),

@@ -454,6 +454,7 @@ fn compile(ctx: &mut Context) -> anyhow::Result<Plan> {
         metadata: &metadata,
         fetcher: &fetcher,
         root_has: &root_has,
+        limits: ctx.options.limits,
     };
     let plan = crate::userdata::compile(&user_data, &inputs).context("user-data rejected")?;
     ctx.redact.add_from_plan(&plan);

@@ -1,10 +1,12 @@
 //! Recognises user-data formats and compiles them to one plan: gzip (unwrapped first), MIME
 //! multipart (as cloud-init's make-mime and EKS produce), Ignition JSON, `#cloud-config`,
 //! `## template: jinja`, `#cloud-boothook` and `#!` scripts. Cloud-config parts are merged in
-//! order (cloud-init's default merge) before they are compiled.
+//! order (cloud-init's default merge) before they are compiled. One [`Budget`] per compile
+//! bounds the work of the whole run.
 
 use serde_json::Value;
 
+use super::budget::{Budget, Limit};
 use super::cloudconfig;
 use super::error::{Result, UserDataError};
 use super::inputs::Inputs;
@@ -31,9 +33,10 @@ pub enum Part {
     Boothook(Vec<u8>),
 }
 
-/// Compiles user-data bytes (any supported format) into a plan.
+/// Compiles user-data bytes (any supported format) into a plan, within `inputs.limits`.
 pub fn compile(bytes: &[u8], inputs: &Inputs<'_>) -> Result<Plan> {
-    let parts = split(bytes, inputs.metadata, "user-data", 0)?;
+    let budget = Budget::new(inputs.limits);
+    let parts = split(bytes, inputs.metadata, &budget, "user-data", 0)?;
     let ignition_parts = parts
         .iter()
         .filter(|p| matches!(p, Part::Ignition(_)))
@@ -49,9 +52,9 @@ pub fn compile(bytes: &[u8], inputs: &Inputs<'_>) -> Result<Plan> {
     for (i, part) in parts.into_iter().enumerate() {
         let origin = format!("part {}", i + 1);
         match part {
-            Part::Ignition(json) => plan.extend(ignition::plan(&json, inputs.fetcher)?),
+            Part::Ignition(json) => plan.extend(ignition::plan(&json, inputs.fetcher, &budget)?),
             Part::CloudConfig { text, merge_type } => {
-                let doc = cloudconfig::parse_yaml(&text, &origin)?;
+                let doc = cloudconfig::parse_yaml(&text, &budget, &origin)?;
                 // As cloud-init: the first part is merged into an empty mapping too.
                 let merged = cloud_config
                     .get_or_insert_with(|| serde_yaml_ng::Value::Mapping(Default::default()));
@@ -62,7 +65,7 @@ pub fn compile(bytes: &[u8], inputs: &Inputs<'_>) -> Result<Plan> {
         }
     }
     if let Some(doc) = cloud_config {
-        let mut cc = cloudconfig::compile(&doc, inputs)?;
+        let mut cc = cloudconfig::compile(&doc, inputs, &budget)?;
         // As cloud-init: boothooks, then bootcmd (and later runcmd), then user-data scripts.
         let (boothooks, scripts): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.commands)
             .into_iter()
@@ -84,8 +87,15 @@ fn script(phase: Phase, body: Vec<u8>, origin: &str) -> Command {
     }
 }
 
-/// Splits user-data into parts, unwrapping gzip and MIME and rendering jinja templates.
-pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Result<Vec<Part>> {
+/// Splits user-data into parts, unwrapping gzip and MIME and rendering jinja templates; what
+/// that decodes is charged to `budget`.
+pub fn split(
+    bytes: &[u8],
+    metadata: &Value,
+    budget: &Budget,
+    field: &str,
+    depth: usize,
+) -> Result<Vec<Part>> {
     if depth > 8 {
         return Err(UserDataError::new(
             field,
@@ -93,7 +103,8 @@ pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resul
         ));
     }
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        return split(&gunzip(bytes, field)?, metadata, field, depth + 1);
+        let unzipped = gunzip(bytes, budget, field)?;
+        return split(&unzipped, metadata, budget, field, depth + 1);
     }
     let text_start = bytes
         .iter()
@@ -107,7 +118,7 @@ pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resul
         return ignition_part(bytes, field).map(|p| vec![p]);
     }
     if looks_like_mime(trimmed) {
-        return split_mime(bytes, metadata, field, depth);
+        return split_mime(bytes, metadata, budget, field, depth);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| {
         UserDataError::new(
@@ -116,8 +127,8 @@ pub fn split(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Resul
         )
     })?;
     if jinja::is_template(text) {
-        let rendered = jinja::render(text, metadata, field)?;
-        return split(rendered.as_bytes(), metadata, field, depth + 1);
+        let rendered = jinja::render(text, metadata, budget, field)?;
+        return split(rendered.as_bytes(), metadata, budget, field, depth + 1);
     }
     let first = text.lines().next().unwrap_or_default().trim_end();
     match first {
@@ -167,18 +178,28 @@ fn looks_like_mime(bytes: &[u8]) -> bool {
     head.starts_with("content-type:") || head.starts_with("mime-version:")
 }
 
-fn split_mime(bytes: &[u8], metadata: &Value, field: &str, depth: usize) -> Result<Vec<Part>> {
+fn split_mime(
+    bytes: &[u8],
+    metadata: &Value,
+    budget: &Budget,
+    field: &str,
+    depth: usize,
+) -> Result<Vec<Part>> {
+    check_delimiter_lines(bytes, budget, field)?;
     let mail = mailparse::parse_mail(bytes)
         .map_err(|e| UserDataError::new(field, format!("malformed MIME message: {e}")))?;
     let mut leaves = Vec::new();
     collect_leaves(&mail, &mut leaves);
+    budget.charge(Limit::MimeParts, leaves.len() as u64, field)?;
     let mut parts = Vec::new();
     for (i, leaf) in leaves.into_iter().enumerate() {
         let pfield = format!("{field} MIME part {}", i + 1);
         let body = leaf
             .get_body_raw()
             .map_err(|e| UserDataError::new(&pfield, format!("undecodable body: {e}")))?;
-        let mut leaf_parts = mime_part(&leaf.ctype.mimetype, body, metadata, &pfield, depth)?;
+        budget.charge(Limit::DecodedBytes, body.len() as u64, &pfield)?;
+        let mimetype = &leaf.ctype.mimetype;
+        let mut leaf_parts = mime_part(mimetype, body, metadata, budget, &pfield, depth)?;
         set_merge_type(&mut leaf_parts, leaf);
         parts.extend(leaf_parts);
     }
@@ -201,6 +222,21 @@ fn set_merge_type(parts: &mut [Part], leaf: &mailparse::ParsedMail<'_>) {
     }
 }
 
+/// The MIME parser builds every part before kiln can count them, and an empty part costs six
+/// bytes of input: refuse before parsing when the lines starting with `--` (every part starts
+/// with such a delimiter line) are more than ten times the `mime-parts` budget left, so bodies
+/// with such lines of their own (SQL comments) are not counted against it.
+fn check_delimiter_lines(bytes: &[u8], budget: &Budget, field: &str) -> Result<()> {
+    let delimiters = bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"--"))
+        .count() as u64;
+    if delimiters > budget.left(Limit::MimeParts).saturating_mul(10) {
+        return Err(budget.exceeded(Limit::MimeParts, field));
+    }
+    Ok(())
+}
+
 fn collect_leaves<'a>(
     mail: &'a mailparse::ParsedMail<'a>,
     out: &mut Vec<&'a mailparse::ParsedMail<'a>>,
@@ -217,6 +253,7 @@ fn mime_part(
     mimetype: &str,
     body: Vec<u8>,
     metadata: &Value,
+    budget: &Budget,
     field: &str,
     depth: usize,
 ) -> Result<Vec<Part>> {
@@ -234,11 +271,12 @@ fn mime_part(
         "text/jinja2" => {
             let text = as_text(&body)?;
             let text = if jinja::is_template(&text) { text } else { format!("{}\n{text}", jinja::HEADER) };
-            split(jinja::render(&text, metadata, field)?.as_bytes(), metadata, field, depth + 1)
+            let rendered = jinja::render(&text, metadata, budget, field)?;
+            split(rendered.as_bytes(), metadata, budget, field, depth + 1)
         }
         "application/vnd.coreos.ignition+json" => Ok(vec![ignition_part(&body, field)?]),
         "text/plain" | "application/octet-stream" | "application/x-gzip" | "application/gzip" => {
-            split(&body, metadata, field, depth + 1)
+            split(&body, metadata, budget, field, depth + 1)
         }
         other => Err(UserDataError::new(
             field,
@@ -250,10 +288,18 @@ fn mime_part(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::userdata::budget::Limits;
     use serde_json::json;
 
     fn parts(data: &[u8]) -> Result<Vec<Part>> {
-        split(data, &json!({"local_hostname": "n1"}), "user-data", 0)
+        let budget = Budget::new(Limits::default());
+        split(
+            data,
+            &json!({"local_hostname": "n1"}),
+            &budget,
+            "user-data",
+            0,
+        )
     }
 
     #[test]
@@ -346,5 +392,40 @@ mod tests {
         assert!(err.contains("not an Ignition config"), "{err}");
         let err = parts(b"{not json").unwrap_err().to_string();
         assert!(err.contains("invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn mime_parts_are_budgeted() {
+        let part = "--XX\nContent-Type: text/x-shellscript\n\n#!/bin/sh\n";
+        let mime = format!(
+            "Content-Type: multipart/mixed; boundary=\"XX\"\nMIME-Version: 1.0\n\n{}--XX--\n",
+            part.repeat(3)
+        );
+        let mut limits = Limits::default();
+        limits.set(Limit::MimeParts, 2);
+        let budget = Budget::new(limits);
+        let err = split(mime.as_bytes(), &json!({}), &budget, "user-data", 0).unwrap_err();
+        assert_eq!(err.field, "user-data");
+        assert!(
+            err.message.contains("mime-parts budget of 2"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn millions_of_empty_mime_parts_are_refused_before_parsing() {
+        let mime = format!(
+            "Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n{}--B--\n",
+            "--B\n\n".repeat(1_000_000)
+        );
+        let started = std::time::Instant::now();
+        let err = parts(mime.as_bytes()).unwrap_err();
+        assert!(
+            err.message.contains("mime-parts budget of 1000"),
+            "{}",
+            err.message
+        );
+        assert!(started.elapsed().as_secs() < 5);
     }
 }

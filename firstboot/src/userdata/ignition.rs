@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use ignition_config::v3_6 as spec;
 use serde_json::Value;
 
+use super::budget::{Budget, Limit};
 use super::error::{Result, UserDataError};
 use super::resource::{resolve, Fetcher, ResourceRef};
 use crate::plan::{self, Existing, Node, Owner, Plan, Principal};
@@ -26,13 +27,14 @@ const UNSUPPORTED: [(&str, &str); 5] = [
     ("", "kernelArguments"),
 ];
 
-/// Parses an Ignition config and compiles it, with all its resources, into a plan.
-pub fn plan(bytes: &[u8], fetcher: &dyn Fetcher) -> Result<Plan> {
-    let (config, warnings) = load(bytes, fetcher, "$", 0)?;
+/// Parses an Ignition config and compiles it, with all its resources, into a plan; what it
+/// decodes and plans is charged to `budget`.
+pub fn plan(bytes: &[u8], fetcher: &dyn Fetcher, budget: &Budget) -> Result<Plan> {
+    let (config, warnings) = load(bytes, fetcher, budget, "$", 0)?;
     reject_unsupported(&config)?;
     let typed: spec::Config = serde_json::from_value(config)
         .map_err(|e| UserDataError::new("$", format!("invalid Ignition config: {e}")))?;
-    let mut plan = compile(&typed, fetcher)?;
+    let mut plan = compile(&typed, fetcher, budget)?;
     plan.warnings.extend(warnings);
     if !special_bits_supported(bytes) {
         drop_special_bits(&mut plan);
@@ -73,6 +75,7 @@ fn drop_special_bits(plan: &mut Plan) {
 fn load(
     bytes: &[u8],
     fetcher: &dyn Fetcher,
+    budget: &Budget,
     field: &str,
     depth: usize,
 ) -> Result<(Value, Vec<String>)> {
@@ -96,13 +99,13 @@ fn load(
     let references = take_config_references(&mut config);
     if let Some(replace) = references.replace {
         let child_field = child_field(field, "ignition.config.replace");
-        let (child, more) = load_reference(&replace, fetcher, &child_field, depth)?;
+        let (child, more) = load_reference(&replace, fetcher, budget, &child_field, depth)?;
         warnings.extend(more);
         return Ok((child, warnings));
     }
     for (i, reference) in references.merge.iter().enumerate() {
         let child_field = child_field(field, &format!("ignition.config.merge[{i}]"));
-        let (child, more) = load_reference(reference, fetcher, &child_field, depth)?;
+        let (child, more) = load_reference(reference, fetcher, budget, &child_field, depth)?;
         warnings.extend(more);
         super::merge::merge_ignition(&mut config, child);
     }
@@ -120,11 +123,12 @@ fn child_field(parent: &str, path: &str) -> String {
 fn load_reference(
     res: &spec::Resource,
     fetcher: &dyn Fetcher,
+    budget: &Budget,
     field: &str,
     depth: usize,
 ) -> Result<(Value, Vec<String>)> {
-    let bytes = resolve(resource_ref(res, field)?, fetcher, field)?;
-    load(&bytes, fetcher, field, depth + 1)
+    let bytes = resolve(resource_ref(res, field)?, fetcher, budget, field)?;
+    load(&bytes, fetcher, budget, field, depth + 1)
 }
 
 struct References {
@@ -221,7 +225,7 @@ fn reject_unsupported(config: &Value) -> Result<()> {
     Ok(())
 }
 
-fn compile(config: &spec::Config, fetcher: &dyn Fetcher) -> Result<Plan> {
+fn compile(config: &spec::Config, fetcher: &dyn Fetcher, budget: &Budget) -> Result<Plan> {
     let mut plan = Plan::default();
     if let Some(passwd) = &config.passwd {
         for (i, g) in passwd.groups.iter().flatten().enumerate() {
@@ -232,13 +236,19 @@ fn compile(config: &spec::Config, fetcher: &dyn Fetcher) -> Result<Plan> {
         }
     }
     if let Some(storage) = &config.storage {
+        let nodes = [
+            storage.directories.as_ref().map_or(0, Vec::len),
+            storage.files.as_ref().map_or(0, Vec::len),
+            storage.links.as_ref().map_or(0, Vec::len),
+        ];
+        budget.charge(Limit::Files, nodes.iter().sum::<usize>() as u64, "storage")?;
         for (i, d) in storage.directories.iter().flatten().enumerate() {
             plan.nodes
                 .push(directory(d, &format!("storage.directories[{i}]"))?);
         }
         for (i, f) in storage.files.iter().flatten().enumerate() {
             plan.nodes
-                .push(file(f, fetcher, &format!("storage.files[{i}]"))?);
+                .push(file(f, fetcher, budget, &format!("storage.files[{i}]"))?);
         }
         for (i, l) in storage.links.iter().flatten().enumerate() {
             plan.nodes.push(link(l, &format!("storage.links[{i}]"))?);
@@ -252,19 +262,29 @@ fn compile(config: &spec::Config, fetcher: &dyn Fetcher) -> Result<Plan> {
     Ok(plan)
 }
 
-fn file(f: &spec::File, fetcher: &dyn Fetcher, field: &str) -> Result<Node> {
+fn file(f: &spec::File, fetcher: &dyn Fetcher, budget: &Budget, field: &str) -> Result<Node> {
     let path = absolute_path(&f.path, &format!("{field}.path"))?;
     let contents = match f.contents.as_ref().filter(|c| c.source.is_some()) {
         Some(res) => {
             let cfield = format!("{field}.contents");
-            Some(resolve(resource_ref(res, &cfield)?, fetcher, &cfield)?)
+            Some(resolve(
+                resource_ref(res, &cfield)?,
+                fetcher,
+                budget,
+                &cfield,
+            )?)
         }
         None => None,
     };
     let mut append = Vec::new();
     for (i, res) in f.append.iter().flatten().enumerate() {
         let afield = format!("{field}.append[{i}]");
-        append.push(resolve(resource_ref(res, &afield)?, fetcher, &afield)?);
+        append.push(resolve(
+            resource_ref(res, &afield)?,
+            fetcher,
+            budget,
+            &afield,
+        )?);
     }
     let existing = match (f.overwrite.unwrap_or(false), contents.is_some()) {
         (true, _) => Existing::Overwrite,
@@ -479,10 +499,11 @@ fn check_unit_name(name: &str, field: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::userdata::budget::Limits;
     use crate::userdata::resource::NoNetwork;
 
     fn plan_of(json: &str) -> Result<Plan> {
-        plan(json.as_bytes(), &NoNetwork)
+        plan(json.as_bytes(), &NoNetwork, &Budget::new(Limits::default()))
     }
 
     #[test]
@@ -584,5 +605,26 @@ mod tests {
             .replace("}]}},", "}}},");
         let p = plan_of(&replace).unwrap();
         assert_eq!(p.nodes.len(), 1);
+    }
+
+    #[test]
+    fn files_and_decoded_bytes_are_budgeted_over_the_whole_config() {
+        let mut limits = Limits::default();
+        limits.set(Limit::Files, 2);
+        let config = r#"{"ignition":{"version":"3.3.0"},"storage":{"directories":[{"path":"/d"}],"files":[{"path":"/a"},{"path":"/b"}]}}"#;
+        let err = plan(config.as_bytes(), &NoNetwork, &Budget::new(limits)).unwrap_err();
+        assert_eq!(err.field, "storage");
+        assert!(err.message.contains("files budget of 2"), "{}", err.message);
+
+        let mut limits = Limits::default();
+        limits.set(Limit::DecodedBytes, 10);
+        let config = r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/a","contents":{"source":"data:,12345"}},{"path":"/b","contents":{"source":"data:,123456"}}]}}"#;
+        let err = plan(config.as_bytes(), &NoNetwork, &Budget::new(limits)).unwrap_err();
+        assert_eq!(err.field, "storage.files[1].contents.source");
+        assert!(
+            err.message.contains("decoded-bytes budget"),
+            "{}",
+            err.message
+        );
     }
 }

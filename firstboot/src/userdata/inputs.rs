@@ -1,7 +1,9 @@
-//! What compiling user-data needs besides its bytes: metadata, a fetcher, a view of the root.
+//! What compiling user-data needs besides its bytes: metadata, a fetcher, a view of the root,
+//! the run's budgets.
 
 use serde_json::Value;
 
+use super::budget::Limits;
 use super::resource::Fetcher;
 
 /// Everything the engine needs besides the user-data bytes.
@@ -13,4 +15,6 @@ pub struct Inputs<'a> {
     /// Answers "does this absolute path exist in the target root?" (cloud-config `ntp` picks
     /// its client by what is installed).
     pub root_has: &'a dyn Fn(&str) -> bool,
+    /// The ceilings of the run's budgets (decoded bytes, files, template fuel, ...).
+    pub limits: Limits,
 }

@@ -6,9 +6,14 @@
 //! cloud-init, every key containing `-` also gets an alias with `_` (so NoCloud's
 //! `local-hostname` is `ds.meta_data.local_hostname`). An undefined variable is an error that
 //! names it, not silently empty text.
+//!
+//! Rendering runs on the run's `jinja-fuel` budget (minijinja's fuel: instructions and the data
+//! a template creates), so nested loops and string doubling stop early; the output is charged
+//! to the `decoded-bytes` budget.
 
 use serde_json::{Map, Value};
 
+use super::budget::{Budget, Limit};
 use super::error::{Result, UserDataError};
 
 /// The first line that marks a jinja template.
@@ -32,8 +37,9 @@ pub fn is_template(text: &str) -> bool {
     squashed.eq_ignore_ascii_case("##template:jinja")
 }
 
-/// Renders a template (header line included) with instance data built from `metadata`.
-pub fn render(text: &str, metadata: &Value, field: &str) -> Result<String> {
+/// Renders a template (header line included) with instance data built from `metadata`, on
+/// what is left of `budget`.
+pub fn render(text: &str, metadata: &Value, budget: &Budget, field: &str) -> Result<String> {
     let body = text.split_once('\n').map_or("", |(_, rest)| rest);
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -42,10 +48,24 @@ pub fn render(text: &str, metadata: &Value, field: &str) -> Result<String> {
         .build()
         .map_err(|e| UserDataError::new(field, e.to_string()))?;
     env.set_syntax(syntax);
+    env.set_fuel(Some(budget.left(Limit::JinjaFuel)));
     let context = minijinja::Value::from(minijinja::value::Serde(instance_data(metadata)));
-    env.render_str(body, context).map_err(|e| {
-        UserDataError::new(field, format!("jinja template: {e}; variables come from the datasource metadata (ds.meta_data.*, v1.*)"))
-    })
+    let rendered = env
+        .template_from_str(body)
+        .and_then(|t| t.render_captured(context))
+        .map_err(|e| template_error(e, budget, field))?;
+    let (used, _) = rendered.state().fuel_levels().unwrap_or_default();
+    budget.charge(Limit::JinjaFuel, used, field)?;
+    let output = rendered.into_output();
+    budget.charge(Limit::DecodedBytes, output.len() as u64, field)?;
+    Ok(output)
+}
+
+fn template_error(e: minijinja::Error, budget: &Budget, field: &str) -> UserDataError {
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return budget.exceeded(Limit::JinjaFuel, field);
+    }
+    UserDataError::new(field, format!("jinja template: {e}; variables come from the datasource metadata (ds.meta_data.*, v1.*)"))
 }
 
 /// cloud-init's instance-data document built from kiln's metadata.
@@ -93,7 +113,12 @@ fn with_underscore_aliases(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::userdata::budget::Limits;
     use serde_json::json;
+
+    fn render_default(text: &str, metadata: &Value, field: &str) -> Result<String> {
+        render(text, metadata, &Budget::new(Limits::default()), field)
+    }
 
     #[test]
     fn cluster_api_style_template_renders() {
@@ -101,13 +126,13 @@ mod tests {
                         "meta_data": {"local-hostname": "node-a.internal"}});
         let text = "## template: jinja\n#cloud-config\nname: {{ ds.meta_data.local_hostname }}\nid: {{ v1.instance_id }} {{ region }}\n";
         assert!(is_template(text));
-        let out = render(text, &md, "user-data").unwrap();
+        let out = render_default(text, &md, "user-data").unwrap();
         assert_eq!(out, "#cloud-config\nname: node-a.internal\nid: i-1 eu-1\n");
     }
 
     #[test]
     fn undefined_variables_are_errors_that_name_them() {
-        let err = render(
+        let err = render_default(
             "## template: jinja\n{{ ds.meta_data.nope }}",
             &json!({}),
             "part 1",
@@ -121,5 +146,38 @@ mod tests {
     fn header_detection_is_lenient_about_spaces() {
         assert!(is_template("##template: JINJA\nx"));
         assert!(!is_template("#cloud-config\n"));
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let loops = "## template: jinja\n{% for i in range(10000) %}{% for j in range(10000) %}{{ j }}{% endfor %}{% endfor %}";
+        let doubling = "## template: jinja\n{% set s = namespace(v='x') %}{% for i in range(64) %}{% set s.v = s.v ~ s.v %}{% endfor %}{{ s.v }}";
+        let repeat = "## template: jinja\n{{ 'x' * 100000000000 }}";
+        for text in [loops, doubling, repeat] {
+            let started = std::time::Instant::now();
+            let err = render_default(text, &json!({}), "part 1").unwrap_err();
+            assert!(err.message.contains("jinja-fuel budget"), "{}", err.message);
+            assert!(started.elapsed().as_secs() < 10, "{text}");
+        }
+    }
+
+    #[test]
+    fn fuel_is_shared_by_the_templates_of_a_run() {
+        let mut limits = Limits::default();
+        limits.set(Limit::JinjaFuel, 100_000);
+        let budget = Budget::new(limits);
+        let text = "## template: jinja\n{% for i in range(1000) %}{{ i }}{% endfor %}";
+        render(text, &json!({}), &budget, "part 1").unwrap();
+        let used = 100_000 - budget.left(Limit::JinjaFuel);
+        assert!(used > 1000, "{used}");
+        let mut runs = 1;
+        let err = loop {
+            match render(text, &json!({}), &budget, "part 2") {
+                Ok(_) => runs += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(runs, 100_000 / used, "{used}");
+        assert!(err.message.contains("jinja-fuel budget"), "{}", err.message);
     }
 }

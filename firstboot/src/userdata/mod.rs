@@ -8,7 +8,10 @@
 //! - [`merge`]: Ignition config merges.
 //! - [`merge_how`]: cloud-config part merges (cloud-init's `merge_how` / `Merge-Type`).
 //! - [`remote`]: `http(s)` resources through the retrying HTTP client.
+//! - [`budget`]: per-run budgets (decoded bytes, files, MIME parts, template fuel, YAML alias
+//!   expansion) that everything decoding charges.
 
+pub mod budget;
 pub mod cloudconfig;
 pub mod detect;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod merge_how;
 pub mod remote;
 pub mod resource;
 
+pub use budget::{Budget, Limit, Limits};
 pub use detect::compile;
 pub use error::{Result, UserDataError};
 pub use inputs::Inputs;

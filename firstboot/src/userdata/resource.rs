@@ -1,13 +1,16 @@
 //! Resources user-data points at: `data:` URLs (plain and base64) handled here, remote URLs
 //! through a [`Fetcher`]; then verified (`sha256-`/`sha512-` hashes) and decompressed (gzip).
+//! Every decoded byte is charged to the run's [`Budget`].
 
 use std::io::Read;
 
 use aws_lc_rs::digest;
 
+use super::budget::{Budget, Limit};
 use super::error::{Result, UserDataError};
 
-/// Upper bound for one decompressed resource, so a small gzip bomb cannot fill the disk.
+/// Upper bound for one decompressed resource, so a small gzip bomb cannot fill the disk; the
+/// run's `decoded-bytes` budget bounds them all together.
 pub const MAX_RESOURCE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Fetches remote resources (`http`, `https`, ...). The boot-time run supplies a retrying HTTP
@@ -42,17 +45,23 @@ pub struct ResourceRef<'a> {
     pub hash: Option<&'a str>,
 }
 
-/// Resolves a resource to its verified, decompressed bytes.
-pub fn resolve(res: ResourceRef<'_>, fetcher: &dyn Fetcher, field: &str) -> Result<Vec<u8>> {
+/// Resolves a resource to its verified, decompressed bytes, charging them to `budget`.
+pub fn resolve(
+    res: ResourceRef<'_>,
+    fetcher: &dyn Fetcher,
+    budget: &Budget,
+    field: &str,
+) -> Result<Vec<u8>> {
     let source_field = format!("{field}.source");
     let raw = if res.source.starts_with("data:") {
         decode_data_url(res.source, &source_field)?
     } else {
         fetcher.fetch(res.source, &source_field)?
     };
+    budget.charge(Limit::DecodedBytes, raw.len() as u64, &source_field)?;
     let bytes = match res.compression {
         None | Some("") => raw,
-        Some("gzip") => gunzip(&raw, &format!("{field}.compression"))?,
+        Some("gzip") => gunzip(&raw, budget, &format!("{field}.compression"))?,
         Some(other) => {
             return Err(UserDataError::new(
                 format!("{field}.compression"),
@@ -76,11 +85,13 @@ pub fn decode_data_url(url: &str, field: &str) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Decompresses gzip data, refusing output over [`MAX_RESOURCE_BYTES`].
-pub fn gunzip(data: &[u8], field: &str) -> Result<Vec<u8>> {
+/// Decompresses gzip data, refusing output over [`MAX_RESOURCE_BYTES`] or over what is left of
+/// the `decoded-bytes` budget (it stops there, so a bomb never grows past either).
+pub fn gunzip(data: &[u8], budget: &Budget, field: &str) -> Result<Vec<u8>> {
+    let allowed = MAX_RESOURCE_BYTES.min(budget.left(Limit::DecodedBytes));
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(data)
-        .take(MAX_RESOURCE_BYTES + 1)
+        .take(allowed + 1)
         .read_to_end(&mut out)
         .map_err(|e| UserDataError::new(field, format!("invalid gzip data ({e})")))?;
     if out.len() as u64 > MAX_RESOURCE_BYTES {
@@ -89,6 +100,7 @@ pub fn gunzip(data: &[u8], field: &str) -> Result<Vec<u8>> {
             "decompressed data is larger than 256 MiB",
         ));
     }
+    budget.charge(Limit::DecodedBytes, out.len() as u64, field)?;
     Ok(out)
 }
 
@@ -123,12 +135,17 @@ pub fn verify_hash(data: &[u8], expected: &str, field: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::userdata::budget::Limits;
 
     fn gz(data: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    fn unlimited() -> Budget {
+        Budget::new(Limits::default())
     }
 
     #[test]
@@ -159,12 +176,15 @@ mod tests {
             compression: Some("gzip"),
             hash: Some(&hash),
         };
-        assert_eq!(resolve(res, &NoNetwork, "f").unwrap(), b"payload");
+        assert_eq!(
+            resolve(res, &NoNetwork, &unlimited(), "f").unwrap(),
+            b"payload"
+        );
         let bad = ResourceRef {
             hash: Some("sha512-00"),
             ..res
         };
-        let err = resolve(bad, &NoNetwork, "storage.files[0].contents")
+        let err = resolve(bad, &NoNetwork, &unlimited(), "storage.files[0].contents")
             .unwrap_err()
             .to_string();
         assert!(
@@ -176,7 +196,7 @@ mod tests {
             compression: Some("gzip"),
             hash: None,
         };
-        assert!(resolve(not_gz, &NoNetwork, "f")
+        assert!(resolve(not_gz, &NoNetwork, &unlimited(), "f")
             .unwrap_err()
             .to_string()
             .contains("invalid gzip"));
@@ -189,7 +209,34 @@ mod tests {
             compression: None,
             hash: None,
         };
-        let err = resolve(res, &NoNetwork, "f").unwrap_err().to_string();
+        let err = resolve(res, &NoNetwork, &unlimited(), "f")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("f.source: cannot fetch https"), "{err}");
+    }
+
+    #[test]
+    fn decoded_bytes_add_up_over_resources() {
+        use base64::prelude::{Engine, BASE64_STANDARD};
+        let bomb = gz(&vec![0; 3 << 20]);
+        let url = format!("data:;base64,{}", BASE64_STANDARD.encode(&bomb));
+        let res = ResourceRef {
+            source: &url,
+            compression: Some("gzip"),
+            hash: None,
+        };
+        let mut limits = Limits::default();
+        limits.set(Limit::DecodedBytes, 8 << 20);
+        let budget = Budget::new(limits);
+        resolve(res, &NoNetwork, &budget, "storage.files[0].contents").unwrap();
+        resolve(res, &NoNetwork, &budget, "storage.files[1].contents").unwrap();
+        let err = resolve(res, &NoNetwork, &budget, "storage.files[2].contents").unwrap_err();
+        assert_eq!(err.field, "storage.files[2].contents.compression");
+        assert!(
+            err.message
+                .contains("decoded-bytes budget of 8388608 bytes (8 MiB)"),
+            "{}",
+            err.message
+        );
     }
 }

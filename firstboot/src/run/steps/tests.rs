@@ -27,6 +27,7 @@ fn context(root: &Path, user_data: &str) -> Context {
             kubeadm: root.join("no-kubeadm"),
             join_timeout: Duration::from_secs(1),
             containerd_address: root.join("containerd.sock"),
+            limits: Default::default(),
         },
         paths,
         redact: Redactor::default(),

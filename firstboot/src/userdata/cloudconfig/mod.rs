@@ -7,12 +7,14 @@
 //! - [`commands`]: `bootcmd`, `runcmd`.
 
 mod accounts;
+mod aliases;
 mod commands;
 mod system;
 mod write_files;
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::budget::Budget;
 use super::error::{Result, UserDataError};
 use super::inputs::Inputs;
 use crate::plan::Plan;
@@ -35,8 +37,10 @@ const HANDLED: [&str; 14] = [
     "merge_how",
 ];
 
-/// Parses the YAML of a cloud-config part; an empty document is an empty mapping.
-pub fn parse_yaml(text: &str, origin: &str) -> Result<Value> {
+/// Parses the YAML of a cloud-config part; an empty document is an empty mapping. What its
+/// aliases add when expanded is charged to `budget` before the document is built.
+pub fn parse_yaml(text: &str, budget: &Budget, origin: &str) -> Result<Value> {
+    aliases::charge_expansion(text, budget, origin)?;
     // No text rewriting for YAML 1.1's octal `0644`: the parser keeps a leading-zero scalar
     // as the string "0644", which `write_files` reads as octal, as cloud-init does.
     let doc: Value = serde_yaml_ng::from_str(text)
@@ -51,8 +55,9 @@ pub fn parse_yaml(text: &str, origin: &str) -> Result<Value> {
     }
 }
 
-/// Compiles a (merged) cloud-config document.
-pub fn compile(doc: &Value, inputs: &Inputs<'_>) -> Result<Plan> {
+/// Compiles a (merged) cloud-config document; what it decodes and plans is charged to
+/// `budget`.
+pub fn compile(doc: &Value, inputs: &Inputs<'_>, budget: &Budget) -> Result<Plan> {
     let map = doc.as_mapping().cloned().unwrap_or_default();
     let mut plan = Plan::default();
     for key in map.keys() {
@@ -65,7 +70,7 @@ pub fn compile(doc: &Value, inputs: &Inputs<'_>) -> Result<Plan> {
     }
     let get = |k: &str| map.get(k).filter(|v| !v.is_null());
     if let Some(v) = get("write_files") {
-        plan.nodes.extend(write_files::compile(v)?);
+        plan.nodes.extend(write_files::compile(v, budget)?);
     }
     accounts::compile(
         get("groups"),
@@ -142,10 +147,12 @@ fn string_list(v: &Value, field: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::userdata::budget::Limits;
     use crate::userdata::resource::NoNetwork;
 
     pub(super) fn compile_text(text: &str) -> Result<Plan> {
-        let doc = parse_yaml(text, "part 1")?;
+        let budget = Budget::new(Limits::default());
+        let doc = parse_yaml(text, &budget, "part 1")?;
         let metadata = serde_json::json!({});
         compile(
             &doc,
@@ -153,7 +160,9 @@ mod tests {
                 metadata: &metadata,
                 fetcher: &NoNetwork,
                 root_has: &|_| false,
+                limits: Limits::default(),
             },
+            &budget,
         )
     }
 
@@ -181,5 +190,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("must be a mapping"), "{err}");
+    }
+
+    #[test]
+    fn aliased_big_strings_are_refused_before_expansion() {
+        let big = "x".repeat(1 << 20);
+        let users = "  - {name: u, gecos: *big}\n".repeat(5000);
+        let text = format!("#cloud-config\nbootcmd: [&big {big}]\nusers:\n{users}");
+        let err = compile_text(&text).unwrap_err();
+        assert_eq!(err.field, "part 1");
+        assert!(
+            err.message.contains("yaml-alias-bytes budget"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -6,23 +6,25 @@ use serde_yaml_ng::Value;
 
 use super::{boolean, scalar};
 use crate::plan::{self, Existing, Node, Owner, Principal};
+use crate::userdata::budget::{Budget, Limit};
 use crate::userdata::error::{Result, UserDataError};
 use crate::userdata::ignition::absolute_path;
 use crate::userdata::resource::gunzip;
 
-/// Compiles the `write_files` list.
-pub fn compile(value: &Value) -> Result<Vec<Node>> {
+/// Compiles the `write_files` list, charging its files and decoded contents to `budget`.
+pub fn compile(value: &Value, budget: &Budget) -> Result<Vec<Node>> {
     let items = value
         .as_sequence()
         .ok_or_else(|| UserDataError::new("write_files", "expected a list of files"))?;
+    budget.charge(Limit::Files, items.len() as u64, "write_files")?;
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| entry(item, &format!("write_files[{i}]")))
+        .map(|(i, item)| entry(item, budget, &format!("write_files[{i}]")))
         .collect()
 }
 
-fn entry(item: &Value, field: &str) -> Result<Node> {
+fn entry(item: &Value, budget: &Budget, field: &str) -> Result<Node> {
     let get = |k: &str| item.get(k).filter(|v| !v.is_null());
     let path_text = get("path")
         .map(|v| scalar(v, &format!("{field}.path")))
@@ -42,7 +44,7 @@ fn entry(item: &Value, field: &str) -> Result<Node> {
     let encoding = get("encoding")
         .map(|v| scalar(v, &format!("{field}.encoding")))
         .transpose()?;
-    let bytes = decode(content, encoding.as_deref(), field)?;
+    let bytes = decode(content, encoding.as_deref(), budget, field)?;
     let mode = get("permissions")
         .map(|v| permissions(v, &format!("{field}.permissions")))
         .transpose()?;
@@ -70,7 +72,12 @@ fn entry(item: &Value, field: &str) -> Result<Node> {
 }
 
 /// Decodes content per cloud-init's encodings.
-fn decode(content: String, encoding: Option<&str>, field: &str) -> Result<Vec<u8>> {
+fn decode(
+    content: String,
+    encoding: Option<&str>,
+    budget: &Budget,
+    field: &str,
+) -> Result<Vec<u8>> {
     let efield = format!("{field}.content");
     let b64 = |s: &str| {
         let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -78,17 +85,24 @@ fn decode(content: String, encoding: Option<&str>, field: &str) -> Result<Vec<u8
             .decode(compact)
             .map_err(|e| UserDataError::new(&efield, format!("invalid base64: {e}")))
     };
+    let charged = |bytes: Vec<u8>| {
+        budget
+            .charge(Limit::DecodedBytes, bytes.len() as u64, &efield)
+            .map(|()| bytes)
+    };
     match encoding.map(str::to_ascii_lowercase).as_deref() {
         None | Some("text/plain") | Some("") => Ok(content.into_bytes()),
-        Some("b64") | Some("base64") => b64(&content),
+        Some("b64") | Some("base64") => charged(b64(&content)?),
         // YAML `!!binary` content arrives as base64 text (the YAML parser drops the tag): gzip
         // data is recognised after base64 decoding.
         Some("gz") | Some("gzip") => match b64(&content) {
-            Ok(bytes) if bytes.starts_with(&[0x1f, 0x8b]) => gunzip(&bytes, &efield),
-            _ => gunzip(content.as_bytes(), &efield),
+            Ok(bytes) if bytes.starts_with(&[0x1f, 0x8b]) => {
+                gunzip(&charged(bytes)?, budget, &efield)
+            }
+            _ => gunzip(content.as_bytes(), budget, &efield),
         },
         Some("gz+b64") | Some("gzip+base64") | Some("gz+base64") | Some("gzip+b64") => {
-            gunzip(&b64(&content)?, &efield)
+            gunzip(&charged(b64(&content)?)?, budget, &efield)
         }
         Some(other) => Err(UserDataError::new(
             format!("{field}.encoding"),
@@ -141,9 +155,13 @@ fn owner(v: &Value, field: &str) -> Result<Owner> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::userdata::budget::Limits;
 
     fn files(yaml: &str) -> Result<Vec<Node>> {
-        compile(&serde_yaml_ng::from_str(yaml).unwrap())
+        compile(
+            &serde_yaml_ng::from_str(yaml).unwrap(),
+            &Budget::new(Limits::default()),
+        )
     }
 
     #[test]
@@ -201,5 +219,39 @@ mod tests {
         assert_eq!(err.field, "write_files[0].permissions");
         let err = files("- {path: /a, encoding: rot13}\n").unwrap_err();
         assert_eq!(err.field, "write_files[0].encoding");
+    }
+
+    #[test]
+    fn files_and_decoded_bytes_are_budgeted() {
+        let mut limits = Limits::default();
+        limits.set(Limit::Files, 2);
+        let list = "- {path: /a}\n- {path: /b}\n- {path: /c}\n";
+        let err = compile(
+            &serde_yaml_ng::from_str(list).unwrap(),
+            &Budget::new(limits),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "write_files");
+        assert!(err.message.contains("files budget of 2"), "{}", err.message);
+
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&vec![b'x'; 1 << 20]).unwrap();
+        let gz = BASE64_STANDARD.encode(e.finish().unwrap());
+        let mut limits = Limits::default();
+        limits.set(Limit::DecodedBytes, 3 << 20);
+        let entry = format!("- {{path: /a, content: {gz}, encoding: gz+b64}}\n");
+        let yaml = entry.repeat(4);
+        let err = compile(
+            &serde_yaml_ng::from_str(&yaml).unwrap(),
+            &Budget::new(limits),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "write_files[2].content");
+        assert!(
+            err.message.contains("decoded-bytes budget"),
+            "{}",
+            err.message
+        );
     }
 }
