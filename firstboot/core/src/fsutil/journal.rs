@@ -20,7 +20,7 @@
 //! N-th crash point (each record, each temp, each rename), so tests can kill a run at every step.
 
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::{create_dirs, parent_dir, remove_any, set_mode, stage_name, sync_filesystems};
@@ -208,9 +208,7 @@ fn parse(text: &[u8]) -> Option<Record> {
     };
     let path = |h: &str| -> Option<PathBuf> {
         let bytes = hex::decode(h).ok()?;
-        Some(PathBuf::from(std::ffi::OsString::from(
-            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes),
-        )))
+        Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
     };
     let entries = lines
         .map(|l| {
