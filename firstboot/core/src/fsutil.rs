@@ -4,7 +4,9 @@
 //! published as a new directory (built under a temporary sibling name and renamed into place, so
 //! the destination never exists half-written), or written file by file into an existing directory,
 //! each file atomically: temp file in the same directory with its final mode, write, fsync,
-//! rename, fsync the directory.
+//! rename, fsync the directory. Temp files get fixed-length [`STAGE_PREFIX`] names (a 255-byte
+//! destination name still fits NAME_MAX), the only names kiln's cleanups remove. A batch that
+//! must converge after a crash at any point goes through [`journal`].
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, Permissions};
