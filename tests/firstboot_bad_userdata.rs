@@ -210,6 +210,9 @@ fn impossible_trees_are_refused_before_writing() {
     }
 }
 
+/// A named user-data, the error it must give, and how to prepare the root first.
+type Case = (&'static str, String, &'static str, fn(&Path));
+
 /// Everything apply writes is checked before the first effect: accounts, the host name, unit
 /// files and drop-ins, the types of existing parents, /etc/skel, link targets, name lengths.
 #[test]
@@ -217,7 +220,7 @@ fn everything_written_is_checked_before_the_first_effect() {
     let ok_file = r#"{"path":"/etc/ok","contents":{"source":"data:,ok"}}"#;
     let ok_group = r#"{"name":"first"}"#;
     let no_prep: fn(&Path) = |_| {};
-    let cases: Vec<(&str, String, &str, fn(&Path))> = vec![
+    let cases: Vec<Case> = vec![
         (
             "gid conflict after a group",
             ign(&format!(r#""storage":{{"files":[{ok_file}]}},"passwd":{{"groups":[{ok_group},{{"name":"second","gid":27}}]}}"#)),
