@@ -1,6 +1,6 @@
 //! The accounts a plan creates, checked before any is: names the shadow tools accept (never an
-//! option such as `-D`), and uids and gids that no other account holds, in the root or in the
-//! plan.
+//! option such as `-D`), uids and gids that no other account holds, in the root or in the
+//! plan, and SSH keys and sudo rules that are one line each.
 
 use std::collections::HashMap;
 
@@ -29,6 +29,22 @@ pub fn check(plan: &Plan, root: &Root) -> Result<()> {
         )?;
         if let Some(uid) = u.uid {
             claim(&mut uids, uid, &u.name, &field, "uid")?;
+        }
+        one_line(&field, "SSH key", &u.ssh_authorized_keys)?;
+        one_line(&field, "sudo rule", &u.sudo)?;
+    }
+    Ok(())
+}
+
+/// Each entry is one non-empty line: a newline would add a line of its own to
+/// authorized_keys or sudoers.
+fn one_line(field: &str, what: &str, entries: &[String]) -> Result<()> {
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.trim().is_empty() || entry.contains(['\n', '\r', '\0']) {
+            return Err(UserDataError::new(
+                field,
+                format!("{what} {i} must be one non-empty line"),
+            ));
         }
     }
     Ok(())
@@ -161,5 +177,23 @@ mod tests {
             ..Plan::default()
         };
         assert!(check(&gid, &root).unwrap_err().message.contains("wheel"));
+    }
+
+    #[test]
+    fn keys_and_sudo_rules_are_one_line_each() {
+        let (_d, root) = root();
+        let with = |keys: &[&str], sudo: &[&str]| Plan {
+            users: vec![User {
+                ssh_authorized_keys: keys.iter().map(|k| k.to_string()).collect(),
+                sudo: sudo.iter().map(|k| k.to_string()).collect(),
+                ..user("core", None)
+            }],
+            ..Plan::default()
+        };
+        assert!(check(&with(&["ssh-ed25519 AAAA a"], &["ALL=(ALL) ALL"]), &root).is_ok());
+        let e = check(&with(&["ssh-ed25519 AAAA a\ncommand=x"], &[]), &root).unwrap_err();
+        assert_eq!(e.message, "SSH key 0 must be one non-empty line");
+        assert!(check(&with(&[], &["ALL\nroot ALL"]), &root).is_err());
+        assert!(check(&with(&[""], &[]), &root).is_err());
     }
 }
