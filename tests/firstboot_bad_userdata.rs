@@ -225,3 +225,83 @@ fn impossible_trees_are_refused_before_writing() {
         rejected(name, &ud, needle, |_| {});
     }
 }
+
+/// A named user-data, the error it must give, and how to prepare the root first.
+type Case = (&'static str, String, &'static str, fn(&Path));
+
+/// Everything apply writes is checked before the first effect: accounts, the host name, unit
+/// files and drop-ins, the types of existing parents, /etc/skel, link targets, name lengths.
+#[test]
+fn everything_written_is_checked_before_the_first_effect() {
+    let ok_file = r#"{"path":"/etc/ok","contents":{"source":"data:,ok"}}"#;
+    let ok_group = r#"{"name":"first"}"#;
+    let no_prep: fn(&Path) = |_| {};
+    let cases: Vec<Case> = vec![
+        (
+            "gid conflict after a group",
+            ign(&format!(r#""storage":{{"files":[{ok_file}]}},"passwd":{{"groups":[{ok_group},{{"name":"second","gid":27}}]}}"#)),
+            "groups[1] (second): gid 27 already belongs to \"sudo\"",
+            no_prep,
+        ),
+        (
+            "user name that is an option",
+            ign(&format!(r#""storage":{{"files":[{ok_file}]}},"passwd":{{"groups":[{ok_group}],"users":[{{"name":"core"}},{{"name":"-D"}}]}}"#)),
+            "users[1] (-D): \"-D\" is not a valid user or group name",
+            no_prep,
+        ),
+        (
+            "hostname is a directory",
+            "#cloud-config\nhostname: n1\nwrite_files:\n  - {path: /etc/ok, content: ok}\n".into(),
+            "hostname: /etc/hostname is a directory",
+            |root| fs::create_dir(root.join("etc/hostname")).unwrap(),
+        ),
+        (
+            "drop-in path is a directory",
+            ign(&format!(r#""storage":{{"files":[{ok_file}]}},"systemd":{{"units":[{{"name":"a.service","contents":"[Unit]\n","dropins":[{{"name":"x.conf","contents":"[Unit]\n"}}]}}]}}"#)),
+            "/etc/systemd/system/a.service.d/x.conf is a directory",
+            |root| fs::create_dir_all(root.join("etc/systemd/system/a.service.d/x.conf")).unwrap(),
+        ),
+        (
+            "a regular file as a parent",
+            ign(&format!(r#""storage":{{"files":[{ok_file},{{"path":"/opt/plain/x","contents":{{"source":"data:,x"}}}}],"directories":[{{"path":"/opt/new/dir"}}]}}"#)),
+            "storage.files[1]: /opt/plain/x cannot be made: /opt/plain exists and is not a directory",
+            |root| {
+                fs::create_dir_all(root.join("opt")).unwrap();
+                fs::write(root.join("opt/plain"), "file").unwrap();
+            },
+        ),
+        (
+            "skel collides with a planned file",
+            ign(r#""storage":{"files":[{"path":"/home/core/.profile","contents":{"source":"data:,mine"}}]},"passwd":{"users":[{"name":"core"}]}"#),
+            "storage.files[0]: /home/core/.profile collides with /etc/skel/.profile",
+            |root| {
+                fs::create_dir_all(root.join("etc/skel")).unwrap();
+                fs::write(root.join("etc/skel/.profile"), "skel").unwrap();
+            },
+        ),
+        (
+            "symlink replaces the directory of a hard link's target",
+            ign(&format!(r#""storage":{{"files":[{ok_file}],"links":[{{"path":"/opt/d","target":"/etc","overwrite":true}},{{"path":"/etc/h","target":"/opt/d/f","hard":true}}]}}"#)),
+            "storage.links[1].target: hard link target /opt/d/f would no longer be reachable: storage.links[0] replaces /opt/d",
+            |root| {
+                fs::create_dir_all(root.join("opt/d")).unwrap();
+                fs::write(root.join("opt/d/f"), "f").unwrap();
+            },
+        ),
+        (
+            "NUL in a symlink target",
+            ign(&format!(r#""storage":{{"files":[{ok_file}],"links":[{{"path":"/etc/l","target":"/etc/a\u0000b"}}]}}"#)),
+            "storage.links[0].target: the link target contains a NUL byte",
+            no_prep,
+        ),
+        (
+            "a name longer than NAME_MAX",
+            ign(&format!(r#""storage":{{"files":[{ok_file},{{"path":"/etc/{}","contents":{{"source":"data:,x"}}}}]}}"#, "n".repeat(256))),
+            "is longer than 255 bytes",
+            no_prep,
+        ),
+    ];
+    for (name, ud, needle, prepare) in cases {
+        rejected(name, &ud, needle, prepare);
+    }
+}

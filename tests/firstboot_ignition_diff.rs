@@ -14,7 +14,9 @@ use firstboot::*;
 const IGNITION: &str = "/usr/lib/dracut/modules.d/30ignition/ignition";
 
 /// What Ignition leaves that is not part of the configured machine.
-const IGNITION_ARTIFACTS: [&str; 2] = ["etc/.ignition-result.json", "etc/selinux"];
+/// Each implementation's own records: Ignition's result file, kiln's state (the applied plan's
+/// digest, the commit journal) in /var/lib/kiln, which both roots get beforehand.
+const ARTIFACTS: [&str; 3] = ["etc/.ignition-result.json", "etc/selinux", "var/lib/kiln"];
 
 fn run_real_ignition(config: &Path, root: &Path, work: &Path) -> String {
     assert!(
@@ -62,6 +64,7 @@ fn differential(name: &str, config: &str, prepare: impl Fn(&Path)) {
     );
     for root in [&real, &ours] {
         seed_root(root);
+        std::fs::create_dir_all(root.join("var/lib/kiln")).unwrap();
         prepare(root);
     }
     run_real_ignition(&cfg, &real, tmp.path());
@@ -81,8 +84,8 @@ fn differential(name: &str, config: &str, prepare: impl Fn(&Path)) {
         !out.stderr.contains("hello world"),
         "file contents leaked into logs"
     );
-    let mut a = snapshot(&real, &IGNITION_ARTIFACTS);
-    let mut b = snapshot(&ours, &IGNITION_ARTIFACTS);
+    let mut a = snapshot(&real, &ARTIFACTS);
+    let mut b = snapshot(&ours, &ARTIFACTS);
     for snap in [&mut a, &mut b] {
         sort_lines(snap, "etc/systemd/system-preset/20-ignition.preset");
     }

@@ -565,7 +565,12 @@ fn killed_runs_converge_to_the_clean_result() {
     assert!(status.contains("\"result\": \"success\""), "{status}");
     let leftovers: Vec<String> = snapshot(&crashed, &[])
         .into_keys()
-        .filter(|p| p.contains(".tmp-") || p.contains(".kiln-partial"))
+        .filter(|p| {
+            p.contains(".kiln-stage-")
+                || p.contains(".kiln-partial")
+                || p.ends_with("apply.journal")
+                || p.ends_with("accounts.undo")
+        })
         .collect();
     assert!(
         leftovers.is_empty(),

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// A user or group, by numeric id or by name (resolved against the target root's databases).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// Numeric id.
     Id(u32),
@@ -15,7 +15,7 @@ pub enum Principal {
 }
 
 /// Owner of a file, directory or link; `None` means root.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Owner {
     /// The owning user.
     pub user: Option<Principal>,
@@ -24,7 +24,7 @@ pub struct Owner {
 }
 
 /// How new contents meet an existing file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Existing {
     /// Replace it.
     Overwrite,
@@ -35,7 +35,7 @@ pub enum Existing {
 }
 
 /// A regular file to write.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct File {
     /// Absolute path inside the root.
     pub path: PathBuf,
@@ -69,7 +69,7 @@ impl fmt::Debug for File {
 }
 
 /// A directory to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Directory {
     /// Absolute path inside the root.
     pub path: PathBuf,
@@ -84,7 +84,7 @@ pub struct Directory {
 }
 
 /// A symbolic or hard link to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Link {
     /// Absolute path inside the root.
     pub path: PathBuf,
@@ -101,7 +101,7 @@ pub struct Link {
 }
 
 /// A filesystem entry, in the order they are applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Node {
     /// A directory.
     Directory(Directory),
@@ -132,7 +132,7 @@ impl Node {
 }
 
 /// A systemd unit in /etc/systemd/system.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default, Hash)]
 pub struct Unit {
     /// Unit name, e.g. `kubelet.service`.
     pub name: String,
@@ -147,7 +147,7 @@ pub struct Unit {
 }
 
 /// A group to create (or to add members to).
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default, Hash)]
 pub struct Group {
     /// Group name.
     pub name: String,
@@ -162,7 +162,7 @@ pub struct Group {
 }
 
 /// Where authorized SSH keys are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum KeyFile {
     /// `~/.ssh/authorized_keys.d/ignition` (Ignition).
     #[default]
@@ -172,7 +172,7 @@ pub enum KeyFile {
 }
 
 /// A user to create or modify.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default, Hash)]
 pub struct User {
     /// Login name.
     pub name: String,
@@ -247,7 +247,7 @@ impl fmt::Debug for User {
 }
 
 /// When a command runs in the boot-time run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// Before files are written (cloud-config `bootcmd`, boothooks).
     Boot,
@@ -258,7 +258,7 @@ pub enum Phase {
 }
 
 /// A command the boot-time run executes; `apply --root` only records it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Command {
     /// When it runs.
     pub phase: Phase,
@@ -278,7 +278,7 @@ impl fmt::Debug for Command {
 }
 
 /// Everything user-data asks for, in apply order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Plan {
     /// Groups, created first.
     pub groups: Vec<Group>,
@@ -297,6 +297,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan's SHA-256 (hex) over every field, contents included: names a commit in the
+    /// apply journal, so the same plan applied again is recognised as done. Stable for one
+    /// build of kiln (it follows the derived `Hash` of the plan's types).
+    pub fn digest(&self) -> String {
+        use std::hash::Hash;
+        let mut hasher = Sha256Hasher(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256));
+        self.hash(&mut hasher);
+        hex::encode(hasher.0.finish().as_ref())
+    }
+
     /// Appends `other` after `self` (MIME parts, Ignition merges after resolution).
     pub fn extend(&mut self, other: Plan) {
         self.groups.extend(other.groups);
@@ -308,6 +318,20 @@ impl Plan {
         }
         self.commands.extend(other.commands);
         self.warnings.extend(other.warnings);
+    }
+}
+
+/// Feeds `Hash` into SHA-256 (`finish` is unused: [`Plan::digest`] takes the whole digest).
+struct Sha256Hasher(aws_lc_rs::digest::Context);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let d = self.0.clone().finish();
+        u64::from_le_bytes(d.as_ref()[..8].try_into().unwrap_or_default())
     }
 }
 
@@ -423,6 +447,25 @@ mod tests {
         assert_eq!(unit_state(&unit(false, Some(true))), "enabled");
         assert_eq!(unit_state(&unit(false, Some(false))), "disabled");
         assert_eq!(unit_state(&unit(false, None)), "");
+    }
+
+    #[test]
+    fn the_digest_covers_contents() {
+        let file = |c: &str| Plan {
+            nodes: vec![Node::File(File {
+                path: "/f".into(),
+                contents: Some(c.as_bytes().to_vec()),
+                append: vec![],
+                existing: Existing::Overwrite,
+                mode: None,
+                owner: Owner::default(),
+                origin: String::new(),
+            })],
+            ..Plan::default()
+        };
+        assert_eq!(file("a").digest(), file("a").digest());
+        assert_ne!(file("a").digest(), file("b").digest());
+        assert_eq!(file("a").digest().len(), 64);
     }
 
     #[test]

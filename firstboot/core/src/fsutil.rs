@@ -4,7 +4,9 @@
 //! published as a new directory (built under a temporary sibling name and renamed into place, so
 //! the destination never exists half-written), or written file by file into an existing directory,
 //! each file atomically: temp file in the same directory with its final mode, write, fsync,
-//! rename, fsync the directory.
+//! rename, fsync the directory. Temp files get fixed-length [`STAGE_PREFIX`] names (a 255-byte
+//! destination name still fits NAME_MAX), the only names kiln's cleanups remove. A batch that
+//! must converge after a crash at any point goes through [`journal`].
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, Permissions};
@@ -13,6 +15,8 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
+
+pub mod journal;
 
 /// Mode of private key files.
 pub const MODE_SECRET: u32 = 0o600;
@@ -170,7 +174,7 @@ pub struct Staged {
 pub fn stage(path: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<Staged> {
     let dir = parent_dir(path);
     create_dirs(&dir)?;
-    let (mut tmp, lock) = locked_temp(path, &dir, mode)?;
+    let (mut tmp, lock) = locked_temp(&dir, mode)?;
     if let Some((uid, gid)) = owner {
         nix::unistd::fchown(
             tmp.as_file(),
@@ -191,18 +195,20 @@ pub fn stage(path: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>)
     })
 }
 
-/// A new `.NAME.tmp-XXXXXX` in `dir`, locked before anything is written to it. Another
+/// A new [`STAGE_PREFIX`]`XXXXXXXXXXXXXXXX` in `dir`, locked before anything is written to it.
+/// The name's length does not depend on the destination's, so a 255-byte file name can be
+/// staged (a `.NAME.tmp-XXXXXX` name would pass NAME_MAX). Another
 /// writer's stale-temp cleanup can only take it in the instant between its creation and the
 /// lock; then the lock fails or the name no longer leads to our file, and a new one is made.
 fn locked_temp(
-    path: &Path,
     dir: &Path,
     mode: u32,
 ) -> Result<(tempfile::NamedTempFile, nix::fcntl::Flock<File>)> {
     let mut last = None;
     for _ in 0..5 {
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.tmp-", file_name(path)))
+            .prefix(STAGE_PREFIX)
+            .rand_bytes(STAGE_RANDOM_LEN)
             .permissions(Permissions::from_mode(mode & 0o777 & !0o022))
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, e))?;
@@ -254,8 +260,8 @@ pub fn commit(staged: Vec<Staged>) -> Result<()> {
     sync_filesystems(&dirs)
 }
 
-/// Removes temp files an earlier, killed writer left in `dirs` (`.NAME.tmp-XXXXXX`, the names
-/// [`stage`] gives), except `keep` and those a live writer still holds locked: a crash never
+/// Removes temp files an earlier, killed writer left in `dirs` (the [`STAGE_PREFIX`] names
+/// [`stage`] gives; never another program's `.NAME.tmp-XXXXXX`), except `keep` and those a live writer still holds locked: a crash never
 /// leaves partial files behind for long, and concurrent writers never lose theirs.
 fn remove_stale_temps(dirs: &[PathBuf], keep: &[&Path]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
@@ -290,12 +296,26 @@ fn remove_if_stale(tmp: &Path) -> Result<()> {
     }
 }
 
-/// `.NAME.tmp-XXXXXX` with a 6-character random suffix.
-fn is_our_temp(name: &str) -> bool {
-    name.starts_with('.')
-        && name.rsplit_once(".tmp-").is_some_and(|(head, suffix)| {
-            head.len() > 1 && suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+/// The start of every name kiln stages a file under (then [`STAGE_RANDOM_LEN`] random letters
+/// and digits); the only names kiln's cleanups ever remove.
+pub const STAGE_PREFIX: &str = ".kiln-stage-";
+/// Length of the random part of a staging name.
+const STAGE_RANDOM_LEN: usize = 16;
+
+/// Whether `name` is one of kiln's staging names ([`STAGE_PREFIX`] + 16 letters or digits).
+pub fn is_our_temp(name: &str) -> bool {
+    name.strip_prefix(STAGE_PREFIX).is_some_and(|suffix| {
+        suffix.len() == STAGE_RANDOM_LEN && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// A new staging name in `dir` (random, [`STAGE_PREFIX`] + 16 hex digits), for a temp the
+/// caller creates itself.
+pub fn stage_name(dir: &Path) -> Result<PathBuf> {
+    let mut random = [0u8; STAGE_RANDOM_LEN / 2];
+    getrandom::fill(&mut random)
+        .map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;
+    Ok(dir.join(format!("{STAGE_PREFIX}{}", hex::encode(random))))
 }
 
 /// `syncfs` once for each distinct filesystem holding one of `dirs`.
@@ -408,11 +428,15 @@ fn sync_unless_link(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
-/// `.NAME.kiln-partial` in the directory of `dest`; a leftover of that name (from a crashed
-/// run) is removed first, so a re-run converges. (Not `.NAME.tmp-…`: those are [`stage`]'s,
-/// which the stale-temp cleanup may remove.)
+/// `.kiln-partial-HASH` in the directory of `dest`, HASH the first 16 hex digits of the SHA-256
+/// of `dest`'s file name: fixed-length (a 255-byte name still fits NAME_MAX) and the same for
+/// every run, so a leftover of a crashed run is removed first and a re-run converges. (Not a
+/// [`STAGE_PREFIX`] name: those are [`stage`]'s, which the stale-temp cleanup may remove.)
 pub fn temp_beside(dest: &Path) -> Result<PathBuf> {
-    let tmp = parent_dir(dest).join(format!(".{}.kiln-partial", file_name(dest)));
+    use std::os::unix::ffi::OsStrExt;
+    let name = dest.file_name().map(|n| n.as_bytes()).unwrap_or(b"out");
+    let hash = crate::digest::sha256_hex(name);
+    let tmp = parent_dir(dest).join(format!(".kiln-partial-{}", &hash[..16]));
     remove_any(&tmp)?;
     Ok(tmp)
 }
@@ -451,12 +475,6 @@ pub fn parent_dir(path: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into())
 }
 
 #[cfg(test)]
@@ -533,7 +551,9 @@ mod tests {
     #[test]
     fn stale_temps_of_a_killed_writer_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(".a.tmp-Ab12Cd"), "partial").unwrap();
+        fs::write(dir.path().join(".kiln-stage-Ab12Cd34Ef56Gh78"), "partial").unwrap();
+        // Another program's temp names are never ours to remove.
+        fs::write(dir.path().join(".a.tmp-Ab12Cd"), "not ours").unwrap();
         fs::write(dir.path().join(".keep.tmp-old"), "not ours").unwrap();
         write_atomic(&dir.path().join("a"), b"A", 0o644).unwrap();
         let mut names: Vec<_> = fs::read_dir(dir.path())
@@ -541,11 +561,13 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, [".keep.tmp-old", "a"]);
+        assert_eq!(names, [".a.tmp-Ab12Cd", ".keep.tmp-old", "a"]);
+        let fresh = stage_name(dir.path()).unwrap();
+        assert!(is_our_temp(&fresh.file_name().unwrap().to_string_lossy()));
         assert!(
-            is_our_temp(".x.conf.tmp-Zz9xY1")
-                && !is_our_temp("x.tmp-abcdef")
-                && !is_our_temp(".tmp-abcdef")
+            !is_our_temp(".x.conf.tmp-Zz9xY1")
+                && !is_our_temp(".kiln-stage-short")
+                && !is_our_temp(".kiln-stage-Ab12Cd34Ef56Gh78x")
         );
     }
 
@@ -576,6 +598,19 @@ mod tests {
         });
         let count = fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(count, 200, "no temp left, no file lost");
+    }
+
+    #[test]
+    fn names_of_255_bytes_are_staged_and_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("n".repeat(255));
+        write_atomic(&long, b"A", 0o644).unwrap();
+        publish::<Error>(&long, Replace::Existing, |tmp| {
+            fs::write(tmp, "B").map_err(|e| Error::io(tmp, e))
+        })
+        .unwrap();
+        assert_eq!(fs::read(&long).unwrap(), b"B");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

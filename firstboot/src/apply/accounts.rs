@@ -1,19 +1,20 @@
 //! Groups and users, created with the root's shadow tools (`groupadd`/`useradd`/`usermod
-//! --root`) exactly as Ignition does, then SSH keys (Ignition: `~/.ssh/authorized_keys.d/
-//! ignition`; cloud-init: `~/.ssh/authorized_keys`) and cloud-init's sudoers rules.
+//! --root`) exactly as Ignition does; SSH keys (Ignition: `~/.ssh/authorized_keys.d/
+//! ignition`; cloud-init: `~/.ssh/authorized_keys`) and cloud-init's sudoers rules as nodes
+//! that are validated and committed with every other file.
 
 use std::path::Path;
 use std::process::Command;
 
-use super::nodes::write_file;
 use super::root::Root;
-use crate::plan::{Group, KeyFile, Plan, User};
+use crate::plan::{Directory, Existing, File, Group, KeyFile, Node, Owner, Plan, Principal, User};
 use crate::userdata::{Result, UserDataError};
 
 /// cloud-init's sudoers drop-in for `users[].sudo`.
 const SUDOERS_FILE: &str = "/etc/sudoers.d/90-cloud-init-users";
 
-/// Creates groups, users, their keys and sudo rules.
+/// Creates groups and users (their keys and sudo rules are nodes: see [`nodes`]). The plan
+/// was validated: names are ones the shadow tools accept, ids are free.
 pub fn apply(plan: &Plan, root: &Root) -> Result<()> {
     for group in &plan.groups {
         ensure_group(group, root)?;
@@ -33,23 +34,22 @@ pub fn apply(plan: &Plan, root: &Root) -> Result<()> {
             run(
                 root,
                 "usermod",
-                &["--lock", &user.name],
+                &["--lock", "--", &user.name],
                 &format!("user {}", user.name),
             )?;
         }
-        write_keys(user, root)?;
     }
     for group in &plan.groups {
         for member in &group.members {
             run(
                 root,
                 "usermod",
-                &["--append", "--groups", &group.name, member],
+                &["--append", "--groups", &group.name, "--", member],
                 &format!("groups ({})", group.name),
             )?;
         }
     }
-    write_sudoers(&plan.users, root)
+    Ok(())
 }
 
 fn ensure_group(group: &Group, root: &Root) -> Result<()> {
@@ -67,7 +67,7 @@ fn ensure_group(group: &Group, root: &Root) -> Result<()> {
     if group.system {
         args.push("--system".into());
     }
-    args.push(group.name.clone());
+    args.extend(["--".into(), group.name.clone()]);
     run(
         root,
         "groupadd",
@@ -121,35 +121,48 @@ fn ensure_user(user: &User, root: &Root) -> Result<()> {
     if !exists && user.system {
         args.push("--system".into());
     }
-    args.push(user.name.clone());
+    args.extend(["--".into(), user.name.clone()]);
     let tool = if exists { "usermod" } else { "useradd" };
     run(root, tool, &strs(&args), &format!("user {}", user.name))?;
     tracing::info!(user = %user.name, created = !exists, "configured user");
     Ok(())
 }
 
-fn write_keys(user: &User, root: &Root) -> Result<()> {
-    if user.ssh_authorized_keys.is_empty() {
-        return Ok(());
+/// The nodes for the plan's SSH keys and sudoers rules (written with everything else, after
+/// the accounts exist).
+pub fn nodes(plan: &Plan, root: &Root) -> Result<Vec<Node>> {
+    let mut out = Vec::new();
+    for user in plan
+        .users
+        .iter()
+        .filter(|u| !u.ssh_authorized_keys.is_empty())
+    {
+        out.extend(key_nodes(user, root)?);
     }
+    out.extend(sudoers_node(&plan.users, root));
+    Ok(out)
+}
+
+/// `~/.ssh` (and Ignition's `authorized_keys.d`), 0700, and the key file, 0600, all owned by
+/// the user. The home is the plan's, else the account's, else `/home/NAME` (useradd's default).
+fn key_nodes(user: &User, root: &Root) -> Result<Vec<Node>> {
     let origin = format!("user {}", user.name);
-    let (uid, gid, home) = root
-        .user(&user.name)
-        .ok_or_else(|| UserDataError::new(&origin, "user missing after useradd"))?;
+    let account = root.user(&user.name);
+    let home = (user.home_dir.clone())
+        .or_else(|| account.as_ref().map(|(_, _, h)| h.clone()))
+        .unwrap_or_else(|| format!("/home/{}", user.name));
+    let owner = key_owner(user, account.as_ref().map(|(u, g, _)| (*u, *g)));
     let ssh = Path::new(&home).join(".ssh");
-    let file = match user.key_file {
-        KeyFile::IgnitionFragment => ssh.join("authorized_keys.d/ignition"),
-        KeyFile::AuthorizedKeys => ssh.join("authorized_keys"),
+    let (dirs, file) = match user.key_file {
+        KeyFile::IgnitionFragment => (
+            vec![ssh.clone(), ssh.join("authorized_keys.d")],
+            ssh.join("authorized_keys.d/ignition"),
+        ),
+        KeyFile::AuthorizedKeys => (vec![ssh.clone()], ssh.join("authorized_keys")),
     };
-    let text = key_file_text(user, &root.resolve(&file, &origin)?);
-    let mut dirs: Vec<&Path> = file
-        .ancestors()
-        .skip(1)
-        .take_while(|d| d.starts_with(&ssh))
-        .collect();
-    dirs.reverse();
+    let mut out = Vec::new();
     for dir in dirs {
-        let host = root.resolve(dir, &origin)?;
+        let host = root.resolve(&dir, &origin)?;
         if host.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
             return Err(UserDataError::new(
                 &origin,
@@ -159,43 +172,91 @@ fn write_keys(user: &User, root: &Root) -> Result<()> {
                 ),
             ));
         }
-        std::fs::create_dir_all(&host).map_err(|e| UserDataError::io(&origin, &host, e))?;
-        std::os::unix::fs::lchown(&host, Some(uid), Some(gid))
-            .map_err(|e| UserDataError::new(&origin, e.to_string()))?;
-        std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .map_err(|e| UserDataError::new(&origin, e.to_string()))?;
+        out.push(Node::Directory(Directory {
+            path: dir,
+            mode: Some(0o700),
+            owner: owner.clone(),
+            overwrite: false,
+            origin: origin.clone(),
+        }));
     }
-    write_file(
-        &root.resolve(&file, &origin)?,
-        text.as_bytes(),
-        0o600,
-        (uid, gid),
-        &origin,
-    )?;
-    tracing::info!(user = %user.name, keys = user.ssh_authorized_keys.len(), "wrote authorized keys");
-    Ok(())
+    let text = key_file_text(user, &root.resolve(&file, &origin)?);
+    out.push(Node::File(File {
+        path: file,
+        contents: Some(text.into_bytes()),
+        append: Vec::new(),
+        existing: Existing::Overwrite,
+        mode: Some(0o600),
+        owner,
+        origin,
+    }));
+    Ok(out)
 }
 
-fn write_sudoers(users: &[User], root: &Root) -> Result<()> {
-    let rules: String = users
-        .iter()
-        .filter(|u| !u.sudo.is_empty())
-        .map(|u| {
-            let lines: String = u.sudo.iter().map(|r| format!("{} {r}\n", u.name)).collect();
-            format!("\n# User rules for {}\n{lines}", u.name)
-        })
-        .collect();
-    if rules.is_empty() {
-        return Ok(());
+/// The key files' owner: the account's ids once it exists; before (validation only) its name
+/// and the group useradd will give it.
+fn key_owner(user: &User, ids: Option<(u32, u32)>) -> Owner {
+    if let Some((uid, gid)) = ids {
+        return Owner {
+            user: Some(Principal::Id(uid)),
+            group: Some(Principal::Id(gid)),
+        };
     }
-    let text = format!("# Created by kiln-firstboot from cloud-config users[].sudo{rules}");
-    write_file(
-        &root.resolve(Path::new(SUDOERS_FILE), "users")?,
-        text.as_bytes(),
-        0o440,
-        (0, 0),
-        "users",
-    )
+    let own_group = (!user.no_user_group).then(|| user.name.clone());
+    let group = user
+        .primary_group
+        .clone()
+        .or(own_group)
+        .map(|g| match g.parse() {
+            Ok(id) => Principal::Id(id),
+            Err(_) => Principal::Name(g),
+        });
+    Owner {
+        user: Some(Principal::Name(user.name.clone())),
+        group,
+    }
+}
+
+/// cloud-init's sudoers file with the plan's rules appended, as cloud-init appends them; rules
+/// already in the file are not added again.
+fn sudoers_node(users: &[User], root: &Root) -> Option<Node> {
+    let existing = read_sudoers(root);
+    let present: Vec<&str> = existing.as_deref().unwrap_or("").lines().collect();
+    let mut text = existing
+        .clone()
+        .unwrap_or_else(|| "# Created by kiln-firstboot from cloud-config users[].sudo".to_owned());
+    let mut any = false;
+    for u in users.iter().filter(|u| !u.sudo.is_empty()) {
+        any = true;
+        let lines: Vec<String> = (u.sudo.iter().map(|r| format!("{} {r}", u.name)))
+            .filter(|l| !present.contains(&l.as_str()))
+            .collect();
+        if !lines.is_empty() {
+            text.push_str(&format!(
+                "\n# User rules for {}\n{}\n",
+                u.name,
+                lines.join("\n")
+            ));
+        }
+    }
+    any.then(|| {
+        Node::File(File {
+            path: SUDOERS_FILE.into(),
+            contents: Some(text.into_bytes()),
+            append: Vec::new(),
+            existing: Existing::Overwrite,
+            mode: Some(0o440),
+            owner: Owner::default(),
+            origin: "users".into(),
+        })
+    })
+}
+
+/// The sudoers file as it is now, if it exists.
+// TODO(confine): read through the root's resolver once it has a read helper.
+fn read_sudoers(root: &Root) -> Option<String> {
+    let host = root.resolve(Path::new(SUDOERS_FILE), "users").ok()?;
+    std::fs::read_to_string(host).ok()
 }
 
 /// Runs a shadow tool with `--root`, putting its stderr into the error.
@@ -210,6 +271,7 @@ fn run(root: &Root, tool: &str, args: &[&str], origin: &str) -> Result<()> {
 
 /// The key file's new contents: Ignition's fragment is kiln's alone; cloud-init's
 /// authorized_keys keeps the keys already there and adds the new ones.
+// TODO(confine): read through the root's resolver once it has a read helper.
 fn key_file_text(user: &User, host: &Path) -> String {
     let mut keys: Vec<String> = match user.key_file {
         KeyFile::IgnitionFragment => Vec::new(),

@@ -1,10 +1,13 @@
-//! Writes files, directories and links, each atomically with mode and owner set before it
-//! appears at its path.
+//! Writes the validated nodes: directories first (each made, owned and moded in place, which a
+//! re-run repeats harmlessly), then every file and link in one journaled commit
+//! ([`kiln_core::fsutil::journal`]): staged beside its destination with mode and owner, made
+//! durable, renamed into place, so a run killed at any point is finished by the next. A file or
+//! link that already is exactly what is planned (bytes, mode, owner; target) is left alone.
 
-use kiln_core::fsutil::Replace;
+use kiln_core::fsutil::journal::{Content, Item, Journal};
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::root::Root;
 use super::validate::Resolved;
@@ -15,42 +18,166 @@ use crate::userdata::{Result, UserDataError};
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 
-/// Applies the validated nodes in order: directories at once, files staged and committed
-/// together (one filesystem sync instead of one per file), then links.
-pub fn apply(nodes: &[Resolved<'_>], root: &Root) -> Result<()> {
-    let mut staged = Vec::new();
-    let mut staged_paths = std::collections::HashSet::new();
+/// A file's final state, computed before anything is written.
+struct Planned {
+    host: PathBuf,
+    shown: PathBuf,
+    bytes: Vec<u8>,
+    mode: u32,
+    owner: (u32, u32),
+}
+
+/// A link's final state.
+struct PlannedLink<'a> {
+    link: &'a Link,
+    host: PathBuf,
+    /// The host path of a hard link's target.
+    source: Option<PathBuf>,
+    owner: (u32, u32),
+}
+
+/// Applies the validated nodes: directories, then files and links as the journaled batch `id`.
+pub fn apply(nodes: &[Resolved<'_>], root: &Root, journal: &Journal, id: &str) -> Result<()> {
     for r in nodes {
-        let owner = ids(node_owner(r.node), root, r.node.origin())?;
-        match r.node {
-            Node::Directory(d) => directory(d, &r.host_path, owner)?,
-            Node::File(f) => {
-                // A second entry for one path (cloud-config appends) builds on the first.
-                if !staged_paths.insert(r.host_path.clone()) {
-                    commit(std::mem::take(&mut staged))?;
-                    staged_paths = std::iter::once(r.host_path.clone()).collect();
-                }
-                staged.push(file(f, &r.host_path, owner)?)
-            }
-            Node::Link(_) => {}
+        if let Node::Directory(d) = r.node {
+            directory(d, &r.host_path, ids(&d.owner, root, &d.origin)?)?;
         }
     }
-    commit(staged)?;
-    // Links after the files: hard links need their targets, symlinks take their owner.
-    for r in nodes {
-        if let Node::Link(l) = r.node {
-            let owner = ids(&l.owner, root, &l.origin)?;
-            let owner = symlink_default_owner(l, &r.host_path, root, owner);
-            link(l, &r.host_path, owner, root)?;
-        }
+    let files = planned_files(nodes, root)?;
+    let links = planned_links(nodes, root, &files)?;
+    let files: Vec<&Planned> = files.iter().filter(|p| !unchanged(p)).collect();
+    let batch = |path: &Path| files.iter().any(|p| p.host == path);
+    let links: Vec<&PlannedLink<'_>> = links.iter().filter(|l| !link_in_place(l, &batch)).collect();
+    let mut items: Vec<Item<'_>> = files.iter().map(|p| file_item(p)).collect();
+    items.extend(links.iter().map(|l| link_item(l)));
+    journal
+        .commit(id, &items)
+        .map_err(|e| UserDataError::new("storage", e.to_string()))?;
+    for p in files {
+        tracing::info!(path = %p.shown.display(), bytes = p.bytes.len(), mode = format!("{:04o}", p.mode), "wrote file");
+    }
+    for l in links {
+        tracing::info!(path = %l.link.path.display(), target = %l.link.target.display(), hard = l.link.hard, "created link");
     }
     Ok(())
 }
 
+fn file_item(p: &Planned) -> Item<'_> {
+    Item {
+        dest: p.host.clone(),
+        content: Content::File {
+            contents: &p.bytes,
+            mode: p.mode,
+            owner: Some(p.owner),
+        },
+    }
+}
+
+fn link_item<'a>(l: &'a PlannedLink<'_>) -> Item<'a> {
+    let content = match &l.source {
+        Some(source) => Content::HardLink { source },
+        None => Content::Symlink {
+            target: &l.link.target,
+            owner: Some(l.owner),
+        },
+    };
+    Item {
+        dest: l.host.clone(),
+        content,
+    }
+}
+
+/// Every file's final state, in order; a second entry for one path (cloud-config appends)
+/// builds on the first.
+fn planned_files(nodes: &[Resolved<'_>], root: &Root) -> Result<Vec<Planned>> {
+    let mut out: Vec<Planned> = Vec::new();
+    for r in nodes {
+        let Node::File(f) = r.node else { continue };
+        let owner = ids(&f.owner, root, &f.origin)?;
+        let prior = out.iter().position(|p| p.host == r.host_path);
+        let planned = plan_file(f, &r.host_path, owner, prior.map(|i| &out[i]))?;
+        match prior {
+            Some(i) => out[i] = planned,
+            None => out.push(planned),
+        }
+    }
+    Ok(out)
+}
+
+/// Every link with its owner and, for hard links, the target's host path.
+fn planned_links<'a>(
+    nodes: &[Resolved<'a>],
+    root: &Root,
+    files: &[Planned],
+) -> Result<Vec<PlannedLink<'a>>> {
+    let mut out = Vec::new();
+    for r in nodes {
+        let Node::Link(l) = r.node else { continue };
+        let owner = ids(&l.owner, root, &l.origin)?;
+        let source = match l.hard {
+            true => Some(root.resolve(&l.target, &format!("{}.target", l.origin))?),
+            false => None,
+        };
+        out.push(PlannedLink {
+            link: l,
+            owner: symlink_default_owner(l, &r.host_path, root, owner, files),
+            host: r.host_path.clone(),
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `p` is already on disk exactly: a regular file with its bytes, mode and owner.
+fn unchanged(p: &Planned) -> bool {
+    let Ok(meta) = fs::symlink_metadata(&p.host) else {
+        return false;
+    };
+    meta.is_file()
+        && meta.mode() & 0o7777 == p.mode
+        && (meta.uid(), meta.gid()) == p.owner
+        && read_file(&p.host).is_ok_and(|b| b == p.bytes)
+}
+
+/// Whether a link is already in place: a symlink with its target and owner, or a hard link to
+/// its target's inode (unless that target is rewritten in this batch).
+fn link_in_place(l: &PlannedLink<'_>, in_batch: &dyn Fn(&Path) -> bool) -> bool {
+    let Ok(meta) = fs::symlink_metadata(&l.host) else {
+        return false;
+    };
+    match &l.source {
+        Some(source) => {
+            !in_batch(source)
+                && fs::symlink_metadata(source)
+                    .is_ok_and(|s| (s.dev(), s.ino()) == (meta.dev(), meta.ino()))
+        }
+        None => {
+            meta.file_type().is_symlink()
+                && (meta.uid(), meta.gid()) == l.owner
+                && fs::read_link(&l.host).is_ok_and(|t| t == l.link.target)
+        }
+    }
+}
+
+/// Whether the existing file at `host` already holds exactly what `f` plans (an `overwrite:
+/// false` file that a killed run wrote counts as done).
+pub fn holds(f: &File, host: &Path, root: &Root) -> bool {
+    let Ok(owner) = ids(&f.owner, root, &f.origin) else {
+        return false;
+    };
+    plan_file(f, host, owner, None).is_ok_and(|p| unchanged(&p))
+}
+
 /// A symlink without an explicit owner takes the owner of the node it points to, as Ignition
-/// does (Ignition stats the new link); kiln resolves the target inside the root, where
-/// Ignition would look up absolute targets on the host.
-fn symlink_default_owner(l: &Link, host: &Path, root: &Root, (uid, gid): (u32, u32)) -> (u32, u32) {
+/// does (Ignition stats the new link); kiln resolves the target inside the root (a file of the
+/// same batch by its planned owner), where Ignition would look up absolute targets on the host.
+fn symlink_default_owner(
+    l: &Link,
+    host: &Path,
+    root: &Root,
+    (uid, gid): (u32, u32),
+    files: &[Planned],
+) -> (u32, u32) {
     if l.hard || (l.owner.user.is_some() && l.owner.group.is_some()) {
         return (uid, gid);
     }
@@ -63,32 +190,21 @@ fn symlink_default_owner(l: &Link, host: &Path, root: &Root, (uid, gid): (u32, u
             .unwrap_or(Path::new(""));
         Path::new("/").join(dir).join(&l.target)
     };
-    let target = root
-        .resolve(&inside, &l.origin)
-        .ok()
-        .and_then(|t| fs::metadata(t).ok());
-    match target {
-        Some(m) => (
-            if l.owner.user.is_some() { uid } else { m.uid() },
-            if l.owner.group.is_some() {
-                gid
-            } else {
-                m.gid()
-            },
+    let target = root.resolve(&inside, &l.origin).ok();
+    let planned = target
+        .as_ref()
+        .and_then(|t| files.iter().find(|p| &p.host == t))
+        .map(|p| p.owner);
+    let existing = || {
+        let m = fs::metadata(target.as_ref()?).ok()?;
+        Some((m.uid(), m.gid()))
+    };
+    match planned.or_else(existing) {
+        Some((tu, tg)) => (
+            if l.owner.user.is_some() { uid } else { tu },
+            if l.owner.group.is_some() { gid } else { tg },
         ),
         None => (uid, gid),
-    }
-}
-
-fn commit(staged: Vec<kiln_core::fsutil::Staged>) -> Result<()> {
-    kiln_core::fsutil::commit(staged).map_err(|e| UserDataError::new("storage", e.to_string()))
-}
-
-fn node_owner(node: &Node) -> &Owner {
-    match node {
-        Node::Directory(d) => &d.owner,
-        Node::File(f) => &f.owner,
-        Node::Link(l) => &l.owner,
     }
 }
 
@@ -111,11 +227,16 @@ pub fn ids(owner: &Owner, root: &Root, origin: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-fn file(f: &File, host: &Path, owner: (u32, u32)) -> Result<kiln_core::fsutil::Staged> {
-    let existing = fs::symlink_metadata(host).ok().filter(|m| m.is_file());
+/// The final state of file `f` at `host`: its contents (or the existing file's, or those an
+/// earlier entry for the same path planned) with the fragments appended, mode and owner.
+fn plan_file(f: &File, host: &Path, owner: (u32, u32), prior: Option<&Planned>) -> Result<Planned> {
+    let existing = match prior {
+        Some(p) => Some((p.bytes.clone(), p.mode)),
+        None => existing_file(host).map_err(|e| io(&f.origin, host, e))?,
+    };
     let mut bytes = match (&f.contents, &existing) {
         (Some(c), _) => c.clone(),
-        (None, Some(_)) => fs::read(host).map_err(|e| io(&f.origin, host, e))?,
+        (None, Some((b, _))) => b.clone(),
         (None, None) => Vec::new(),
     };
     for fragment in &f.append {
@@ -123,26 +244,28 @@ fn file(f: &File, host: &Path, owner: (u32, u32)) -> Result<kiln_core::fsutil::S
     }
     // Ignition: an existing file keeps its mode only when its contents are kept too.
     let keeps_contents = f.contents.is_none() && f.existing != crate::plan::Existing::Overwrite;
-    let mode = f
-        .mode
-        .or_else(|| {
-            existing
-                .as_ref()
-                .filter(|_| keeps_contents)
-                .map(|m| m.permissions().mode() & 0o7777)
-        })
-        .unwrap_or(FILE_MODE);
-    if fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
-        return Err(UserDataError::new(
-            &f.origin,
-            format!("{} is a directory", f.path.display()),
-        ));
+    let kept_mode = existing.filter(|_| keeps_contents).map(|(_, m)| m);
+    Ok(Planned {
+        host: host.to_owned(),
+        shown: f.path.clone(),
+        bytes,
+        mode: f.mode.or(kept_mode).unwrap_or(FILE_MODE),
+        owner,
+    })
+}
+
+/// The bytes and mode of the regular file at `host`, if there is one.
+fn existing_file(host: &Path) -> std::io::Result<Option<(Vec<u8>, u32)>> {
+    match fs::symlink_metadata(host) {
+        Ok(m) if m.is_file() => Ok(Some((read_file(host)?, m.mode() & 0o7777))),
+        _ => Ok(None),
     }
-    make_parents(host, &f.origin)?;
-    let staged = kiln_core::fsutil::stage(host, &bytes, mode, Some(owner))
-        .map_err(|e| UserDataError::new(&f.origin, e.to_string()))?;
-    tracing::info!(path = %f.path.display(), bytes = bytes.len(), mode = format!("{mode:04o}"), "wrote file");
-    Ok(staged)
+}
+
+/// Reads an existing file of the root.
+// TODO(confine): read through the root's resolver once it has a read helper.
+fn read_file(host: &Path) -> std::io::Result<Vec<u8>> {
+    fs::read(host)
 }
 
 /// Writes one file atomically with mode and owner (kiln-core's durable write).
@@ -181,26 +304,6 @@ fn directory(d: &Directory, host: &Path, (uid, gid): (u32, u32)) -> Result<()> {
         .map_err(|e| io(&d.origin, host, e))?;
     sync_parent(host, &d.origin)?;
     tracing::info!(path = %d.path.display(), mode = format!("{mode:04o}"), "created directory");
-    Ok(())
-}
-
-fn link(l: &Link, host: &Path, (uid, gid): (u32, u32), root: &Root) -> Result<()> {
-    make_parents(host, &l.origin)?;
-    let hard_target = match l.hard {
-        true => Some(root.resolve(&l.target, &format!("{}.target", l.origin))?),
-        false => None,
-    };
-    // A link (or a directory) already there is replaced all at once.
-    kiln_core::fsutil::publish(host, Replace::Existing, |tmp| {
-        let made = match &hard_target {
-            Some(target) => fs::hard_link(target, tmp),
-            None => std::os::unix::fs::symlink(&l.target, tmp)
-                .and_then(|()| std::os::unix::fs::lchown(tmp, Some(uid), Some(gid))),
-        };
-        made.map_err(|e| kiln_core::Error::io(tmp, e))
-    })
-    .map_err(|e| UserDataError::io(&l.origin, host, e))?;
-    tracing::info!(path = %l.path.display(), target = %l.target.display(), hard = l.hard, "created link");
     Ok(())
 }
 

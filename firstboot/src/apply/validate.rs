@@ -1,4 +1,6 @@
-//! Checks a plan against the root before anything is written.
+//! Checks a plan against the root before anything is written: every node apply will write (the
+//! plan's own and those expanded from units, the host name, keys and sudoers rules), the
+//! accounts, and the tree they land in.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -15,26 +17,31 @@ pub struct Resolved<'a> {
     pub host_path: PathBuf,
 }
 
-/// Validates `plan` against `root`; returns the nodes with their host paths, in apply order.
-pub fn check<'a>(plan: &'a Plan, root: &Root) -> Result<Vec<Resolved<'a>>> {
+/// Validates `plan` and all the `nodes` apply writes for it against `root`; returns the nodes
+/// with their host paths, in apply order.
+pub fn check<'a>(plan: &Plan, nodes: &'a [Node], root: &Root) -> Result<Vec<Resolved<'a>>> {
     let mut seen: HashMap<PathBuf, &str> = HashMap::new();
     let mut resolved = Vec::new();
-    for node in &plan.nodes {
+    for node in nodes {
+        super::checks::shape(node)?;
         let host_path = root.resolve(node.path(), &format!("{}.path", node.origin()))?;
         if let Some(first) = seen.insert(host_path.clone(), node.origin()) {
-            if !same_file_twice(plan, first, node) {
+            if !same_file_twice(nodes, first, node) {
                 return Err(UserDataError::new(
                     node.origin(),
                     format!("{} is also claimed by {first}; a path can hold one file, directory or link", node.path().display()),
                 ));
             }
         }
-        check_existing(node, &host_path)?;
+        check_existing(node, &host_path, root)?;
         resolved.push(Resolved { node, host_path });
     }
     check_parents(&resolved)?;
-    check_principals(plan, root)?;
-    check_hard_links(plan, root, &resolved)?;
+    super::checks::ancestors(&resolved, root)?;
+    check_principals(plan, nodes, root)?;
+    super::account_rules::check(plan, root)?;
+    super::skel::check(plan, nodes, root)?;
+    check_hard_links(nodes, root, &resolved)?;
     // Directories first, then files and symlinks by depth, hard links last (their targets first).
     resolved.sort_by_key(|r| match r.node {
         Node::Directory(_) => (0, depth(r)),
@@ -50,18 +57,21 @@ fn depth(r: &Resolved<'_>) -> usize {
 
 /// cloud-config may append to one file from several entries (e.g. /etc/fstab); allowed when
 /// both are plain file writes.
-fn same_file_twice(plan: &Plan, first_origin: &str, node: &Node) -> bool {
-    let first = plan.nodes.iter().find(|n| n.origin() == first_origin);
+fn same_file_twice(nodes: &[Node], first_origin: &str, node: &Node) -> bool {
+    let first = nodes.iter().find(|n| n.origin() == first_origin);
     matches!((first, node), (Some(Node::File(_)), Node::File(_)))
 }
 
-fn check_existing(node: &Node, host: &std::path::Path) -> Result<()> {
+/// What is at a node's path must be replaceable by it. A file that already holds exactly what
+/// is planned (bytes, mode, owner) counts as done, even with `overwrite: false`: a re-run after
+/// a crash converges.
+fn check_existing(node: &Node, host: &std::path::Path, root: &Root) -> Result<()> {
     let Ok(meta) = host.symlink_metadata() else {
         return Ok(());
     };
     let problem = match node {
-        Node::File(f) if meta.is_dir() => Some("is a directory"),
-        Node::File(f) if f.existing == Existing::Refuse => {
+        Node::File(_) if meta.is_dir() => Some("is a directory"),
+        Node::File(f) if f.existing == Existing::Refuse && !super::nodes::holds(f, host, root) => {
             Some("already exists; set overwrite: true to replace it")
         }
         Node::Directory(d) if !meta.is_dir() && !d.overwrite => {
@@ -86,9 +96,9 @@ fn same_symlink(link: &crate::plan::Link, host: &std::path::Path) -> bool {
 }
 
 /// Every user and group named as an owner or membership must exist or be created by the plan.
-fn check_principals(plan: &Plan, root: &Root) -> Result<()> {
+fn check_principals(plan: &Plan, nodes: &[Node], root: &Root) -> Result<()> {
     let known = Known::new(plan, root);
-    check_owners(plan, &known)?;
+    check_owners(nodes, &known)?;
     check_user_groups(plan, &known)?;
     check_group_members(plan, &known)
 }
@@ -124,8 +134,8 @@ impl<'a> Known<'a> {
 }
 
 /// Owners of files, directories and links named by name.
-fn check_owners(plan: &Plan, known: &Known<'_>) -> Result<()> {
-    for node in &plan.nodes {
+fn check_owners(nodes: &[Node], known: &Known<'_>) -> Result<()> {
+    for node in nodes {
         let owner = match node {
             Node::File(f) => &f.owner,
             Node::Directory(d) => &d.owner,
@@ -207,9 +217,10 @@ fn check_parents(resolved: &[Resolved<'_>]) -> Result<()> {
     Ok(())
 }
 
-/// Hard-link targets must be regular files, existing or planned.
-fn check_hard_links(plan: &Plan, root: &Root, resolved: &[Resolved<'_>]) -> Result<()> {
-    for node in &plan.nodes {
+/// Hard-link targets must be regular files, existing or planned, and stay reachable: no planned
+/// link or file replaces the target or a directory on its way.
+fn check_hard_links(nodes: &[Node], root: &Root, resolved: &[Resolved<'_>]) -> Result<()> {
+    for node in nodes {
         let Node::Link(l) = node else { continue };
         if !l.hard {
             continue;
@@ -220,6 +231,7 @@ fn check_hard_links(plan: &Plan, root: &Root, resolved: &[Resolved<'_>]) -> Resu
             .iter()
             .any(|r| r.host_path == target && matches!(r.node, Node::File(_)));
         let existing_file = target.symlink_metadata().is_ok_and(|m| m.is_file());
+        super::checks::reachable(&target, l, resolved)?;
         if !planned_file && !existing_file {
             return Err(UserDataError::new(
                 field,
@@ -289,8 +301,10 @@ mod tests {
             })],
             ..Plan::default()
         };
-        assert!(check_principals(&owned_by("wheel"), &root).is_ok());
-        let e = check_principals(&owned_by("nope"), &root).unwrap_err();
+        let wheel = owned_by("wheel");
+        assert!(check_principals(&wheel, &wheel.nodes, &root).is_ok());
+        let nope = owned_by("nope");
+        let e = check_principals(&nope, &nope.nodes, &root).unwrap_err();
         assert_eq!(e.field, "storage.directories[0].group");
         let mut member = Plan::default();
         member.groups.push(Group {
@@ -298,14 +312,14 @@ mod tests {
             members: vec!["ghost".into()],
             ..Group::default()
         });
-        let e = check_principals(&member, &root).unwrap_err();
+        let e = check_principals(&member, &[], &root).unwrap_err();
         assert_eq!(e.field, "groups (ops)");
         let mut primary = Plan::default();
         primary.users.push(User {
             primary_group: Some("ghost".into()),
             ..user("core", false)
         });
-        let e = check_principals(&primary, &root).unwrap_err();
+        let e = check_principals(&primary, &[], &root).unwrap_err();
         assert_eq!(e.field, "users[0] (core)");
     }
 }
