@@ -34,6 +34,23 @@ pub enum Existing {
     Keep,
 }
 
+/// How a file is written where Ignition and cloud-init differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Writer {
+    /// The path itself is written (Ignition, and the files kiln derives itself): whatever is
+    /// there (a symlink too) is replaced only as `existing` allows, after accounts are made.
+    #[default]
+    Replace,
+    /// As cloud-init's `write_file` opens the path: a symlink at it is followed (inside the
+    /// root) and its target written. Not `deferred` (write_files without `defer: true`,
+    /// `mounts`): written before users and groups are made, as cloud-init's init-stage
+    /// modules run before `users_groups`; `deferred`: after them.
+    CloudInit {
+        /// Written after the accounts (`defer: true`, or a config-stage module).
+        deferred: bool,
+    },
+}
+
 /// A regular file to write.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct File {
@@ -49,8 +66,17 @@ pub struct File {
     pub mode: Option<u32>,
     /// Owner.
     pub owner: Owner,
+    /// How it is written (symlinks at the path, before or after accounts).
+    pub writer: Writer,
     /// Where in the user-data it came from, for messages (e.g. `storage.files[3]`).
     pub origin: String,
+}
+
+impl File {
+    /// Whether it is written before the accounts are made.
+    pub fn before_accounts(&self) -> bool {
+        self.writer == Writer::CloudInit { deferred: false }
+    }
 }
 
 impl fmt::Debug for File {
@@ -63,6 +89,7 @@ impl fmt::Debug for File {
             .field("existing", &self.existing)
             .field("mode", &self.mode.map(|m| format!("{m:o}")))
             .field("owner", &self.owner)
+            .field("writer", &self.writer)
             .field("origin", &self.origin)
             .finish()
     }
@@ -459,6 +486,7 @@ mod tests {
                 existing: Existing::Overwrite,
                 mode: None,
                 owner: Owner::default(),
+                writer: Writer::Replace,
                 origin: String::new(),
             })],
             ..Plan::default()
@@ -492,6 +520,7 @@ mod tests {
                     existing: Existing::Overwrite,
                     mode: Some(0o600),
                     owner: Owner::default(),
+                    writer: Writer::Replace,
                     origin: String::new(),
                 }),
                 Node::Link(Link {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::root::Root;
-use crate::plan::{Directory, Existing, File, Group, KeyFile, Node, Owner, Plan, Principal, User};
+use crate::plan::{Directory, Existing, File, Group, KeyFile, Node, Owner, Plan, Principal, User, Writer};
 use crate::userdata::{Result, UserDataError};
 
 /// cloud-init's sudoers drop-in for `users[].sudo`.
@@ -188,6 +188,7 @@ fn key_nodes(user: &User, root: &Root) -> Result<Vec<Node>> {
         existing: Existing::Overwrite,
         mode: Some(0o600),
         owner,
+        writer: Writer::Replace,
         origin,
     }));
     Ok(out)
@@ -247,6 +248,7 @@ fn sudoers_node(users: &[User], root: &Root) -> Option<Node> {
             existing: Existing::Overwrite,
             mode: Some(0o440),
             owner: Owner::default(),
+            writer: Writer::Replace,
             origin: "users".into(),
         })
     })

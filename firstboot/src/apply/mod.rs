@@ -36,7 +36,7 @@ mod validate;
 
 use std::path::Path;
 
-use crate::plan::{Existing, File, Node, Owner, Phase, Plan};
+use crate::plan::{Existing, File, Node, Owner, Phase, Plan, Writer};
 use crate::userdata::{Result, UserDataError};
 use kiln_core::fsutil::journal::{Journal, Recovered};
 pub use root::Root;
@@ -142,6 +142,7 @@ fn hostname(name: &str) -> Result<Node> {
         existing: Existing::Overwrite,
         mode: Some(0o644),
         owner: Owner::default(),
+        writer: Writer::Replace,
         origin: "hostname".into(),
     }))
 }

@@ -104,6 +104,7 @@ mod tests {
             existing,
             mode: None,
             owner: Owner::default(),
+            writer: crate::plan::Writer::Replace,
             origin: "storage.files[0]".into(),
         })
     }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::root::Root;
-use crate::plan::{Existing, File, Link, Node, Owner, Unit};
+use crate::plan::{Existing, File, Link, Node, Owner, Unit, Writer};
 use crate::userdata::{Result, UserDataError};
 
 const UNIT_DIR: &str = "/etc/systemd/system";
@@ -105,6 +105,7 @@ fn file(path: PathBuf, contents: &[u8], origin: &str) -> Node {
         existing: Existing::Overwrite,
         mode: Some(0o644),
         owner: Owner::default(),
+        writer: Writer::Replace,
         origin: origin.to_owned(),
     })
 }

@@ -304,6 +304,7 @@ fn file(f: &spec::File, fetcher: &dyn Fetcher, budget: &Budget, field: &str) -> 
         existing,
         mode: mode(f.mode, &format!("{field}.mode"))?,
         owner: owner(f.user.as_ref(), f.group.as_ref(), field)?,
+        writer: plan::Writer::Replace,
         origin: field.to_owned(),
     }))
 }

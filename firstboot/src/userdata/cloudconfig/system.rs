@@ -4,7 +4,7 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{boolean, scalar, string_list};
-use crate::plan::{self, Directory, Existing, Node, Owner, Plan};
+use crate::plan::{self, Directory, Existing, Node, Owner, Plan, Writer};
 use crate::userdata::error::{Result, UserDataError};
 use crate::userdata::ignition::absolute_path;
 
@@ -174,6 +174,8 @@ pub fn mounts(value: &Value, plan: &mut Plan) -> Result<()> {
             existing: Existing::Keep,
             mode: None,
             owner: Owner::default(),
+            // cc_mounts runs in the init stage, before users_groups.
+            writer: Writer::CloudInit { deferred: false },
             origin: "mounts".into(),
         }));
     }
@@ -188,6 +190,8 @@ fn config_file(path: &str, contents: String, origin: &str) -> Node {
         existing: Existing::Overwrite,
         mode: Some(0o644),
         owner: Owner::default(),
+        // cc_ntp runs in the config stage, after users_groups.
+        writer: Writer::CloudInit { deferred: true },
         origin: origin.into(),
     })
 }

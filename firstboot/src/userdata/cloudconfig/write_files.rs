@@ -53,8 +53,8 @@ fn entry(item: &Value, budget: &Budget, field: &str) -> Result<Node> {
         .transpose()?
         .unwrap_or_default();
     let append = boolean(get("append"), &format!("{field}.append"))?;
-    // `defer` writes the file after users are created; kiln always creates users before files.
-    boolean(get("defer"), &format!("{field}.defer"))?;
+    // cloud-init writes files in its init stage, before `users_groups`; `defer: true` after.
+    let defer = boolean(get("defer"), &format!("{field}.defer"))?;
     let (contents, append_fragments, existing) = if append {
         (None, vec![bytes], Existing::Keep)
     } else {
@@ -67,6 +67,7 @@ fn entry(item: &Value, budget: &Budget, field: &str) -> Result<Node> {
         existing,
         mode: Some(mode.unwrap_or(0o644)),
         owner,
+        writer: plan::Writer::CloudInit { deferred: defer },
         origin: field.to_owned(),
     }))
 }
