@@ -198,11 +198,18 @@ fn write_sudoers(users: &[User], root: &Root) -> Result<()> {
     )
 }
 
-/// Runs a shadow tool with `--root`, putting its stderr into the error.
+/// Runs a shadow tool with `--root`, putting its stderr into the error with the `--password`
+/// hashes of `args` redacted (a tool may echo them; the error never shows argv).
 fn run(root: &Root, tool: &str, args: &[&str], origin: &str) -> Result<()> {
     let mut cmd = Command::new(tool);
     cmd.arg("--root").arg(root.dir()).args(args);
+    let mut redactor = crate::redact::Redactor::default();
+    for pair in args.windows(2).filter(|p| p[0] == "--password") {
+        redactor.add(pair[1]);
+    }
+    let clean = |text: &str| redactor.clean(text);
     kiln_core::command::Run::new(&mut cmd, tool)
+        .redact(&clean)
         .run()
         .map_err(|e| UserDataError::new(origin, e.to_string()))?;
     Ok(())
