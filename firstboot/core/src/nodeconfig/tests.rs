@@ -66,9 +66,7 @@ fn secrets_never_in_errors() {
 #[test]
 fn decode_errors_name_the_field_but_never_quote_the_value() {
     let key = "ab".repeat(32);
-    let e = err(&format!(
-        "role = \"join\"\nunsafe_skip_ca_verification = \"abcdef.0123456789abcdef\"\n"
-    ));
+    let e = err("role = \"join\"\nunsafe_skip_ca_verification = \"abcdef.0123456789abcdef\"\n");
     assert!(
         e.starts_with("line 2: unsafe_skip_ca_verification: invalid type: string \"…\"")
             && !e.contains("0123456789abcdef"),
