@@ -76,11 +76,17 @@ impl Redactor {
         }
     }
 
-    /// `text` with every secret replaced by `<redacted>`.
+    /// `text` with every known secret and every bootstrap-token-shaped string replaced by
+    /// `<redacted>`, and every URL in it through the one URL redactor (no userinfo or query).
     pub fn clean(&self, text: &str) -> String {
-        self.secrets
+        // URLs first: a `<redacted>` inside one would end it before its query.
+        let known = self
+            .secrets
             .iter()
-            .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "<redacted>"))
+            .fold(kiln_core::url::redact_in(text), |t, s| {
+                t.replace(s.as_str(), "<redacted>")
+            });
+        kiln_core::redact::without_tokens(&known).into_owned()
     }
 }
 
@@ -107,6 +113,15 @@ mod tests {
             "certificateKey: \"{key}\"\nkubeadm join --certificate-key {key}"
         ));
         assert_eq!(r.clean(&format!("x {key}")), "x <redacted>");
+    }
+
+    #[test]
+    fn unknown_tokens_and_url_credentials_are_cleaned_too() {
+        let r = Redactor::default();
+        assert_eq!(
+            r.clean("GET https://u:pw@h/join/9a08jv.c0izixklcxtmnze7?sig=x failed"),
+            "GET https://h/join/<redacted> failed"
+        );
     }
 
     #[test]

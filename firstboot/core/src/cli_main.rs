@@ -30,8 +30,8 @@ pub fn run(command: impl FnOnce() -> anyhow::Result<()>) -> std::process::ExitCo
 /// `error: ` and the error chain on one line: bootstrap tokens, URL credentials and queries
 /// removed (the last net under the messages' own care), control characters escaped.
 pub fn error_line(err: &anyhow::Error) -> String {
-    let text = crate::url::redact_in(&without_tokens(&format!("{err:#}")));
-    format!("error: {}", escape(&text))
+    let text = crate::url::redact_in(&format!("{err:#}"));
+    format!("error: {}", escape(&without_tokens(&text)))
 }
 
 /// Logs go to stderr without timestamps (journald and CI logs add their own); stdout carries
