@@ -22,7 +22,8 @@ const GRACE: Duration = Duration::from_secs(10);
 /// A build directory, locked while this value lives and removed when it is dropped.
 pub struct Staging {
     dir: tempfile::TempDir,
-    _lock: Flock<File>,
+    /// `None` on a filesystem without `flock` (the clean-up cannot lock it either, so it stays).
+    _lock: Option<Flock<File>>,
 }
 
 impl Staging {
@@ -37,9 +38,14 @@ impl Staging {
             .prefix(PREFIX)
             .tempdir_in(&parent)
             .with_context(|| format!("creating a build directory in {}", parent.display()))?;
-        let lock = try_lock(dir.path())
-            .with_context(|| format!("locking {}", dir.path().display()))?
-            .ok_or_else(|| anyhow::anyhow!("{}: locked by another build", dir.path().display()))?;
+        let lock = match try_lock(dir.path()) {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => anyhow::bail!("{}: locked by another build", dir.path().display()),
+            Err(e) => {
+                tracing::warn!(dir = %dir.path().display(), "cannot lock the build directory: {e}");
+                None
+            }
+        };
         Ok(Staging { dir, _lock: lock })
     }
 
