@@ -51,7 +51,8 @@ pub fn replace_set(tree: &FileTree, dest: &Path) -> Result<()> {
     })
 }
 
-/// Copies what `from/rel` holds to `to/rel`, except the paths `tree` plans (they are replaced).
+/// Copies what `from/rel` holds to `to/rel`, except the paths `tree` plans (they are replaced):
+/// contents, modes and symlinks; the copies belong to the user kiln runs as.
 fn carry_over(from: &Path, to: &Path, rel: &Path, tree: &FileTree) -> Result<()> {
     let dir = from.join(rel);
     for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
