@@ -301,6 +301,39 @@ fn checksum_mismatch_is_a_hard_error_and_the_cache_stays_clean() {
 }
 
 #[test]
+fn the_next_build_removes_a_killed_builds_directory_only() {
+    let server = own_server();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), FAST);
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let stale = dir.path().join(".kiln-build-killed");
+    std::fs::create_dir_all(stale.join("amd64/usr/bin")).unwrap();
+    std::fs::write(stale.join("amd64/usr/bin/kubelet"), "partial").unwrap();
+    let live = dir.path().join(".kiln-build-running");
+    std::fs::create_dir(&live).unwrap();
+    for d in [&stale, &live] {
+        std::fs::File::open(d)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
+    // A running build holds a lock on its directory.
+    let _lock = nix::fcntl::Flock::lock(
+        std::fs::File::open(&live).unwrap(),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = build(&server, &recipe, &out, &dir.path().join("cache"), &[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        !stale.exists(),
+        "the killed build's directory is still there"
+    );
+    assert!(live.is_dir(), "a running build's directory was removed");
+}
+
+#[test]
 fn a_wrong_checksum_file_is_not_remembered() {
     let server = own_server();
     let dir = tempfile::tempdir().unwrap();
@@ -407,6 +440,13 @@ fn bad_input_is_refused_before_any_download() {
         "/etc/os-release",
     ]);
     assert_failed_cleanly(&run, &out, "not a Linux amd64 executable");
+    let bad_image = write_recipe(
+        dir.path(),
+        "[images]\nkubeadm = \"none\"\nextra = [\"registry.k8s.io/Pause:3.10\"]\n",
+    );
+    let run = build(&f.server, &bad_image, &out, &dir.path().join("cache"), &[]);
+    assert_failed_cleanly(&run, &out, "images.extra[0]: image reference");
+    let recipe = write_recipe(dir.path(), FAST);
     std::fs::create_dir(&out).unwrap();
     let run = build(&f.server, &recipe, &out, &dir.path().join("cache"), &[]);
     assert!(

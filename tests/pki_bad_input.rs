@@ -82,7 +82,7 @@ fn pki_etcd_rejects_bad_members_before_writing() {
     let root = tmp.path();
     let ca = path_str(&root.join("pki")).to_owned();
     let out = path_str(&root.join("out")).to_owned();
-    let cases: [(&[&str], &[&str]); 5] = [
+    let cases: [(&[&str], &[&str]); 8] = [
         (
             &["a=10.0.0.300"],
             &["--member", "10.0.0.300", "not an IPv4 or IPv6 address"],
@@ -99,6 +99,15 @@ fn pki_etcd_rejects_bad_members_before_writing() {
         (
             &["a=10.0.0.1", "b=10.0.0.1"],
             &["address 10.0.0.1 is given twice"],
+        ),
+        (
+            &["a=10.0.0.1", "b=0.0.0.0"],
+            &["--member b=0.0.0.0", "unspecified address"],
+        ),
+        (&["a=::"], &["--member a=::", "unspecified address"]),
+        (
+            &["a=10.0.0.1", "c=::1"],
+            &["--member c=::1", "loopback", "--allow-loopback"],
         ),
     ];
     for (members, needles) in cases {
@@ -302,4 +311,29 @@ fn other_commands_name_the_bad_value() {
         ],
         &["soon", "8760h"],
     );
+}
+
+#[test]
+fn exit_statuses_are_the_documented_ones() {
+    let tmp = workspace();
+    let root = tmp.path();
+    let out = path_str(&root.join("new")).to_owned();
+    let help = kiln(&["--help"]);
+    assert!(
+        help.ok && help.stdout.contains("Exit status: 0 success; 1 "),
+        "{}",
+        help.stdout
+    );
+    // A malformed command line: clap's usage error, 2.
+    let usage = kiln(&["pki", "init", "--out", &out, "--key-type", "dsa"]);
+    assert_eq!(usage.code, Some(2), "{}", usage.stderr);
+    let usage = kiln(&["pki", "init", "--outt", &out]);
+    assert_eq!(usage.code, Some(2), "{}", usage.stderr);
+    // A well-formed command whose input is refused: 1.
+    let ca = path_str(&root.join("pki")).to_owned();
+    let refused = kiln(&etcd_args(&ca, &out, &["a=0.0.0.0"]));
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    let missing = path_str(&root.join("missing.crt")).to_owned();
+    let refused = kiln(&["pki", "ca-hash", &missing]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
 }

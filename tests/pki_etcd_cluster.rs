@@ -136,6 +136,8 @@ fn three_member_etcd_cluster_runs_on_kiln_certificates() {
         "--out",
         path_str(&out),
     ];
+    // All three members run on this host's loopback addresses.
+    args.push("--allow-loopback");
     let specs: Vec<String> = MEMBERS.iter().map(|(n, ip)| format!("{n}={ip}")).collect();
     for spec in &specs {
         args.extend(["--member", spec]);
@@ -241,6 +243,7 @@ fn three_member_etcd_cluster_runs_on_kiln_certificates() {
         path_str(&other_ca_dir),
         "--out",
         path_str(&other_out),
+        "--allow-loopback",
         "--member",
         "etcd-1=127.0.0.11",
     ]);

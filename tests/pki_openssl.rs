@@ -243,6 +243,103 @@ fn pki_init_refuses_to_overwrite_without_force() {
     assert_eq!(second.trim(), openssl_ca_hash(&out.join("ca.crt")));
 }
 
+/// `kiln ARGS` run in the directory `cwd`.
+fn kiln_in(cwd: &Path, args: &[&str]) -> Run {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running kiln")
+        .into()
+}
+
+/// The public key of the private key `key`, as openssl prints it.
+fn public_of_private(key: &Path) -> String {
+    openssl(&["pkey", "-in", path_str(key), "-pubout"])
+}
+
+#[test]
+fn pki_init_force_replaces_the_whole_set_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pki");
+    let args = [
+        "pki",
+        "init",
+        "--out",
+        path_str(&out),
+        "--key-type",
+        "ecdsa-p256",
+    ];
+    kiln_ok(&args);
+    let old_ca = fs::read(out.join("ca.crt")).unwrap();
+    fs::write(out.join("apiserver.crt"), "kept").unwrap();
+    // sa.pub cannot be replaced file by file: a writer going file by file fails there, after
+    // the CAs and sa.key were already replaced.
+    fs::remove_file(out.join("sa.pub")).unwrap();
+    fs::create_dir_all(out.join("sa.pub/in-the-way")).unwrap();
+    let run = kiln(&[&args[..], &["--force"]].concat());
+    assert!(run.ok, "{}", run.stderr);
+    assert_ne!(
+        fs::read(out.join("ca.crt")).unwrap(),
+        old_ca,
+        "the CA was not replaced"
+    );
+    assert_eq!(
+        public_of_private(&out.join("sa.key")),
+        fs::read_to_string(out.join("sa.pub")).unwrap(),
+        "sa.pub is not sa.key's public key"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("apiserver.crt")).unwrap(),
+        "kept"
+    );
+    let leftovers: Vec<String> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, ["pki"]);
+}
+
+#[test]
+fn pki_init_takes_a_relative_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::create_dir(dir.join("pki")).unwrap();
+    fs::create_dir(dir.join("sub")).unwrap();
+    for (cwd, out) in [(dir, "pki"), (dir, "./pki/"), (&dir.join("sub"), "../pki")] {
+        for force in [&[][..], &["--force"][..]] {
+            let args = [
+                &["pki", "init", "--out", out, "--key-type", "ecdsa-p256"][..],
+                force,
+            ];
+            let run = kiln_in(cwd, &args.concat());
+            if force.is_empty() && out != "pki" {
+                assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+                continue;
+            }
+            assert!(
+                run.ok,
+                "--out {out} {force:?} in {}: {}",
+                cwd.display(),
+                run.stderr
+            );
+            assert_eq!(
+                run.stdout.trim(),
+                openssl_ca_hash(&dir.join("pki/ca.crt")),
+                "--out {out} {force:?}"
+            );
+        }
+    }
+    // Not the directory kiln runs in: it would be swapped away under the shell.
+    let run = kiln_in(&dir.join("pki"), &["pki", "init", "--out", ".", "--force"]);
+    assert!(
+        !run.ok && run.stderr.contains("run kiln from outside it"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn pki_init_dry_run_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -416,7 +513,7 @@ fn pki_etcd_makes_an_etcd_ca_when_the_ca_dir_has_none() {
         "--kubeadm-api",
         "v1beta3",
         "--member",
-        "solo=127.0.0.1",
+        "solo=10.0.0.9",
     ]);
     assert_eq!(list_files(&ca_dir), ["etcd/ca.crt", "etcd/ca.key"]);
     check_ca(&ca_dir, "etcd/ca", "etcd-ca", false);
@@ -429,7 +526,7 @@ fn pki_etcd_makes_an_etcd_ca_when_the_ca_dir_has_none() {
     let cfg = fs::read_to_string(out.join("solo/kubeadmcfg.yaml")).unwrap();
     assert!(
         cfg.contains("apiVersion: kubeadm.k8s.io/v1beta3")
-            && cfg.contains("    extraArgs:\n      initial-cluster: solo=https://127.0.0.1:2380\n"),
+            && cfg.contains("    extraArgs:\n      initial-cluster: solo=https://10.0.0.9:2380\n"),
         "{cfg}"
     );
 }

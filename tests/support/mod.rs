@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 /// The result of running a command: exit status and captured output as text.
 pub struct Run {
     pub ok: bool,
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -15,6 +17,7 @@ impl From<Output> for Run {
     fn from(o: Output) -> Self {
         Run {
             ok: o.status.success(),
+            code: o.status.code(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }

@@ -1,6 +1,7 @@
 //! Applies a [`Plan`]: verified downloads, image pulls, one content tree per architecture, the
 //! outputs. Everything is built under a temporary directory beside `--out` and renamed into place
-//! at the end, so a failed build leaves no output behind.
+//! at the end, so a failed build leaves no output behind (and a killed one's directory is removed
+//! by the next build: see [`super::staging`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use super::outputs::sysext;
 use super::pack;
 use super::plan::Plan;
 use super::recipe::Arch;
+use super::staging::Staging;
 use super::tree;
 
 /// How to run a build (everything that is not in the recipe).
@@ -54,7 +56,7 @@ pub struct Report {
 /// Runs the build.
 pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
     preflight(plan, options)?;
-    let staging = staging_dir(&options.out)?;
+    let staging = Staging::beside(&options.out)?;
     let cache = Cache::open(&options.cache)?;
     let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let fetched = fetch::fetch_all(
@@ -126,16 +128,6 @@ fn pull_images(
         images.insert(arch, pulled);
     }
     Ok(images)
-}
-
-/// A temporary directory beside `out` (same filesystem, so the result can be renamed in).
-fn staging_dir(out: &Path) -> anyhow::Result<tempfile::TempDir> {
-    let parent = fsutil::parent_dir(out);
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    tempfile::Builder::new()
-        .prefix(".kiln-build-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a build directory in {}", parent.display()))
 }
 
 /// The content tree of `arch` and its outputs (sysext, /opt tar, disk image) into `out`.

@@ -142,7 +142,10 @@ impl ImagePlan {
         std::fs::copy(blob, &exe)
             .and_then(|_| std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)))
             .with_context(|| format!("copying the baked kubeadm to {}", exe.display()))?;
-        let name = format!("kubeadm (verified download of {url})");
+        let name = format!(
+            "kubeadm (verified download of {})",
+            kiln_core::url::redact(url)
+        );
         let list = images::kubeadm::ask_named(&exe, &name, version, self.repository.as_deref())
             .map_err(|e| {
                 anyhow::anyhow!("asking the baked kubeadm {version} for its images: {e}")

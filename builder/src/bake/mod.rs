@@ -23,6 +23,7 @@ pub mod outputs;
 pub mod pack;
 pub mod plan;
 pub mod recipe;
+pub mod staging;
 pub mod transfer;
 pub mod tree;
 pub mod units;

@@ -342,7 +342,10 @@ impl Plan {
             let sum = match &a.checksum {
                 Checksum::Pinned(hex) => format!("sha256 pinned in the recipe: {hex}"),
                 Checksum::Published { url, .. } => {
-                    format!("sha256 from the download server: {url}")
+                    format!(
+                        "sha256 from the download server: {}",
+                        kiln_core::url::redact(url)
+                    )
                 }
             };
             writeln!(
@@ -350,7 +353,7 @@ impl Plan {
                 "  {:<11} {:<5} {}\n              {sum}",
                 a.name,
                 a.arch.kube(),
-                a.url
+                kiln_core::url::redact(&a.url)
             )?;
         }
         Ok(())

@@ -35,6 +35,7 @@ use kiln_core::version::KubeVersion;
 use serde::Deserialize;
 
 pub use super::arch::Arch;
+use super::oci::Reference;
 use super::outputs::disk::plan::{Disk, DiskPlan, Rootfs};
 pub use super::outputs::sysext::SysextFormat;
 
@@ -254,6 +255,7 @@ impl Recipe {
         self.check_components()?;
         self.check_checksums()?;
         self.check_sources()?;
+        self.check_images()?;
         self.check_sysext_identity()?;
         self.check_outputs()
     }
@@ -308,6 +310,24 @@ impl Recipe {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 anyhow::bail!("{field}: {url:?} must be an http:// or https:// base URL");
             }
+        }
+        Ok(())
+    }
+
+    /// Every image reference parses (and the repository is one kubeadm takes), so a typo is
+    /// found before any download rather than after all of them.
+    fn check_images(&self) -> anyhow::Result<()> {
+        if let Some(repository) = &self.images.repository {
+            kiln_core::images::repository(Some(repository)).context("images.repository")?;
+            // kubeadm's images are named REPOSITORY/NAME:TAG.
+            format!("{repository}/pause:3.10")
+                .parse::<Reference>()
+                .map_err(|e| anyhow::anyhow!("images.repository {repository:?}: {e}"))?;
+        }
+        for (i, image) in self.images.extra.iter().enumerate() {
+            image
+                .parse::<Reference>()
+                .map_err(|e| anyhow::anyhow!("images.extra[{i}]: {e}"))?;
         }
         Ok(())
     }
@@ -429,6 +449,14 @@ mod tests {
             (
                 "kubernetes_version = \"v1.31.4\"\nname = \"Bad_Name\"\n",
                 "name",
+            ),
+            (
+                "kubernetes_version = \"v1.31.4\"\n[images]\nextra = [\"registry.k8s.io/pause:3.10\", \"Docker.io/Bad:tag\"]\n",
+                "images.extra[1]: image reference \"Docker.io/Bad:tag\"",
+            ),
+            (
+                "kubernetes_version = \"v1.31.4\"\n[images]\nextra = [\"ghcr.io/a/b@sha256:123\"]\n",
+                "images.extra[0]",
             ),
         ] {
             let err = format!("{:#}", Recipe::parse(text).unwrap_err());

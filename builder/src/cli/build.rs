@@ -75,7 +75,7 @@ impl BuildArgs {
         eprintln!(
             "built {} into {} ({} downloaded ({:.1} MB), {} from the cache)",
             plan.recipe.name,
-            options.out.display(),
+            kiln_core::redact::escape(&options.out.display().to_string()),
             report.downloaded,
             report.downloaded_bytes as f64 / 1e6,
             report.cached

@@ -16,7 +16,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Start with `kiln pki init --out pki` to make the cluster CAs, then `kiln token generate` and
 /// `kiln certificate-key` for the join secrets your nodes' user-data will carry.
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, propagate_version = true)]
+#[command(
+    name = "kiln",
+    version,
+    propagate_version = true,
+    after_help = kiln_core::cli_main::EXIT_STATUS_HELP
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -99,7 +99,7 @@ pub fn is_transient_io(err: &std::io::Error) -> bool {
 
 /// `err`'s message with `url` redacted wherever ureq quoted it.
 pub fn describe(url: &str, err: &dyn std::fmt::Display) -> String {
-    err.to_string().replace(url, &redact(url))
+    crate::url::redact_in(&err.to_string().replace(url, &redact(url)))
 }
 
 #[cfg(test)]

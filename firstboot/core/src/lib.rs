@@ -5,7 +5,8 @@
 //! any image-building dependency, so the node agent stays small. So do the layers both use, one
 //! place each: [`retry`] (the retry policy), [`http`] (the HTTP client and what is transient),
 //! [`command`] (running programs), [`digest`] (SHA-256, SHA256SUMS), [`fsutil`] (durable writes,
-//! publishing), [`duration`] (Go durations), [`epoch`] (SOURCE_DATE_EPOCH).
+//! publishing), [`duration`] (Go durations), [`epoch`] (SOURCE_DATE_EPOCH), [`redact`] and
+//! [`url`] (what text may show: no secrets, no quoted values, no control characters).
 
 pub mod cli_main;
 pub mod command;
@@ -21,6 +22,7 @@ pub mod kubeconfig;
 pub mod names;
 pub mod nodeconfig;
 pub mod pki;
+pub mod redact;
 pub mod retry;
 pub mod secret;
 pub mod tls;

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 use super::root::Root;
-use crate::plan::{Directory, Existing, File, Group, KeyFile, Node, Owner, Plan, Principal, User, Writer};
+use crate::plan::{
+    Directory, Existing, File, Group, KeyFile, Node, Owner, Plan, Principal, User, Writer,
+};
 use crate::userdata::{Result, UserDataError};
 
 /// cloud-init's sudoers drop-in for `users[].sudo`.
@@ -261,11 +263,18 @@ fn read_sudoers(root: &Root) -> Option<String> {
     std::fs::read_to_string(host).ok()
 }
 
-/// Runs a shadow tool with `--root`, putting its stderr into the error.
+/// Runs a shadow tool with `--root`, putting its stderr into the error with the `--password`
+/// hashes of `args` redacted (a tool may echo them; the error never shows argv).
 fn run(root: &Root, tool: &str, args: &[&str], origin: &str) -> Result<()> {
     let mut cmd = Command::new(tool);
     cmd.arg("--root").arg(root.dir()).args(args);
+    let mut redactor = crate::redact::Redactor::default();
+    for pair in args.windows(2).filter(|p| p[0] == "--password") {
+        redactor.add(pair[1]);
+    }
+    let clean = |text: &str| redactor.clean(text);
     kiln_core::command::Run::new(&mut cmd, tool)
+        .redact(&clean)
         .run()
         .map_err(|e| UserDataError::new(origin, e.to_string()))?;
     Ok(())

@@ -13,7 +13,12 @@ use clap::{Parser, Subcommand};
 /// Runs once on a node's first boot: finds the user-data, applies Ignition or cloud-config,
 /// prepares containerd and runs `kubeadm init` or `kubeadm join` unattended.
 #[derive(Debug, Parser)]
-#[command(name = "kiln-firstboot", version, propagate_version = true)]
+#[command(
+    name = "kiln-firstboot",
+    version,
+    propagate_version = true,
+    after_help = kiln_core::cli_main::EXIT_STATUS_HELP
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

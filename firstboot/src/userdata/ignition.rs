@@ -8,6 +8,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use ignition_config::v3_6 as spec;
+use kiln_core::redact::decode_error;
 use serde_json::Value;
 
 use super::budget::{Budget, Limit};
@@ -32,21 +33,20 @@ const UNSUPPORTED: [(&str, &str); 5] = [
 pub fn plan(bytes: &[u8], fetcher: &dyn Fetcher, budget: &Budget) -> Result<Plan> {
     let (config, warnings) = load(bytes, fetcher, budget, "$", 0)?;
     reject_unsupported(&config)?;
-    let typed: spec::Config = serde_json::from_value(config)
-        .map_err(|e| UserDataError::new("$", format!("invalid Ignition config: {e}")))?;
+    let typed: spec::Config = serde_json::from_value(config).map_err(|e| {
+        let message = decode_error(&e.to_string());
+        UserDataError::new("$", format!("invalid Ignition config: {message}"))
+    })?;
     let mut plan = compile(&typed, fetcher, budget)?;
     plan.warnings.extend(warnings);
-    if !special_bits_supported(bytes) {
-        drop_special_bits(&mut plan);
-    }
     Ok(plan)
 }
 
-/// Setuid, setgid and sticky bits in `mode` are honoured from spec 3.4 on; earlier specs
-/// ignore them (coreos/ignition#1301).
-fn special_bits_supported(bytes: &[u8]) -> bool {
-    let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-    let version = value["ignition"]["version"].as_str().unwrap_or_default();
+/// Setuid, setgid and sticky bits in `mode` are honoured from spec 3.4 on; Ignition masks them
+/// when it translates an older config to the newest spec, which it does for each config (the
+/// top-level one and every merged or replacing one) before merging (coreos/ignition#1301,
+/// #2049). So each config's own version decides for the files and directories it names.
+fn special_bits_supported(version: &str) -> bool {
     let minor = version
         .split('.')
         .nth(1)
@@ -54,20 +54,30 @@ fn special_bits_supported(bytes: &[u8]) -> bool {
     minor.is_some_and(|m| m >= 4)
 }
 
-fn drop_special_bits(plan: &mut Plan) {
-    for node in &mut plan.nodes {
-        let (mode, origin) = match node {
-            Node::File(f) => (&mut f.mode, &f.origin),
-            Node::Directory(d) => (&mut d.mode, &d.origin),
-            Node::Link(_) => continue,
+/// Clears the special bits of the modes in one config (spec-3.6 JSON of a config written for
+/// `version`) when its version does not support them, with a warning for each.
+fn mask_special_bits(config: &mut Value, version: &str, field: &str) -> Vec<String> {
+    if special_bits_supported(version) {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    for list in ["files", "directories"] {
+        let Some(entries) = config["storage"][list].as_array_mut() else {
+            continue;
         };
-        if let Some(m) = mode.filter(|m| m & 0o7000 != 0) {
-            *mode = Some(m & 0o777);
-            plan.warnings.push(format!(
-                "{origin}.mode: setuid/setgid/sticky bits are ignored before Ignition spec 3.4, as Ignition does"
+        for (i, entry) in entries.iter_mut().enumerate() {
+            let Some(mode) = entry["mode"].as_i64().filter(|m| m & 0o7000 != 0) else {
+                continue;
+            };
+            entry["mode"] = Value::from(mode & 0o777);
+            let at = child_field(field, &format!("storage.{list}[{i}].mode"));
+            warnings.push(format!(
+                "{at}: setuid/setgid/sticky bits are ignored before Ignition spec 3.4 \
+                 (this config is {version}), as Ignition does"
             ));
         }
     }
+    warnings
 }
 
 /// Parses and validates one config and resolves its merge/replace references, returning it as
@@ -95,6 +105,11 @@ fn load(
     let mut config =
         serde_json::to_value(&parsed).map_err(|e| UserDataError::new(field, e.to_string()))?;
     super::ignition_checks::check(&config, field)?;
+    let version = config["ignition"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    warnings.extend(mask_special_bits(&mut config, &version, field));
     config["ignition"]["version"] = Value::from("3.6.0");
     let references = take_config_references(&mut config);
     if let Some(replace) = references.replace {
@@ -179,19 +194,10 @@ fn parse_error(err: ignition_config::Error, field: &str) -> UserDataError {
             field,
             format!(
                 "invalid Ignition config: {}",
-                without_values(&other.to_string())
+                decode_error(&other.to_string())
             ),
         ),
     }
-}
-
-/// A parser message with quoted values elided (`"…"`): they may be secrets (file contents).
-fn without_values(message: &str) -> String {
-    message
-        .split('"')
-        .enumerate()
-        .map(|(i, part)| if i % 2 == 1 { "\"…\"" } else { part })
-        .collect()
 }
 
 fn reject_unsupported(config: &Value) -> Result<()> {
@@ -554,7 +560,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            without_values(r#"invalid type: string "x", expected "y""#),
+            decode_error(r#"invalid type: string "x", expected "y""#),
             r#"invalid type: string "…", expected "…""#
         );
     }
@@ -626,6 +632,45 @@ mod tests {
             err.message.contains("decoded-bytes budget"),
             "{}",
             err.message
+        );
+    }
+
+    /// A config with `child` (a spec `child_version` config with one file of mode 0o4755)
+    /// merged into a spec `parent_version` config: the file's mode in the plan.
+    fn merged_mode(parent_version: &str, child_version: &str) -> (Option<u32>, Vec<String>) {
+        let child = format!(
+            r#"{{"ignition":{{"version":"{child_version}"}},"storage":{{"files":[{{"path":"/usr/local/bin/s","mode":2541}}]}}}}"#
+        );
+        let url = format!("data:,{}", child.replace('%', "%25").replace('#', "%23"));
+        let parent = format!(
+            r#"{{"ignition":{{"version":"{parent_version}","config":{{"merge":[{{"source":"{}"}}]}}}},
+            "storage":{{"directories":[{{"path":"/srv/t","mode":1023}}]}}}}"#,
+            url.replace('"', "\\\"")
+        );
+        let p = plan_of(&parent).unwrap();
+        let Some(Node::File(f)) = p.nodes.iter().find(|n| matches!(n, Node::File(_))) else {
+            panic!("{:?}", p.nodes.len())
+        };
+        (f.mode, p.warnings)
+    }
+
+    #[test]
+    fn special_bits_follow_each_configs_own_version() {
+        let (mode, warnings) = merged_mode("3.3.0", "3.4.0");
+        assert_eq!(mode, Some(0o4755), "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("storage.directories[0].mode: setuid")),
+            "{warnings:?}"
+        );
+        let (mode, warnings) = merged_mode("3.4.0", "3.3.0");
+        assert_eq!(mode, Some(0o755));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("ignition.config.merge[0] -> storage.files[0].mode")),
+            "{warnings:?}"
         );
     }
 }

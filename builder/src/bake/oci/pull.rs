@@ -287,7 +287,9 @@ impl Puller<'_> {
         let what = format!("{kind} {}", desc.digest);
         let mut writer = self.cache.writer()?;
         self.registry
-            .blob(self.image, &desc.digest, &mut writer, &|n| self.bar.inc(n))
+            .blob(self.image, &desc.digest, desc.size, &mut writer, &|n| {
+                self.bar.inc(n)
+            })
             .with_context(|| format!("downloading {what}"))?;
         anyhow::ensure!(
             writer.written() == desc.size,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use kiln_core::http;
 use kiln_core::retry::{self, Attempt, Policy};
-use kiln_core::url::redact;
+use kiln_core::url::{redact, redact_in};
 
 use crate::bake::mirror::Mirrors;
 use crate::bake::transfer::{self, CopyError};
@@ -97,23 +97,34 @@ impl Registry {
     }
 
     /// Streams blob `digest` of `image`'s repository into `sink`, calling `progress` with the
-    /// bytes of each chunk; returns the number of bytes.
+    /// bytes of each chunk; returns the number of bytes. `size` is the descriptor's: a registry
+    /// that sends more is cut off at one byte past it, and that is an error (the digest check
+    /// comes after; the size keeps a hostile or broken registry from filling the disk first).
     pub fn blob(
         &self,
         image: &Reference,
         digest: &str,
+        size: u64,
         sink: &mut dyn std::io::Write,
         progress: &dyn Fn(u64),
     ) -> anyhow::Result<u64> {
         let url = self.url(image, "blobs", digest);
         let mut response = self.get(image, &url, "*/*")?;
-        let mut reader = response.body_mut().as_reader();
-        transfer::copy_with_progress(&mut reader, sink, progress).map_err(|e| match e {
-            CopyError::Read(e) => {
-                anyhow::anyhow!("reading {}: {}", redact(&url), http::describe(&url, &e))
-            }
-            CopyError::Write(e) => anyhow::Error::new(e).context("writing to the cache"),
-        })
+        let mut reader =
+            std::io::Read::take(response.body_mut().as_reader(), size.saturating_add(1));
+        let copied =
+            transfer::copy_with_progress(&mut reader, sink, progress).map_err(|e| match e {
+                CopyError::Read(e) => {
+                    anyhow::anyhow!("reading {}: {}", redact(&url), http::describe(&url, &e))
+                }
+                CopyError::Write(e) => anyhow::Error::new(e).context("writing to the cache"),
+            })?;
+        anyhow::ensure!(
+            copied <= size,
+            "GET {}: sent more than the {size} bytes the manifest gives blob {digest}; stopped",
+            redact(&url)
+        );
+        Ok(copied)
     }
 
     fn url(&self, image: &Reference, kind: &str, reference: &str) -> String {
@@ -167,7 +178,7 @@ impl Registry {
                 }
                 401 if !authorize && token.is_some() => authorize = true,
                 401 if !challenged.contains(&key) => {
-                    let challenge = header(&response, "www-authenticate");
+                    let challenge = redact_in(&header(&response, "www-authenticate"));
                     let token = self
                         .fetch_token(&challenge, image)
                         .with_context(|| format!("GET {}: 401 Unauthorized", redact(&url)))?;
@@ -335,7 +346,7 @@ fn parse_challenge(challenge: &str) -> Option<HashMap<String, String>> {
 /// `": <detail>"` from a distribution-spec error body, or nothing.
 fn detail(response: ureq::http::Response<ureq::Body>) -> String {
     error_detail(response)
-        .map(|d| format!(": {d}"))
+        .map(|d| format!(": {}", redact_in(&d)))
         .unwrap_or_default()
 }
 
@@ -461,7 +472,7 @@ mod tests {
         assert_eq!(manifest.digest_header.as_deref(), Some("sha256:x"));
         let mut blob = Vec::new();
         registry
-            .blob(&image, "sha256:ab", &mut blob, &|_| {})
+            .blob(&image, "sha256:ab", 4, &mut blob, &|_| {})
             .unwrap();
         assert_eq!(blob, b"blob");
         let err = registry.manifest(&image, "2").unwrap_err().to_string();
@@ -491,7 +502,7 @@ mod tests {
         let registry = Registry::new(&mirrors);
         let image: Reference = "reg.example/app:1".parse().unwrap();
         let err = registry
-            .blob(&image, "sha256:ab", &mut Vec::new(), &|_| {})
+            .blob(&image, "sha256:ab", 10, &mut Vec::new(), &|_| {})
             .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("/signed/blob: HTTP 403"), "{msg}");
@@ -500,6 +511,62 @@ mod tests {
         }
         let err = redirect_target("https://a.io/v2/x", "http://b.io/y?sig=s3cret").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    /// A blob larger than its descriptor says: cut off one byte past the size, an error.
+    #[test]
+    fn blobs_are_bounded_by_their_descriptor_size() {
+        let addr = serve(|_, _, _| (200, String::new(), vec![b'x'; 4 << 20]));
+        let mirrors = Mirrors::new(vec![format!("reg.example=http://{addr}").parse().unwrap()]);
+        let registry = Registry::new(&mirrors);
+        let image: Reference = "reg.example/app:1".parse().unwrap();
+        let mut sink = Vec::new();
+        let err = registry
+            .blob(&image, "sha256:ab", 1000, &mut sink, &|_| {})
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("sent more than the 1000 bytes"),
+            "{err}"
+        );
+        assert_eq!(sink.len(), 1001);
+        let mut exact = Vec::new();
+        let n = registry
+            .blob(&image, "sha256:ab", 4 << 20, &mut exact, &|_| {})
+            .unwrap();
+        assert_eq!(n, 4 << 20);
+    }
+
+    /// URLs a registry puts in its error bodies or challenges lose their signature too.
+    #[test]
+    fn urls_in_error_bodies_and_challenges_are_redacted() {
+        let addr = serve(|_, line, _| {
+            if line.starts_with("GET /v2/app/manifests/1 ") {
+                let challenge = "WWW-Authenticate: Basic realm=\"https://u:pw@auth.example/login?ticket=s3cret\"\r\n";
+                return (401, challenge.into(), Vec::new());
+            }
+            let body = br#"{"errors":[{"code":"DENIED","message":"expired: https://cdn.example/b?X-Amz-Signature=s3cret"}]}"#;
+            (403, String::new(), body.to_vec())
+        });
+        let mirrors = Mirrors::new(vec![format!("reg.example=http://{addr}").parse().unwrap()]);
+        let registry = Registry::new(&mirrors);
+        let image: Reference = "reg.example/app:1".parse().unwrap();
+        let err = registry
+            .blob(&image, "sha256:ab", 10, &mut Vec::new(), &|_| {})
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("DENIED expired: https://cdn.example/b"),
+            "{msg}"
+        );
+        let err = registry.manifest(&image, "1").unwrap_err();
+        let msg2 = format!("{err:#}");
+        assert!(msg2.contains("https://auth.example/login"), "{msg2}");
+        for secret in ["s3cret", "pw@"] {
+            assert!(
+                !msg.contains(secret) && !msg2.contains(secret),
+                "{msg} / {msg2}"
+            );
+        }
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct EtcdArgs {
     /// rsa-2048 for a new CA.
     #[arg(long, value_name = "TYPE")]
     key_type: Option<KeyType>,
+    /// Accept loopback member addresses (127/8, ::1): only for a test cluster whose members all
+    /// run on this one host. Otherwise every member needs an address the others reach.
+    #[arg(long)]
+    allow_loopback: bool,
     /// Print the files that would be written (mode, size, path) and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -54,7 +58,7 @@ pub struct EtcdArgs {
 impl EtcdArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let api = kubeadm_api(self.kubeadm_api, self.kubernetes_version.as_ref())?;
-        validate_members(&self.members)?;
+        validate_members(&self.members, self.allow_loopback)?;
         if !self.dry_run && self.out.symlink_metadata().is_ok() {
             return Err(Error::Exists {
                 path: self.out.clone(),

@@ -8,7 +8,7 @@ use kiln_core::pki::cluster::ClusterPki;
 use kiln_core::pki::KeyType;
 use time::OffsetDateTime;
 
-use super::output::print_plan;
+use super::output::{print_plan, replace_set};
 
 /// Writes ca.crt/ca.key, front-proxy-ca.crt/.key, etcd/ca.crt/.key and sa.key/sa.pub into DIR,
 /// with kubeadm's file names, subjects, key usages and validity (CAs: 10 years, back-dated 5
@@ -25,7 +25,8 @@ pub struct InitArgs {
     /// ecdsa-p384.
     #[arg(long, value_name = "TYPE", default_value = "rsa-2048")]
     key_type: KeyType,
-    /// Replace files that already exist in DIR.
+    /// Replace files that already exist in DIR: the whole set at once (DIR is rebuilt beside
+    /// itself, other files carried over, and swapped in), never some of them.
     #[arg(long)]
     force: bool,
     /// Print the files that would be written (mode, size, path) and write nothing.
@@ -42,10 +43,10 @@ impl InitArgs {
             print_plan(out, &tree);
             return Ok(());
         }
-        if out.exists() {
-            tree.write_into(out, self.force)
-        } else {
-            tree.publish_new(out, 0o700)
+        match (out.exists(), self.force) {
+            (true, true) => replace_set(&tree, out),
+            (true, false) => tree.write_into(out, false),
+            (false, _) => tree.publish_new(out, 0o700),
         }
         .with_context(|| format!("writing the cluster PKI to {}", out.display()))?;
         tracing::info!(dir = %out.display(), key_type = %self.key_type, "wrote cluster CAs and service-account key");

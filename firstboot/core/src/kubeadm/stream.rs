@@ -201,8 +201,11 @@ fn document(value: Value, kubeadm: &KubeVersion, at: &str) -> Result<Document, E
 }
 
 fn kubeadm_kind(value: Value, kind: &str, api: ApiVersion, at: &str) -> Result<Document, Error> {
-    let strict =
-        |e: serde_yaml_ng::Error| Error::invalid(format!("{at}: strict decoding error: {e}"));
+    // Without the values the decoder quotes: a token in the wrong field would be printed.
+    let strict = |e: serde_yaml_ng::Error| {
+        let message = crate::redact::decode_error(&e.to_string());
+        Error::invalid(format!("{at}: strict decoding error: {message}"))
+    };
     let checked = |r: Result<(), Error>| r.map_err(|e| Error::invalid(format!("{at}: {e}")));
     Ok(match kind {
         "InitConfiguration" => {
@@ -282,6 +285,23 @@ mod tests {
             "v1.31.0",
         );
         assert!(e.contains("v1beta2"), "{e}");
+    }
+
+    #[test]
+    fn strict_decoding_errors_never_quote_values() {
+        let text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nnodeRegistration:\n  taints: abcdef.0123456789abcdef\n";
+        let e = KubeadmConfig::parse(text, &v("v1.31.2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("strict decoding error") && !e.contains("0123456789abcdef"),
+            "{e}"
+        );
+        let text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\ndryRun: abcdef.0123456789abcdef\n";
+        let e = KubeadmConfig::parse(text, &v("v1.31.2"))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("0123456789abcdef"), "{e}");
     }
 
     #[test]

@@ -72,16 +72,33 @@ struct RawEtcd {
 }
 
 pub(super) fn parse(text: &str) -> Result<NodeConfig> {
-    let raw: Raw = toml::from_str(text).map_err(|e| NodeConfigError::Syntax {
-        // The message only: the parser's snippet of the line could show a secret.
-        line: e
-            .span()
-            .map_or(1, |s| text[..s.start].matches('\n').count() + 1),
-        message: e.message().trim().to_owned(),
-    })?;
+    let raw: Raw = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
     let config = values(raw)?;
     super::rules::check(&config)?;
     Ok(config)
+}
+
+/// The parser's error as line, key and message, without the values it quotes: the parser's
+/// snippet of the line, and a value put in the wrong field, could show a secret.
+fn syntax_error(text: &str, e: &toml::de::Error) -> NodeConfigError {
+    let start = e.span().map_or(0, |s| s.start.min(text.len()));
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let message = crate::redact::decode_error(e.message().trim());
+    NodeConfigError::Syntax {
+        line: text[..start].matches('\n').count() + 1,
+        message: match key_of_line(&text[line_start..start]) {
+            Some(key) if !message.contains(key) => format!("{key}: {message}"),
+            _ => message,
+        },
+    }
+}
+
+/// The key of a `key = value` line, given the line up to the value.
+fn key_of_line(line: &str) -> Option<&str> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
 }
 
 fn field<T>(name: &str, r: std::result::Result<T, String>) -> Result<T> {

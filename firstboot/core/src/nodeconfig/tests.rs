@@ -64,6 +64,23 @@ fn secrets_never_in_errors() {
 }
 
 #[test]
+fn decode_errors_name_the_field_but_never_quote_the_value() {
+    let key = "ab".repeat(32);
+    let e = err("role = \"join\"\nunsafe_skip_ca_verification = \"abcdef.0123456789abcdef\"\n");
+    assert!(
+        e.starts_with("line 2: unsafe_skip_ca_verification: invalid type: string \"…\"")
+            && !e.contains("0123456789abcdef"),
+        "{e}"
+    );
+    let e = err(&format!("role = \"init\"\n\npod_subnets = \"{key}\"\n"));
+    assert!(
+        e.starts_with("line 3: pod_subnets: invalid type: string \"…\", expected a sequence")
+            && !e.contains(&key),
+        "{e}"
+    );
+}
+
+#[test]
 fn unsafe_skip_warns() {
     let c = NodeConfig::parse("role = \"join\"\ncontrol_plane_endpoint = \"lb\"\ntoken = \"abcdef.0123456789abcdef\"\nunsafe_skip_ca_verification = true\n").unwrap();
     assert!(c.warnings()[0].starts_with("unsafe_skip_ca_verification"));

@@ -56,14 +56,17 @@ impl FromStr for EtcdMember {
     }
 }
 
-/// Checks a member list: at least one member, no name or IP twice.
-pub fn validate_members(members: &[EtcdMember]) -> Result<()> {
+/// Checks a member list: at least one member, no name or IP twice, every address one that
+/// peers and the API servers can reach (loopback only with `allow_loopback`: one host running
+/// every member, as a test cluster does).
+pub fn validate_members(members: &[EtcdMember], allow_loopback: bool) -> Result<()> {
     if members.is_empty() {
         return Err(Error::invalid("name at least one --member NAME=IP"));
     }
     let mut names = HashSet::new();
     let mut ips = HashSet::new();
     for m in members {
+        m.check_routable(allow_loopback)?;
         if !names.insert(&m.name) {
             return Err(Error::invalid(format!(
                 "--member: name {:?} is given twice",
@@ -78,6 +81,29 @@ pub fn validate_members(members: &[EtcdMember]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl EtcdMember {
+    /// Refuses an address no other host can reach this member on: the unspecified address
+    /// (`0.0.0.0`, `::`: etcd may listen there, but peers and clients cannot dial it, and it
+    /// would be baked into the certificates and `initial-cluster`) and, unless
+    /// `allow_loopback`, a loopback address (127/8, `::1`).
+    fn check_routable(&self, allow_loopback: bool) -> Result<()> {
+        let ip = self.ip.to_canonical();
+        let why = if ip.is_unspecified() {
+            "is the unspecified address: etcd may listen on it, but peers and API servers \
+             cannot connect to it; give the address the member is reached on"
+        } else if ip.is_loopback() && !allow_loopback {
+            "is a loopback address, which no other host reaches; give the member's routable \
+             address (or pass --allow-loopback for a cluster whose members all run on one host)"
+        } else {
+            return Ok(());
+        };
+        Err(Error::invalid(format!(
+            "--member {}={}: {} {why}",
+            self.name, self.ip, self.ip
+        )))
+    }
 }
 
 /// The etcd CA found in a cluster PKI directory, or a new one to be written there.
@@ -143,7 +169,8 @@ pub fn plan_members(
     key_type: KeyType,
     now: OffsetDateTime,
 ) -> Result<FileTree> {
-    validate_members(members)?;
+    // Whether loopback members are fine is the caller's decision (see `validate_members`).
+    validate_members(members, true)?;
     let refs: Vec<MemberRef<'_>> = members
         .iter()
         .map(|m| MemberRef {
@@ -238,16 +265,34 @@ mod tests {
     #[test]
     fn duplicates_are_rejected() {
         let dup_name = [member("a=10.0.0.1"), member("a=10.0.0.2")];
-        assert!(validate_members(&dup_name)
+        assert!(validate_members(&dup_name, false)
             .unwrap_err()
             .to_string()
             .contains("name \"a\""));
         let dup_ip = [member("a=10.0.0.1"), member("b=10.0.0.1")];
-        assert!(validate_members(&dup_ip)
+        assert!(validate_members(&dup_ip, false)
             .unwrap_err()
             .to_string()
             .contains("10.0.0.1"));
-        assert!(validate_members(&[]).is_err());
+        assert!(validate_members(&[], false).is_err());
+    }
+
+    #[test]
+    fn unreachable_addresses_are_rejected_naming_the_member() {
+        for (bad, why) in [
+            ("a=0.0.0.0", "unspecified"),
+            ("b=::", "unspecified"),
+            ("c=::1", "loopback"),
+            ("d=127.0.0.1", "loopback"),
+            ("e=::ffff:127.0.0.1", "loopback"),
+        ] {
+            let members = [member("ok=10.0.0.1"), member(bad)];
+            let err = validate_members(&members, false).unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains(why), "{bad}: {err}");
+        }
+        let local = [member("a=127.0.0.11"), member("b=127.0.0.12")];
+        assert!(validate_members(&local, true).is_ok());
+        assert!(validate_members(&[member("a=0.0.0.0")], true).is_err());
     }
 
     #[test]

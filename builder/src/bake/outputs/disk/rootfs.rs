@@ -60,7 +60,7 @@ pub fn build(plan: &DiskPlan, target: &Path, scratch: &Path) -> anyhow::Result<(
     let picked = std::sync::Mutex::new(Vec::new());
     let progress = |stream: Stream, line: &str| {
         if stream == Stream::Stderr {
-            eprintln!("  mmdebstrap: {line}");
+            eprintln!("  mmdebstrap: {}", kiln_core::redact::escape(line));
             if line.contains("Unable to locate package")
                 || line.contains("has no installation candidate")
                 || line.starts_with("E: ")
