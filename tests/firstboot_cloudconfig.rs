@@ -516,3 +516,118 @@ fn part_merging_matches_cloud_init() {
         assert_eq!(ours, expected, "case {i}: kiln vs cloud-init");
     }
 }
+
+/// cloud-init's own module order (Debian's /etc/cloud/cloud.cfg): `write_files` and `mounts`
+/// run before `users_groups`, `write_files_deferred` after everything; kiln orders the same way.
+#[test]
+fn cloud_init_writes_files_before_accounts_unless_deferred() {
+    let cfg = fs::read_to_string("/etc/cloud/cloud.cfg").expect("cloud-init's cloud.cfg");
+    let at = |module: &str| {
+        cfg.lines()
+            .position(|l| l.trim().replace('-', "_") == format!("_ {module}"))
+            .unwrap_or_else(|| panic!("{module} not in cloud.cfg"))
+    };
+    assert!(at("write_files") < at("users_groups") && at("mounts") < at("users_groups"));
+    assert!(at("users_groups") < at("write_files_deferred"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "r");
+    fs::create_dir_all(root.join("etc/skel")).unwrap();
+    fs::write(root.join("etc/skel/.bashrc"), "old skeleton\n").unwrap();
+    let out = apply(
+        &root,
+        "#cloud-config\nusers: [{name: ada}]\nwrite_files:\n\
+         - {path: /etc/skel/.bashrc, content: \"new skeleton\\n\"}\n\
+         - {path: /home/ada/.profile, content: mine, owner: ada, defer: true}\n",
+        &[],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    // useradd copied the skeleton written before it; the deferred file is owned by ada.
+    let bashrc = root.join("home/ada/.bashrc");
+    assert_eq!(fs::read_to_string(&bashrc).unwrap(), "new skeleton\n");
+    let profile = fs::metadata(root.join("home/ada/.profile")).unwrap();
+    assert_eq!(profile.uid(), fs::metadata(&bashrc).unwrap().uid());
+    assert_ne!(profile.uid(), 0);
+
+    // Not deferred, owned by an account made later: cloud-init fails here; kiln says why first.
+    let root = new_root(tmp.path(), "r2");
+    let before = snapshot(&root, &[]);
+    let out = apply(
+        &root,
+        "#cloud-config\nusers: [{name: ada}]\nwrite_files:\n- {path: /srv/x, content: x, owner: ada}\n",
+        &[],
+    );
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("write_files[0].owner") && out.stderr.contains("defer: true"),
+        "{}",
+        out.stderr
+    );
+    assert_same("refused", &before, "after", &snapshot(&root, &[]));
+}
+
+/// cloud-init opens the path it writes, so a symlink there is written through (its target gets
+/// the contents, appends keep what the target held); Ignition replaces a symlink only with
+/// `overwrite: true` and otherwise refuses it.
+#[test]
+fn symlinked_paths_are_written_through_by_cloud_config_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = new_root(tmp.path(), "r");
+    fs::create_dir_all(root.join("run/resolve")).unwrap();
+    fs::write(
+        root.join("run/resolve/stub.conf"),
+        "nameserver 127.0.0.53\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../run/resolve/stub.conf", root.join("etc/resolv.conf")).unwrap();
+    fs::create_dir_all(root.join("usr/etc")).unwrap();
+    fs::write(
+        root.join("usr/etc/fstab"),
+        "/dev/vda1 / ext4 defaults 0 1\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../usr/etc/fstab", root.join("etc/fstab")).unwrap();
+    let out = apply(
+        &root,
+        "#cloud-config\nwrite_files:\n- {path: /etc/resolv.conf, content: \"nameserver 10.0.0.2\\n\"}\n\
+         mounts:\n- [/dev/vdb, /data, ext4]\n",
+        &[],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    assert!(fs::symlink_metadata(root.join("etc/resolv.conf"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(
+        fs::read_to_string(root.join("run/resolve/stub.conf")).unwrap(),
+        "nameserver 10.0.0.2\n"
+    );
+    assert!(fs::symlink_metadata(root.join("etc/fstab"))
+        .unwrap()
+        .is_symlink());
+    let fstab = fs::read_to_string(root.join("usr/etc/fstab")).unwrap();
+    assert!(
+        fstab.starts_with("/dev/vda1 / ext4 defaults 0 1\n"),
+        "{fstab}"
+    );
+    assert!(fstab.contains("/dev/vdb\t/data\text4"), "{fstab}");
+
+    let ign = |overwrite: bool| {
+        format!(
+            r#"{{"ignition":{{"version":"3.3.0"}},"storage":{{"files":[{{"path":"/etc/resolv.conf","overwrite":{overwrite},"contents":{{"source":"data:,ns"}}}}]}}}}"#
+        )
+    };
+    let out = apply(&root, &ign(false), &[]);
+    assert!(
+        !out.ok && out.stderr.contains("is not a regular file"),
+        "{}",
+        out.stderr
+    );
+    assert!(fs::symlink_metadata(root.join("etc/resolv.conf"))
+        .unwrap()
+        .is_symlink());
+    let out = apply(&root, &ign(true), &[]);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(fs::symlink_metadata(root.join("etc/resolv.conf"))
+        .unwrap()
+        .is_file());
+}

@@ -305,3 +305,78 @@ fn duplicates_and_unsimplified_paths_are_refused_like_ignition() {
         }
     }
 }
+
+/// A file entry on an existing symlink (`/etc/resolv.conf` on most systems): Ignition replaces
+/// it only with `overwrite: true` and refuses it otherwise, with contents or with append only.
+#[test]
+fn files_on_existing_symlinks_follow_ignition() {
+    let link = |root: &Path| {
+        std::fs::create_dir_all(root.join("run")).unwrap();
+        std::fs::write(root.join("run/resolv.conf"), "old\n").unwrap();
+        std::os::unix::fs::symlink("../run/resolv.conf", root.join("etc/resolv.conf")).unwrap();
+    };
+    let file = |entry: &str| {
+        format!(
+            r#"{{"ignition":{{"version":"3.3.0"}},"storage":{{"files":[{{"path":"/etc/resolv.conf",{entry}}}]}}}}"#
+        )
+    };
+    differential(
+        "symlink replaced with overwrite",
+        &file(r#""overwrite":true,"contents":{"source":"data:,ns"}"#),
+        link,
+    );
+    for entry in [
+        r#""contents":{"source":"data:,ns"}"#,
+        r#""append":[{"source":"data:,ns"}]"#,
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = file(entry);
+        let cfg = tmp.path().join("config.ign");
+        std::fs::write(&cfg, &config).unwrap();
+        let real = tmp.path().join("ignition-root");
+        seed_root(&real);
+        link(&real);
+        let mut log = String::new();
+        for stage in ["fetch", "files"] {
+            let out = Command::new(IGNITION)
+                .args([
+                    "-platform",
+                    "file",
+                    "-stage",
+                    stage,
+                    "-log-to-stdout",
+                    "-root",
+                ])
+                .arg(&real)
+                .arg("-config-cache")
+                .arg(tmp.path().join("cache.json"))
+                .arg("-state-file")
+                .arg(tmp.path().join("state"))
+                .env("IGNITION_CONFIG_FILE", &cfg)
+                .output()
+                .unwrap();
+            log.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        assert!(
+            log.contains("A non regular file exists there already"),
+            "{entry}: real Ignition:\n{log}"
+        );
+        let ours = tmp.path().join("kiln-root");
+        seed_root(&ours);
+        link(&ours);
+        let before = snapshot(&ours, &[]);
+        let out = firstboot(&[
+            "apply",
+            "--root",
+            ours.to_str().unwrap(),
+            "--user-data",
+            cfg.to_str().unwrap(),
+        ]);
+        assert!(
+            !out.ok && out.stderr.contains("is not a regular file"),
+            "{entry}: {}",
+            out.stderr
+        );
+        assert_same(entry, &before, "after", &snapshot(&ours, &[]));
+    }
+}

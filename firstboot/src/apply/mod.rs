@@ -67,6 +67,17 @@ pub struct Options {
     pub redact: crate::redact::Redactor,
 }
 
+/// How far an earlier run got with this plan (by the digests it recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Nothing of it is known to be written.
+    Fresh,
+    /// The files cloud-init writes before the accounts are in place.
+    BeforeAccounts,
+    /// All of it.
+    Done,
+}
+
 /// Applies `plan` to `root` (see the module docs).
 pub fn apply(plan: &Plan, root: &Root, options: &Options) -> Result<()> {
     let journal = journal(root)?;
@@ -75,24 +86,25 @@ pub fn apply(plan: &Plan, root: &Root, options: &Options) -> Result<()> {
         tracing::warn!("an earlier apply was killed while making accounts; they were undone");
     }
     let id = plan.digest();
-    let done = journal
-        .done_id()
-        .map_err(|e| UserDataError::new("--root", e.to_string()))?;
-    let applied = done.as_deref() == Some(id.as_str());
-    if !applied {
-        validate::check(plan, &all_nodes(plan, root)?, root)?;
+    let early_id = format!("{id}.before-accounts");
+    let progress = progress(&journal, &id, &early_id)?;
+    if progress != Progress::Done {
+        validate::check(plan, &all_nodes(plan, root, progress)?, root)?;
     }
     if options.commands != Commands::None {
         run_commands(plan, root, &[Phase::Boot], &options.redact)?;
     }
-    if applied {
+    if progress == Progress::Done {
         tracing::info!(plan = %id, "this user-data was applied already; nothing to write");
     } else {
+        if progress == Progress::Fresh {
+            commit_before_accounts(plan, root, &journal, &early_id)?;
+        }
         make_accounts(plan, root)?;
-        // bootcmd and useradd (copying /etc/skel) may have changed the tree: expand and check
-        // again, now with the accounts' ids.
-        let all = all_nodes(plan, root)?;
-        let resolved = validate::check(plan, &all, root)?;
+        // bootcmd, the files above and useradd (copying /etc/skel) may have changed the tree:
+        // expand and check again, now with the accounts' ids.
+        let rest = all_nodes(plan, root, Progress::BeforeAccounts)?;
+        let resolved = validate::check(plan, &rest, root)?;
         nodes::apply(&resolved, root, &journal, &id)?;
         units::remove_wants_links(&plan.units, root)?;
     }
@@ -100,6 +112,33 @@ pub fn apply(plan: &Plan, root: &Root, options: &Options) -> Result<()> {
         run_commands(plan, root, &[Phase::Run, Phase::Script], &options.redact)?;
     }
     Ok(())
+}
+
+fn progress(journal: &Journal, id: &str, early_id: &str) -> Result<Progress> {
+    let done = journal
+        .done_id()
+        .map_err(|e| UserDataError::new("--root", e.to_string()))?;
+    Ok(match done.as_deref() {
+        Some(d) if d == id => Progress::Done,
+        Some(d) if d == early_id => Progress::BeforeAccounts,
+        _ => Progress::Fresh,
+    })
+}
+
+/// cloud-init's `write_files` (without `defer`) and `mounts` run before `users_groups`: their
+/// files are committed first, in a journaled batch of their own, so `/etc/skel` content or a
+/// file in a new home is there before `useradd` looks.
+fn commit_before_accounts(plan: &Plan, root: &Root, journal: &Journal, id: &str) -> Result<()> {
+    let early: Vec<Node> = plan.nodes.iter().filter(|n| is_early(n)).cloned().collect();
+    if early.is_empty() {
+        return Ok(());
+    }
+    let resolved = validate::check(plan, &early, root)?;
+    nodes::apply(&resolved, root, journal, id)
+}
+
+fn is_early(node: &Node) -> bool {
+    matches!(node, Node::File(f) if f.before_accounts())
 }
 
 /// Groups and users, undone as a whole if a tool fails (and by the next run if this one is
@@ -116,9 +155,11 @@ fn make_accounts(plan: &Plan, root: &Root) -> Result<()> {
     account_undo::done(root)
 }
 
-/// Every node apply writes: the plan's own, then units, the host name, keys and sudoers.
-fn all_nodes(plan: &Plan, root: &Root) -> Result<Vec<Node>> {
-    let mut all = plan.nodes.clone();
+/// Every node apply writes: the plan's own, then units, the host name, keys and sudoers;
+/// without those written before the accounts once that `progress` is reached.
+fn all_nodes(plan: &Plan, root: &Root, progress: Progress) -> Result<Vec<Node>> {
+    let written = |n: &Node| progress != Progress::Fresh && is_early(n);
+    let mut all: Vec<Node> = plan.nodes.iter().filter(|n| !written(n)).cloned().collect();
     all.extend(units::nodes(&plan.units, root)?);
     all.extend(plan.hostname.as_deref().map(hostname).transpose()?);
     all.extend(accounts::nodes(plan, root)?);

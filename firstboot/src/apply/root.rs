@@ -81,6 +81,27 @@ impl Root {
         Ok(self.join(&current).join(last))
     }
 
+    /// Like [`Root::resolve`], but a symlink at the last component is followed too, inside the
+    /// root, as a program that opens the path would follow it: where cloud-init's writes land
+    /// (`/etc/resolv.conf` -> `/run/systemd/resolve/stub-resolv.conf`).
+    pub fn resolve_following(&self, path: &Path, origin: &str) -> Result<PathBuf> {
+        let mut inside = path.to_path_buf();
+        for _ in 0..MAX_SYMLINKS {
+            let host = self.resolve(&inside, origin)?;
+            let Ok(target) = std::fs::read_link(&host) else {
+                return Ok(host);
+            };
+            let dir = host.parent().and_then(|p| p.strip_prefix(&self.dir).ok());
+            inside = Path::new("/")
+                .join(dir.unwrap_or(Path::new("")))
+                .join(target);
+        }
+        Err(UserDataError::new(
+            origin,
+            format!("{}: too many levels of symlinks", path.display()),
+        ))
+    }
+
     fn join(&self, parts: &[OsString]) -> PathBuf {
         parts.iter().fold(self.dir.clone(), |p, c| p.join(c))
     }
@@ -143,6 +164,33 @@ mod tests {
             root.resolve(Path::new("/etc"), "f").unwrap(),
             root.dir().join("etc")
         );
+    }
+
+    #[test]
+    fn a_final_symlink_is_followed_inside_the_root_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path()).unwrap();
+        std::fs::create_dir_all(tmp.path().join("etc")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("run/resolve")).unwrap();
+        symlink(
+            "../run/resolve/stub.conf",
+            tmp.path().join("etc/resolv.conf"),
+        )
+        .unwrap();
+        symlink("/etc/resolv.conf", tmp.path().join("etc/again")).unwrap();
+        let want = root.dir().join("run/resolve/stub.conf");
+        for path in ["/etc/resolv.conf", "/etc/again"] {
+            assert_eq!(root.resolve_following(Path::new(path), "f").unwrap(), want);
+        }
+        symlink("../../../../../tmp/x", tmp.path().join("etc/out")).unwrap();
+        assert_eq!(
+            root.resolve_following(Path::new("/etc/out"), "f")
+                .unwrap_err()
+                .field,
+            "f"
+        );
+        symlink("loop", tmp.path().join("etc/loop")).unwrap();
+        assert!(root.resolve_following(Path::new("/etc/loop"), "f").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::root::Root;
-use crate::plan::{Existing, Node, Plan, Principal};
+use crate::plan::{Existing, Node, Plan, Principal, Writer};
 use crate::userdata::{Result, UserDataError};
 
 /// A node with its host path.
@@ -24,7 +24,7 @@ pub fn check<'a>(plan: &Plan, nodes: &'a [Node], root: &Root) -> Result<Vec<Reso
     let mut resolved = Vec::new();
     for node in nodes {
         super::checks::shape(node)?;
-        let host_path = root.resolve(node.path(), &format!("{}.path", node.origin()))?;
+        let host_path = host_path(node, root)?;
         if let Some(first) = seen.insert(host_path.clone(), node.origin()) {
             if !same_file_twice(nodes, first, node) {
                 return Err(UserDataError::new(
@@ -51,6 +51,17 @@ pub fn check<'a>(plan: &Plan, nodes: &'a [Node], root: &Root) -> Result<Vec<Reso
     Ok(resolved)
 }
 
+/// Where a node lands: its path, or for a file cloud-init writes, what a symlink there leads to.
+fn host_path(node: &Node, root: &Root) -> Result<PathBuf> {
+    let origin = format!("{}.path", node.origin());
+    match node {
+        Node::File(f) if matches!(f.writer, Writer::CloudInit { .. }) => {
+            root.resolve_following(node.path(), &origin)
+        }
+        _ => root.resolve(node.path(), &origin),
+    }
+}
+
 fn depth(r: &Resolved<'_>) -> usize {
     r.node.path().components().count()
 }
@@ -71,6 +82,10 @@ fn check_existing(node: &Node, host: &std::path::Path, root: &Root) -> Result<()
     };
     let problem = match node {
         Node::File(_) if meta.is_dir() => Some("is a directory"),
+        // Ignition: "A non regular file exists there already and overwrite is false".
+        Node::File(f) if !meta.is_file() && f.existing != Existing::Overwrite => {
+            Some("exists and is not a regular file; set overwrite: true to replace it")
+        }
         Node::File(f) if f.existing == Existing::Refuse && !super::nodes::holds(f, host, root) => {
             Some("already exists; set overwrite: true to replace it")
         }
@@ -141,24 +156,53 @@ fn check_owners(nodes: &[Node], known: &Known<'_>) -> Result<()> {
             Node::Directory(d) => &d.owner,
             Node::Link(l) => &l.owner,
         };
+        // cloud-init writes these before it makes accounts: only existing ones can own them.
+        let early = matches!(node, Node::File(f) if f.before_accounts());
         if let Some(Principal::Name(n)) = &owner.user {
-            if !known.user(n) {
-                return Err(UserDataError::new(
-                    format!("{}.user", node.origin()),
-                    format!("unknown user {n:?}"),
-                ));
-            }
+            let exists = known.root.user(n).is_some();
+            check_owner(
+                node,
+                "user",
+                n,
+                exists,
+                early && known.new_users.contains(n.as_str()),
+            )
+            .and_then(|()| known_or(node, "user", n, known.user(n)))?;
         }
         if let Some(Principal::Name(n)) = &owner.group {
-            if !known.group(n) {
-                return Err(UserDataError::new(
-                    format!("{}.group", node.origin()),
-                    format!("unknown group {n:?}"),
-                ));
-            }
+            let exists = known.root.group(n).is_some();
+            check_owner(
+                node,
+                "group",
+                n,
+                exists,
+                early && known.new_groups.contains(n.as_str()),
+            )
+            .and_then(|()| known_or(node, "group", n, known.group(n)))?;
         }
     }
     Ok(())
+}
+
+/// An owner the plan makes only after a file written before the accounts.
+fn check_owner(node: &Node, kind: &str, name: &str, exists: bool, made_later: bool) -> Result<()> {
+    if exists || !made_later {
+        return Ok(());
+    }
+    Err(UserDataError::new(
+        format!("{}.owner", node.origin()),
+        format!("{kind} {name:?} is made by this user-data after the file is written (cloud-init writes files before users_groups); set defer: true"),
+    ))
+}
+
+fn known_or(node: &Node, kind: &str, name: &str, known: bool) -> Result<()> {
+    if known {
+        return Ok(());
+    }
+    Err(UserDataError::new(
+        format!("{}.{kind}", node.origin()),
+        format!("unknown {kind} {name:?}"),
+    ))
 }
 
 /// Users' primary groups, and their supplementary groups unless the plan creates missing ones.
