@@ -7,13 +7,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port on 127.0.0.1 that nothing listens on (yet).
+/// A port on 127.0.0.1 that nothing listens on (yet), for a server a test starts later. It is
+/// below Linux's ephemeral range (32768–60999), so no outgoing connection of a test running in
+/// parallel can take it in the meantime (as a port from `bind(0)` could), and distinct for every
+/// call in this process; the start depends on the pid, so parallel test binaries spread out.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = CALLS.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between {FIRST} and {}", FIRST + SPAN);
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
