@@ -329,9 +329,9 @@ impl Plan {
     /// build of kiln (it follows the derived `Hash` of the plan's types).
     pub fn digest(&self) -> String {
         use std::hash::Hash;
-        let mut hasher = Sha256Hasher(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256));
+        let mut hasher = Sha256Hasher(kiln_core::digest::Sha256Writer::new(std::io::sink()));
         self.hash(&mut hasher);
-        hex::encode(hasher.0.finish().as_ref())
+        hasher.0.finish().1
     }
 
     /// Appends `other` after `self` (MIME parts, Ignition merges after resolution).
@@ -348,17 +348,18 @@ impl Plan {
     }
 }
 
-/// Feeds `Hash` into SHA-256 (`finish` is unused: [`Plan::digest`] takes the whole digest).
-struct Sha256Hasher(aws_lc_rs::digest::Context);
+/// Feeds `Hash` into kiln-core's SHA-256 stream; [`Plan::digest`] takes the whole digest, so
+/// `finish` (the `Hasher` API's 64-bit answer) is never used.
+struct Sha256Hasher(kiln_core::digest::Sha256Writer<std::io::Sink>);
 
 impl std::hash::Hasher for Sha256Hasher {
     fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        // Writing into a sink cannot fail.
+        let _ = std::io::Write::write_all(&mut self.0, bytes);
     }
 
     fn finish(&self) -> u64 {
-        let d = self.0.clone().finish();
-        u64::from_le_bytes(d.as_ref()[..8].try_into().unwrap_or_default())
+        0
     }
 }
 
