@@ -18,13 +18,14 @@ const IGNITION: &str = "/usr/lib/dracut/modules.d/30ignition/ignition";
 /// digest, the commit journal) in /var/lib/kiln, which both roots get beforehand.
 const ARTIFACTS: [&str; 3] = ["etc/.ignition-result.json", "etc/selinux", "var/lib/kiln"];
 
-fn run_real_ignition(config: &Path, root: &Path, work: &Path) -> String {
+/// Runs the real Ignition's `stages` on `root` (its cache and state in `work`); its log.
+fn real_ignition_log(config: &Path, root: &Path, work: &Path, stages: &[&str]) -> String {
     assert!(
         Path::new(IGNITION).exists(),
         "real Ignition missing: apt-get install ignition"
     );
     let mut log = String::new();
-    for stage in ["fetch", "files"] {
+    for stage in stages {
         let out = Command::new(IGNITION)
             .args(["-platform", "file", "-stage", stage, "-log-to-stdout"])
             .arg("-root")
@@ -39,6 +40,11 @@ fn run_real_ignition(config: &Path, root: &Path, work: &Path) -> String {
         log.push_str(&String::from_utf8_lossy(&out.stdout));
         log.push_str(&String::from_utf8_lossy(&out.stderr));
     }
+    log
+}
+
+fn run_real_ignition(config: &Path, root: &Path, work: &Path) -> String {
+    let log = real_ignition_log(config, root, work, &["fetch", "files"]);
     // Debian's build ends the files stage with a SELinux relabel error after writing everything.
     let unexpected: Vec<&str> = log
         .lines()
@@ -246,18 +252,7 @@ fn real_ignition_verdict(config: &str, work: &Path) -> (bool, String) {
     std::fs::write(&cfg, config).unwrap();
     let root = work.join("ignition-root");
     seed_root(&root);
-    let out = Command::new(IGNITION)
-        .args(["-platform", "file", "-stage", "fetch", "-log-to-stdout"])
-        .arg("-root")
-        .arg(&root)
-        .arg("-config-cache")
-        .arg(work.join("cache.json"))
-        .arg("-state-file")
-        .arg(work.join("state"))
-        .env("IGNITION_CONFIG_FILE", &cfg)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = real_ignition_log(&cfg, &root, work, &["fetch"]);
     (log.contains("config is not valid"), log)
 }
 
@@ -336,27 +331,7 @@ fn files_on_existing_symlinks_follow_ignition() {
         let real = tmp.path().join("ignition-root");
         seed_root(&real);
         link(&real);
-        let mut log = String::new();
-        for stage in ["fetch", "files"] {
-            let out = Command::new(IGNITION)
-                .args([
-                    "-platform",
-                    "file",
-                    "-stage",
-                    stage,
-                    "-log-to-stdout",
-                    "-root",
-                ])
-                .arg(&real)
-                .arg("-config-cache")
-                .arg(tmp.path().join("cache.json"))
-                .arg("-state-file")
-                .arg(tmp.path().join("state"))
-                .env("IGNITION_CONFIG_FILE", &cfg)
-                .output()
-                .unwrap();
-            log.push_str(&String::from_utf8_lossy(&out.stdout));
-        }
+        let log = real_ignition_log(&cfg, &real, tmp.path(), &["fetch", "files"]);
         assert!(
             log.contains("A non regular file exists there already"),
             "{entry}: real Ignition:\n{log}"

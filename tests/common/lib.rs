@@ -24,7 +24,10 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
-    panic!("no free port on 127.0.0.1 between {FIRST} and {}", FIRST + SPAN);
+    panic!(
+        "no free port on 127.0.0.1 between {FIRST} and {}",
+        FIRST + SPAN
+    );
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
