@@ -5,7 +5,8 @@
 //! any image-building dependency, so the node agent stays small. So do the layers both use, one
 //! place each: [`retry`] (the retry policy), [`http`] (the HTTP client and what is transient),
 //! [`command`] (running programs), [`digest`] (SHA-256, SHA256SUMS), [`fsutil`] (durable writes,
-//! publishing), [`duration`] (Go durations), [`epoch`] (SOURCE_DATE_EPOCH).
+//! publishing), [`inroot`] (reading inside a root without leaving it), [`duration`] (Go
+//! durations), [`epoch`] (SOURCE_DATE_EPOCH).
 
 pub mod cli_main;
 pub mod command;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod fsutil;
 pub mod http;
 pub mod images;
+pub mod inroot;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod names;

@@ -141,7 +141,7 @@ fn write_keys(user: &User, root: &Root) -> Result<()> {
         KeyFile::IgnitionFragment => ssh.join("authorized_keys.d/ignition"),
         KeyFile::AuthorizedKeys => ssh.join("authorized_keys"),
     };
-    let text = key_file_text(user, &root.resolve(&file, &origin)?);
+    let text = key_file_text(user, root, &file, &origin)?;
     let mut dirs: Vec<&Path> = file
         .ancestors()
         .skip(1)
@@ -209,15 +209,16 @@ fn run(root: &Root, tool: &str, args: &[&str], origin: &str) -> Result<()> {
 }
 
 /// The key file's new contents: Ignition's fragment is kiln's alone; cloud-init's
-/// authorized_keys keeps the keys already there and adds the new ones.
-fn key_file_text(user: &User, host: &Path) -> String {
+/// authorized_keys keeps the keys already there (read inside the root) and adds the new ones.
+fn key_file_text(user: &User, root: &Root, file: &Path, origin: &str) -> Result<String> {
     let mut keys: Vec<String> = match user.key_file {
         KeyFile::IgnitionFragment => Vec::new(),
-        KeyFile::AuthorizedKeys => std::fs::read_to_string(host)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect(),
+        KeyFile::AuthorizedKeys => {
+            String::from_utf8_lossy(&root.read(file, origin)?.unwrap_or_default())
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
     };
     for key in &user.ssh_authorized_keys {
         if !keys.contains(key) {
@@ -226,7 +227,7 @@ fn key_file_text(user: &User, host: &Path) -> String {
     }
     let mut text = keys.join("\n");
     text.push('\n');
-    text
+    Ok(text)
 }
 
 /// A password hash, with missing or empty meaning locked (`*`): an empty hash would allow

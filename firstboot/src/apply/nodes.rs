@@ -30,7 +30,7 @@ pub fn apply(nodes: &[Resolved<'_>], root: &Root) -> Result<()> {
                     commit(std::mem::take(&mut staged))?;
                     staged_paths = std::iter::once(r.host_path.clone()).collect();
                 }
-                staged.push(file(f, &r.host_path, owner)?)
+                staged.push(file(f, &r.host_path, owner, root)?)
             }
             Node::Link(_) => {}
         }
@@ -63,10 +63,7 @@ fn symlink_default_owner(l: &Link, host: &Path, root: &Root, (uid, gid): (u32, u
             .unwrap_or(Path::new(""));
         Path::new("/").join(dir).join(&l.target)
     };
-    let target = root
-        .resolve(&inside, &l.origin)
-        .ok()
-        .and_then(|t| fs::metadata(t).ok());
+    let target = root.metadata(&inside);
     match target {
         Some(m) => (
             if l.owner.user.is_some() { uid } else { m.uid() },
@@ -111,12 +108,16 @@ pub fn ids(owner: &Owner, root: &Root, origin: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-fn file(f: &File, host: &Path, owner: (u32, u32)) -> Result<kiln_core::fsutil::Staged> {
+fn file(
+    f: &File,
+    host: &Path,
+    owner: (u32, u32),
+    root: &Root,
+) -> Result<kiln_core::fsutil::Staged> {
     let existing = fs::symlink_metadata(host).ok().filter(|m| m.is_file());
-    let mut bytes = match (&f.contents, &existing) {
-        (Some(c), _) => c.clone(),
-        (None, Some(_)) => fs::read(host).map_err(|e| io(&f.origin, host, e))?,
-        (None, None) => Vec::new(),
+    let mut bytes = match &f.contents {
+        Some(c) => c.clone(),
+        None => root.existing(host, &f.origin)?.unwrap_or_default(),
     };
     for fragment in &f.append {
         bytes.extend_from_slice(fragment);

@@ -17,6 +17,7 @@ pub struct Resolved<'a> {
 
 /// Validates `plan` against `root`; returns the nodes with their host paths, in apply order.
 pub fn check<'a>(plan: &'a Plan, root: &Root) -> Result<Vec<Resolved<'a>>> {
+    root.check_databases()?;
     let mut seen: HashMap<PathBuf, &str> = HashMap::new();
     let mut resolved = Vec::new();
     for node in &plan.nodes {
