@@ -109,6 +109,12 @@ impl Root {
         self.inside.metadata(path, Last::Follow).ok().flatten()
     }
 
+    /// Whether anything is at `path` (absolute, as seen inside the root), following symlinks
+    /// inside the root.
+    pub fn has(&self, path: &Path) -> bool {
+        self.metadata(path).is_some()
+    }
+
     /// The contents of the regular file at `path` (absolute, as seen inside the root),
     /// following symlinks inside the root; `None` if it does not exist. A FIFO, device or
     /// directory, or a file over [`MAX_READ`] bytes, is an error naming `origin`.
@@ -223,6 +229,55 @@ mod tests {
             root.resolve(Path::new("/etc"), "f").unwrap(),
             root.dir().join("etc")
         );
+    }
+
+    #[test]
+    fn databases_are_read_inside_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("passwd"), "intruder:x:0:0::/:/bin/sh\n").unwrap();
+        let r = tmp.path().join("r");
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::create_dir_all(r.join("usr/etc")).unwrap();
+        std::fs::write(r.join("usr/etc/group"), "wheel:x:10:\n").unwrap();
+        symlink(host.path().join("passwd"), r.join("etc/passwd")).unwrap();
+        symlink("../usr/etc/group", r.join("etc/group")).unwrap();
+        let root = Root::new(&r).unwrap();
+        assert_eq!(root.user("intruder"), None);
+        assert_eq!(root.group("wheel"), Some(10));
+        root.check_databases().unwrap();
+        std::fs::remove_file(r.join("etc/group")).unwrap();
+        nix::unistd::mkfifo(&r.join("etc/group"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+        let err = root.check_databases().unwrap_err();
+        assert_eq!(err.field, "/etc/group");
+        assert!(err.message.contains("not a regular file (a FIFO)"), "{err}");
+        assert_eq!(root.group("wheel"), None);
+    }
+
+    #[test]
+    fn existing_contents_are_those_of_a_regular_file_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path()).unwrap();
+        let at = |p: &str| root.resolve(Path::new(p), "f").unwrap();
+        std::fs::write(tmp.path().join("file"), "kept").unwrap();
+        std::fs::create_dir(tmp.path().join("dir")).unwrap();
+        symlink("/file", tmp.path().join("link")).unwrap();
+        nix::unistd::mkfifo(&tmp.path().join("fifo"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+        assert_eq!(root.existing(&at("/file"), "f").unwrap().unwrap(), b"kept");
+        for replaced in ["/dir", "/link", "/missing"] {
+            assert_eq!(
+                root.existing(&at(replaced), "f").unwrap(),
+                None,
+                "{replaced}"
+            );
+        }
+        let err = root.existing(&at("/fifo"), "files[0]").unwrap_err();
+        assert_eq!(err.field, "files[0]");
+        assert!(
+            err.message.contains("fifo: not a regular file (a FIFO)"),
+            "{err}"
+        );
+        assert!(root.has(Path::new("/link")) && !root.has(Path::new("/missing")));
     }
 
     #[test]

@@ -445,10 +445,7 @@ fn compile(ctx: &mut Context) -> anyhow::Result<Plan> {
         &std::fs::read(dir.join("metadata.json")).context("reading metadata.json")?,
     )?;
     let root = Root::new(&ctx.options.root)?;
-    let root_has = |p: &str| {
-        root.resolve(Path::new(p), "probe")
-            .is_ok_and(|h| h.exists())
-    };
+    let root_has = |p: &str| root.has(Path::new(p));
     let fetcher = HttpFetcher::new(http(ctx));
     let inputs = Inputs {
         metadata: &metadata,
