@@ -267,16 +267,26 @@ fn next(state: &mut u64) -> u64 {
 /// from outside.
 #[test]
 fn apply_stays_inside_pseudo_random_roots() {
-    let mut state = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..48 {
-        let len = (next(&mut state) % 40) as usize * 3;
-        let data: Vec<u8> = (0..len).map(|_| next(&mut state) as u8).collect();
-        confine::Scene::new(&data).apply_and_check();
-    }
-    // /etc a directory, then one link (kind 2) at each path to each target.
-    for path in 1..18u8 {
-        for target in 0..19u8 {
-            confine::Scene::new(&[0, 0, 0, 2, path, target]).apply_and_check();
+    // In a thread: a hang (today's FIFO reads) fails the test instead of stalling it.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..48 {
+            let len = (next(&mut state) % 40) as usize * 3;
+            let data: Vec<u8> = (0..len).map(|_| next(&mut state) as u8).collect();
+            confine::Scene::new(&data).apply_and_check();
         }
+        // /etc a directory, then one link (kind 2) at each path to each target.
+        for path in 1..18u8 {
+            for target in 0..19u8 {
+                confine::Scene::new(&[0, 0, 0, 2, path, target]).apply_and_check();
+            }
+        }
+        done.send(()).unwrap();
+    });
+    match finished.recv_timeout(std::time::Duration::from_secs(120)) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("apply hung"),
+        Err(_) => panic!("a check failed (see the panic above)"),
+        Ok(()) => {}
     }
 }
