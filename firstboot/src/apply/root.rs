@@ -106,7 +106,11 @@ impl Root {
     /// The metadata of `path` (absolute, as seen inside the root), following symlinks inside
     /// the root; `None` if it does not exist or cannot be looked at.
     pub fn metadata(&self, path: &Path) -> Option<Metadata> {
-        self.inside.metadata(path, Last::Follow).ok().flatten()
+        // Parents as `resolve` sees them (a `..` after a missing directory still means its
+        // parent), then the last component by the kernel, inside the root.
+        let host = self.resolve(path, "metadata").ok()?;
+        let inside = self.inside_path(&host, "metadata").ok()?;
+        self.inside.metadata(&inside, Last::Follow).ok().flatten()
     }
 
     /// Whether anything is at `path` (absolute, as seen inside the root), following symlinks
