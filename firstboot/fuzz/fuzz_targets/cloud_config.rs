@@ -1,7 +1,7 @@
 //! Fuzz target: cloud-config documents (YAML after the `#cloud-config` header) compiled to a plan.
 #![no_main]
 
-use kiln_firstboot::userdata::{compile, resource::NoNetwork, Inputs};
+use kiln_firstboot::userdata::{compile, Inputs, resource::NoNetwork};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
