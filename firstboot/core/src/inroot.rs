@@ -6,23 +6,29 @@
 //! Only regular files are read: the node is first looked at through an `O_PATH` descriptor (a
 //! FIFO or a device is never opened for reading), then opened `O_NONBLOCK` and checked again (a
 //! FIFO swapped in meanwhile cannot block), and never more than a cap is read (`/dev/zero` or a
-//! huge file cannot eat memory).
+//! huge file cannot eat memory). Kernels before 5.6 have no `openat2`: there the same
+//! resolution is done one component at a time ([`InRoot::walk`]).
 
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::{ErrorKind, Read};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{fstat, Mode, SFlag};
 
 use crate::{Error, Result};
 
 /// How often an `openat2` that the kernel asks to retry (`EAGAIN`: a rename raced the
 /// resolution) is tried before giving up.
 const RETRIES: usize = 16;
+/// How many symlinks one path may pass through (as Linux's MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
 
 /// Whether a symlink in the last component of a path is followed (inside the root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,14 +157,73 @@ impl InRoot {
         loop {
             match nix::fcntl::openat2(&self.dir, rel, how) {
                 Err(Errno::EAGAIN) if tries < RETRIES => tries += 1,
+                Err(Errno::ENOSYS) => return self.walk(rel, flags, last),
                 other => return other.map_err(std::io::Error::from),
             }
         }
     }
 
+    /// `RESOLVE_IN_ROOT` in user space, for kernels without `openat2`: every component is
+    /// opened `O_PATH | O_NOFOLLOW` from its directory's descriptor, symlinks are read and
+    /// resolved from the root (absolute) or their directory (relative), and `..` never climbs
+    /// above the root. The last component is opened with `flags` (which hold `O_NOFOLLOW`
+    /// unless it is to be followed, and then it is no symlink any more).
+    fn walk(&self, rel: &Path, flags: OFlag, last: Last) -> std::io::Result<OwnedFd> {
+        let path_flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mut dirs: Vec<OwnedFd> = Vec::new();
+        let mut pending: VecDeque<OsString> = parts(rel.as_os_str());
+        let mut links = 0;
+        while let Some(part) = pending.pop_front() {
+            if part == ".." {
+                dirs.pop();
+                continue;
+            }
+            let dir = dirs.last().unwrap_or(&self.dir);
+            let fd = nix::fcntl::openat(dir, part.as_os_str(), path_flags, Mode::empty())?;
+            let is_link =
+                SFlag::from_bits_truncate(fstat(&fd)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK;
+            let is_last = pending.is_empty();
+            if is_link && (!is_last || last == Last::Follow) {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(Errno::ELOOP.into());
+                }
+                let target = nix::fcntl::readlinkat(&fd, "")?;
+                if target.as_bytes().starts_with(b"/") {
+                    dirs.clear();
+                }
+                for (i, p) in parts(&target).into_iter().enumerate() {
+                    pending.insert(i, p);
+                }
+            } else if is_last {
+                // O_NOFOLLOW: a link swapped in since the look is not followed out.
+                let flags = flags | OFlag::O_NOFOLLOW;
+                return Ok(nix::fcntl::openat(
+                    dir,
+                    part.as_os_str(),
+                    flags,
+                    Mode::empty(),
+                )?);
+            } else {
+                dirs.push(fd);
+            }
+        }
+        let dir = dirs.last().unwrap_or(&self.dir);
+        Ok(nix::fcntl::openat(dir, ".", flags, Mode::empty())?)
+    }
+
     fn io(&self, inside: &Path, error: std::io::Error) -> Error {
         Error::io(self.host_path(inside), error)
     }
+}
+
+/// The components of `path` without the empty ones and `.`.
+fn parts(path: &OsStr) -> VecDeque<OsString> {
+    path.as_bytes()
+        .split(|b| *b == b'/')
+        .filter(|p| !p.is_empty() && *p != b".")
+        .map(|p| OsStr::from_bytes(p).to_owned())
+        .collect()
 }
 
 /// The error for a file over `max` bytes.
@@ -257,6 +322,66 @@ mod tests {
             .read(Path::new("/dev/zero"), Last::Follow, 100)
             .unwrap_err();
         assert!(err.to_string().contains("a character device"), "{err}");
+    }
+
+    #[test]
+    fn the_fallback_walk_resolves_as_openat2_does() {
+        let (tmp, root) = setup();
+        let r = tmp.path().join("r");
+        std::fs::create_dir_all(r.join("usr/etc")).unwrap();
+        std::fs::write(r.join("usr/etc/passwd"), "x").unwrap();
+        symlink("/usr/etc", r.join("etc/alt")).unwrap();
+        symlink("../usr/etc/passwd", r.join("etc/passwd")).unwrap();
+        symlink("../../../../../../outside/secret", r.join("up")).unwrap();
+        symlink(tmp.path().join("outside"), r.join("abs")).unwrap();
+        symlink("loop", r.join("loop")).unwrap();
+        fifo(&r.join("fifo"));
+        let id = |fd: std::io::Result<OwnedFd>| {
+            fd.map(|fd| {
+                let st = fstat(&fd).unwrap();
+                (st.st_dev, st.st_ino)
+            })
+            .map_err(|e| e.raw_os_error())
+        };
+        let flags = [
+            (OFlag::O_PATH | OFlag::O_CLOEXEC, Last::Follow),
+            (
+                OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Last::NoFollow,
+            ),
+            (
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Last::Follow,
+            ),
+        ];
+        let paths = [
+            "/",
+            "etc",
+            "etc/passwd",
+            "/etc/alt/passwd",
+            "etc/alt/../etc/passwd",
+            "../../etc",
+            "up",
+            "abs/secret",
+            "loop",
+            "loop/x",
+            "fifo",
+            "etc/passwd/x",
+            "missing/x",
+        ];
+        for (flags, last) in flags {
+            for p in paths {
+                let rel = match p.trim_start_matches('/') {
+                    "" => Path::new("."),
+                    r => Path::new(r),
+                };
+                assert_eq!(
+                    id(root.walk(rel, flags, last)),
+                    id(root.open_inside(Path::new(p), flags, last)),
+                    "{p} {flags:?} {last:?}"
+                );
+            }
+        }
     }
 
     #[test]
