@@ -5,8 +5,9 @@
 //! any image-building dependency, so the node agent stays small. So do the layers both use, one
 //! place each: [`retry`] (the retry policy), [`http`] (the HTTP client and what is transient),
 //! [`command`] (running programs), [`digest`] (SHA-256, SHA256SUMS), [`fsutil`] (durable writes,
-//! publishing), [`duration`] (Go durations), [`epoch`] (SOURCE_DATE_EPOCH), [`redact`] and
-//! [`url`] (what text may show: no secrets, no quoted values, no control characters).
+//! publishing), [`inroot`] (reading inside a root without leaving it), [`duration`] (Go
+//! durations), [`epoch`] (SOURCE_DATE_EPOCH), [`redact`] and [`url`] (what text may show: no
+//! secrets, no quoted values, no control characters).
 
 pub mod cli_main;
 pub mod command;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fsutil;
 pub mod http;
 pub mod images;
+pub mod inroot;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod names;

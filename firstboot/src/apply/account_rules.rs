@@ -95,10 +95,14 @@ fn ids(lines: &str) -> HashMap<u32, String> {
         .collect()
 }
 
-/// The text of the root's `file` (empty if missing).
-// TODO(confine): read through the root's resolver once it has a read helper.
+/// The text of the root's `file` (empty if missing or unreadable: [`Root::check_databases`]
+/// reports what is wrong with it), read inside the root.
 fn database(root: &Root, file: &str) -> String {
-    std::fs::read_to_string(root.dir().join(file)).unwrap_or_default()
+    let bytes = root
+        .read(&std::path::Path::new("/").join(file), file)
+        .ok()
+        .flatten();
+    String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()
 }
 
 #[cfg(test)]

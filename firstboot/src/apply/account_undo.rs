@@ -25,7 +25,7 @@ const MAGIC: &str = "kiln-accounts-undo 1";
 pub fn save(plan: &Plan, root: &Root) -> Result<()> {
     let mut text = format!("{MAGIC}\n");
     for db in DATABASES {
-        text.push_str(&database_line(db, &root.dir().join(db))?);
+        text.push_str(&database_line(db, root)?);
     }
     for user in plan.users.iter().filter(|u| !u.no_create_home) {
         let home = (user.home_dir.clone()).unwrap_or_else(|| format!("/home/{}", user.name));
@@ -73,20 +73,26 @@ pub fn recover(root: &Root) -> Result<bool> {
     Ok(true)
 }
 
-/// `db PATH absent` or `db PATH MODE UID GID HEX` for the database at `host`.
-// TODO(confine): read through the root's resolver once it has a read helper.
-fn database_line(db: &str, host: &Path) -> Result<String> {
-    match fs::symlink_metadata(host) {
-        Ok(m) if m.is_file() => {
-            let bytes = fs::read(host).map_err(|e| UserDataError::io("accounts", host, e))?;
-            Ok(format!(
-                "db {db} {:o} {} {} {}\n",
-                m.mode() & 0o7777,
-                m.uid(),
-                m.gid(),
-                hex::encode(bytes)
-            ))
-        }
+/// The host path of database `db`, resolved inside the root (as the shadow tools, chrooted by
+/// `--root`, see it).
+fn database_path(db: &str, root: &Root) -> Result<PathBuf> {
+    root.resolve(&Path::new("/").join(db), "accounts")
+}
+
+/// `db PATH absent` or `db PATH MODE UID GID HEX` for database `db`, read inside the root.
+fn database_line(db: &str, root: &Root) -> Result<String> {
+    let host = database_path(db, root)?;
+    match (
+        fs::symlink_metadata(&host),
+        root.existing(&host, "accounts")?,
+    ) {
+        (Ok(m), Some(bytes)) => Ok(format!(
+            "db {db} {:o} {} {} {}\n",
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid(),
+            hex::encode(bytes)
+        )),
         _ => Ok(format!("db {db} absent\n")),
     }
 }
@@ -96,7 +102,7 @@ fn restore(line: &str, root: &Root) -> Option<Result<()>> {
     let f: Vec<&str> = line.split(' ').collect();
     match f.as_slice() {
         ["db", db, "absent"] if DATABASES.contains(db) => {
-            let host = root.dir().join(db);
+            let host = database_path(db, root).ok()?;
             Some(remove(&host, fs::remove_file(&host)))
         }
         ["db", db, mode, uid, gid, bytes] if DATABASES.contains(db) => {
@@ -105,7 +111,7 @@ fn restore(line: &str, root: &Root) -> Option<Result<()>> {
                 (uid.parse().ok()?, gid.parse().ok()?),
             );
             let bytes = hex::decode(bytes).ok()?;
-            let host = root.dir().join(db);
+            let host = database_path(db, root).ok()?;
             Some(kiln_core::fsutil::write_atomic_as(&host, &bytes, mode, Some(owner)).map_err(fail))
         }
         ["home", home] => {

@@ -141,7 +141,7 @@ pub fn nodes(plan: &Plan, root: &Root) -> Result<Vec<Node>> {
     {
         out.extend(key_nodes(user, root)?);
     }
-    out.extend(sudoers_node(&plan.users, root));
+    out.extend(sudoers_node(&plan.users, root)?);
     Ok(out)
 }
 
@@ -182,7 +182,7 @@ fn key_nodes(user: &User, root: &Root) -> Result<Vec<Node>> {
             origin: origin.clone(),
         }));
     }
-    let text = key_file_text(user, &root.resolve(&file, &origin)?);
+    let text = key_file_text(user, root, &file, &origin)?;
     out.push(Node::File(File {
         path: file,
         contents: Some(text.into_bytes()),
@@ -222,8 +222,11 @@ fn key_owner(user: &User, ids: Option<(u32, u32)>) -> Owner {
 
 /// cloud-init's sudoers file with the plan's rules appended, as cloud-init appends them; rules
 /// already in the file are not added again.
-fn sudoers_node(users: &[User], root: &Root) -> Option<Node> {
-    let existing = read_sudoers(root);
+fn sudoers_node(users: &[User], root: &Root) -> Result<Option<Node>> {
+    if users.iter().all(|u| u.sudo.is_empty()) {
+        return Ok(None);
+    }
+    let existing = read_sudoers(root)?;
     let present: Vec<&str> = existing.as_deref().unwrap_or("").lines().collect();
     let mut text = existing
         .clone()
@@ -242,7 +245,7 @@ fn sudoers_node(users: &[User], root: &Root) -> Option<Node> {
             ));
         }
     }
-    any.then(|| {
+    Ok(any.then(|| {
         Node::File(File {
             path: SUDOERS_FILE.into(),
             contents: Some(text.into_bytes()),
@@ -253,14 +256,13 @@ fn sudoers_node(users: &[User], root: &Root) -> Option<Node> {
             writer: Writer::Replace,
             origin: "users".into(),
         })
-    })
+    }))
 }
 
-/// The sudoers file as it is now, if it exists.
-// TODO(confine): read through the root's resolver once it has a read helper.
-fn read_sudoers(root: &Root) -> Option<String> {
-    let host = root.resolve(Path::new(SUDOERS_FILE), "users").ok()?;
-    std::fs::read_to_string(host).ok()
+/// The sudoers file as it is now, if it exists, read inside the root.
+fn read_sudoers(root: &Root) -> Result<Option<String>> {
+    let bytes = root.read(Path::new(SUDOERS_FILE), "users")?;
+    Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// Runs a shadow tool with `--root`, putting its stderr into the error with the `--password`
@@ -281,16 +283,16 @@ fn run(root: &Root, tool: &str, args: &[&str], origin: &str) -> Result<()> {
 }
 
 /// The key file's new contents: Ignition's fragment is kiln's alone; cloud-init's
-/// authorized_keys keeps the keys already there and adds the new ones.
-// TODO(confine): read through the root's resolver once it has a read helper.
-fn key_file_text(user: &User, host: &Path) -> String {
+/// authorized_keys keeps the keys already there (read inside the root) and adds the new ones.
+fn key_file_text(user: &User, root: &Root, file: &Path, origin: &str) -> Result<String> {
     let mut keys: Vec<String> = match user.key_file {
         KeyFile::IgnitionFragment => Vec::new(),
-        KeyFile::AuthorizedKeys => std::fs::read_to_string(host)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect(),
+        KeyFile::AuthorizedKeys => {
+            String::from_utf8_lossy(&root.read(file, origin)?.unwrap_or_default())
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
     };
     for key in &user.ssh_authorized_keys {
         if !keys.contains(key) {
@@ -299,7 +301,7 @@ fn key_file_text(user: &User, host: &Path) -> String {
     }
     let mut text = keys.join("\n");
     text.push('\n');
-    text
+    Ok(text)
 }
 
 /// A password hash, with missing or empty meaning locked (`*`): an empty hash would allow

@@ -45,7 +45,7 @@ pub fn apply(nodes: &[Resolved<'_>], root: &Root, journal: &Journal, id: &str) -
     }
     let files = planned_files(nodes, root)?;
     let links = planned_links(nodes, root, &files)?;
-    let files: Vec<&Planned> = files.iter().filter(|p| !unchanged(p)).collect();
+    let files: Vec<&Planned> = files.iter().filter(|p| !unchanged(p, root)).collect();
     let batch = |path: &Path| files.iter().any(|p| p.host == path);
     let links: Vec<&PlannedLink<'_>> = links.iter().filter(|l| !link_in_place(l, &batch)).collect();
     let mut items: Vec<Item<'_>> = files.iter().map(|p| file_item(p)).collect();
@@ -95,7 +95,7 @@ fn planned_files(nodes: &[Resolved<'_>], root: &Root) -> Result<Vec<Planned>> {
         let Node::File(f) = r.node else { continue };
         let owner = ids(&f.owner, root, &f.origin)?;
         let prior = out.iter().position(|p| p.host == r.host_path);
-        let planned = plan_file(f, &r.host_path, owner, prior.map(|i| &out[i]))?;
+        let planned = plan_file(f, &r.host_path, owner, prior.map(|i| &out[i]), root)?;
         match prior {
             Some(i) => out[i] = planned,
             None => out.push(planned),
@@ -129,14 +129,16 @@ fn planned_links<'a>(
 }
 
 /// Whether `p` is already on disk exactly: a regular file with its bytes, mode and owner.
-fn unchanged(p: &Planned) -> bool {
+fn unchanged(p: &Planned, root: &Root) -> bool {
     let Ok(meta) = fs::symlink_metadata(&p.host) else {
         return false;
     };
     meta.is_file()
         && meta.mode() & 0o7777 == p.mode
         && (meta.uid(), meta.gid()) == p.owner
-        && read_file(&p.host).is_ok_and(|b| b == p.bytes)
+        && root
+            .existing(&p.host, "storage")
+            .is_ok_and(|b| b.as_deref() == Some(&p.bytes[..]))
 }
 
 /// Whether a link is already in place: a symlink with its target and owner, or a hard link to
@@ -165,7 +167,7 @@ pub fn holds(f: &File, host: &Path, root: &Root) -> bool {
     let Ok(owner) = ids(&f.owner, root, &f.origin) else {
         return false;
     };
-    plan_file(f, host, owner, None).is_ok_and(|p| unchanged(&p))
+    plan_file(f, host, owner, None, root).is_ok_and(|p| unchanged(&p, root))
 }
 
 /// A symlink without an explicit owner takes the owner of the node it points to, as Ignition
@@ -196,7 +198,7 @@ fn symlink_default_owner(
         .and_then(|t| files.iter().find(|p| &p.host == t))
         .map(|p| p.owner);
     let existing = || {
-        let m = fs::metadata(target.as_ref()?).ok()?;
+        let m = root.metadata(&inside)?;
         Some((m.uid(), m.gid()))
     };
     match planned.or_else(existing) {
@@ -229,10 +231,16 @@ pub fn ids(owner: &Owner, root: &Root, origin: &str) -> Result<(u32, u32)> {
 
 /// The final state of file `f` at `host`: its contents (or the existing file's, or those an
 /// earlier entry for the same path planned) with the fragments appended, mode and owner.
-fn plan_file(f: &File, host: &Path, owner: (u32, u32), prior: Option<&Planned>) -> Result<Planned> {
+fn plan_file(
+    f: &File,
+    host: &Path,
+    owner: (u32, u32),
+    prior: Option<&Planned>,
+    root: &Root,
+) -> Result<Planned> {
     let existing = match prior {
         Some(p) => Some((p.bytes.clone(), p.mode)),
-        None => existing_file(host).map_err(|e| io(&f.origin, host, e))?,
+        None => existing_file(root, host, &f.origin)?,
     };
     let mut bytes = match (&f.contents, &existing) {
         (Some(c), _) => c.clone(),
@@ -254,18 +262,13 @@ fn plan_file(f: &File, host: &Path, owner: (u32, u32), prior: Option<&Planned>) 
     })
 }
 
-/// The bytes and mode of the regular file at `host`, if there is one.
-fn existing_file(host: &Path) -> std::io::Result<Option<(Vec<u8>, u32)>> {
-    match fs::symlink_metadata(host) {
-        Ok(m) if m.is_file() => Ok(Some((read_file(host)?, m.mode() & 0o7777))),
-        _ => Ok(None),
-    }
-}
-
-/// Reads an existing file of the root.
-// TODO(confine): read through the root's resolver once it has a read helper.
-fn read_file(host: &Path) -> std::io::Result<Vec<u8>> {
-    fs::read(host)
+/// The bytes (read inside the root) and mode of the regular file at `host`, if there is one.
+fn existing_file(root: &Root, host: &Path, origin: &str) -> Result<Option<(Vec<u8>, u32)>> {
+    let Some(bytes) = root.existing(host, origin)? else {
+        return Ok(None);
+    };
+    let meta = fs::symlink_metadata(host).map_err(|e| io(origin, host, e))?;
+    Ok(Some((bytes, meta.mode() & 0o7777)))
 }
 
 /// Writes one file atomically with mode and owner (kiln-core's durable write).

@@ -1,19 +1,33 @@
 //! The target root: resolving user-data paths to host paths without ever leaving the root, and
-//! reading its user and group databases.
+//! reading what is already in it (its user and group databases, files kiln keeps or appends
+//! to) through kiln-core's [`InRoot`]: links resolve inside the root, only regular files are
+//! read, never more than [`MAX_READ`] bytes.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::fs::Metadata;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use kiln_core::inroot::{InRoot, Last};
 
 use crate::userdata::{Result, UserDataError};
 
 /// How many symlinks one path may pass through (as Linux's MAXSYMLINKS).
 const MAX_SYMLINKS: usize = 40;
 
+/// The most kiln reads of any one file already in the root (a user database, an
+/// authorized_keys file, a file appended to).
+pub const MAX_READ: u64 = 16 << 20;
+
+/// The databases the shadow tools (`useradd --root`) and kiln read: they must be regular files.
+const DATABASES: [&str; 4] = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"];
+
 /// The directory user-data is applied to (`/` on a node, a scratch directory in tests).
 #[derive(Debug, Clone)]
 pub struct Root {
     dir: PathBuf,
+    inside: Arc<InRoot>,
 }
 
 impl Root {
@@ -22,7 +36,11 @@ impl Root {
         let dir = dir
             .canonicalize()
             .map_err(|e| UserDataError::io("--root", dir, e))?;
-        Ok(Root { dir })
+        let inside = InRoot::open(&dir).map_err(|e| UserDataError::new("--root", e.to_string()))?;
+        Ok(Root {
+            dir,
+            inside: Arc::new(inside),
+        })
     }
 
     /// The root directory on the host.
@@ -106,9 +124,73 @@ impl Root {
         parts.iter().fold(self.dir.clone(), |p, c| p.join(c))
     }
 
+    /// The metadata of `path` (absolute, as seen inside the root), following symlinks inside
+    /// the root; `None` if it does not exist or cannot be looked at.
+    pub fn metadata(&self, path: &Path) -> Option<Metadata> {
+        // Parents as `resolve` sees them (a `..` after a missing directory still means its
+        // parent), then the last component by the kernel, inside the root.
+        let host = self.resolve(path, "metadata").ok()?;
+        let inside = self.inside_path(&host, "metadata").ok()?;
+        self.inside.metadata(&inside, Last::Follow).ok().flatten()
+    }
+
+    /// Whether anything is at `path` (absolute, as seen inside the root), following symlinks
+    /// inside the root.
+    pub fn has(&self, path: &Path) -> bool {
+        self.metadata(path).is_some()
+    }
+
+    /// The contents of the regular file at `path` (absolute, as seen inside the root),
+    /// following symlinks inside the root; `None` if it does not exist. A FIFO, device or
+    /// directory, or a file over [`MAX_READ`] bytes, is an error naming `origin`.
+    pub fn read(&self, path: &Path, origin: &str) -> Result<Option<Vec<u8>>> {
+        self.inside
+            .read(path, Last::Follow, MAX_READ)
+            .map_err(|e| UserDataError::new(origin, e.to_string()))
+    }
+
+    /// The contents of the file at the host path `host` (from [`Root::resolve`]) that a write
+    /// there keeps: `None` if there is none, or a symlink or directory is there (the write
+    /// replaces a link, and refuses a directory). A FIFO, device or socket is an error naming
+    /// `origin`, as is a file over [`MAX_READ`] bytes.
+    pub fn existing(&self, host: &Path, origin: &str) -> Result<Option<Vec<u8>>> {
+        let inside = self.inside_path(host, origin)?;
+        let meta = self
+            .inside
+            .metadata(&inside, Last::NoFollow)
+            .map_err(|e| UserDataError::new(origin, e.to_string()))?;
+        match meta {
+            Some(m) if m.is_symlink() || m.is_dir() => Ok(None),
+            Some(_) => self
+                .inside
+                .read(&inside, Last::NoFollow, MAX_READ)
+                .map_err(|e| UserDataError::new(origin, e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// `host` (below the root directory) as a path inside the root.
+    fn inside_path(&self, host: &Path, origin: &str) -> Result<PathBuf> {
+        host.strip_prefix(&self.dir)
+            .map(|rel| Path::new("/").join(rel))
+            .map_err(|_| {
+                UserDataError::new(origin, format!("{} is not below the root", host.display()))
+            })
+    }
+
+    /// Checks that the user and group databases, where present, are regular files of at most
+    /// [`MAX_READ`] bytes: kiln and the shadow tools would otherwise block on a FIFO or read a
+    /// device without end.
+    pub fn check_databases(&self) -> Result<()> {
+        for db in DATABASES {
+            self.read(Path::new(db), db)?;
+        }
+        Ok(())
+    }
+
     /// Looks `name` up in the root's /etc/passwd: `(uid, gid, home)`.
     pub fn user(&self, name: &str) -> Option<(u32, u32, String)> {
-        self.database("etc/passwd", name).and_then(|f| {
+        self.database("/etc/passwd", name).and_then(|f| {
             Some((
                 f.get(1)?.parse().ok()?,
                 f.get(2)?.parse().ok()?,
@@ -119,13 +201,21 @@ impl Root {
 
     /// Looks `name` up in the root's /etc/group: the gid.
     pub fn group(&self, name: &str) -> Option<u32> {
-        self.database("etc/group", name)
+        self.database("/etc/group", name)
             .and_then(|f| f.get(1)?.parse().ok())
     }
 
-    /// The fields after the name of the line for `name` in a colon-separated database.
+    /// The fields after the name of the line for `name` in a colon-separated database (an
+    /// unreadable one, which [`Root::check_databases`] reports, has no lines).
     fn database(&self, file: &str, name: &str) -> Option<Vec<String>> {
-        let text = std::fs::read_to_string(self.dir.join(file)).ok()?;
+        let bytes = match self.read(Path::new(file), file) {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return None;
+            }
+        };
+        let text = String::from_utf8_lossy(&bytes);
         text.lines().find_map(|line| {
             let mut fields = line.split(':');
             (fields.next() == Some(name)).then(|| fields.map(str::to_owned).collect())
@@ -191,6 +281,55 @@ mod tests {
         );
         symlink("loop", tmp.path().join("etc/loop")).unwrap();
         assert!(root.resolve_following(Path::new("/etc/loop"), "f").is_err());
+    }
+
+    #[test]
+    fn databases_are_read_inside_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("passwd"), "intruder:x:0:0::/:/bin/sh\n").unwrap();
+        let r = tmp.path().join("r");
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::create_dir_all(r.join("usr/etc")).unwrap();
+        std::fs::write(r.join("usr/etc/group"), "wheel:x:10:\n").unwrap();
+        symlink(host.path().join("passwd"), r.join("etc/passwd")).unwrap();
+        symlink("../usr/etc/group", r.join("etc/group")).unwrap();
+        let root = Root::new(&r).unwrap();
+        assert_eq!(root.user("intruder"), None);
+        assert_eq!(root.group("wheel"), Some(10));
+        root.check_databases().unwrap();
+        std::fs::remove_file(r.join("etc/group")).unwrap();
+        nix::unistd::mkfifo(&r.join("etc/group"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+        let err = root.check_databases().unwrap_err();
+        assert_eq!(err.field, "/etc/group");
+        assert!(err.message.contains("not a regular file (a FIFO)"), "{err}");
+        assert_eq!(root.group("wheel"), None);
+    }
+
+    #[test]
+    fn existing_contents_are_those_of_a_regular_file_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path()).unwrap();
+        let at = |p: &str| root.resolve(Path::new(p), "f").unwrap();
+        std::fs::write(tmp.path().join("file"), "kept").unwrap();
+        std::fs::create_dir(tmp.path().join("dir")).unwrap();
+        symlink("/file", tmp.path().join("link")).unwrap();
+        nix::unistd::mkfifo(&tmp.path().join("fifo"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+        assert_eq!(root.existing(&at("/file"), "f").unwrap().unwrap(), b"kept");
+        for replaced in ["/dir", "/link", "/missing"] {
+            assert_eq!(
+                root.existing(&at(replaced), "f").unwrap(),
+                None,
+                "{replaced}"
+            );
+        }
+        let err = root.existing(&at("/fifo"), "files[0]").unwrap_err();
+        assert_eq!(err.field, "files[0]");
+        assert!(
+            err.message.contains("fifo: not a regular file (a FIFO)"),
+            "{err}"
+        );
+        assert!(root.has(Path::new("/link")) && !root.has(Path::new("/missing")));
     }
 
     #[test]

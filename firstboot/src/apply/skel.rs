@@ -67,11 +67,11 @@ fn clash(node: &Node, rel: &Path, skeleton: &BTreeMap<PathBuf, bool>) -> Result<
     Ok(())
 }
 
-/// Relative path → is a directory, for everything below the root's /etc/skel.
-// TODO(confine): walk through the root's resolver once it has a directory reader.
+/// Relative path → is a directory, for everything below the root's /etc/skel (a link there
+/// followed inside the root, as the chrooted useradd follows it; links below it not followed).
 fn skeleton(root: &Root) -> BTreeMap<PathBuf, bool> {
     let mut out = BTreeMap::new();
-    if let Ok(skel) = root.resolve(Path::new("/etc/skel"), "/etc/skel") {
+    if let Ok(skel) = root.resolve_following(Path::new("/etc/skel"), "/etc/skel") {
         walk(&skel, Path::new(""), &mut out);
     }
     out

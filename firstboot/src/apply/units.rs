@@ -49,7 +49,7 @@ pub fn nodes(units: &[Unit], root: &Root) -> Result<Vec<Node>> {
         }
     }
     if !presets.is_empty() {
-        let text = merge_presets(&read_presets(root), &presets);
+        let text = merge_presets(&read_presets(root)?, &presets);
         out.push(file(PRESET_FILE.into(), text.as_bytes(), "systemd.units"));
     }
     Ok(out)
@@ -77,13 +77,10 @@ fn merge_presets(existing: &str, presets: &[(&str, &str)]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// The preset file as it is now (empty if missing).
-// TODO(confine): read through the root's resolver once it has a read helper.
-fn read_presets(root: &Root) -> String {
-    root.resolve(Path::new(PRESET_FILE), "systemd.units")
-        .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default()
+/// The preset file as it is now (empty if missing), read inside the root.
+fn read_presets(root: &Root) -> Result<String> {
+    let bytes = root.read(Path::new(PRESET_FILE), "systemd.units")?;
+    Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
 }
 
 /// A unit or drop-in name is one path component.

@@ -20,6 +20,7 @@ pub struct Resolved<'a> {
 /// Validates `plan` and all the `nodes` apply writes for it against `root`; returns the nodes
 /// with their host paths, in apply order.
 pub fn check<'a>(plan: &Plan, nodes: &'a [Node], root: &Root) -> Result<Vec<Resolved<'a>>> {
+    root.check_databases()?;
     let mut seen: HashMap<PathBuf, &str> = HashMap::new();
     let mut resolved = Vec::new();
     for node in nodes {

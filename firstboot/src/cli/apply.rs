@@ -78,10 +78,7 @@ impl ApplyArgs {
         metadata: &serde_json::Value,
         root: &Root,
     ) -> anyhow::Result<Plan> {
-        let root_has = |p: &str| {
-            root.resolve(Path::new(p), "probe")
-                .is_ok_and(|h| h.exists())
-        };
+        let root_has = |p: &str| root.has(Path::new(p));
         let fetcher = HttpFetcher::new(Http::new(HttpConfig {
             deadline: Instant::now() + Duration::from_secs(self.timeout),
             request_timeout: Duration::from_secs(10),

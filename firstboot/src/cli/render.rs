@@ -78,10 +78,7 @@ impl RenderArgs {
             None => serde_json::json!({}),
         };
         let root = Root::new(&self.root)?;
-        let root_has = |p: &str| {
-            root.resolve(std::path::Path::new(p), "probe")
-                .is_ok_and(|h| h.exists())
-        };
+        let root_has = |p: &str| root.has(std::path::Path::new(p));
         let inputs = Inputs {
             metadata: &metadata,
             fetcher: &NoNetwork,

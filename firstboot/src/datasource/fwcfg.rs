@@ -33,8 +33,7 @@ impl Datasource for FwCfg {
                 "fwcfg: none of {KEYS:?} in /sys/firmware/qemu_fw_cfg"
             ))
         })?;
-        let path = env.path(&raw_path(key));
-        let user_data = super::read_local(&path, env.http.config().max_body)?;
+        let user_data = super::read_local(env, &raw_path(key), env.http.config().max_body)?;
         let mut metadata = Metadata::new("fwcfg", "qemu", serde_json::json!({ "fw_cfg_key": key }));
         metadata.instance_id = dmi_uuid(env);
         Ok(Fetched::new(super::non_empty(user_data), metadata))

@@ -21,8 +21,10 @@ mod nocloud;
 mod openstack;
 pub mod url;
 
-use std::io::Read;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+
+use kiln_core::inroot::{InRoot, Last};
 
 pub use detect::{detect, Choice};
 pub use error::{Error, Result};
@@ -77,9 +79,13 @@ impl Env {
             .to_owned()
     }
 
-    /// The trimmed text of the file `abs` below the sys-root, `None` if it is missing or empty.
+    /// The trimmed text of the file `abs` below the sys-root, `None` if it is missing, empty,
+    /// or not a regular file of at most [`MAX_TEXT`] bytes.
     pub fn read_text(&self, abs: &str) -> Option<String> {
-        read_trimmed(&self.path(abs))
+        let bytes = read_local(self, abs, MAX_TEXT).ok()??;
+        let text = String::from_utf8(bytes).ok()?;
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_owned())
     }
 }
 
@@ -104,39 +110,29 @@ pub fn by_name(name: &str, env: &Env) -> Result<Box<dyn Datasource>> {
     })
 }
 
-/// The regular file at `path`, `None` if it is missing; refuses other kinds of files (a FIFO
-/// could block forever, `/dev/zero` never ends) and files over `max` bytes, without reading more
-/// than `max + 1` bytes.
-fn read_local(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
-    // Checked before opening: opening a FIFO blocks until a writer comes.
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
-            ))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > max {
-        return Err(Error::TooLarge {
-            source_name: path.display().to_string(),
-            limit: max,
-        });
-    }
-    Ok(Some(bytes))
-}
+/// The most [`Env::read_text`] reads of one identity file (`/proc/cmdline`, a DMI field).
+const MAX_TEXT: u64 = 64 << 10;
 
-fn read_trimmed(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
+/// The regular file at `abs` below the sys-root of `env`, resolved inside it (symlinks never
+/// lead out), `None` if it is missing; refuses other kinds of files (a FIFO could block forever,
+/// `/dev/zero` never ends) and files over `max` bytes, without reading more than `max + 1`
+/// bytes.
+fn read_local(env: &Env, abs: &str, max: u64) -> Result<Option<Vec<u8>>> {
+    let from_core = |e: kiln_core::Error| match e {
+        kiln_core::Error::Io { path, error } => Error::io(path, error),
+        e => Error::io(env.path(abs), std::io::Error::other(e.to_string())),
+    };
+    let root = InRoot::open(&env.sys_root).map_err(from_core)?;
+    root.read(Path::new(abs), Last::Follow, max)
+        .map_err(|e| match e {
+            kiln_core::Error::Io { path, error } if error.kind() == ErrorKind::FileTooLarge => {
+                Error::TooLarge {
+                    source_name: path.display().to_string(),
+                    limit: max,
+                }
+            }
+            e => from_core(e),
+        })
 }
 
 /// Parses `bytes` from `source_name` as a JSON object.

@@ -57,7 +57,7 @@ fn decode_data(url: &str) -> Result<Vec<u8>> {
 /// `file:///path` read below the sys-root.
 fn read_file(env: &Env, url: &str) -> Result<Option<Vec<u8>>> {
     let path = after_scheme(url, "file:///path")?;
-    read_local(&env.path(path), env.http.config().max_body)
+    read_local(env, path, env.http.config().max_body)
 }
 
 /// Reads `tftp://host[:port]/file`, resending the request until the deadline if no packet comes.
@@ -289,13 +289,35 @@ mod tests {
         // Sparse: over the 1 MiB cap without taking space.
         let big = std::fs::File::create(dir.path().join("big")).unwrap();
         big.set_len(1 << 30).unwrap();
-        for url in ["file:///dev/zero", "file:///fifo"] {
-            let err = fetch(&env, url).unwrap_err().to_string();
-            assert!(err.contains("not a regular file"), "{url}: {err}");
-        }
+        let err = fetch(&env, "file:///fifo").unwrap_err().to_string();
+        assert!(err.contains("not a regular file (a FIFO)"), "{err}");
+        // Inside the sys-root, /dev/zero is the link itself: a loop, never the host's device.
+        let err = fetch(&env, "file:///dev/zero").unwrap_err().to_string();
+        assert!(err.contains("symbolic links"), "{err}");
         let err = fetch(&env, "file:///big").unwrap_err().to_string();
         assert!(err.contains("larger than the limit of 1048576"), "{err}");
         assert!(fetch(&env, "file:///missing").unwrap().is_none());
+    }
+
+    #[test]
+    fn file_urls_never_leave_the_sys_root() {
+        let (env, dir) = test_env(1.0);
+        let host = tempfile::tempdir().unwrap();
+        let secret = host.path().join("secret");
+        std::fs::write(&secret, "host secret").unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("abs")).unwrap();
+        let up = format!("../../../../../../..{}", secret.display());
+        std::os::unix::fs::symlink(up, dir.path().join("rel")).unwrap();
+        for url in [
+            "file:///abs",
+            "file:///rel",
+            "file:///../../../../../../etc/hostname",
+        ] {
+            assert!(fetch(&env, url).unwrap().is_none(), "{url}");
+        }
+        std::fs::write(dir.path().join("seed"), "inside").unwrap();
+        std::os::unix::fs::symlink("/seed", dir.path().join("link")).unwrap();
+        assert_eq!(fetch(&env, "file:///link").unwrap().unwrap(), b"inside");
     }
 
     /// A one-file TFTP server on 127.0.0.1 that answers one read request.

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use kiln_core::inroot::{InRoot, Last};
 use kiln_core::kubeadm::render::{check_deployed, render};
 use kiln_core::kubeadm::stream::KubeadmConfig;
 use kiln_core::nodeconfig::{NodeConfig, Role, NODE_CONFIG_PATH};
@@ -28,7 +29,11 @@ pub const CAPI_INIT_PATH: &str = "/run/kubeadm/kubeadm.yaml";
 /// Cluster API's join config.
 pub const CAPI_JOIN_PATH: &str = "/run/kubeadm/kubeadm-join-config.yaml";
 
-/// Reads node files: those the user-data plan writes first, then the root's.
+/// The largest node file read from the root (a node config, a kubeadm config, the manifest).
+pub const MAX_FILE: u64 = 4 << 20;
+
+/// Reads node files: those the user-data plan writes first, then the root's (inside it:
+/// symlinks resolve within the root, only regular files of at most [`MAX_FILE`] bytes).
 pub struct Files<'a> {
     /// The compiled user-data, if any.
     pub plan: Option<&'a Plan>,
@@ -42,12 +47,9 @@ impl Files<'_> {
         if let Some(bytes) = self.plan.and_then(|p| from_plan(p, path)) {
             return Ok(Some(bytes));
         }
-        let on_disk = self.root.join(path.strip_prefix("/").unwrap_or(path));
-        match std::fs::read(&on_disk) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", on_disk.display())),
-        }
+        let root = InRoot::open(self.root).context("opening the root")?;
+        root.read(path, Last::Follow, MAX_FILE)
+            .with_context(|| format!("reading {}", path.display()))
     }
 
     /// [`Files::read`] as UTF-8 text.

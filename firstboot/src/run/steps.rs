@@ -13,12 +13,14 @@ use crate::apply::{self, apply, run_commands, Options as ApplyOptions, Root};
 use crate::datasource::http::{Http, HttpConfig};
 use crate::datasource::{choose_and_fetch, save, Env};
 use crate::node::kubeadm::{self, Invocation};
+use crate::node::kubeadm_config::MAX_FILE;
 use crate::node::kubeadm_config::{resolve, Files, Rendered, CAPI_INIT_PATH, CAPI_JOIN_PATH};
 use crate::node::preflight::{self, checks, fix, Host, Role, Table};
 use crate::node::{cluster, containerd, endpoint, images};
 use crate::plan::{Phase, Plan};
 use crate::userdata::remote::HttpFetcher;
 use crate::userdata::Inputs;
+use kiln_core::inroot::{InRoot, Last};
 use kiln_core::nodeconfig::{Role as NodeRole, NODE_CONFIG_PATH};
 
 /// Where the rendered kubeadm config is written on the node.
@@ -146,9 +148,10 @@ impl Step for Runtime {
             .any(|n| n.path() == Path::new(containerd::CONFIG_PATH));
         let config_path = root.join(containerd::CONFIG_PATH.trim_start_matches('/'));
         let sandbox_image = if own_config {
-            std::fs::read_to_string(&config_path)
+            read_in(&root, containerd::CONFIG_PATH, MAX_FILE)
                 .ok()
-                .and_then(|text| containerd::sandbox_image_of(&text))
+                .flatten()
+                .and_then(|bytes| containerd::sandbox_image_of(&String::from_utf8_lossy(&bytes)))
         } else {
             let pause = sandbox_image(ctx, &plan)?;
             write_containerd_config(&root, &config_path, &pause)?;
@@ -328,10 +331,11 @@ impl Step for PostInit {
             return Ok(());
         };
         if let (NodeRole::Init, Some(dest)) = (node.role, &node.admin_kubeconfig) {
-            let admin = ctx.options.root.join(ADMIN_CONF.trim_start_matches('/'));
-            let bytes = std::fs::read(&admin).with_context(|| {
-                format!("admin_kubeconfig: reading {ADMIN_CONF} written by kubeadm init")
-            })?;
+            let bytes = read_in(&ctx.options.root, ADMIN_CONF, MAX_FILE)
+                .with_context(|| format!("admin_kubeconfig: reading {ADMIN_CONF}"))?
+                .with_context(|| {
+                    format!("admin_kubeconfig: {ADMIN_CONF} missing: kubeadm init did not write it")
+                })?;
             let path = ctx
                 .options
                 .root
@@ -363,14 +367,24 @@ impl Step for PostInit {
     }
 }
 
+/// The largest CNI manifest read from the root.
+const MAX_MANIFEST: u64 = 16 << 20;
+
+/// The node file `path` read inside `root` (kiln-core's [`InRoot`]: links stay in the root,
+/// only a regular file of at most `max` bytes), `None` if it is missing.
+fn read_in(root: &Path, path: &str, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(InRoot::open(root)?.read(Path::new(path), Last::Follow, max)?)
+}
+
 /// The CNI manifest from a path inside the root or an http(s) URL.
 fn read_manifest(ctx: &Context, manifest: &str) -> anyhow::Result<String> {
     use crate::userdata::resource::Fetcher;
     let bytes = if manifest.starts_with("http://") || manifest.starts_with("https://") {
         HttpFetcher::new(http(ctx)).fetch(manifest, "cni_manifest")?
     } else {
-        let path = ctx.options.root.join(manifest.trim_start_matches('/'));
-        std::fs::read(&path).with_context(|| format!("cni_manifest: reading {manifest}"))?
+        read_in(&ctx.options.root, manifest, MAX_MANIFEST)
+            .with_context(|| format!("cni_manifest: reading {manifest}"))?
+            .with_context(|| format!("cni_manifest: {manifest} is missing"))?
     };
     String::from_utf8(bytes).context("cni_manifest: not UTF-8 text")
 }
@@ -378,10 +392,11 @@ fn read_manifest(ctx: &Context, manifest: &str) -> anyhow::Result<String> {
 /// The node's name as kubeadm registers it: the configured one, else the lower-cased host name.
 fn node_name(ctx: &Context, configured: Option<&str>) -> String {
     configured.map(str::to_owned).unwrap_or_else(|| {
-        std::fs::read_to_string(ctx.options.sys_root.join("proc/sys/kernel/hostname"))
+        read_in(&ctx.options.sys_root, "/proc/sys/kernel/hostname", MAX_FILE)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_lowercase())
             .unwrap_or_default()
-            .trim()
-            .to_lowercase()
     })
 }
 
@@ -445,10 +460,7 @@ fn compile(ctx: &mut Context) -> anyhow::Result<Plan> {
         &std::fs::read(dir.join("metadata.json")).context("reading metadata.json")?,
     )?;
     let root = Root::new(&ctx.options.root)?;
-    let root_has = |p: &str| {
-        root.resolve(Path::new(p), "probe")
-            .is_ok_and(|h| h.exists())
-    };
+    let root_has = |p: &str| root.has(Path::new(p));
     let fetcher = HttpFetcher::new(http(ctx));
     let inputs = Inputs {
         metadata: &metadata,

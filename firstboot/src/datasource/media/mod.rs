@@ -5,6 +5,8 @@
 mod fat;
 mod iso9660;
 
+pub use iso9660::Iso;
+
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 
 use std::net::TcpListener;
 
+use kiln_core::inroot::{InRoot, Last};
+
 use super::{Check, Host, Outcome, Role};
 
 /// Minimum CPUs and memory for a control-plane node (kubeadm's NumCPU and Mem checks).
@@ -24,8 +26,20 @@ pub const CRI_SOCKETS: [(&str, &str); 3] = [
     ("cri-dockerd", "/var/run/cri-dockerd.sock"),
 ];
 
+/// The most read of one /proc or /sys file.
+const MAX_READ: u64 = 1 << 20;
+
 fn read(host: &Host, rel: &str) -> Option<String> {
-    std::fs::read_to_string(host.root.join(rel)).ok()
+    read_in(&host.root, rel)
+}
+
+/// The text of the regular file `rel` inside `root` (links resolve inside it; a FIFO or device
+/// there is not read), `None` if it cannot be read.
+fn read_in(root: &std::path::Path, rel: &str) -> Option<String> {
+    let root = InRoot::open(root).ok()?;
+    root.read_to_string(std::path::Path::new(rel), Last::Follow, MAX_READ)
+        .ok()
+        .flatten()
 }
 
 /// Swap must be off (kubelet's default `failSwapOn`).
@@ -254,15 +268,19 @@ pub fn identity(host: &Host) -> Check {
 /// The machine's product_uuid (if the firmware has one) and its interfaces' MAC addresses
 /// (sorted, loopback left out), read below `root`.
 pub fn machine_identity(root: &std::path::Path) -> (Option<String>, Vec<String>) {
-    let uuid = std::fs::read_to_string(root.join("sys/class/dmi/id/product_uuid"))
-        .ok()
-        .map(|s| s.trim().to_owned());
+    let uuid = read_in(root, "sys/class/dmi/id/product_uuid").map(|s| s.trim().to_owned());
     let mut macs: Vec<String> = std::fs::read_dir(root.join("sys/class/net"))
         .map(|entries| {
             entries
                 .flatten()
                 .filter(|e| e.file_name() != "lo")
-                .filter_map(|e| std::fs::read_to_string(e.path().join("address")).ok())
+                .filter_map(|e| {
+                    let name = e.file_name();
+                    read_in(
+                        root,
+                        &format!("sys/class/net/{}/address", name.to_string_lossy()),
+                    )
+                })
                 .map(|m| m.trim().to_owned())
                 .collect()
         })
@@ -313,6 +331,23 @@ mod tests {
         for c in [swap(&good), memory(&good), cpus(&good), ip_forward(&good)] {
             assert_eq!(c.outcome, Outcome::Pass, "{c:?}");
         }
+    }
+
+    #[test]
+    fn files_are_read_inside_the_root_and_never_block() {
+        let (t, host) = fake(&[]);
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("swaps"), "h\n/host-swap file 1 0 -2\n").unwrap();
+        std::fs::create_dir_all(t.path().join("proc")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("swaps"), t.path().join("proc/swaps"))
+            .unwrap();
+        nix::unistd::mkfifo(
+            &t.path().join("proc/meminfo"),
+            nix::sys::stat::Mode::S_IRUSR,
+        )
+        .unwrap();
+        assert_eq!(swap(&host).outcome, Outcome::Pass);
+        assert!(memory(&host).failed());
     }
 
     #[test]
