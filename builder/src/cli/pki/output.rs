@@ -72,9 +72,45 @@ fn carry_over(from: &Path, to: &Path, rel: &Path, tree: &FileTree) -> Result<()>
         } else if meta.file_type().is_symlink() {
             let target = fs::read_link(&src).map_err(|e| Error::io(&src, e))?;
             std::os::unix::fs::symlink(target, &dst).map_err(|e| Error::io(&dst, e))?;
-        } else {
+        } else if meta.is_file() {
             fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
+        } else {
+            // A FIFO or device would block or mean something else once copied.
+            return Err(Error::invalid(format!(
+                "{}: not a regular file, directory or symlink; --force cannot carry it over, move it away first",
+                src.display()
+            )));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_set_swaps_the_whole_directory_and_refuses_special_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("pki");
+        fs::create_dir_all(dest.join("etcd")).unwrap();
+        fs::write(dest.join("ca.crt"), "old").unwrap();
+        fs::write(dest.join("etcd/ca.crt"), "kept").unwrap();
+        let mut tree = FileTree::new();
+        tree.add("ca.crt", "new", 0o644);
+        replace_set(&tree, &dest).unwrap();
+        assert_eq!(fs::read_to_string(dest.join("ca.crt")).unwrap(), "new");
+        assert_eq!(
+            fs::read_to_string(dest.join("etcd/ca.crt")).unwrap(),
+            "kept"
+        );
+
+        nix::unistd::mkfifo(&dest.join("pipe"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+        tree.add("ca.crt", "newer", 0o644);
+        let err = replace_set(&tree, &dest).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert_eq!(fs::read_to_string(dest.join("ca.crt")).unwrap(), "new");
+        let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "the staging copy was removed");
+    }
 }
