@@ -5,8 +5,7 @@ use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::root::Root;
-use super::validate::Resolved;
+use super::root::{Resolved, Root};
 use crate::plan::{Link, Node};
 use crate::userdata::{Result, UserDataError};
 

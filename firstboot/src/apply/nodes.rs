@@ -9,8 +9,7 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::root::Root;
-use super::validate::Resolved;
+use super::root::{Resolved, Root};
 use crate::plan::{Directory, File, Link, Node, Owner, Principal};
 use crate::userdata::{Result, UserDataError};
 

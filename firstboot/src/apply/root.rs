@@ -23,6 +23,14 @@ pub const MAX_READ: u64 = 16 << 20;
 /// The databases the shadow tools (`useradd --root`) and kiln read: they must be regular files.
 const DATABASES: [&str; 4] = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"];
 
+/// A planned node with the host path it lands on (from [`Root::resolve`]).
+pub struct Resolved<'a> {
+    /// The planned entry.
+    pub node: &'a crate::plan::Node,
+    /// Where it lands on the host.
+    pub host_path: PathBuf,
+}
+
 /// The directory user-data is applied to (`/` on a node, a scratch directory in tests).
 #[derive(Debug, Clone)]
 pub struct Root {

@@ -5,17 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use super::root::Root;
+use super::root::{Resolved, Root};
 use crate::plan::{Existing, Node, Plan, Principal, Writer};
 use crate::userdata::{Result, UserDataError};
-
-/// A node with its host path.
-pub struct Resolved<'a> {
-    /// The planned entry.
-    pub node: &'a Node,
-    /// Where it lands on the host.
-    pub host_path: PathBuf,
-}
 
 /// Validates `plan` and all the `nodes` apply writes for it against `root`; returns the nodes
 /// with their host paths, in apply order.

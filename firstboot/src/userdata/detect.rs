@@ -130,14 +130,21 @@ pub fn split(
         let rendered = jinja::render(text, metadata, budget, field)?;
         return split(rendered.as_bytes(), metadata, budget, field, depth + 1);
     }
+    by_first_line(text, field)
+}
+
+/// A text part by its first line: `#cloud-config`, `#cloud-boothook`, `#!`.
+fn by_first_line(text: &str, field: &str) -> Result<Vec<Part>> {
     let first = text.lines().next().unwrap_or_default().trim_end();
     match first {
         l if l.starts_with("#cloud-config") => Ok(vec![Part::CloudConfig {
             text: text.to_owned(),
             merge_type: None,
         }]),
-        l if l.starts_with("#cloud-boothook") => Ok(vec![Part::Boothook(boothook_body(bytes))]),
-        l if l.starts_with("#!") => Ok(vec![Part::Script(bytes.to_vec())]),
+        l if l.starts_with("#cloud-boothook") => {
+            Ok(vec![Part::Boothook(boothook_body(text.as_bytes()))])
+        }
+        l if l.starts_with("#!") => Ok(vec![Part::Script(text.as_bytes().to_vec())]),
         l if l.starts_with("#include") => Err(UserDataError::new(
             field,
             "#include user-data is not supported; inline the content",
