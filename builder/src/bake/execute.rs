@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressDrawTarget};
@@ -20,6 +21,7 @@ use super::outputs::disk;
 use super::outputs::manifest;
 use super::outputs::sysext;
 use super::pack;
+use super::phases::{Phase, Phases};
 use super::plan::Plan;
 use super::recipe::Arch;
 use super::staging::Staging;
@@ -51,6 +53,8 @@ pub struct Report {
     pub cached: usize,
     /// Bytes downloaded.
     pub downloaded_bytes: u64,
+    /// The phases, in the order they finished.
+    pub phases: Vec<Phase>,
 }
 
 /// Runs the build.
@@ -59,6 +63,8 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
     let staging = Staging::beside(&options.out)?;
     let cache = Cache::open(&options.cache)?;
     let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let phases = Phases::new();
+    let start = Instant::now();
     let fetched = fetch::fetch_all(
         &plan.artifacts,
         &Client::new(),
@@ -66,10 +72,13 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         &cache,
         &progress,
     )?;
+    phases.record("download", start.elapsed());
+    let start = Instant::now();
     let resolved =
         plan.images
             .resolve(&plan.version, baked_kubeadm(plan, &fetched), staging.path())?;
     let images = pull_images(plan, options, &resolved, &cache, &progress)?;
+    phases.record("images", start.elapsed());
     let inputs = pack::inputs(plan, &fetched, &images, &options.firstboot)?;
     let out = staging.path().join("out");
     std::fs::create_dir(&out)?;
@@ -79,13 +88,16 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         inputs: &inputs,
         resolved: &resolved,
         cache: &cache,
+        phases: &phases,
     };
     for &arch in &plan.architectures {
         build_arch(plan, options, &built, arch, staging.path(), &out)?;
     }
-    pack::write_top_level(plan, inputs, &resolved, &out)?;
+    phases.run("manifest", || {
+        pack::write_top_level(plan, inputs, &resolved, &out)
+    })?;
     publish(&out, &options.out, options.force)?;
-    Ok(report(&fetched))
+    Ok(report(&fetched, phases.take()))
 }
 
 /// What the architecture-independent phases produced, for the per-architecture ones.
@@ -95,14 +107,16 @@ struct Built<'a> {
     inputs: &'a [manifest::Input],
     resolved: &'a ResolvedImages,
     cache: &'a Cache,
+    phases: &'a Phases,
 }
 
-fn report(fetched: &[Fetched]) -> Report {
+fn report(fetched: &[Fetched], phases: Vec<Phase>) -> Report {
     let downloaded = || fetched.iter().filter(|f| !f.cached);
     Report {
         downloaded: downloaded().count(),
         cached: fetched.len() - downloaded().count(),
         downloaded_bytes: downloaded().map(|f| f.size).sum(),
+        phases,
     }
 }
 
@@ -140,7 +154,30 @@ fn build_arch(
     out: &Path,
 ) -> anyhow::Result<()> {
     let tree = work.join(arch.kube());
-    assemble(plan, options, arch, built.fetched, &tree)?;
+    built
+        .phases
+        .run(&format!("content tree {}", arch.kube()), || {
+            content_tree(plan, options, built, arch, &tree)
+        })?;
+    if let (Some(disk), Arch::Amd64) = (&plan.disk, arch) {
+        build_disk(disk, options, &tree, out, built.phases)?;
+    }
+    built
+        .phases
+        .run(&format!("sysext and /opt {}", arch.kube()), || {
+            pack::write_arch_outputs(plan, arch, &tree, work, out)
+        })
+}
+
+/// The content tree of `arch` at `tree`: downloads, images, manifest, overlay, normalised.
+fn content_tree(
+    plan: &Plan,
+    options: &Options,
+    built: &Built<'_>,
+    arch: Arch,
+    tree: &Path,
+) -> anyhow::Result<()> {
+    assemble(plan, options, arch, built.fetched, tree)?;
     if !built.images[&arch].is_empty() {
         let dir = tree.join(tree::IMAGE_DIR);
         oci::write_archives(
@@ -150,15 +187,11 @@ fn build_arch(
             plan.source_date_epoch,
         )?;
     }
-    pack::write_inner_manifest(plan, arch, built.inputs, built.resolved, &tree)?;
+    pack::write_inner_manifest(plan, arch, built.inputs, built.resolved, tree)?;
     if let Some(overlay) = &plan.recipe.overlay {
-        tree::copy_overlay(overlay, &tree)?;
+        tree::copy_overlay(overlay, tree)?;
     }
-    sysext::normalise_tree(&tree, plan.source_date_epoch)?;
-    if let (Some(disk), Arch::Amd64) = (&plan.disk, arch) {
-        build_disk(disk, options, &tree, out)?;
-    }
-    pack::write_arch_outputs(plan, arch, &tree, work, out)
+    sysext::normalise_tree(tree, plan.source_date_epoch)
 }
 
 /// The disk image (and PXE artifacts) from the content tree, its Debian root from the mirror.
@@ -167,13 +200,14 @@ fn build_disk(
     options: &Options,
     tree: &Path,
     out: &Path,
+    phases: &Phases,
 ) -> anyhow::Result<()> {
     let mut disk = disk.clone();
     disk.rootfs.mirror = options.mirrors.rewrite_url(&disk.rootfs.mirror);
-    let built = disk::build_disk(&disk, tree, &options.cache.join("disk"), out)?;
+    let built = disk::build_disk(&disk, tree, &options.cache.join("disk"), out, phases)?;
+    let formats: Vec<&str> = built.files.iter().map(|(f, _)| f.name()).collect();
     tracing::info!(
-        raw = %built.raw.display(),
-        qcow2 = built.qcow2.is_some(),
+        formats = %formats.join(","),
         pxe = built.pxe.is_some(),
         cmdline = %built.cmdline,
         debian_root_cached = built.rootfs_cached,
@@ -209,6 +243,7 @@ fn preflight(plan: &Plan, options: &Options) -> anyhow::Result<()> {
     }
     if let Some(disk) = &plan.disk {
         disk.check()?;
+        disk::formats::check_tools(&disk.formats()?)?;
         disk::tools::check_host()?;
     }
     if options.out.exists() && !options.force {

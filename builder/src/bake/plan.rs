@@ -110,10 +110,13 @@ impl Plan {
             super::outputs::sysupdate::transfer(&recipe.name, &version.to_string(), url, false)?;
         }
         let source_date_epoch = source_date_epoch.or(recipe.source_date_epoch).unwrap_or(0);
-        let disk = match recipe.disk_plan()? {
-            Some(disk) if architectures.contains(&Arch::Amd64) => Some(disk),
-            _ => None,
-        };
+        let disk = recipe.disk_plan()?;
+        if let (Some(_), Some(arch)) = (&disk, architectures.iter().find(|a| **a != Arch::Amd64)) {
+            anyhow::bail!(
+                "[disk]: kiln cannot build a disk image for {0} yet (amd64 only); build with --arch amd64, or remove {0} or [disk] from the recipe",
+                arch.kube()
+            );
+        }
         Ok(Plan {
             recipe,
             version,
@@ -418,18 +421,22 @@ impl Plan {
 
 /// The disk image line: size, Debian suite and mirror, and the extra formats.
 fn fmt_disk_output(disk: &DiskPlan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let extra: Vec<&str> = [("disk.qcow2", disk.disk.qcow2), ("pxe/", disk.disk.pxe)]
+    let mut files: Vec<&str> = disk
+        .formats()
+        .unwrap_or_default()
         .iter()
-        .filter(|(_, on)| *on)
-        .map(|(name, _)| *name)
+        .map(|f| f.file())
         .collect();
+    if disk.disk.pxe {
+        files.push("pxe/");
+    }
     writeln!(
         f,
-        "  disk.raw ({}, Debian {} from {}) {}",
+        "  {} ({}, Debian {} from {})",
+        files.join(" "),
         disk.disk.size,
         disk.rootfs.suite,
         disk.rootfs.mirror,
-        extra.join(" ")
     )
 }
 
@@ -514,6 +521,40 @@ extra = ["docker.io/library/busybox:1.36"]
         assert!(
             err.to_string().contains("checksums.amd64.kubeadmm"),
             "{err}"
+        );
+    }
+
+    const DISK: &str = r#"
+[outputs]
+sysext = "none"
+opt = false
+[rootfs]
+suite = "bookworm"
+mirror = "http://deb.debian.org/debian"
+packages = ["systemd-sysv", "linux-image-amd64", "initramfs-tools", "systemd-boot-efi"]
+[disk]
+size = "3G"
+formats = ["raw", "vhd", "gce"]
+"#;
+
+    #[test]
+    fn a_disk_image_for_arm64_is_refused_naming_the_architecture() {
+        let both = format!(
+            "kubernetes_version = \"v1.31.4\"\narchitectures = [\"amd64\", \"arm64\"]\n{DISK}"
+        );
+        let err = plan(&both).unwrap_err().to_string();
+        assert!(
+            err.contains("disk image for arm64") && err.contains("--arch amd64"),
+            "{err}"
+        );
+        let err = Plan::new(Recipe::parse(&both).unwrap(), &[Arch::Arm64], None, &[]).unwrap_err();
+        assert!(err.to_string().contains("for arm64"), "{err}");
+        let p = Plan::new(Recipe::parse(&both).unwrap(), &[Arch::Amd64], None, &[]).unwrap();
+        assert!(p.disk.is_some());
+        let text = p.to_string();
+        assert!(
+            text.contains("  disk.raw disk.vhd disk-gce.tar.gz pxe/ (3G, Debian bookworm"),
+            "{text}"
         );
     }
 

@@ -11,6 +11,19 @@ use crate::bake::images;
 use crate::bake::mirror::{Mirror, Mirrors};
 use crate::bake::plan::Plan;
 use crate::bake::recipe::{Arch, Recipe};
+use crate::bake::report::Report;
+
+/// Refuses a `--report` path whose directory does not exist (before any download).
+fn check_report_path(path: &std::path::Path) -> anyhow::Result<()> {
+    let dir = kiln_core::fsutil::parent_dir(path);
+    anyhow::ensure!(
+        dir.is_dir() && !path.is_dir(),
+        "--report {}: its directory {} does not exist, or it is a directory",
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
 
 /// Bake Kubernetes from a recipe into a systemd-sysext image and an /opt tree.
 ///
@@ -51,6 +64,11 @@ pub struct BuildArgs {
     /// Print the plan (downloads, checksum sources, images, outputs) and exit.
     #[arg(long)]
     dry_run: bool,
+    /// Write a JSON report of the finished build to FILE: every output (path, format,
+    /// architecture, size, SHA-256), the Kubernetes version, the images, seconds per phase
+    /// (keys in README.md, `report_version` 1). Written only when the build succeeds.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 impl BuildArgs {
@@ -71,7 +89,13 @@ impl BuildArgs {
             refresh: self.refresh,
             force: self.force,
         };
+        if let Some(path) = &self.report {
+            check_report_path(path)?;
+        }
         let report = execute::execute(&plan, &options)?;
+        if let Some(path) = &self.report {
+            Report::of_build(&plan, &options.out, report.phases.clone())?.write(path)?;
+        }
         eprintln!(
             "built {} into {} ({} downloaded ({:.1} MB), {} from the cache)",
             plan.recipe.name,

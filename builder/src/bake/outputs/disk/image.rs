@@ -1,6 +1,5 @@
 //! The raw GPT disk: an EFI system partition (systemd-boot, kernel, initrd), the read-only /usr
-//! image and the writable root, with Discoverable Partitions Specification type GUIDs; and its
-//! qcow2 copy.
+//! image and the writable root, with Discoverable Partitions Specification type GUIDs.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -252,19 +251,6 @@ fn read_full(src: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// Converts the raw disk to qcow2 at `out`.
-pub fn qcow2(raw: &Path, out: &Path) -> anyhow::Result<()> {
-    Run::new(
-        Command::new("qemu-img")
-            .args(["convert", "-f", "raw", "-O", "qcow2"])
-            .arg(raw)
-            .arg(out),
-        "converting to qcow2",
-    )
-    .run()?;
-    Ok(())
 }
 
 /// Size of a file in bytes.

@@ -2,13 +2,15 @@
 //!
 //! A Debian root ([`rootfs`], mmdebstrap) gets the content tree and kiln-firstboot
 //! ([`layout`]), is split into a read-only /usr image and a writable root (/etc, /var) that grows
-//! to fill the disk on first boot, and becomes a GPT disk with systemd-boot ([`image`]), a qcow2
-//! copy and PXE artifacts ([`pxe`]). Everything is built in a scratch directory and published
+//! to fill the disk on first boot, and becomes a GPT disk with systemd-boot ([`image`]), its
+//! copies in the recipe's other formats ([`formats`]) and PXE artifacts ([`pxe`]). Everything is built in a scratch directory and published
 //! into the output directory only at the end.
 //!
 //! - [`plan`]: the recipe's `[rootfs]` and `[disk]` sections.
+//! - [`formats`]: raw, qcow2, VHD, VHDX, VMDK, GCE tar.
 //! - [`tools`]: the host programs, checked before the long work.
 
+pub mod formats;
 pub mod image;
 pub mod layout;
 pub mod plan;
@@ -16,21 +18,20 @@ pub mod rootfs;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::Context as _;
 use kiln_core::command::Run;
 use kiln_core::fsutil::Replace;
 
+use crate::bake::phases::Phases;
+pub use formats::Format;
 pub use plan::DiskPlan;
 
 /// What [`build_disk`] wrote.
 #[derive(Debug, Clone)]
 pub struct DiskOutputs {
-    /// The raw GPT disk image (`OUT/disk.raw`).
-    pub raw: PathBuf,
-    /// Its qcow2 copy (`OUT/disk.qcow2`), if `disk.qcow2`.
-    pub qcow2: Option<PathBuf>,
+    /// The disk image in each format of the plan (`OUT/disk.raw`, `OUT/disk.vhd`, ...).
+    pub files: Vec<(Format, PathBuf)>,
     /// The PXE directory (`OUT/pxe`: vmlinuz, initrd, cmdline, boot.ipxe), if `disk.pxe`.
     pub pxe: Option<PathBuf>,
     /// The kernel command line the boot entry uses.
@@ -42,14 +43,17 @@ pub struct DiskOutputs {
 /// Builds the disk image and PXE artifacts for `plan` with the content tree `content_tree`
 /// (`usr/bin/kubeadm`, ..., `usr/lib/systemd/system/kiln-firstboot.service`), caching the
 /// Debian root in `work` and publishing into `out` (created if missing; existing
-/// `disk.raw`, `disk.qcow2` and `pxe` are replaced only once the new ones are complete).
+/// `disk.*` files and `pxe` are replaced only once the new ones are complete). Each long step is
+/// a phase of `phases`.
 pub fn build_disk(
     plan: &DiskPlan,
     content_tree: &Path,
     work: &Path,
     out: &Path,
+    phases: &Phases,
 ) -> anyhow::Result<DiskOutputs> {
     check_inputs(plan, content_tree)?;
+    let formats = plan.formats()?;
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let scratch = tempfile::Builder::new()
@@ -61,15 +65,20 @@ pub fn build_disk(
         .tempdir_in(out)
         .context("making a staging directory in the output directory")?;
     let s = scratch.path();
-    let (root, rootfs_cached) = prepare_root(plan, content_tree, work, s)?;
+    let (root, rootfs_cached) = prepare_root(plan, content_tree, work, s, phases)?;
     let boot = boot_files(&root.dir, s)?;
     let cmdline = cmdline(plan, &root.uuids);
-    let raw = staging.path().join("disk.raw");
-    write_disk(plan, &root, &boot, &cmdline, s, &raw)?;
-    if plan.disk.qcow2 {
-        step("qcow2", || {
-            image::qcow2(&raw, &staging.path().join("disk.qcow2"))
-        })?;
+    let raw = staging.path().join(Format::Raw.file());
+    write_disk(plan, &root, &boot, &cmdline, s, &raw, phases)?;
+    formats::convert_all(
+        &raw,
+        &formats,
+        staging.path(),
+        formats::default_jobs(),
+        phases,
+    )?;
+    if !formats.contains(&Format::Raw) {
+        std::fs::remove_file(&raw).with_context(|| format!("removing {}", raw.display()))?;
     }
     if plan.disk.pxe {
         super::pxe::write(
@@ -81,8 +90,7 @@ pub fn build_disk(
     }
     publish(staging.path(), out)?;
     Ok(DiskOutputs {
-        raw: out.join("disk.raw"),
-        qcow2: plan.disk.qcow2.then(|| out.join("disk.qcow2")),
+        files: formats.iter().map(|f| (*f, out.join(f.file()))).collect(),
         pxe: plan.disk.pxe.then(|| out.join("pxe")),
         cmdline,
         rootfs_cached,
@@ -92,6 +100,7 @@ pub fn build_disk(
 /// What is checked before any work: the plan, the host's tools, the content tree.
 fn check_inputs(plan: &DiskPlan, content_tree: &Path) -> anyhow::Result<()> {
     plan.check()?;
+    formats::check_tools(&plan.formats()?)?;
     tools::check_host()?;
     anyhow::ensure!(
         content_tree
@@ -119,9 +128,10 @@ fn prepare_root(
     content_tree: &Path,
     work: &Path,
     s: &Path,
+    phases: &Phases,
 ) -> anyhow::Result<(Root, bool)> {
     let (tarball, rootfs_cached) =
-        step("Debian root (mmdebstrap)", || cached_rootfs(plan, work, s))?;
+        phases.run("Debian root (mmdebstrap)", || cached_rootfs(plan, work, s))?;
     let root = Root {
         dir: s.join("root"),
         uuids: layout::Uuids {
@@ -130,7 +140,7 @@ fn prepare_root(
             root: uuid()?,
         },
     };
-    step("layout (content tree, units, identity, fstab)", || {
+    phases.run("layout (content tree, units, identity, fstab)", || {
         std::fs::create_dir(&root.dir)?;
         Run::new(
             std::process::Command::new("tar")
@@ -190,15 +200,16 @@ fn write_disk(
     cmdline: &str,
     s: &Path,
     raw: &Path,
+    phases: &Phases,
 ) -> anyhow::Result<()> {
     let usr_img = s.join("usr.img");
-    step("read-only /usr image", || {
+    phases.run("read-only /usr image", || {
         image::usr_image(plan, &boot.usr_tree, &usr_img)
     })?;
     let usr_bytes = image::file_size(&usr_img)?;
     let (esp, usr, root_size) = image::sizes(plan, usr_bytes, image::root_needs(&root.dir)?)?;
     let (esp_img, root_img) = (s.join("esp.img"), s.join("root.img"));
-    step("ESP and root filesystems", || {
+    phases.run("ESP and root filesystems", || {
         let files = image::EspFiles {
             efi: &boot.efi,
             kernel: &boot.kernel,
@@ -208,7 +219,7 @@ fn write_disk(
         image::esp_image(esp, &files, &esp_img, s)?;
         image::root_image(&root.dir, root_size, &root_img)
     })?;
-    step("GPT disk", || {
+    phases.run("GPT disk", || {
         image::assemble(
             plan.size()?,
             [(&esp_img, esp), (&usr_img, usr), (&root_img, root_size)],
@@ -253,14 +264,6 @@ fn publish(staging: &Path, out: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("publishing {}", dest.display()))?;
     }
     Ok(())
-}
-
-fn step<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    let start = Instant::now();
-    tracing::info!("{what}: starting");
-    let value = f().with_context(|| what.to_owned())?;
-    tracing::info!("{what}: done in {:.1}s", start.elapsed().as_secs_f64());
-    Ok(value)
 }
 
 /// A random UUID, lower case (udev names /dev/disk/by-partuuid links in lower case).

@@ -4,6 +4,8 @@
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
+use super::formats::Format;
+
 /// How the disk image is made: the Debian root and the disk around it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,9 +53,13 @@ pub struct Disk {
     /// Kernel command line arguments besides root= and the image's own.
     #[serde(default)]
     pub cmdline: Vec<String>,
-    /// Also write a qcow2 copy of the raw image.
-    #[serde(default = "yes")]
-    pub qcow2: bool,
+    /// The disk outputs: `raw`, `qcow2`, `vhd`, `vhdx`, `vmdk`, `gce` (see [`Format`]);
+    /// default `["raw", "qcow2"]`.
+    #[serde(default)]
+    pub formats: Option<Vec<String>>,
+    /// Older form: `qcow2 = false` is `formats = ["raw"]` (not allowed with `formats`).
+    #[serde(default)]
+    pub qcow2: Option<bool>,
     /// Also write PXE artifacts (kernel, initrd, iPXE script).
     #[serde(default = "yes")]
     pub pxe: bool,
@@ -118,6 +124,7 @@ impl DiskPlan {
                 "disk.usr_filesystem: {other:?} is not supported; use \"erofs\" or \"squashfs\""
             ),
         }
+        self.formats()?;
         let size = self.size()?;
         let esp = self.esp_size()?;
         if esp < 32 << 20 {
@@ -133,6 +140,29 @@ impl DiskPlan {
             );
         }
         Ok(())
+    }
+
+    /// The disk formats to write, in [`super::formats::ALL`] order, without repeats.
+    pub fn formats(&self) -> anyhow::Result<Vec<Format>> {
+        let mut formats = match (&self.disk.formats, self.disk.qcow2) {
+            (Some(_), Some(_)) => bail!(
+                "disk.qcow2 and disk.formats: use only disk.formats (qcow2 = true is formats = [\"raw\", \"qcow2\"])"
+            ),
+            (Some(names), None) => names
+                .iter()
+                .map(|name| Format::parse(name))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            (None, qcow2) => match qcow2 {
+                Some(false) => vec![Format::Raw],
+                _ => vec![Format::Raw, Format::Qcow2],
+            },
+        };
+        if formats.is_empty() {
+            bail!("disk.formats: empty; list at least one of raw, qcow2, vhd, vhdx, vmdk, gce");
+        }
+        formats.sort();
+        formats.dedup();
+        Ok(formats)
     }
 
     /// `disk.size` in bytes.
@@ -196,6 +226,38 @@ size = "3G"
         assert!(format!("{e:#}").contains("systemd-boot-efi"), "{e:#}");
         let e = from_toml(&GOOD.replace("3G", "200M")).unwrap_err();
         assert!(format!("{e:#}").contains("disk.size"), "{e:#}");
+    }
+
+    #[test]
+    fn formats_default_old_key_and_bad_names() {
+        use Format::*;
+        assert_eq!(from_toml(GOOD).unwrap().formats().unwrap(), [Raw, Qcow2]);
+        let old = GOOD.replace("size = \"3G\"", "size = \"3G\"\nqcow2 = false");
+        assert_eq!(from_toml(&old).unwrap().formats().unwrap(), [Raw]);
+        let all = GOOD.replace(
+            "size = \"3G\"",
+            "size = \"3G\"\nformats = [\"gce\", \"vmdk\", \"vhdx\", \"vhd\", \"qcow2\", \"raw\", \"vhd\"]",
+        );
+        let plan = from_toml(&all).unwrap();
+        assert_eq!(plan.formats().unwrap(), [Raw, Qcow2, Vhd, Vhdx, Vmdk, Gce]);
+        let bad = GOOD.replace(
+            "size = \"3G\"",
+            "size = \"3G\"\nformats = [\"raw\", \"vdi\"]",
+        );
+        let e = format!("{:#}", from_toml(&bad).unwrap_err());
+        assert!(
+            e.contains("disk.formats: \"vdi\" is not a disk format"),
+            "{e}"
+        );
+        let both = GOOD.replace(
+            "size = \"3G\"",
+            "size = \"3G\"\nqcow2 = true\nformats = [\"raw\"]",
+        );
+        let e = format!("{:#}", from_toml(&both).unwrap_err());
+        assert!(e.contains("use only disk.formats"), "{e}");
+        let empty = GOOD.replace("size = \"3G\"", "size = \"3G\"\nformats = []");
+        let e = format!("{:#}", from_toml(&empty).unwrap_err());
+        assert!(e.contains("disk.formats: empty"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use anyhow::bail;
 use kiln_core::command::which;
 
-/// Host programs the build runs, with the Debian package that provides each.
+/// Host programs the build runs, with the Debian package that provides each (those of the
+/// output formats are checked by [`super::formats::check_tools`]).
 pub const REQUIRED: &[(&str, &str)] = &[
     ("mmdebstrap", "mmdebstrap"),
     ("mkfs.erofs", "erofs-utils"),
@@ -14,7 +15,6 @@ pub const REQUIRED: &[(&str, &str)] = &[
     ("mcopy", "mtools"),
     ("mmd", "mtools"),
     ("sfdisk", "fdisk"),
-    ("qemu-img", "qemu-utils"),
     ("systemctl", "systemd"),
 ];
 

@@ -1,0 +1,204 @@
+//! `kiln build --report FILE`: what a finished build produced, as JSON for the next step of a
+//! pipeline (every output with format, architecture, size and SHA-256; the Kubernetes version;
+//! the image list and who listed it; the /usr root hash; seconds per phase). Keys are stable
+//! (`report_version` changes when one does) and documented in README.md.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::outputs::disk::Format;
+use super::outputs::manifest::{self, Manifest};
+use super::phases::Phase;
+use super::plan::Plan;
+use super::recipe::Arch;
+
+/// The version of the report's keys.
+pub const REPORT_VERSION: u32 = 1;
+
+/// The report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// [`REPORT_VERSION`].
+    pub report_version: u32,
+    /// The kiln that built it.
+    pub kiln_version: String,
+    /// The recipe's name.
+    pub name: String,
+    /// The output directory, as given to `--out`.
+    pub out: String,
+    /// The Kubernetes release baked (`v1.31.4`).
+    pub kubernetes_version: String,
+    /// The architectures built (Kubernetes names).
+    pub architectures: Vec<String>,
+    /// Every file in the output directory, sorted by path.
+    pub outputs: Vec<Output>,
+    /// kubeadm's image list and the images baked.
+    pub images: Images,
+    /// The dm-verity root hash of the read-only /usr, when the image has one (none yet).
+    pub usr_root_hash: Option<String>,
+    /// Seconds per phase, in the order the phases finished.
+    pub phases: Vec<Phase>,
+}
+
+/// One output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// Path relative to the output directory (`disk.vhd`, `pxe/vmlinuz`).
+    pub path: String,
+    /// What it is: a disk format (`raw`, `qcow2`, `vhd`, `vhdx`, `vmdk`, `gce`), `sysext`,
+    /// `opt-tar`, `pxe`, `sysupdate`, `manifest`, `sha256sums` or `other`.
+    pub format: String,
+    /// Its architecture (Kubernetes name), none for architecture-independent files.
+    pub architecture: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 (hex).
+    pub sha256: String,
+}
+
+/// The images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// Who listed kubeadm's images: `kubeadm` (the baked kubeadm), `table` (kiln's table), or
+    /// none (the recipe bakes none of them).
+    pub kubeadm_list_from: Option<String>,
+    /// kubeadm's image list for the release, in kubeadm's order.
+    pub kubeadm_list: Vec<String>,
+    /// The images baked, `REFERENCE@sha256:DIGEST`, per architecture, sorted.
+    pub baked: Vec<BakedImage>,
+}
+
+/// One baked image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BakedImage {
+    /// `registry.k8s.io/pause:3.10`.
+    pub reference: String,
+    /// Kubernetes architecture name.
+    pub architecture: Option<String>,
+    /// The manifest digest (`sha256:...`).
+    pub digest: String,
+}
+
+impl Report {
+    /// The report of the build of `plan` published at `out`, from its `manifest.json`.
+    pub fn of_build(plan: &Plan, out: &Path, phases: Vec<Phase>) -> anyhow::Result<Report> {
+        let path = out.join(manifest::MANIFEST);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        let mut outputs: Vec<Output> = manifest
+            .outputs
+            .iter()
+            .map(|o| {
+                let (format, architecture) = classify(plan, &o.file);
+                Output {
+                    path: o.file.clone(),
+                    format: format.to_owned(),
+                    architecture: architecture.map(|a| a.kube().to_owned()),
+                    size: o.size,
+                    sha256: o.sha256.clone(),
+                }
+            })
+            .collect();
+        for (file, format) in [
+            (manifest::MANIFEST, "manifest"),
+            (manifest::SUMS, "sha256sums"),
+        ] {
+            outputs.push(file_entry(out, file, format, None)?);
+        }
+        let pxe = out.join("pxe");
+        if plan.disk.as_ref().is_some_and(|d| d.disk.pxe) && pxe.is_dir() {
+            for name in ["vmlinuz", "initrd", "cmdline", "boot.ipxe"] {
+                if pxe.join(name).is_file() {
+                    let file = format!("pxe/{name}");
+                    outputs.push(file_entry(out, &file, "pxe", Some(Arch::Amd64))?);
+                }
+            }
+        }
+        outputs.sort_by(|a, b| a.path.cmp(&b.path));
+        let baked = manifest
+            .inputs
+            .iter()
+            .filter(|i| i.url.starts_with("docker://"))
+            .map(|i| BakedImage {
+                reference: i.name.clone(),
+                architecture: i.arch.clone(),
+                digest: format!("sha256:{}", i.sha256),
+            })
+            .collect();
+        Ok(Report {
+            report_version: REPORT_VERSION,
+            kiln_version: manifest.kiln_version,
+            name: manifest.name,
+            out: out.display().to_string(),
+            kubernetes_version: manifest.kubernetes_version,
+            architectures: manifest.architectures,
+            outputs,
+            images: Images {
+                kubeadm_list_from: manifest.kubeadm_images_from,
+                kubeadm_list: manifest.kubeadm_images,
+                baked,
+            },
+            usr_root_hash: None,
+            phases,
+        })
+    }
+
+    /// Pretty JSON ending in a newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("report serialises");
+        text.push('\n');
+        text
+    }
+
+    /// Writes the report to `path` atomically (0644).
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        kiln_core::fsutil::write_atomic(path, self.to_json().as_bytes(), 0o644)
+            .with_context(|| format!("writing the report {}", path.display()))
+    }
+}
+
+/// What the output file `file` of `plan` is, and for which architecture.
+fn classify(plan: &Plan, file: &str) -> (&'static str, Option<Arch>) {
+    if let Some(format) = Format::of_file(file) {
+        return (format.name(), Some(Arch::Amd64));
+    }
+    for &arch in &plan.architectures {
+        if file == plan.sysext_name(arch) {
+            return ("sysext", Some(arch));
+        }
+        let opt = format!(
+            "{}-{}-{}-opt.tar",
+            plan.recipe.name,
+            plan.version_tag(),
+            arch.systemd()
+        );
+        if file == opt {
+            return ("opt-tar", Some(arch));
+        }
+    }
+    if file == super::outputs::sysupdate::file_name(&plan.recipe.name) {
+        return ("sysupdate", None);
+    }
+    ("other", None)
+}
+
+fn file_entry(out: &Path, file: &str, format: &str, arch: Option<Arch>) -> anyhow::Result<Output> {
+    let path = out.join(file);
+    Ok(Output {
+        path: file.to_owned(),
+        format: format.to_owned(),
+        architecture: arch.map(|a| a.kube().to_owned()),
+        size: std::fs::metadata(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len(),
+        sha256: kiln_core::digest::sha256_file(&path)?,
+    })
+}
