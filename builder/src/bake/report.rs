@@ -202,3 +202,134 @@ fn file_entry(out: &Path, file: &str, format: &str, arch: Option<Arch>) -> anyho
         sha256: kiln_core::digest::sha256_file(&path)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bake::outputs::manifest::Input;
+    use crate::bake::recipe::Recipe;
+
+    const RECIPE: &str = r#"
+kubernetes_version = "v1.31.4"
+architectures = ["amd64"]
+[rootfs]
+suite = "bookworm"
+mirror = "http://deb.debian.org/debian"
+packages = ["systemd-sysv", "linux-image-amd64", "initramfs-tools", "systemd-boot-efi"]
+[disk]
+size = "3G"
+formats = ["raw", "vhd", "gce"]
+"#;
+
+    #[test]
+    fn report_lists_every_output_with_stable_keys() {
+        let plan = Plan::new(Recipe::parse(RECIPE).unwrap(), &[], None, &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("pxe")).unwrap();
+        let sysext = plan.sysext_name(Arch::Amd64);
+        for file in [
+            "disk.raw",
+            "disk.vhd",
+            "disk-gce.tar.gz",
+            sysext.as_str(),
+            "odd",
+        ] {
+            std::fs::write(out.join(file), file).unwrap();
+        }
+        for file in ["vmlinuz", "initrd", "cmdline", "boot.ipxe"] {
+            std::fs::write(out.join("pxe").join(file), file).unwrap();
+        }
+        let image = Input {
+            name: "registry.k8s.io/pause:3.10".into(),
+            arch: Some("amd64".into()),
+            url: "docker://registry.k8s.io/pause:3.10".into(),
+            version: "3.10".into(),
+            sha256: "c".repeat(64),
+        };
+        let manifest = Manifest::new(
+            &plan.recipe.name,
+            &plan.version_tag(),
+            ["amd64".to_owned()],
+            0,
+            vec![image],
+            manifest::output_entries(&out).unwrap(),
+        )
+        .with_images(Some("kubeadm"), &["registry.k8s.io/pause:3.10".to_owned()]);
+        manifest::write_manifest(&out, &manifest).unwrap();
+        manifest::write_sums(&out).unwrap();
+        let phases = vec![Phase {
+            name: "download".into(),
+            seconds: 1.25,
+        }];
+        let report = Report::of_build(&plan, &out, phases).unwrap();
+        let path = dir.path().join("report.json");
+        report.write(&path).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut expected = [
+            "report_version",
+            "kiln_version",
+            "name",
+            "out",
+            "kubernetes_version",
+            "architectures",
+            "outputs",
+            "images",
+            "usr_root_hash",
+            "phases",
+        ];
+        expected.sort();
+        let mut keys = keys;
+        keys.sort();
+        assert_eq!(keys, expected);
+        assert_eq!(value["report_version"], 1);
+        assert_eq!(value["kubernetes_version"], "v1.31.4");
+        assert!(value["usr_root_hash"].is_null());
+        assert_eq!(value["phases"][0]["name"], "download");
+        assert_eq!(value["phases"][0]["seconds"], 1.25);
+        assert_eq!(value["images"]["kubeadm_list_from"], "kubeadm");
+        assert_eq!(
+            value["images"]["baked"][0]["digest"],
+            format!("sha256:{}", "c".repeat(64))
+        );
+        let formats: Vec<(String, String, Option<String>)> = report
+            .outputs
+            .iter()
+            .map(|o| (o.path.clone(), o.format.clone(), o.architecture.clone()))
+            .collect();
+        let amd64 = || Some("amd64".to_owned());
+        let expect = |p: &str, f: &str, a: Option<String>| (p.to_owned(), f.to_owned(), a);
+        assert_eq!(
+            formats,
+            [
+                expect("SHA256SUMS", "sha256sums", None),
+                expect("disk-gce.tar.gz", "gce", amd64()),
+                expect("disk.raw", "raw", amd64()),
+                expect("disk.vhd", "vhd", amd64()),
+                expect(&sysext, "sysext", amd64()),
+                expect("manifest.json", "manifest", None),
+                expect("odd", "other", None),
+                expect("pxe/boot.ipxe", "pxe", amd64()),
+                expect("pxe/cmdline", "pxe", amd64()),
+                expect("pxe/initrd", "pxe", amd64()),
+                expect("pxe/vmlinuz", "pxe", amd64()),
+            ]
+        );
+        let raw = report
+            .outputs
+            .iter()
+            .find(|o| o.path == "disk.raw")
+            .unwrap();
+        assert_eq!(raw.size, 8);
+        assert_eq!(raw.sha256, kiln_core::digest::sha256_hex(b"disk.raw"));
+        let back: Report = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(back, report);
+    }
+}
