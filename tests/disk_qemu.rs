@@ -5,10 +5,16 @@
 //! the node from (1) a NoCloud seed ISO, once only across two boots, (2) Ignition in fw_cfg,
 //! (3) `kiln.userdata=URL` on a PXE-style kernel command line. The guest's only network is user
 //! networking with `restrict=on` and forwards to the test's servers on 127.0.0.1.
+//!
+//! The recipe asks for every disk format: each is checked with `qemu-img check`/`info` (and
+//! compared with the raw disk), the GCE tar with `tar -tvf`; the Ignition boot runs from the
+//! stream-optimized VMDK and the PXE boot from the fixed VHD; `--report` is checked.
 
 mod disk;
 mod support;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use disk::{Boot, Vm};
@@ -109,10 +115,24 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     let recipe = std::fs::read_to_string(disk::RECIPE).unwrap();
     let sources = disk::Sources::start(dir, &recipe);
     let out = dir.join("out");
-    let (ok, _, stderr) = sources.build("debian-12", &recipe, &dir.join("cache"), &out);
+    let all = recipe.replace(
+        "formats = [\"raw\", \"qcow2\"]",
+        "formats = [\"raw\", \"qcow2\", \"vhd\", \"vhdx\", \"vmdk\", \"gce\"]",
+    );
+    assert_ne!(all, recipe, "the recipe's disk.formats line changed");
+    let report = dir.join("report.json");
+    let (ok, _, stderr) = sources.build_with(
+        "debian-12",
+        &all,
+        &dir.join("cache"),
+        &out,
+        &["--report", report.to_str().unwrap()],
+    );
     assert!(ok, "kiln build failed:\n{stderr}");
     let raw = out.join("disk.raw");
     assert!(out.join("disk.qcow2").is_file() && out.join("pxe/boot.ipxe").is_file());
+    check_formats(&out);
+    check_report(&out, &report);
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
@@ -123,8 +143,12 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
         names,
         [
             "SHA256SUMS",
+            "disk-gce.tar.gz",
             "disk.qcow2",
             "disk.raw",
+            "disk.vhd",
+            "disk.vhdx",
+            "disk.vmdk",
             "manifest.json",
             "pxe"
         ],
@@ -188,11 +212,11 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     );
     vm.shutdown();
 
-    // (2) Ignition through QEMU fw_cfg.
+    // (2) Ignition through QEMU fw_cfg, from the stream-optimized VMDK.
     let ign = dir.join("config.ign");
     std::fs::write(&ign, ignition()).unwrap();
     let node = dir.join("ignition.qcow2");
-    disk::overlay(&raw, &node, "3G");
+    disk::overlay_of(&out.join("disk.vmdk"), "vmdk", &node, "3G");
     let fwcfg = vec![
         "-fw_cfg".into(),
         format!("name=opt/com.coreos/config,file={}", ign.display()),
@@ -209,10 +233,11 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     assert_provisioned(&vm, "Ignition (fw_cfg)");
     vm.shutdown();
 
-    // (3) PXE: kernel, initrd and command line from the PXE artifacts, user-data over HTTP.
+    // (3) PXE: kernel, initrd and command line from the PXE artifacts, user-data over HTTP; the
+    // disk is the fixed VHD.
     let http_port = disk::http_server(cloud_config());
     let node = dir.join("pxe.qcow2");
-    disk::overlay(&raw, &node, "3G");
+    disk::overlay_of(&out.join("disk.vhd"), "vpc", &node, "3G");
     let cmdline = std::fs::read_to_string(out.join("pxe/cmdline")).unwrap();
     let boot = Boot::Kernel {
         kernel: &out.join("pxe/vmlinuz"),
@@ -235,6 +260,179 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     vm.shutdown();
     let _ = readyz.kill();
     let _ = readyz.wait();
+}
+
+/// `qemu-img info --output=json -f FORMAT FILE`.
+fn qemu_img_info(file: &Path, format: &str) -> serde_json::Value {
+    let o = Command::new("qemu-img")
+        .args(["info", "--output=json", "-f", format])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Every disk format: qemu-img's view of it, the same contents as disk.raw, the VHD's fixed
+/// footer and whole-MiB size, the VMDK's subformat, the GCE tar's one member and GNU format.
+fn check_formats(out: &Path) {
+    let raw = out.join("disk.raw");
+    let raw_size = std::fs::metadata(&raw).unwrap().len();
+    for (file, format) in [
+        ("disk.qcow2", "qcow2"),
+        ("disk.vhd", "vpc"),
+        ("disk.vhdx", "vhdx"),
+        ("disk.vmdk", "vmdk"),
+    ] {
+        let path = out.join(file);
+        let check = Command::new("qemu-img")
+            .args(["check", "-f", format])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&check.stderr);
+        // qemu-img has no consistency check for vpc (exit status 63 says so).
+        let unsupported = format == "vpc" && text.contains("does not support checks");
+        assert!(check.status.success() || unsupported, "{file}: {text}");
+        let info = qemu_img_info(&path, format);
+        assert_eq!(info["format"], format, "{file}: {info}");
+        let size = info["virtual-size"].as_u64().unwrap();
+        assert!(size >= raw_size, "{file}: virtual size {size} < {raw_size}");
+        let compare = Command::new("qemu-img")
+            .args(["compare", "-f", "raw", "-F", format])
+            .arg(&raw)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            compare.status.success(),
+            "{file} differs from disk.raw: {}",
+            String::from_utf8_lossy(&compare.stdout)
+        );
+    }
+    let vhd = out.join("disk.vhd");
+    let size = qemu_img_info(&vhd, "vpc")["virtual-size"].as_u64().unwrap();
+    assert_eq!(
+        size % (1 << 20),
+        0,
+        "VHD virtual size {size} is not whole MiB"
+    );
+    let len = std::fs::metadata(&vhd).unwrap().len();
+    assert_eq!(
+        len,
+        size + 512,
+        "a fixed VHD is its data and a 512-byte footer"
+    );
+    let footer = {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&vhd).unwrap();
+        f.seek(SeekFrom::End(-512)).unwrap();
+        let mut footer = [0u8; 512];
+        f.read_exact(&mut footer).unwrap();
+        footer
+    };
+    assert_eq!(&footer[..8], b"conectix");
+    assert_eq!(
+        u32::from_be_bytes(footer[60..64].try_into().unwrap()),
+        2,
+        "disk type fixed"
+    );
+    assert_eq!(u64::from_be_bytes(footer[48..56].try_into().unwrap()), size);
+    let vmdk = qemu_img_info(&out.join("disk.vmdk"), "vmdk");
+    assert_eq!(
+        vmdk["format-specific"]["data"]["create-type"], "streamOptimized",
+        "{vmdk}"
+    );
+
+    let gce = out.join("disk-gce.tar.gz");
+    let list = Command::new("tar").arg("-tvf").arg(&gce).output().unwrap();
+    assert!(list.status.success());
+    let list = String::from_utf8_lossy(&list.stdout);
+    let members: Vec<&str> = list.lines().collect();
+    assert_eq!(members.len(), 1, "{list}");
+    assert!(members[0].ends_with(" disk.raw"), "{list}");
+    assert!(members[0].contains(&raw_size.to_string()), "{list}");
+    let mut header = [0u8; 512];
+    let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(&gce).unwrap());
+    std::io::Read::read_exact(&mut gz, &mut header).unwrap();
+    assert_eq!(&header[257..265], b"ustar  \0", "not a GNU tar header");
+    assert_eq!(&header[..9], b"disk.raw\0");
+    // 'S': a GNU sparse member.
+    assert_eq!(header[156], b'S', "disk.raw is not stored sparse");
+}
+
+/// The `--report` file: its keys, and every output listed with the digest SHA256SUMS gives.
+fn check_report(out: &Path, report: &Path) {
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "architectures",
+            "images",
+            "kiln_version",
+            "kubernetes_version",
+            "name",
+            "out",
+            "outputs",
+            "phases",
+            "report_version",
+            "usr_root_hash"
+        ]
+    );
+    assert_eq!(value["report_version"], 1);
+    assert_eq!(value["kubernetes_version"], recipe_version());
+    assert!(value["usr_root_hash"].is_null());
+    let from = value["images"]["kubeadm_list_from"].as_str().unwrap();
+    assert!(["kubeadm", "table"].contains(&from), "{from}");
+    assert!(!value["images"]["kubeadm_list"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let outputs = value["outputs"].as_array().unwrap();
+    for (file, format) in [
+        ("disk.raw", "raw"),
+        ("disk.qcow2", "qcow2"),
+        ("disk.vhd", "vhd"),
+        ("disk.vhdx", "vhdx"),
+        ("disk.vmdk", "vmdk"),
+        ("disk-gce.tar.gz", "gce"),
+    ] {
+        let o = outputs
+            .iter()
+            .find(|o| o["path"] == file)
+            .unwrap_or_else(|| panic!("{file} not in the report"));
+        assert_eq!(o["format"], format);
+        assert_eq!(o["architecture"], "amd64");
+        assert_eq!(o["size"], std::fs::metadata(out.join(file)).unwrap().len());
+        let line = format!("{}  {file}", o["sha256"].as_str().unwrap());
+        assert!(
+            sums.lines().any(|l| l == line),
+            "{file}: {line} not in SHA256SUMS"
+        );
+    }
+    assert!(outputs.iter().any(|o| o["path"] == "pxe/vmlinuz"));
+    let phases: Vec<&str> = value["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for phase in [
+        "download",
+        "Debian root (mmdebstrap)",
+        "convert vhd",
+        "convert gce",
+    ] {
+        assert!(phases.contains(&phase), "no phase {phase}: {phases:?}");
+    }
 }
 
 #[test]

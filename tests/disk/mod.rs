@@ -134,6 +134,18 @@ impl Sources {
         cache: &Path,
         out: &Path,
     ) -> (bool, String, String) {
+        self.build_with(name, recipe, cache, out, &[])
+    }
+
+    /// [`Sources::build`] with more arguments (`--report FILE`).
+    pub fn build_with(
+        &self,
+        name: &str,
+        recipe: &str,
+        cache: &Path,
+        out: &Path,
+        extra: &[&str],
+    ) -> (bool, String, String) {
         let path = self.dir.join(format!("{name}.toml"));
         let text = format!(
             "overlay = \"{}\"\n{}",
@@ -156,6 +168,7 @@ impl Sources {
                 &format!("registry.k8s.io=http://{}", self.registry.addr),
             ])
             .args(release::mirror_args(&self.server.base))
+            .args(extra)
             .stderr(Stdio::piped())
             .output()
             .expect("running kiln build");
@@ -169,8 +182,13 @@ impl Sources {
 
 /// A qcow2 overlay over `base` (raw), `size` large, so each boot scenario gets a fresh disk.
 pub fn overlay(base: &Path, path: &Path, size: &str) {
+    overlay_of(base, "raw", path, size)
+}
+
+/// A qcow2 overlay over `base` in qemu-img format `format` (`raw`, `vpc`, `vmdk`, ...).
+pub fn overlay_of(base: &Path, format: &str, path: &Path, size: &str) {
     sh(Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+        .args(["create", "-q", "-f", "qcow2", "-F", format, "-b"])
         .arg(base)
         .arg(path)
         .arg(size));
