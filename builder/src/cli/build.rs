@@ -30,8 +30,10 @@ fn check_report_path(path: &std::path::Path) -> anyhow::Result<()> {
 /// Downloads kubeadm, kubelet, kubectl and the recipe's components (each verified against its
 /// published or pinned SHA-256 before use), pulls the images to pre-pull (every blob digest
 /// verified), and writes the outputs into --out: `NAME-vX.Y.Z-ARCH.raw` (sysext), the /opt
-/// tar, `NAME.conf` (systemd-sysupdate transfer, when the recipe sets `outputs.sysupdate_url`), `manifest.json` and `SHA256SUMS`. The same recipe
-/// and inputs give the same bytes. Example:
+/// tar, `NAME.conf` (systemd-sysupdate transfer, when the recipe sets `outputs.sysupdate_url`),
+/// with `[rootfs]` and `[disk]` a disk image in the recipe's `[disk] formats` (raw, qcow2, vhd,
+/// vhdx, vmdk, gce) and PXE files, `manifest.json` and `SHA256SUMS`. The same recipe and inputs
+/// give the same sysext and /opt bytes. Example:
 ///
 ///   kiln build images/flatcar-sysext.toml --out out/ --arch amd64
 #[derive(Debug, Args)]

@@ -164,17 +164,21 @@ pub fn convert_all(
     let errors = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, todo.len().max(1)) {
-            scope.spawn(|| loop {
-                let Some(&format) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
-                    break;
-                };
-                let what = format!("convert {}", format.name());
-                if let Err(e) = phases.run(&what, || convert(raw, format, &dir.join(format.file())))
-                {
-                    errors
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((format, e));
+            scope.spawn(|| {
+                // After a failure no new conversion starts (the running ones finish).
+                let failed = || !errors.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+                while let Some(&format) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    if failed() {
+                        break;
+                    }
+                    let what = format!("convert {}", format.name());
+                    let file = dir.join(format.file());
+                    if let Err(e) = phases.run(&what, || convert(raw, format, &file)) {
+                        errors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((format, e));
+                    }
                 }
             });
         }
@@ -350,7 +354,7 @@ mod tests {
     /// real tools; the VHD's footer says fixed and a whole-MiB size, the raw is untouched.
     #[test]
     fn conversions_with_the_real_tools() {
-        if missing_tools(&ALL, |p| kiln_core::command::which(p).is_some()).len() > 0 {
+        if !missing_tools(&ALL, |p| kiln_core::command::which(p).is_some()).is_empty() {
             eprintln!("skipped: qemu-img, tar or gzip missing");
             return;
         }
