@@ -68,7 +68,12 @@ impl Phases {
         let value = value.with_context(|| name.to_owned())?;
         self.record(name, elapsed);
         if !self.quiet {
-            tracing::info!("{name}: done in {:.1}s", elapsed.as_secs_f64());
+            let line = || tracing::info!("{name}: done in {:.1}s", elapsed.as_secs_f64());
+            match &self.bars {
+                // Printed with the other spinners (parallel phases) out of the way.
+                Some(bars) => bars.suspend(line),
+                None => line(),
+            }
         }
         Ok(value)
     }
