@@ -180,6 +180,7 @@ fn cold_then_warm_build_downloads_nothing_the_second_time() {
         "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
         "usr/lib/systemd/system/containerd.service",
         "usr/lib/systemd/system/kiln-firstboot.service",
+        "usr/lib/systemd/system/kiln-join-service.service",
         "usr/lib/systemd/system/multi-user.target.d/10-kiln.conf",
         "usr/lib/extension-release.d/extension-release.kubernetes",
         "usr/share/kiln/manifest.json",

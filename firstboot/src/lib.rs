@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod datasource;
+pub mod joinsvc;
 pub mod node;
 pub mod plan;
 pub mod process;

@@ -53,6 +53,7 @@ pub fn install_node_files(tree: &Path, firstboot: &Path, containerd: bool) -> an
         ("kubelet.service", units::KUBELET_SERVICE),
         ("kubelet.service.d/10-kubeadm.conf", units::KUBEADM_DROPIN),
         ("kiln-firstboot.service", units::FIRSTBOOT_SERVICE),
+        ("kiln-join-service.service", units::JOIN_SERVICE),
         ("multi-user.target.d/10-kiln.conf", units::MULTI_USER_DROPIN),
     ];
     if containerd {

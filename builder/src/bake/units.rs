@@ -63,6 +63,9 @@ WantedBy=multi-user.target
 pub const FIRSTBOOT_SERVICE: &str =
     include_str!("../../../firstboot/systemd/kiln-firstboot.service");
 
+/// The join service's unit (runs only where /etc/kiln/join-service.toml exists).
+pub const JOIN_SERVICE: &str = include_str!("../../../firstboot/systemd/kiln-join-service.service");
+
 /// Starts kiln-firstboot and kubelet with multi-user.target. A drop-in, not `[Install]`
 /// symlinks: a sysext merged at boot cannot enable units, but drop-ins apply on the manager
 /// reload the merge triggers.
@@ -70,7 +73,7 @@ pub const MULTI_USER_DROPIN: &str = "\
 # kiln: start containerd (baked or the host's), first-boot provisioning and kubelet (kubelet waits
 # in a restart loop until kubeadm has written its configuration, as with the Kubernetes packages).
 [Unit]
-Wants=containerd.service kiln-firstboot.service kubelet.service
+Wants=containerd.service kiln-firstboot.service kubelet.service kiln-join-service.service
 ";
 
 #[cfg(test)]
@@ -81,6 +84,7 @@ mod tests {
     fn units_point_at_usr_bin() {
         assert!(KUBEADM_DROPIN.contains("ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS"));
         assert!(FIRSTBOOT_SERVICE.contains("ExecStart=/usr/bin/kiln-firstboot run"));
+        assert!(JOIN_SERVICE.contains("ExecStart=/usr/bin/kiln-firstboot join-service"));
         assert!(CONTAINERD_SERVICE.contains("ExecStart=/usr/bin/containerd\n"));
     }
 }

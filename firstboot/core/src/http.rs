@@ -20,6 +20,8 @@ pub struct Options {
     /// Whether the server's certificate is verified against the WebPKI roots. Only a probe that
     /// merely asks "is it up?" may turn this off.
     pub verify_tls: bool,
+    /// Trust only this CA certificate (DER) instead of the WebPKI roots (a pinned cluster CA).
+    pub ca: Option<Vec<u8>>,
     /// Time to open the connection.
     pub connect: Option<Duration>,
     /// Time from the request sent to the response head.
@@ -39,6 +41,7 @@ impl Options {
             max_redirects: 5,
             env_proxy: true,
             verify_tls: true,
+            ca: None,
             connect: None,
             response: None,
             per_read: None,
@@ -49,10 +52,10 @@ impl Options {
     /// The agent. Every status comes back as a response (none is an error), so the caller sorts
     /// them with [`is_transient_status`].
     pub fn agent(&self) -> ureq::Agent {
-        let tls = if self.verify_tls {
-            crate::tls::webpki()
-        } else {
-            crate::tls::unverified()
+        let tls = match (&self.ca, self.verify_tls) {
+            (Some(ca), _) => crate::tls::pinned(ca),
+            (None, true) => crate::tls::webpki(),
+            (None, false) => crate::tls::unverified(),
         };
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)

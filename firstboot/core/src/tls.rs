@@ -26,3 +26,15 @@ pub fn unverified() -> TlsConfig {
         .unversioned_rustls_crypto_provider(provider)
         .build()
 }
+
+/// TLS that trusts only the CA certificate `ca_der` (a cluster CA the caller pinned by hash, as
+/// kubeadm's discovery does), with the usual name and validity checks.
+pub fn pinned(ca_der: &[u8]) -> TlsConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let ca = ureq::tls::Certificate::from_der(ca_der).to_owned();
+    TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
+        .unversioned_rustls_crypto_provider(provider)
+        .build()
+}

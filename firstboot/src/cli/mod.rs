@@ -3,6 +3,7 @@
 
 mod apply;
 mod fetch;
+mod join_service;
 mod limits;
 mod preflight;
 mod render;
@@ -33,6 +34,8 @@ enum Command {
     /// Searches, cheapest first: the kernel command line, QEMU fw_cfg, NoCloud and config drive
     /// media, the DMI identity of known clouds, then a bounded probe of 169.254.169.254.
     Fetch(fetch::FetchArgs),
+    /// Serve joining nodes short-lived tokens for their signed platform identity (control plane).
+    JoinService(join_service::JoinServiceArgs),
     /// Check the node against kubeadm's requirements and print a table with fixes.
     Preflight(preflight::PreflightArgs),
     /// Provision the node once: fetch, configure, preflight, commands; resumable.
@@ -49,6 +52,7 @@ impl Cli {
         match self.command {
             Command::Apply(args) => args.run(),
             Command::Fetch(args) => args.run(),
+            Command::JoinService(args) => args.run(),
             Command::Preflight(args) => args.run(),
             Command::Run(args) => args.run(),
             Command::Status(args) => args.run(),

@@ -34,6 +34,19 @@ impl Datasource for Azure {
     }
 }
 
+/// The attested document for the join service: `signature` (base64 PKCS#7) of
+/// `/metadata/attested/document` asked with the service's `nonce`.
+pub fn identity(env: &Env, nonce: &str) -> Result<crate::joinsvc::identity::Proof> {
+    let url = format!(
+        "{}/metadata/attested/document?api-version=2020-09-01&nonce={nonce}",
+        env.base_url(LINK_LOCAL)
+    );
+    let doc = parse_json(&url, &env.http.get(&url, &[HEADER])?)?;
+    let signature = json_str(&doc, "/signature")
+        .ok_or_else(|| Error::malformed(&url, "no signature in the attested document"))?;
+    Ok(crate::joinsvc::identity::Proof::Azure { signature })
+}
+
 fn decode(source: &str, what: &str, b64: &str) -> Result<Vec<u8>> {
     let clean: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD

@@ -59,6 +59,23 @@ impl Datasource for Ec2 {
     }
 }
 
+/// The signed instance identity for the join service: the document and its `rsa2048` PKCS#7
+/// signature (RSA-SHA256, base64), both asked with an IMDSv2 session token.
+pub fn identity(env: &Env) -> Result<crate::joinsvc::identity::Proof> {
+    let base = env.base_url(LINK_LOCAL);
+    let token = token(&env.http, &base)?;
+    let headers: Vec<(&str, &str)> = token.iter().map(|t| (TOKEN_HEADER, t.as_str())).collect();
+    let get = |path: &str| -> Result<String> {
+        let url = format!("{base}/latest/dynamic/instance-identity/{path}");
+        String::from_utf8(env.http.get(&url, &headers)?)
+            .map_err(|_| Error::malformed(url, "not UTF-8 text"))
+    };
+    Ok(crate::joinsvc::identity::Proof::Ec2 {
+        document: get("document")?,
+        signature: get("rsa2048")?,
+    })
+}
+
 /// Metadata from the instance identity document and the separately fetched values, with
 /// `meta_data` shaped like cloud-init's EC2 meta-data tree.
 fn metadata(doc: serde_json::Value, hostname: Option<String>, ipv6: Option<String>) -> Metadata {

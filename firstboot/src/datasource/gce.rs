@@ -39,6 +39,33 @@ impl Datasource for Gce {
     }
 }
 
+/// The instance identity token for the join service at `audience` (`format=full`: with the
+/// project, zone and instance claims), an RS256 JWT signed by Google.
+pub fn identity(env: &Env, audience: &str) -> Result<crate::joinsvc::identity::Proof> {
+    let url = format!(
+        "{}/computeMetadata/v1/instance/service-accounts/default/identity?audience={}&format=full",
+        env.base_url(LINK_LOCAL),
+        query_escape(audience)
+    );
+    let token = String::from_utf8(env.http.get(&url, &[FLAVOR])?)
+        .map_err(|_| Error::malformed(&url, "not UTF-8 text"))?;
+    Ok(crate::joinsvc::identity::Proof::Gce {
+        token: token.trim().to_owned(),
+    })
+}
+
+/// `text` percent-encoded for a query value (RFC 3986 unreserved characters kept).
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Metadata from the recursive instance document; the user-data attribute is left out of
 /// `meta_data` (it is written to its own file).
 fn metadata(mut raw: serde_json::Value) -> Metadata {
@@ -74,5 +101,13 @@ mod tests {
         assert_eq!(m.region.as_deref(), Some("us-central1"));
         assert_eq!(m.local_ipv4.as_deref(), Some("10.128.0.2"));
         assert!(!m.meta_data.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn audiences_are_escaped() {
+        assert_eq!(
+            query_escape("https://10.0.0.1:9443"),
+            "https%3A%2F%2F10.0.0.1%3A9443"
+        );
     }
 }

@@ -110,6 +110,31 @@ pub fn by_name(name: &str, env: &Env) -> Result<Box<dyn Datasource>> {
     })
 }
 
+/// Whether the join service must hand out a nonce before `platform` can prove its identity.
+pub fn identity_needs_nonce(platform: &str) -> bool {
+    platform == "azure"
+}
+
+/// This instance's signed identity for the join service at `audience`, from the metadata
+/// service of `platform` (the datasource the run found): EC2, GCE, and Azure with the
+/// service's `nonce`.
+pub fn identity(
+    platform: &str,
+    env: &Env,
+    audience: &str,
+    nonce: Option<&str>,
+) -> Result<crate::joinsvc::identity::Proof> {
+    match (platform, nonce) {
+        ("ec2", _) => ec2::identity(env),
+        ("gce", _) => gce::identity(env, audience),
+        ("azure", Some(nonce)) => azure::identity(env, nonce),
+        (other, _) => Err(Error::malformed(
+            other,
+            "join_service needs a platform that signs instance identities (ec2, gce, azure)",
+        )),
+    }
+}
+
 /// The most [`Env::read_text`] reads of one identity file (`/proc/cmdline`, a DMI field).
 const MAX_TEXT: u64 = 64 << 10;
 

@@ -155,6 +155,17 @@ fn from_node_config(
     })
 }
 
+/// `node` rendered for `kubeadm` without an escape hatch: a node config completed at join time
+/// (the join service's token and endpoint). Carries the token: stdout or a 0600 file only.
+pub fn render_node(
+    node: &NodeConfig,
+    kubeadm: &KubeVersion,
+) -> anyhow::Result<kiln_core::secret::Secret> {
+    Ok(kiln_core::secret::Secret::new(
+        render(node, kubeadm, None)?.to_yaml()?,
+    ))
+}
+
 /// Whether the node's /usr is mounted read-only.
 fn usr_is_read_only(root: &Path) -> bool {
     nix::sys::statvfs::statvfs(&root.join("usr"))

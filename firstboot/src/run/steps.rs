@@ -12,7 +12,9 @@ use super::{Context, Step};
 use crate::apply::{self, apply, run_commands, Options as ApplyOptions, Root};
 use crate::datasource::http::{Http, HttpConfig};
 use crate::datasource::{choose_and_fetch, save, Env};
+use crate::node::join_service;
 use crate::node::kubeadm::{self, Invocation};
+use crate::node::kubeadm_config;
 use crate::node::kubeadm_config::MAX_FILE;
 use crate::node::kubeadm_config::{resolve, Files, Rendered, CAPI_INIT_PATH, CAPI_JOIN_PATH};
 use crate::node::preflight::{self, checks, fix, Host, Role, Table};
@@ -21,7 +23,7 @@ use crate::plan::{Phase, Plan};
 use crate::userdata::remote::HttpFetcher;
 use crate::userdata::Inputs;
 use kiln_core::inroot::{InRoot, Last};
-use kiln_core::nodeconfig::{Role as NodeRole, NODE_CONFIG_PATH};
+use kiln_core::nodeconfig::{NodeConfig, Role as NodeRole, NODE_CONFIG_PATH};
 
 /// Where the rendered kubeadm config is written on the node.
 const KUBEADM_CONFIG: &str = "/etc/kiln/kubeadm.yaml";
@@ -257,7 +259,16 @@ impl Step for Kubeadm {
         for warning in &rendered.warnings {
             tracing::warn!("{warning}");
         }
-        let yaml = rendered.yaml.expose();
+        let (node, yaml) = match &node.join_service {
+            Some(service) => {
+                let node = with_service_answer(ctx, node.clone(), service)?;
+                let yaml = kubeadm_config::render_node(&node, &rendered.kubeadm)?;
+                (node, yaml)
+            }
+            None => (node.clone(), rendered.yaml.clone()),
+        };
+        let node = &node;
+        let yaml = yaml.expose();
         ctx.redact.add_tokens_in(yaml);
         ctx.redact.add_certificate_keys_in(yaml);
         let config = ctx
@@ -292,6 +303,50 @@ impl Step for Kubeadm {
         kubeadm::run(&invocation, &ctx.redact)?;
         Ok(())
     }
+}
+
+/// `node` completed with the join service's answer: its short-lived token (registered with the
+/// redactor at once), the control plane endpoint unless the config names one, and the labels and
+/// taints of the service's rule. The identity comes from the platform the fetch step found.
+fn with_service_answer(
+    ctx: &mut Context,
+    mut node: NodeConfig,
+    service: &str,
+) -> anyhow::Result<NodeConfig> {
+    let metadata: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ctx.paths.fetched().join("metadata.json"))
+            .context("reading metadata.json")?,
+    )?;
+    let platform = metadata["platform"].as_str().unwrap_or_default().to_owned();
+    let env = Env {
+        sys_root: ctx.options.sys_root.clone(),
+        http: http(ctx),
+        metadata_url: ctx.options.metadata_url.clone(),
+    };
+    let audience = service.trim_end_matches('/');
+    let prove = |nonce: Option<&str>| {
+        crate::datasource::identity(&platform, &env, audience, nonce).with_context(|| {
+            format!("join_service: getting this instance's signed identity from {platform}")
+        })
+    };
+    let prover = join_service::Prover {
+        nonce: crate::datasource::identity_needs_nonce(&platform),
+        prove: &prove,
+    };
+    let deadline = Instant::now() + ctx.options.join_timeout;
+    let answer = join_service::request(service, &node.ca_cert_hashes, &prover, deadline)?;
+    ctx.redact.add(answer.token.expose());
+    let token = kiln_core::token::BootstrapToken::parse(answer.token.expose())
+        .context("join service answered a malformed token")?;
+    tracing::info!(service, token_id = token.id(), expires = %answer.expires, "join service issued a token");
+    node.token = Some(token);
+    node.control_plane_endpoint
+        .get_or_insert(answer.control_plane_endpoint);
+    for (k, v) in answer.labels {
+        node.labels.entry(k).or_insert(v);
+    }
+    node.taints.extend(answer.taints);
+    Ok(node)
 }
 
 /// Cluster API data converted from v1beta3 (kubeadm >= 1.37 no longer reads it) replaces the

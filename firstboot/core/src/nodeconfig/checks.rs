@@ -98,6 +98,19 @@ pub fn endpoint(text: &str) -> Result<(), String> {
     }
 }
 
+/// A join service URL: `https://host[:port]` without path, query or credentials.
+pub fn service_url(text: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{text:?} is not https://host[:port]: {why}"));
+    let Some(rest) = text.strip_prefix("https://") else {
+        return bad("the join service is only reached over HTTPS");
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return bad("no path, query or credentials");
+    }
+    endpoint(rest)
+}
+
 /// A Go duration such as `4m0s`, `90s`, `1h30m`, `1.5h`.
 pub fn duration(text: &str) -> Result<(), String> {
     crate::duration::parse_go(text)
@@ -229,6 +242,16 @@ mod tests {
         }
         for bad in ["https://lb:6443", "lb:port", "lb:0", "", "a b"] {
             assert!(endpoint(bad).is_err(), "{bad}");
+        }
+        service_url("https://10.0.0.10:9443").unwrap();
+        service_url("https://join.example.com/").unwrap();
+        for bad in [
+            "http://10.0.0.10:9443",
+            "https://a/x",
+            "https://u:p@a",
+            "https://a:0",
+        ] {
+            assert!(service_url(bad).is_err(), "{bad}");
         }
         for ok in ["4m0s", "90s", "1h30m", "0", "1.5h"] {
             duration(ok).unwrap();

@@ -97,6 +97,9 @@ pub struct NodeConfig {
     pub cri_socket: Option<String>,
     /// Bootstrap token: created by init, used by joins.
     pub token: Option<BootstrapToken>,
+    /// A join service (`https://host:port`) that answers this node's signed platform identity
+    /// with a short-lived token, instead of `token` (joins only; `ca_cert_hashes` pins it).
+    pub join_service: Option<String>,
     /// Lifetime of the token created by init (Go duration; `0s`: never expires).
     pub token_ttl: Option<String>,
     /// CA pins `sha256:<hex>` for joins.

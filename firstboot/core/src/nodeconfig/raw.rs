@@ -35,6 +35,7 @@ struct Raw {
     kubelet_extra_args: BTreeMap<String, String>,
     cri_socket: Option<String>,
     token: Option<String>,
+    join_service: Option<String>,
     token_ttl: Option<String>,
     #[serde(default)]
     ca_cert_hashes: Vec<String>,
@@ -140,6 +141,7 @@ fn values(raw: Raw) -> Result<NodeConfig> {
             BootstrapToken::parse(t).map_err(|e| e.to_string())
         })?,
         certificate_key: raw.certificate_key.map(Secret::new),
+        join_service: raw.join_service,
         external_etcd: raw.external_etcd.map(etcd).transpose()?,
         control_plane_endpoint: raw.control_plane_endpoint,
         node_name: raw.node_name,
@@ -181,8 +183,9 @@ fn role(role: Option<&str>) -> Result<Role> {
 type StringCheck = fn(&str) -> std::result::Result<(), String>;
 
 /// The optional string fields kept as text, each with the check it must pass when set.
-fn checked_strings(raw: &Raw) -> [(&'static str, &Option<String>, StringCheck); 5] {
+fn checked_strings(raw: &Raw) -> [(&'static str, &Option<String>, StringCheck); 6] {
     [
+        ("join_service", &raw.join_service, checks::service_url),
         (
             "control_plane_endpoint",
             &raw.control_plane_endpoint,

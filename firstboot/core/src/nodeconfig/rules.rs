@@ -5,8 +5,9 @@ use super::{NodeConfig, NodeConfigError, Role};
 type Result<T> = std::result::Result<T, NodeConfigError>;
 
 /// Fields that describe the kubeadm config itself: with `kubeadm_config`, they belong there.
-fn kubeadm_fields(c: &NodeConfig) -> [(&'static str, bool); 17] {
+fn kubeadm_fields(c: &NodeConfig) -> [(&'static str, bool); 18] {
     [
+        ("join_service", c.join_service.is_some()),
         ("token_ttl", c.token_ttl.is_some()),
         ("unsafe_skip_ca_verification", c.unsafe_skip_ca_verification),
         ("discovery_timeout", c.discovery_timeout.is_some()),
@@ -98,8 +99,9 @@ fn init_only(c: &NodeConfig) -> [(&'static str, bool); 6] {
 }
 
 /// Fields only a joining node uses: the discovery of the existing cluster.
-fn join_only(c: &NodeConfig) -> [(&'static str, bool); 3] {
+fn join_only(c: &NodeConfig) -> [(&'static str, bool); 4] {
     [
+        ("join_service", c.join_service.is_some()),
         ("ca_cert_hashes", !c.ca_cert_hashes.is_empty()),
         ("unsafe_skip_ca_verification", c.unsafe_skip_ca_verification),
         ("discovery_timeout", c.discovery_timeout.is_some()),
@@ -116,16 +118,19 @@ fn control_plane_only(c: &NodeConfig) -> [(&'static str, bool); 3] {
 }
 
 fn join_rules(c: &NodeConfig) -> Result<()> {
+    if c.join_service.is_some() {
+        return join_service_rules(c);
+    }
     if c.control_plane_endpoint.is_none() {
         return Err(NodeConfigError::field(
             "control_plane_endpoint",
-            "missing; a join needs the control plane's host:port",
+            "missing; a join needs the control plane's host:port (or join_service)",
         ));
     }
     if c.token.is_none() {
         return Err(NodeConfigError::field(
             "token",
-            "missing; a join needs the bootstrap token (`kiln token generate`)",
+            "missing; a join needs the bootstrap token (`kiln token generate`) or join_service",
         ));
     }
     if c.ca_cert_hashes.is_empty() && !c.unsafe_skip_ca_verification {
@@ -143,6 +148,30 @@ fn join_rules(c: &NodeConfig) -> Result<()> {
     Ok(())
 }
 
+/// A join through the join service: the token comes from it (never beside it), the service
+/// is pinned by the CA hashes, and it names the control plane unless the config does.
+fn join_service_rules(c: &NodeConfig) -> Result<()> {
+    if c.token.is_some() {
+        return Err(NodeConfigError::field(
+            "token",
+            "not allowed with join_service: the service issues a short-lived token; remove one",
+        ));
+    }
+    if c.ca_cert_hashes.is_empty() || c.unsafe_skip_ca_verification {
+        return Err(NodeConfigError::field(
+            "ca_cert_hashes",
+            "missing; join_service is pinned by the cluster CA (`kiln pki ca-hash pki/ca.crt`); unsafe_skip_ca_verification is not allowed with it",
+        ));
+    }
+    if c.role == Role::ControlPlane {
+        return Err(NodeConfigError::field(
+            "join_service",
+            "only for role join: a control-plane join needs the certificate key, a long-lived secret the service does not hand out",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +182,22 @@ mod tests {
         assert!(only_for(&c, "join", &[("a", false), ("b", false)]).is_ok());
         let e = only_for(&c, "join", &[("a", false), ("b", true), ("c", true)]).unwrap_err();
         assert_eq!(e.to_string(), "b: only for role join, not init");
+    }
+
+    #[test]
+    fn join_service_replaces_the_token_and_keeps_the_pin() {
+        let pin = format!("ca_cert_hashes = [\"sha256:{}\"]\n", "a".repeat(64));
+        let base = "role = \"join\"\njoin_service = \"https://10.0.0.10:9443\"\n";
+        let c = NodeConfig::parse(&format!("{base}{pin}")).unwrap();
+        assert_eq!(c.join_service.as_deref(), Some("https://10.0.0.10:9443"));
+        let err = |text: &str| NodeConfig::parse(text).unwrap_err().to_string();
+        assert!(err(base).starts_with("ca_cert_hashes: missing"));
+        let token = "token = \"abcdef.0123456789abcdef\"\n";
+        assert!(err(&format!("{base}{pin}{token}")).starts_with("token: not allowed"));
+        let init = "role = \"init\"\njoin_service = \"https://a:1\"\n";
+        assert!(err(init).starts_with("join_service: only for role join"));
+        let cp = format!("{pin}role = \"control-plane\"\njoin_service = \"https://a:1\"\n");
+        assert!(err(&cp).starts_with("join_service: only for role join"));
+        assert!(err("role = \"join\"\njoin_service = \"http://a:1\"\n").contains("HTTPS"));
     }
 }
