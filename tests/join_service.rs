@@ -15,6 +15,7 @@ mod support_join;
 
 use std::fs;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -241,6 +242,12 @@ fn assert_joined_with_issued_token(world: &World, root: &Path, out: &Out, record
     assert!(
         config.contains(&format!("apiServerEndpoint: 127.0.0.1:{}", world.api.port)),
         "{config}"
+    );
+    let saved = fs::metadata(root.join("var/lib/kiln/join-answer.json")).unwrap();
+    assert_eq!(
+        saved.permissions().mode() & 0o777,
+        0o600,
+        "the saved answer holds the token"
     );
     let recorded = fs::read_to_string(record).unwrap();
     assert!(

@@ -57,6 +57,21 @@ pub fn request(
     }
 }
 
+/// The answer a run saved at `path` if its token is still valid for a minute after `now` (a run
+/// resumed after a failed join reuses it: asking again would be a replay).
+pub fn saved(path: &std::path::Path, now: time::OffsetDateTime) -> Option<Answer> {
+    let answer: Answer = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let expires = time::OffsetDateTime::parse(
+        &answer.expires,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    (expires - now > time::Duration::minutes(1)).then(|| {
+        tracing::info!(path = %path.display(), "reusing the join service's answer until it expires");
+        answer
+    })
+}
+
 fn agent(ca: Option<Vec<u8>>) -> ureq::Agent {
     http::Options {
         env_proxy: false,
@@ -160,5 +175,28 @@ fn transport(service: &str, e: ureq::Error) -> Failure {
             "join service {service}: {}",
             http::describe(service, &e)
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_answer_is_reused_only_while_its_token_lives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("join-answer.json");
+        let now = time::OffsetDateTime::from_unix_timestamp(1796032800).unwrap();
+        assert!(saved(&path, now).is_none());
+        let answer = r#"{"token":"abcdef.0123456789abcdef","expires":"2026-11-30T10:15:00Z",
+            "control_plane_endpoint":"10.0.0.10:6443"}"#;
+        std::fs::write(&path, answer).unwrap();
+        assert_eq!(
+            saved(&path, now).unwrap().control_plane_endpoint,
+            "10.0.0.10:6443"
+        );
+        assert!(saved(&path, now + time::Duration::minutes(14)).is_none());
+        std::fs::write(&path, "{").unwrap();
+        assert!(saved(&path, now).is_none());
     }
 }

@@ -74,6 +74,12 @@ impl Paths {
         self.dir.join("done")
     }
 
+    /// The join service's answer (0600: it holds the token), reused by a resumed run until the
+    /// token expires: the service gives one token per instance.
+    pub fn join_answer(&self) -> PathBuf {
+        self.dir.join("join-answer.json")
+    }
+
     /// The fetched user-data and metadata.
     pub fn fetched(&self) -> PathBuf {
         self.dir.join("fetched")

@@ -333,8 +333,20 @@ fn with_service_answer(
         nonce: crate::datasource::identity_needs_nonce(&platform),
         prove: &prove,
     };
-    let deadline = Instant::now() + ctx.options.join_timeout;
-    let answer = join_service::request(service, &node.ca_cert_hashes, &prover, deadline)?;
+    let saved = ctx.paths.join_answer();
+    let answer = match join_service::saved(&saved, time::OffsetDateTime::now_utc()) {
+        Some(answer) => answer,
+        None => {
+            let deadline = Instant::now() + ctx.options.join_timeout;
+            let answer = join_service::request(service, &node.ca_cert_hashes, &prover, deadline)?;
+            kiln_core::fsutil::write_atomic(
+                &saved,
+                serde_json::to_string(&answer)?.as_bytes(),
+                0o600,
+            )?;
+            answer
+        }
+    };
     ctx.redact.add(answer.token.expose());
     let token = kiln_core::token::BootstrapToken::parse(answer.token.expose())
         .context("join service answered a malformed token")?;
