@@ -20,11 +20,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use firstboot::{fake_node, firstboot_with_env, seed_root, standin_kubeadm, Out};
+use firstboot::{fake_node, seed_root, standin_kubeadm, Out};
 use kiln_firstboot::joinsvc::identity::Proof;
 use kiln_firstboot::node::join_service::{request, Prover};
 use support_fetch::providers::{provider, Opts};
-use support_fetch::server::{free_port, Fault, Handler, Req, Resp, Server};
+use support_fetch::server::{free_port, Fault, Handler, Netns, Req, Resp, Server};
 use support_join::*;
 
 const ACCOUNT: &str = "123456789012";
@@ -76,8 +76,16 @@ accounts = ["{AZURE_SUBSCRIPTION}"]
 
 impl World {
     fn new(extra: &str) -> World {
+        World::start(extra, None)
+    }
+
+    /// The world with the API server and the service inside `netns` when given.
+    fn start(extra: &str, netns: Option<&Netns>) -> World {
         let tmp = tempfile::tempdir().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = match netns {
+            Some(ns) => ns.listen("127.0.0.1:0"),
+            None => TcpListener::bind("127.0.0.1:0").unwrap(),
+        };
         let api_port = listener.local_addr().unwrap().port();
         let cluster = Cluster::new(tmp.path(), api_port);
         let api = FakeApi::start(&cluster, listener);
@@ -87,8 +95,8 @@ impl World {
         fs::write(tmp.path().join("azure.pem"), azure.ca_pem()).unwrap();
         fs::write(tmp.path().join("google.json"), google.jwks("g1")).unwrap();
         let port = free_port();
-        let service =
-            JoinService::start(&cluster, &policy(port, api_port, tmp.path(), extra), port);
+        let config = policy(port, api_port, tmp.path(), extra);
+        let service = JoinService::start(&cluster, &config, port, netns.map(|n| n.name.as_str()));
         World {
             _tmp: tmp,
             cluster,
@@ -146,20 +154,29 @@ impl World {}
 
 /// The fake metadata service of `platform` (tests/support_fetch) serving `user_data`, with the
 /// identity endpoints answered by `identity` first.
-fn imds(
+fn handler(
     platform: &str,
     user_data: String,
     identity: impl Fn(&Req) -> Option<Resp> + Send + Sync + 'static,
-) -> Server {
+) -> Handler {
     let opts = Opts {
         user_data: Some(user_data.into_bytes()),
         ..Opts::default()
     };
     let base = (provider(platform).handler)(opts);
-    let handler: Handler = Arc::new(move |req: &Req| identity(req).unwrap_or_else(|| base(req)));
+    Arc::new(move |req: &Req| identity(req).unwrap_or_else(|| base(req)))
+}
+
+/// [`handler`] served on 127.0.0.1.
+fn imds(
+    platform: &str,
+    user_data: String,
+    identity: impl Fn(&Req) -> Option<Resp> + Send + Sync + 'static,
+) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     Server::start(
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        handler,
+        listener,
+        handler(platform, user_data, identity),
         Fault::None,
         0,
     )
@@ -202,28 +219,46 @@ fn node_with(root: &Path, join_service: &str, pin: &str) -> String {
 
 /// `kiln-firstboot run` on `root` against the metadata service at `imds`.
 fn run_node(root: &Path, platform: &str, imds: &str, record: &Path, join_timeout: &str) -> Out {
-    let r = root.to_str().unwrap();
+    let args = ["--metadata-url", imds, "--join-timeout", join_timeout];
     let kubeadm = standin_kubeadm();
-    firstboot_with_env(
-        &[
-            "run",
-            "--root",
-            r,
-            "--sys-root",
-            r,
-            "--datasource",
-            platform,
-            "--metadata-url",
-            imds,
-            "--timeout",
-            "10",
-            "--kubeadm",
-            kubeadm.to_str().unwrap(),
-            "--join-timeout",
-            join_timeout,
-        ],
-        &[("KILN_STANDIN_RECORD", record.to_str().unwrap())],
-    )
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kiln-firstboot"));
+    cmd.args(run_args(root, platform, &kubeadm)).args(args);
+    finish(cmd, record)
+}
+
+/// `run` on the scratch node `root` with the stand-in kubeadm, `--datasource platform`.
+fn run_args(root: &Path, platform: &str, kubeadm: &Path) -> Vec<String> {
+    let r = root.to_str().unwrap();
+    [
+        "run",
+        "--root",
+        r,
+        "--sys-root",
+        r,
+        "--datasource",
+        platform,
+        "--timeout",
+        "10",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--kubeadm".into(), kubeadm.display().to_string()])
+    .collect()
+}
+
+/// Runs `cmd` with the stand-in kubeadm recording to `record`.
+fn finish(mut cmd: std::process::Command, record: &Path) -> Out {
+    let o = cmd
+        .env("KILN_STANDIN_RECORD", record)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    Out {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
 }
 
 fn assert_joined_with_issued_token(world: &World, root: &Path, out: &Out, record: &Path) {
@@ -334,6 +369,41 @@ fn an_azure_node_joins_with_an_attested_document_for_the_service_nonce() {
             serde_json::json!({"encoding": "pkcs7", "signature": signature}).to_string(),
         ))
     });
+}
+
+/// The real default address: the EC2 metadata service on 169.254.169.254:80, the API server, the
+/// join service and the node all inside a network namespace the test creates (root, `ip netns`;
+/// slow tier), so the node runs exactly as on EC2, with no `--metadata-url`.
+#[cfg(feature = "slow-tests")]
+#[test]
+fn an_ec2_node_joins_through_the_link_local_metadata_address() {
+    let ns = Netns::new("join-ec2");
+    let world = World::start("", Some(&ns));
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    let user_data = node_with(&root, &world.service.url, &world.cluster.pin);
+    let document = ec2_document("i-0f1e2d3c4b5a69788", ACCOUNT, 60);
+    let signature = world.aws.pkcs7(&document, false);
+    let identity = ec2_identity(document, signature);
+    let listener = ns.listen("169.254.169.254:80");
+    let _imds = Server::start(
+        listener,
+        handler("ec2", user_data, identity),
+        Fault::None,
+        0,
+    );
+    let record = tmp.path().join("kubeadm.record");
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &ns.name,
+        env!("CARGO_BIN_EXE_kiln-firstboot"),
+    ])
+    .args(run_args(&root, "ec2", &standin_kubeadm()))
+    .args(["--join-timeout", "30"]);
+    let out = finish(cmd, &record);
+    assert_joined_with_issued_token(&world, &root, &out, &record);
 }
 
 /// Each bad input is refused: the node hears only "refused", the audit line says why, and no

@@ -65,7 +65,7 @@ fn main() {
          [[rule]]\nname = \"gce\"\nplatform = \"gce\"\naccounts = [\"p1\"]\n",
         d = tmp.path().display()
     );
-    let service = JoinService::start(&cluster, &config, port);
+    let service = JoinService::start(&cluster, &config, port, None);
     eprintln!("signing {REQUESTS} identities with openssl...");
     let bodies = Arc::new(proofs(&aws, &google, &service.url));
     let (rss_before, _) = memory(service.child.id());

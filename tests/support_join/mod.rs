@@ -407,12 +407,22 @@ pub struct JoinService {
 }
 
 impl JoinService {
-    /// Starts the service with `config` (TOML) for `cluster`, waiting until it accepts connections.
-    pub fn start(cluster: &Cluster, config: &str, port: u16) -> Self {
+    /// Starts the service with `config` (TOML) for `cluster`, in network namespace `netns` if
+    /// given, waiting until it says it is ready.
+    pub fn start(cluster: &Cluster, config: &str, port: u16, netns: Option<&str>) -> Self {
         let path = cluster.dir.join("join-service.toml");
         std::fs::write(&path, config).unwrap();
         let log = cluster.dir.join("join-service.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_kiln-firstboot"))
+        let bin = env!("CARGO_BIN_EXE_kiln-firstboot");
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .args(["join-service", "--config"])
             .arg(&path)
             .arg("--pki-dir")
@@ -431,7 +441,7 @@ impl JoinService {
             url: format!("https://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !service.audit().contains("join service ready") {
             assert!(
                 Instant::now() < deadline,
                 "join service did not start:\n{}",
