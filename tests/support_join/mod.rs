@@ -178,25 +178,7 @@ pub struct Signer {
 impl Signer {
     pub fn new(name: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        openssl(
-            dir.path(),
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "cert.pem",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-            None,
-        );
+        self_signed(dir.path(), "key.pem", "cert.pem", name);
         Signer { dir }
     }
 
@@ -209,25 +191,7 @@ impl Signer {
     pub fn azure() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=azure-test-ca",
-            ],
-            None,
-        );
+        self_signed(d, "ca.key", "ca.pem", "azure-test-ca");
         openssl(
             d,
             &[
@@ -372,6 +336,19 @@ pub fn gce_claims(
         "project_id": project, "project_number": 1234, "zone": "europe-west1-b",
         "instance_id": instance, "instance_name": "worker-gce",
         "instance_creation_timestamp": now - 30}}})
+}
+
+/// A self-signed RSA-2048 certificate `cert` with key `key` in `dir`, named `name`.
+fn self_signed(dir: &Path, key: &str, cert: &str, name: &str) {
+    let subject = format!("/CN={name}");
+    let args = [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+    ];
+    let args: Vec<&str> = args
+        .into_iter()
+        .chain(["-days", "2", "-subj", &subject])
+        .collect();
+    openssl(dir, &args, None);
 }
 
 /// Runs `openssl ARGS` in `dir` with `stdin`; returns stdout.
