@@ -481,7 +481,26 @@ fn bad_identities_are_refused_with_the_reason_in_the_audit_log() {
         .service
         .audit()
         .contains("replay: instance already has token"));
-    assert_eq!(world.api.tokens().len(), 1);
+    // The detached form of the signature (content not in the PKCS#7) works too.
+    let document = ec2_document("i-10", ACCOUNT, 60);
+    let signature = world.aws.pkcs7_detached(&document);
+    let tampered = Proof::Ec2 {
+        document: document.replace("i-10", "i-11"),
+        signature: signature.clone(),
+    };
+    assert!(world.ask(&tampered).unwrap_err().contains("refused"));
+    let audit = world.service.audit();
+    assert!(
+        audit.contains("content does not match its signed digest"),
+        "{audit}"
+    );
+    world
+        .ask(&Proof::Ec2 {
+            document,
+            signature,
+        })
+        .unwrap();
+    assert_eq!(world.api.tokens().len(), 2);
 }
 
 #[test]

@@ -241,21 +241,22 @@ impl Signer {
     /// signer's certificate): PKCS#7 SignedData with the content, SHA-256, streamed BER, base64
     /// without PEM armour.
     pub fn pkcs7(&self, document: &str, with_cert: bool) -> String {
+        self.cms(document, false, with_cert)
+    }
+
+    /// `document` signed as `rsa2048` in the detached form (content not included, DER).
+    pub fn pkcs7_detached(&self, document: &str) -> String {
+        self.cms(document, true, false)
+    }
+
+    fn cms(&self, document: &str, detached: bool, with_cert: bool) -> String {
         let mut args = vec![
-            "cms",
-            "-sign",
-            "-signer",
-            "cert.pem",
-            "-inkey",
-            "key.pem",
-            "-md",
-            "sha256",
-            "-nodetach",
-            "-binary",
-            "-stream",
-            "-outform",
-            "DER",
+            "cms", "-sign", "-signer", "cert.pem", "-inkey", "key.pem", "-md", "sha256",
         ];
+        args.extend(["-binary", "-outform", "DER"]);
+        if !detached {
+            args.extend(["-nodetach", "-stream"]);
+        }
         if !with_cert {
             args.push("-nocerts");
         }
