@@ -526,6 +526,12 @@ fn malformed_bodies_and_floods_are_refused() {
         (403, "{\"error\":\"refused\"}".into())
     );
     assert!(world.service.audit().contains("malformed body"));
+    let huge = format!(
+        "{{\"platform\": \"gce\", \"token\": \"{}\"}}",
+        "a".repeat(70_000)
+    );
+    assert_eq!(post(&huge).0, 403);
+    assert!(world.service.audit().contains("request body over 64 KiB"));
     let statuses: Vec<u16> = (0..30).map(|_| post("{}").0).collect();
     assert!(
         statuses.iter().filter(|s| **s == 429).count() >= 20,

@@ -114,6 +114,12 @@ impl Service {
         ok
     }
 
+    /// Refuses a request from `peer` for `reason` before its body could be read.
+    pub fn refuse(&self, peer: &str, reason: &str) -> Reply {
+        audit_refused(peer, None, &Refused::new(reason));
+        (403, REFUSED.into())
+    }
+
     /// Handles `GET /nonce` (Azure): a fresh nonce for the attested document.
     pub fn nonce(&self, peer: &str) -> Reply {
         if !self.admit(peer) {
@@ -140,10 +146,7 @@ impl Service {
         }
         let claims = match self.check(body) {
             Ok(c) => c,
-            Err(r) => {
-                audit_refused(peer, None, &r);
-                return (403, REFUSED.into());
-            }
+            Err(r) => return self.refuse(peer, &r.reason),
         };
         match self.issue(&claims, peer).await {
             Ok(answer) => (200, serde_json::to_string(&answer).unwrap_or_default()),

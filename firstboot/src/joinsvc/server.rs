@@ -96,7 +96,15 @@ pub async fn serve(
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = slots.clone().acquire_owned().await?;
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors or a connection reset before accept: keep serving.
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let (acceptor, service, ca_pem) = (acceptor.clone(), service.clone(), ca_pem.clone());
         tokio::spawn(async move {
             let _permit = permit;
@@ -136,7 +144,7 @@ async fn route(
         (&Method::POST, "/join") => {
             let (status, body) = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(body) => service.join(&body.to_bytes(), peer).await,
-                Err(_) => service.join(b"", peer).await,
+                Err(_) => service.refuse(peer, "request body over 64 KiB or unreadable"),
             };
             (status, body, "application/json")
         }
