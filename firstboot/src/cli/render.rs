@@ -57,6 +57,13 @@ impl RenderArgs {
         for warning in &rendered.warnings {
             tracing::warn!("{warning}");
         }
+        if let Some(service) = rendered.node.as_ref().and_then(|n| n.join_service.as_ref()) {
+            tracing::info!(
+                service,
+                "join_service: the token (and the endpoint, unless set) come from the service at \
+                 join time; discovery is filled in then"
+            );
+        }
         tracing::info!(
             origin = %rendered.origin.display(),
             role = rendered.role.name(),
