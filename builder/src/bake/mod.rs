@@ -26,6 +26,7 @@ pub mod phases;
 pub mod plan;
 pub mod recipe;
 pub mod report;
+pub mod signing;
 pub mod staging;
 pub mod transfer;
 pub mod tree;
