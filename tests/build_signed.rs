@@ -1,15 +1,16 @@
 //! `kiln build --signing-key/--certificate --gpg-key` against the stand-in release on 127.0.0.1
 //! (tests/support/release.rs; no images, so the build takes seconds): the sysext is a DDI that
-//! the real systemd-dissect reads as usr + usr-verity + usr-verity-sig, whose hash tree the real
-//! `veritysetup verify` accepts (and rejects after a one-byte change), whose signature is a
-//! PKCS#7 by the test key over the root hash (checked with openssl as systemd's userspace check
-//! does it against /etc/verity.d: the test certificate accepts it, another refuses it), and
-//! whose SHA256SUMS.gpg `gpgv` verifies with the test key. Bad signing input stops the build
+//! the real systemd-dissect reads as root + root-verity + root-verity-sig with a `signed` root,
+//! whose hash tree the real `veritysetup verify` accepts (and rejects after a one-byte change),
+//! whose signature is a PKCS#7 by the test key over the root hash (openssl), which the real
+//! systemd-sysext accepts with the test certificate in verity.d and refuses with another one,
+//! and whose SHA256SUMS.gpg `gpgv` verifies with the test key. Bad signing input stops the build
 //! before any download and leaves nothing at --out.
 //!
 //! What this host cannot show: its kernel has no device-mapper, so no systemd here can activate
-//! the verity device, and the refusal of an image signed with another key is asserted with the
-//! same PKCS7_verify check systemd runs, not by a failed mount.
+//! the verity device; systemd-sysext's signature check runs before that and is asserted from its
+//! debug log (accepted: it goes on to activate "by volume key"; refused: "Userspace PKCS#7
+//! validation failed").
 
 mod support;
 
@@ -189,6 +190,29 @@ fn pkcs7_verifies(dir: &Path, trusted: &Path) -> bool {
         .success()
 }
 
+/// The debug log of systemd-sysext merging `image` into a scratch root, in a mount namespace of
+/// its own whose /run is a new tmpfs with `trusted` as /run/verity.d/test.crt (one of the
+/// directories systemd reads trusted verity certificates from); nothing reaches the host.
+fn sysext_merge_log(image: &Path, trusted: &Path) -> String {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir_all(r.join("usr/lib")).unwrap();
+    std::fs::create_dir_all(r.join("var/lib/extensions")).unwrap();
+    std::fs::write(r.join("usr/lib/os-release"), "ID=debian\nVERSION_ID=12\n").unwrap();
+    std::fs::copy(image, r.join("var/lib/extensions/kubernetes.raw")).unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs none /run && mkdir /run/verity.d && cp \"$0\" /run/verity.d/test.crt \
+             && SYSTEMD_LOG_LEVEL=debug systemd-sysext --root=\"$1\" merge",
+        )
+        .arg(trusted)
+        .arg(r)
+        .output()
+        .expect("unshare, systemd-sysext");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn signed_sysext_and_sums_verify_with_the_fields_tools() {
     let keys = keys();
@@ -203,28 +227,32 @@ fn signed_sysext_and_sums_verify_with_the_fields_tools() {
     let name = format!("kubernetes-{}-x86-64.raw", release::KUBE);
     let image = out.join(&name);
 
-    // systemd-dissect sees a DDI: usr (squashfs), usr-verity, usr-verity-sig.
+    // systemd-dissect sees a DDI: root (squashfs, signed verity), root-verity, root-verity-sig.
     let json = run_ok(
         Command::new("systemd-dissect")
             .arg("--json=short")
             .arg(&image),
     );
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let mounts: Vec<(String, String)> = value["mounts"]
+    let mounts: Vec<(String, String, String)> = value["mounts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| {
             let s = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
-            (s("designator"), s("fstype"))
+            (s("designator"), s("fstype"), s("verity"))
         })
         .collect();
     assert_eq!(
         mounts,
         [
-            ("usr".into(), "squashfs".into()),
-            ("usr-verity".into(), "DM_verity_hash".into()),
-            ("usr-verity-sig".into(), "verity_hash_signature".into())
+            ("root".into(), "squashfs".into(), "signed".into()),
+            ("root-verity".into(), "DM_verity_hash".into(), String::new()),
+            (
+                "root-verity-sig".into(),
+                "verity_hash_signature".into(),
+                String::new()
+            )
         ],
         "{json}"
     );
@@ -233,7 +261,7 @@ fn signed_sysext_and_sums_verify_with_the_fields_tools() {
     let p = parts.path();
     extract(&image, p);
     // The signature partition: JSON, padded with NULs.
-    let sig_part = std::fs::read(p.join("usr-x86-64-verity-sig.img")).unwrap();
+    let sig_part = std::fs::read(p.join("root-x86-64-verity-sig.img")).unwrap();
     let sig_json = sig_part.split(|&b| b == 0).next().unwrap();
     let sig: serde_json::Value = serde_json::from_slice(sig_json).unwrap();
     let root_hash = sig["rootHash"].as_str().unwrap().to_owned();
@@ -246,25 +274,25 @@ fn signed_sysext_and_sums_verify_with_the_fields_tools() {
         Command::new("veritysetup")
             .arg("verify")
             .arg(data)
-            .arg(p.join("usr-x86-64-verity.img"))
+            .arg(p.join("root-x86-64-verity.img"))
             .arg(&root_hash)
             .output()
             .expect("veritysetup (cryptsetup-bin, installed by .ci/setup)")
             .status
             .success()
     };
-    assert!(verify(&p.join("usr-x86-64.img")));
-    let mut bytes = std::fs::read(p.join("usr-x86-64.img")).unwrap();
+    assert!(verify(&p.join("root-x86-64.img")));
+    let mut bytes = std::fs::read(p.join("root-x86-64.img")).unwrap();
     bytes[100] ^= 1;
     std::fs::write(p.join("tampered.img"), bytes).unwrap();
     assert!(!verify(&p.join("tampered.img")));
 
-    // The usr partition holds /usr's contents, with the extension-release file.
+    // The root partition holds the content tree, with the extension-release file.
     let release = run_ok(
         Command::new("unsquashfs")
             .arg("-cat")
-            .arg(p.join("usr-x86-64.img"))
-            .arg("lib/extension-release.d/extension-release.kubernetes"),
+            .arg(p.join("root-x86-64.img"))
+            .arg("usr/lib/extension-release.d/extension-release.kubernetes"),
     );
     assert!(release.contains("ARCHITECTURE=x86-64"), "{release}");
 
@@ -276,6 +304,21 @@ fn signed_sysext_and_sums_verify_with_the_fields_tools() {
     std::fs::write(p.join("roothash"), &root_hash).unwrap();
     assert!(pkcs7_verifies(p, &keys.path("signer.crt")));
     assert!(!pkcs7_verifies(p, &keys.path("other.crt")));
+
+    // systemd-sysext checks the signature against verity.d before it activates the image.
+    let log = sysext_merge_log(&image, &keys.path("signer.crt"));
+    assert!(
+        log.contains("by volume key") || log.contains("Merged extensions"),
+        "{log}"
+    );
+    assert!(!log.contains("PKCS#7 validation failed"), "{log}");
+    let log = sysext_merge_log(&image, &keys.path("other.crt"));
+    assert!(
+        log.contains("Userspace PKCS#7 validation failed")
+            && log.contains("worked neither via the kernel nor in userspace"),
+        "{log}"
+    );
+    assert!(!log.contains("Merged extensions"), "{log}");
     let fingerprint = sh(&format!(
         "openssl x509 -in {} -noout -fingerprint -sha256",
         keys.path("signer.crt").display()

@@ -140,13 +140,8 @@ pub fn write_arch_outputs(
         sysext::pack(tree, &out.join(&name), o.sysext, epoch, &name)?;
         return Ok(None);
     };
-    let outside = verity::outside_usr(tree)?;
-    anyhow::ensure!(
-        outside.is_empty(),
-        "a signed sysext holds /usr only, but the content tree has {outside:?} (recipe overlay?)"
-    );
-    let fs_image = work.join(format!("{base}-usr.img"));
-    sysext::pack(&tree.join("usr"), &fs_image, o.sysext, epoch, &name)?;
+    let fs_image = work.join(format!("{base}-root.img"));
+    sysext::pack(tree, &fs_image, o.sysext, epoch, &name)?;
     let seed = sysext::derived_uuid(&format!("{name} ddi"));
     let root_hash = verity::make_image(signer, &fs_image, &out.join(&name), arch, &seed)?;
     std::fs::remove_file(&fs_image)?;

@@ -1,22 +1,29 @@
-//! The signed sysext: a Discoverable Disk Image (DDI) that systemd-sysext and systemd-dissect
-//! open with dm-verity. The squashfs/erofs of the tree's `/usr` becomes the `usr` partition,
-//! systemd-repart computes its `usr-verity` hash tree and writes `usr-verity-sig`: the root hash
-//! and a PKCS#7 signature of it (UAPI.2 Discoverable Partitions Specification; repart(8)
-//! `Verity=data|hash|signature`, `--private-key`, `--certificate`, all in systemd 252).
+//! The signed sysext: a Discoverable Disk Image (DDI) that systemd-sysext opens with dm-verity.
+//! The squashfs/erofs of the content tree (`usr/…`, as the unsigned sysext) becomes a `root`
+//! partition, systemd-repart computes its `root-verity` hash tree and writes `root-verity-sig`:
+//! the root hash and a PKCS#7 signature of it (UAPI.2 Discoverable Partitions Specification;
+//! repart.d(5) `Verity=data|hash|signature`, `--private-key`, `--certificate`, all in systemd
+//! 252, Debian 12's; bookworm-backports' 254 is not needed).
 //!
-//! systemd-repart 252 (Debian 12) is used rather than hand-written verity and GPT code. It has
-//! no `Minimize=` (253), so kiln sizes the partitions: `usr` exactly the filesystem image
-//! (`CopyBlocks=`), `usr-verity` the hash tree repart makes for it: SHA-256 with a superblock,
-//! data and hash blocks of the image's sector size, 512 bytes (repart 252 passes the sector size
-//! to libcryptsetup as both block sizes; seen in its debug log: "data blocks 91136" for 44.5 MiB). Partition and disk UUIDs follow `--seed` and the root hash, but repart 252
-//! picks a random verity salt, so the root hash (and the image's bytes) of a signed sysext
-//! differ from build to build; the unsigned sysext stays bit-identical.
+//! Why `root` and not `usr` partitions: systemd 252 looks for a signature partition of the
+//! designator it opens and, for an extension with no `root` partition, opens `usr` unverified
+//! (tried here: systemd-sysext 252 merged a `usr`/`usr-verity`/`usr-verity-sig` image without
+//! touching its signature), while with `root` partitions it insists on the signature: a key it
+//! does not trust stops the merge ("Activation of signed Verity volume worked neither via the
+//! kernel nor in userspace"). systemd-sysext accepts both layouts.
+//!
+//! systemd-repart 252 has no `Minimize=` (253), so kiln sizes the partitions: the data partition
+//! exactly the filesystem image (`CopyBlocks=`), the hash partition the tree repart makes for
+//! it: SHA-256 with a superblock, data and hash blocks of the image's sector size, 512 bytes
+//! (repart 252 passes the sector size to libcryptsetup as both block sizes; its debug log says
+//! "data blocks 91136" for 44.5 MiB). Partition and disk UUIDs follow `--seed` and the root
+//! hash, but repart 252 picks a random verity salt, so the root hash (and the bytes) of a signed
+//! sysext differ from build to build; the unsigned sysext stays bit-identical.
 //!
 //! repart computes the hash tree through a loop device: building needs root and
 //! `/dev/loop-control`. A node trusts the signature when the certificate is in the kernel's
 //! keyring or in `/etc/verity.d/*.crt` (systemd ≥ 252 checks there in userspace, with
-//! `PKCS7_verify`, when the kernel does not know the key), and refuses a signed image whose
-//! signature neither accepts.
+//! `PKCS7_verify`, when the kernel does not know the key).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -88,13 +95,13 @@ pub fn definitions(fs_image: &Path, fs_size: u64, arch: Arch) -> Vec<(String, St
     let data = fs_size.div_ceil(BLOCK) * BLOCK;
     let hash = hash_size(data);
     let part = |ty: &str, verity: &str, extra: String| {
-        format!("[Partition]\nType={ty}\nVerity={verity}\nVerityMatchKey=usr\n{extra}")
+        format!("[Partition]\nType={ty}\nVerity={verity}\nVerityMatchKey=root\n{extra}")
     };
     vec![
         (
-            "10-usr.conf".into(),
+            "10-root.conf".into(),
             part(
-                &format!("usr-{a}"),
+                &format!("root-{a}"),
                 "data",
                 format!(
                     "CopyBlocks={}\nSizeMinBytes={data}\nSizeMaxBytes={data}\n",
@@ -103,21 +110,21 @@ pub fn definitions(fs_image: &Path, fs_size: u64, arch: Arch) -> Vec<(String, St
             ),
         ),
         (
-            "20-usr-verity.conf".into(),
+            "20-root-verity.conf".into(),
             part(
-                &format!("usr-{a}-verity"),
+                &format!("root-{a}-verity"),
                 "hash",
                 format!("SizeMinBytes={hash}\nSizeMaxBytes={hash}\n"),
             ),
         ),
         (
-            "30-usr-verity-sig.conf".into(),
-            part(&format!("usr-{a}-verity-sig"), "signature", String::new()),
+            "30-root-verity-sig.conf".into(),
+            part(&format!("root-{a}-verity-sig"), "signature", String::new()),
         ),
     ]
 }
 
-/// Makes the signed DDI `out` from the filesystem image `fs_image` (of `/usr`'s contents) for
+/// Makes the signed DDI `out` from the filesystem image `fs_image` (of the content tree) for
 /// `arch`, its UUIDs derived from `seed` (a UUID). Returns the verity root hash (hex).
 pub fn make_image(
     signer: &VeritySigner,
@@ -196,19 +203,6 @@ fn root_hash(json: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("systemd-repart reported no verity root hash"))
 }
 
-/// The top-level entries of `tree` other than `usr`: a signed sysext holds `/usr` only.
-pub fn outside_usr(tree: &Path) -> anyhow::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(tree).with_context(|| format!("{}", tree.display()))? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name != "usr" {
-            names.push(name);
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,25 +224,27 @@ mod tests {
         assert_eq!(
             names,
             [
-                "10-usr.conf",
-                "20-usr-verity.conf",
-                "30-usr-verity-sig.conf"
+                "10-root.conf",
+                "20-root-verity.conf",
+                "30-root-verity-sig.conf"
             ]
         );
-        assert!(defs[0].1.contains("Type=usr-arm64\nVerity=data\n"));
+        assert!(defs[0].1.contains("Type=root-arm64\nVerity=data\n"));
         assert!(defs[0]
             .1
             .contains("CopyBlocks=/w/fs.img\nSizeMinBytes=8192\nSizeMaxBytes=8192\n"));
-        assert!(defs[1].1.contains("Type=usr-arm64-verity\nVerity=hash\n"));
+        assert!(defs[1].1.contains("Type=root-arm64-verity\nVerity=hash\n"));
         assert!(defs[2]
             .1
-            .contains("Type=usr-arm64-verity-sig\nVerity=signature\n"));
-        assert!(defs.iter().all(|(_, t)| t.contains("VerityMatchKey=usr\n")));
+            .contains("Type=root-arm64-verity-sig\nVerity=signature\n"));
+        assert!(defs
+            .iter()
+            .all(|(_, t)| t.contains("VerityMatchKey=root\n")));
     }
 
     #[test]
     fn the_root_hash_comes_from_the_report() {
-        let json = r#"[{"type":"usr-x86-64","roothash":"ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"},{"roothash":null}]"#;
+        let json = r#"[{"type":"root-x86-64","roothash":"ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"},{"roothash":null}]"#;
         assert_eq!(root_hash(json).unwrap(), "ab12".repeat(16));
         assert!(root_hash(r#"[{"roothash":null}]"#).is_err());
     }
