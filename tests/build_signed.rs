@@ -81,6 +81,16 @@ fn server() -> Server {
 }
 
 fn build(server: &Server, dir: &Path, out: &Path, extra: &[&str]) -> Run {
+    kiln_build(server, dir, out, extra, None)
+}
+
+/// `kiln build` with `tool` replaced by /dev/null in a private mount namespace.
+fn build_hiding(server: &Server, dir: &Path, out: &Path, extra: &[String], tool: &str) -> Run {
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    kiln_build(server, dir, out, &extra, Some(tool))
+}
+
+fn kiln_build(server: &Server, dir: &Path, out: &Path, extra: &[&str], hide: Option<&str>) -> Run {
     let recipe = dir.join("recipe.toml");
     std::fs::write(
         &recipe,
@@ -104,11 +114,18 @@ fn build(server: &Server, dir: &Path, out: &Path, extra: &[&str]) -> Run {
     ];
     args.extend(release::mirror_args(&server.base));
     args.extend(extra.iter().map(|s| s.to_string()));
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(&args)
-        .output()
-        .expect("running kiln")
-        .into()
+    let mut cmd = match hide {
+        None => Command::new(env!("CARGO_BIN_EXE_kiln")),
+        Some(tool) => {
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg("mount --bind /dev/null \"$0\" && exec \"$@\"")
+                .arg(tool)
+                .arg(env!("CARGO_BIN_EXE_kiln"));
+            cmd
+        }
+    };
+    cmd.args(&args).output().expect("running kiln").into()
 }
 
 fn signing_args(keys: &Keys) -> Vec<String> {
@@ -368,6 +385,7 @@ fn signed_sysext_and_sums_verify_with_the_fields_tools() {
 
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    eprintln!("signed build phases: {}", report["phases"]);
     assert_eq!(report["signing_certificate_sha256"], fingerprint.as_str());
     assert_eq!(report["sha256sums_gpg_key"], keys.gpg_fpr.as_str());
     let formats: Vec<&str> = report["outputs"]
@@ -445,6 +463,32 @@ fn bad_signing_input_is_refused_before_any_download() {
         assert!(!run.stderr.contains(&secret_line), "{}", run.stderr);
         assert!(!out.exists());
     }
+    // A host whose systemd-repart cannot run (hidden by /dev/null in a mount namespace).
+    let mut args = vec![
+        "--signing-key".to_owned(),
+        k("signer.key"),
+        "--certificate".to_owned(),
+        k("signer.crt"),
+    ];
+    let run = build_hiding(&server, dir.path(), &out, &args, "/usr/bin/systemd-repart");
+    assert!(
+        !run.ok && run.stderr.contains("systemd-repart"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("error:").count(), 1, "{}", run.stderr);
+    assert!(!out.exists());
+    // --dry-run says who signs.
+    args.push("--dry-run".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = build(&server, dir.path(), &out, &args);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("signing: sysext verity root hash with CN=kiln-signer"),
+        "{}",
+        run.stdout
+    );
     // Half a pair is a command-line error (exit 2).
     let run = build(
         &server,

@@ -272,6 +272,17 @@ mod tests {
     }
 
     #[test]
+    fn a_key_without_a_sysext_is_refused() {
+        let args = SigningArgs {
+            key: Some("k.pem".into()),
+            certificate: Some("c.pem".into()),
+            ..Default::default()
+        };
+        let err = Signing::check(&args, false).unwrap_err().to_string();
+        assert!(err.contains("nothing to sign"), "{err}");
+    }
+
+    #[test]
     fn half_a_pair_is_refused() {
         let args = SigningArgs {
             key: Some("k.pem".into()),
