@@ -126,6 +126,20 @@ pub fn write_arch_outputs(
             plan.source_date_epoch,
         )?;
     }
+    write_sysext(plan, arch, tree, work, out, signing)
+}
+
+/// The sysext for `arch` into `out`: the packed tree or, with a verity signer, the signed DDI
+/// (its filesystem image made in `work` first). Returns the signed one's name and root hash.
+fn write_sysext(
+    plan: &Plan,
+    arch: Arch,
+    tree: &Path,
+    work: &Path,
+    out: &Path,
+    signing: &Signing,
+) -> anyhow::Result<Option<(String, String)>> {
+    let o = &plan.recipe.outputs;
     if o.sysext == SysextFormat::None {
         return Ok(None);
     }
@@ -140,7 +154,7 @@ pub fn write_arch_outputs(
         sysext::pack(tree, &out.join(&name), o.sysext, epoch, &name)?;
         return Ok(None);
     };
-    let fs_image = work.join(format!("{base}-root.img"));
+    let fs_image = work.join(format!("{name}.fs"));
     sysext::pack(tree, &fs_image, o.sysext, epoch, &name)?;
     let seed = sysext::derived_uuid(&format!("{name} ddi"));
     let root_hash = verity::make_image(signer, &fs_image, &out.join(&name), arch, &seed)?;
