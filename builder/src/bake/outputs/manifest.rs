@@ -3,8 +3,10 @@
 //! so two builds of the same recipe write the same bytes.
 //!
 //! Order in a build: write the outputs, then `manifest.json` (listing them via
-//! [`output_entries`]), then [`write_sums`] (listing every file, the manifest too). A
-//! systemd-sysupdate source directory needs that `SHA256SUMS`.
+//! [`output_entries`]), then [`write_sums`] (listing every file, the manifest too), then, when
+//! the build signs, `SHA256SUMS.gpg` ([`SUMS_SIGNATURE`], listed by neither). A
+//! systemd-sysupdate source directory needs that `SHA256SUMS` (and for `Verify=yes` its
+//! signature).
 
 use std::collections::BTreeMap;
 use std::path::Path;

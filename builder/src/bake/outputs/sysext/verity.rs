@@ -45,8 +45,13 @@ const VERITY_BLOCK: u64 = 512;
 const SLACK: u64 = 2 << 20;
 
 /// Refuses a systemd-repart that cannot make verity partitions here (no libcryptsetup, older
-/// than 252) and a host without loop devices.
+/// than 252), a host without loop devices and a build without root (which attaching one needs).
 pub fn check_host(repart: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "--signing-key: run kiln build as root; systemd-repart computes the verity hash tree \
+         through a loop device"
+    );
     let mut cmd = Command::new(repart);
     cmd.arg("--version");
     let done = Run::new(&mut cmd, "systemd-repart --version").output()?;
