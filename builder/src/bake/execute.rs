@@ -24,6 +24,7 @@ use super::pack;
 use super::phases::{Phase, Phases};
 use super::plan::Plan;
 use super::recipe::Arch;
+use super::signing::Signing;
 use super::staging::Staging;
 use super::tree;
 
@@ -42,6 +43,8 @@ pub struct Options {
     pub refresh: bool,
     /// Replace an existing `out`.
     pub force: bool,
+    /// Who signs the sysexts and `SHA256SUMS` (checked before the build).
+    pub signing: Signing,
 }
 
 /// What a build did.
@@ -90,11 +93,18 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         cache: &cache,
         phases: &phases,
     };
+    let mut root_hashes = BTreeMap::new();
     for &arch in &plan.architectures {
-        build_arch(plan, options, &built, arch, staging.path(), &out)?;
+        if let Some((file, hash)) = build_arch(plan, options, &built, arch, staging.path(), &out)? {
+            root_hashes.insert(file, hash);
+        }
     }
+    let signed = pack::Signed {
+        signing: &options.signing,
+        root_hashes: &root_hashes,
+    };
     phases.run("manifest", || {
-        pack::write_top_level(plan, inputs, &resolved, &out)
+        pack::write_top_level(plan, inputs, &resolved, signed, &out)
     })?;
     publish(&out, &options.out, options.force)?;
     Ok(report(&fetched, phases.take()))
@@ -144,7 +154,8 @@ fn pull_images(
     Ok(images)
 }
 
-/// The content tree of `arch` and its outputs (sysext, /opt tar, disk image) into `out`.
+/// The content tree of `arch` and its outputs (sysext, /opt tar, disk image) into `out`;
+/// the signed sysext's name and root hash, if it is signed.
 fn build_arch(
     plan: &Plan,
     options: &Options,
@@ -152,7 +163,7 @@ fn build_arch(
     arch: Arch,
     work: &Path,
     out: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<(String, String)>> {
     let tree = work.join(arch.kube());
     built
         .phases
@@ -165,7 +176,7 @@ fn build_arch(
     built
         .phases
         .run(&format!("sysext and /opt {}", arch.kube()), || {
-            pack::write_arch_outputs(plan, arch, &tree, work, out)
+            pack::write_arch_outputs(plan, arch, &tree, work, out, &options.signing)
         })
 }
 

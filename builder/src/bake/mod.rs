@@ -8,7 +8,8 @@
 //! `kiln_core::digest`), `fetch`/`http` (verified downloads), `transfer` (the download pool and
 //! copy loop they share with `oci`), `oci` (pre-pulled images), `tree` and `units` (the content
 //! tree), `outputs` (the formats: sysext, /opt tar, disk image, PXE, sysupdate transfer,
-//! manifest.json and SHA256SUMS), `pack` (content trees → outputs); `execute` runs it all, timing its `phases`; `report` is
+//! manifest.json and SHA256SUMS), `signing` (`--signing-key`, `--gpg-key`: checked before any
+//! download), `pack` (content trees → outputs); `execute` runs it all, timing its `phases`; `report` is
 //! `--report`.
 
 pub mod arch;
@@ -26,6 +27,7 @@ pub mod phases;
 pub mod plan;
 pub mod recipe;
 pub mod report;
+pub mod signing;
 pub mod staging;
 pub mod transfer;
 pub mod tree;

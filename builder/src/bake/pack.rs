@@ -8,9 +8,11 @@ use super::fetch::Fetched;
 use super::images::ResolvedImages;
 use super::oci::PulledImage;
 use super::outputs::manifest::{self, Input, Manifest};
+use super::outputs::sysext::verity;
 use super::outputs::{opt, sysext, sysupdate};
 use super::plan::Plan;
 use super::recipe::{Arch, SysextFormat};
+use super::signing::Signing;
 use super::tree;
 use kiln_core::digest;
 
@@ -96,14 +98,17 @@ pub fn write_inner_manifest(
     tree::write_file(&path, manifest.to_json().as_bytes(), 0o644)
 }
 
-/// The sysext image and the /opt tar for `arch`, into `out`; `work` holds the /opt directory.
+/// The sysext image and the /opt tar for `arch`, into `out`; `work` holds the /opt directory
+/// (and the filesystem image of a signed sysext). Returns the signed sysext's file name and
+/// verity root hash, when `signing` signs it.
 pub fn write_arch_outputs(
     plan: &Plan,
     arch: Arch,
     tree: &Path,
     work: &Path,
     out: &Path,
-) -> anyhow::Result<()> {
+    signing: &Signing,
+) -> anyhow::Result<Option<(String, String)>> {
     let o = &plan.recipe.outputs;
     let base = format!(
         "{}-{}-{}",
@@ -121,33 +126,55 @@ pub fn write_arch_outputs(
             plan.source_date_epoch,
         )?;
     }
-    if o.sysext != SysextFormat::None {
-        let level = match (&o.sysext_version_id, &o.sysext_level) {
-            (Some(version_id), _) => sysext::Level::VersionId(version_id),
-            (None, level) => sysext::Level::SysextLevel(level.as_deref().unwrap_or("1.0")),
-        };
-        sysext::write_extension_release(tree, &plan.recipe.name, &o.sysext_id, level, arch)?;
-        let name = plan.sysext_name(arch);
-        sysext::pack(
-            tree,
-            &out.join(&name),
-            o.sysext,
-            plan.source_date_epoch,
-            &name,
-        )?;
-    }
-    Ok(())
+    write_sysext(plan, arch, tree, work, out, signing)
 }
 
-/// The sysupdate transfer file, `manifest.json` (inputs and output digests) and `SHA256SUMS`.
+/// The sysext for `arch` into `out`: the packed tree or, with a verity signer, the signed DDI
+/// (its filesystem image made in `work` first). Returns the signed one's name and root hash.
+fn write_sysext(
+    plan: &Plan,
+    arch: Arch,
+    tree: &Path,
+    work: &Path,
+    out: &Path,
+    signing: &Signing,
+) -> anyhow::Result<Option<(String, String)>> {
+    let o = &plan.recipe.outputs;
+    if o.sysext == SysextFormat::None {
+        return Ok(None);
+    }
+    let level = match (&o.sysext_version_id, &o.sysext_level) {
+        (Some(version_id), _) => sysext::Level::VersionId(version_id),
+        (None, level) => sysext::Level::SysextLevel(level.as_deref().unwrap_or("1.0")),
+    };
+    sysext::write_extension_release(tree, &plan.recipe.name, &o.sysext_id, level, arch)?;
+    let name = plan.sysext_name(arch);
+    let epoch = plan.source_date_epoch;
+    let Some(signer) = &signing.verity else {
+        sysext::pack(tree, &out.join(&name), o.sysext, epoch, &name)?;
+        return Ok(None);
+    };
+    let fs_image = work.join(format!("{name}.fs"));
+    sysext::pack(tree, &fs_image, o.sysext, epoch, &name)?;
+    let seed = sysext::derived_uuid(&format!("{name} ddi"));
+    let root_hash = verity::make_image(signer, &fs_image, &out.join(&name), arch, &seed)?;
+    std::fs::remove_file(&fs_image)?;
+    Ok(Some((name, root_hash)))
+}
+
+/// The sysupdate transfer file, `manifest.json` (inputs and output digests, signing keys, the
+/// signed sysexts' root hashes) and `SHA256SUMS`, with `SHA256SUMS.gpg` when `signing` signs
+/// it.
 pub fn write_top_level(
     plan: &Plan,
     inputs: Vec<Input>,
     images: &ResolvedImages,
+    signed: Signed<'_>,
     out: &Path,
 ) -> anyhow::Result<()> {
+    let gpg = signed.signing.gpg.as_ref();
     if let Some(url) = &plan.recipe.outputs.sysupdate_url {
-        let text = sysupdate::transfer(&plan.recipe.name, &plan.version_tag(), url, false)?;
+        let text = sysupdate::transfer(&plan.recipe.name, &plan.version_tag(), url, gpg.is_some())?;
         let path = out.join(sysupdate::file_name(&plan.recipe.name));
         tree::write_file(&path, text.as_bytes(), 0o644)?;
     }
@@ -159,7 +186,32 @@ pub fn write_top_level(
         inputs,
         manifest::output_entries(out)?,
     )
-    .with_images(images.source.map(|s| s.name()), &images.kubeadm_list);
+    .with_images(images.source.map(|s| s.name()), &images.kubeadm_list)
+    .with_signing(
+        signed
+            .signing
+            .verity
+            .as_ref()
+            .map(|v| v.cert.sha256.as_str()),
+        gpg.map(|g| g.fingerprint.as_str()),
+        signed.root_hashes,
+    );
     manifest::write_manifest(out, &manifest)?;
-    manifest::write_sums(out)
+    manifest::write_sums(out)?;
+    if let Some(gpg) = gpg {
+        gpg.sign(
+            &out.join(manifest::SUMS),
+            &out.join(manifest::SUMS_SIGNATURE),
+        )?;
+    }
+    Ok(())
+}
+
+/// What signed a build, for [`write_top_level`].
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    /// The signing setup.
+    pub signing: &'a Signing,
+    /// The signed sysexts: file name → verity root hash.
+    pub root_hashes: &'a BTreeMap<String, String>,
 }

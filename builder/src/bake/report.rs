@@ -39,6 +39,14 @@ pub struct Report {
     pub images: Images,
     /// The dm-verity root hash of the read-only /usr, when the image has one (none yet).
     pub usr_root_hash: Option<String>,
+    /// SHA-256 of the certificate whose key signed the sysexts' verity root hashes (only in
+    /// the reports of signed builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_certificate_sha256: Option<String>,
+    /// Fingerprint of the OpenPGP key that signed `SHA256SUMS` into `SHA256SUMS.gpg` (only in
+    /// the reports of signed builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256sums_gpg_key: Option<String>,
     /// Seconds per phase, in the order the phases finished.
     pub phases: Vec<Phase>,
 }
@@ -110,8 +118,11 @@ impl Report {
         for (file, format) in [
             (manifest::MANIFEST, "manifest"),
             (manifest::SUMS, "sha256sums"),
+            (manifest::SUMS_SIGNATURE, "sha256sums-signature"),
         ] {
-            outputs.push(file_entry(out, file, format, None)?);
+            if file != manifest::SUMS_SIGNATURE || out.join(file).is_file() {
+                outputs.push(file_entry(out, file, format, None)?);
+            }
         }
         let pxe = out.join("pxe");
         if plan.disk.as_ref().is_some_and(|d| d.disk.pxe) && pxe.is_dir() {
@@ -147,6 +158,8 @@ impl Report {
                 baked,
             },
             usr_root_hash: None,
+            signing_certificate_sha256: manifest.signing_certificate_sha256,
+            sha256sums_gpg_key: manifest.sha256sums_gpg_key,
             phases,
         })
     }

@@ -10,8 +10,9 @@ use crate::bake::execute::{self, Options};
 use crate::bake::images;
 use crate::bake::mirror::{Mirror, Mirrors};
 use crate::bake::plan::Plan;
-use crate::bake::recipe::{Arch, Recipe};
+use crate::bake::recipe::{Arch, Recipe, SysextFormat};
 use crate::bake::report::Report;
+use crate::bake::signing::{Signing, SigningArgs};
 
 /// Refuses a `--report` path whose directory does not exist (before any download).
 fn check_report_path(path: &std::path::Path) -> anyhow::Result<()> {
@@ -33,7 +34,8 @@ fn check_report_path(path: &std::path::Path) -> anyhow::Result<()> {
 /// tar, `NAME.conf` (systemd-sysupdate transfer, when the recipe sets `outputs.sysupdate_url`),
 /// with `[rootfs]` and `[disk]` a disk image in the recipe's `[disk] formats` (raw, qcow2, vhd,
 /// vhdx, vmdk, gce) and PXE files, `manifest.json` and `SHA256SUMS`. The same recipe and inputs
-/// give the same sysext and /opt bytes. Example:
+/// give the same sysext and /opt bytes. With --signing-key and --certificate the sysext is a
+/// signed verity image; with --gpg-key SHA256SUMS gets a detached SHA256SUMS.gpg. Example:
 ///
 ///   kiln build images/flatcar-sysext.toml --out out/ --arch amd64
 #[derive(Debug, Args)]
@@ -71,6 +73,21 @@ pub struct BuildArgs {
     /// (keys in README.md, `report_version` 1). Written only when the build succeeds.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Make each sysext a verity-protected image (usr, usr-verity, usr-verity-sig partitions)
+    /// whose root hash is signed with this PEM private key (RSA or ECDSA); needs --certificate.
+    #[arg(long, value_name = "KEY", requires = "certificate")]
+    signing_key: Option<PathBuf>,
+    /// The PEM X.509 certificate of --signing-key (nodes trust it in /etc/verity.d/ or the
+    /// kernel keyring).
+    #[arg(long, value_name = "CRT", requires = "signing_key")]
+    certificate: Option<PathBuf>,
+    /// Sign SHA256SUMS into SHA256SUMS.gpg with this OpenPGP secret key (fingerprint, key id or
+    /// user id); the sysupdate transfer then says Verify=yes.
+    #[arg(long, value_name = "KEY")]
+    gpg_key: Option<String>,
+    /// The GnuPG home directory holding --gpg-key [default: $GNUPGHOME, else ~/.gnupg].
+    #[arg(long, value_name = "DIR", requires = "gpg_key")]
+    gpg_homedir: Option<PathBuf>,
 }
 
 impl BuildArgs {
@@ -79,8 +96,17 @@ impl BuildArgs {
         let recipe = Recipe::load(&self.recipe)?;
         let epoch = kiln_core::epoch::source_date_epoch()?;
         let plan = Plan::new(recipe, &self.archs, epoch, &images::runnable_here())?;
+        let signing = Signing::check(
+            &SigningArgs {
+                key: self.signing_key,
+                certificate: self.certificate,
+                gpg_key: self.gpg_key,
+                gpg_homedir: self.gpg_homedir,
+            },
+            plan.recipe.outputs.sysext != SysextFormat::None,
+        )?;
         if self.dry_run {
-            println!("{plan}");
+            println!("{plan}{signing}");
             return Ok(());
         }
         let options = Options {
@@ -90,6 +116,7 @@ impl BuildArgs {
             firstboot: firstboot_binaries(&self.firstboot)?,
             refresh: self.refresh,
             force: self.force,
+            signing,
         };
         if let Some(path) = &self.report {
             check_report_path(path)?;

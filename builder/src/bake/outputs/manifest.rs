@@ -3,9 +3,12 @@
 //! so two builds of the same recipe write the same bytes.
 //!
 //! Order in a build: write the outputs, then `manifest.json` (listing them via
-//! [`output_entries`]), then [`write_sums`] (listing every file, the manifest too). A
-//! systemd-sysupdate source directory needs that `SHA256SUMS`.
+//! [`output_entries`]), then [`write_sums`] (listing every file, the manifest too), then, when
+//! the build signs, `SHA256SUMS.gpg` ([`SUMS_SIGNATURE`], listed by neither). A
+//! systemd-sysupdate source directory needs that `SHA256SUMS` (and for `Verify=yes` its
+//! signature).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -15,6 +18,8 @@ use kiln_core::digest::sha256_file;
 
 /// The name of the checksum file [`write_sums`] writes.
 pub const SUMS: &str = "SHA256SUMS";
+/// The detached OpenPGP signature of [`SUMS`] (systemd-sysupdate's `Verify=yes` reads it).
+pub const SUMS_SIGNATURE: &str = "SHA256SUMS.gpg";
 /// The name of the manifest [`write_manifest`] writes.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -46,6 +51,16 @@ pub struct Manifest {
     /// kubeadm's image list for this release, in kubeadm's order (also images not baked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kubeadm_images: Vec<String>,
+    /// SHA-256 (hex) of the DER certificate whose key signed the sysexts' verity root hashes
+    /// (`kiln build --certificate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_certificate_sha256: Option<String>,
+    /// Fingerprint of the OpenPGP key that signed `SHA256SUMS` into `SHA256SUMS.gpg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256sums_gpg_key: Option<String>,
+    /// The signed sysexts: file name → dm-verity root hash of their `/usr` partition.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verity_root_hashes: BTreeMap<String, String>,
 }
 
 /// One input: a release artifact or a pulled image.
@@ -98,7 +113,24 @@ impl Manifest {
             sandbox_image: None,
             kubeadm_images_from: None,
             kubeadm_images: Vec::new(),
+            signing_certificate_sha256: None,
+            sha256sums_gpg_key: None,
+            verity_root_hashes: BTreeMap::new(),
         }
+    }
+
+    /// Records who signed: the verity certificate's SHA-256, the OpenPGP key's fingerprint,
+    /// and each signed sysext's root hash.
+    pub fn with_signing(
+        mut self,
+        certificate_sha256: Option<&str>,
+        gpg_key: Option<&str>,
+        root_hashes: &BTreeMap<String, String>,
+    ) -> Self {
+        self.signing_certificate_sha256 = certificate_sha256.map(str::to_owned);
+        self.sha256sums_gpg_key = gpg_key.map(str::to_owned);
+        self.verity_root_hashes = root_hashes.clone();
+        self
     }
 
     /// Records kubeadm's image list and who gave it (`kubeadm` or `table`).
@@ -157,7 +189,7 @@ fn top_level_files(dir: &Path, skip: &[&str]) -> anyhow::Result<Vec<String>> {
 
 /// The output files of `dir` with digest and size, for [`Manifest::outputs`].
 pub fn output_entries(dir: &Path) -> anyhow::Result<Vec<Output>> {
-    top_level_files(dir, &[MANIFEST, SUMS, "SHA256SUMS.gpg"])?
+    top_level_files(dir, &[MANIFEST, SUMS, SUMS_SIGNATURE])?
         .into_iter()
         .map(|file| {
             let path = dir.join(&file);
@@ -177,7 +209,7 @@ pub fn output_entries(dir: &Path) -> anyhow::Result<Vec<Output>> {
 /// included), sorted by name as `LC_ALL=C sha256sum *` prints it.
 pub fn sums(dir: &Path) -> anyhow::Result<String> {
     let mut entries = Vec::new();
-    for name in top_level_files(dir, &[SUMS, "SHA256SUMS.gpg"])? {
+    for name in top_level_files(dir, &[SUMS, SUMS_SIGNATURE])? {
         let hex = sha256_file(&dir.join(&name))?;
         entries.push((name, hex));
     }

@@ -263,3 +263,4 @@ pub(crate) fn run_tool(tool: &Path, args: &[OsString]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+pub mod verity;

@@ -11,8 +11,8 @@
 //!
 //! The source directory must carry a `SHA256SUMS` listing the images (kiln writes one);
 //! `Verify=yes` additionally needs `SHA256SUMS.gpg` signed by a key in the node's
-//! `import-pubring.gpg`, which kiln does not produce yet, so the file says `Verify=no` unless
-//! the caller states the sums are signed.
+//! `/etc/systemd/import-pubring.gpg`: kiln writes it with `kiln build --gpg-key`, and the file
+//! says `Verify=yes` then, `Verify=no` otherwise.
 //!
 //! File name: systemd < 257 reads only `*.conf` transfer files; 257 and later also read
 //! `*.transfer` and warn about `*.conf`. kiln writes `NAME.conf`, which every systemd with
@@ -50,10 +50,12 @@ pub fn transfer(
     let pattern = format!("{name}-v{minor}.@v-%a.raw");
     let base = format!("{}/", base_url.trim_end_matches('/'));
     let verify = if signed {
-        "# SHA256SUMS is signed (SHA256SUMS.gpg); the key must be in import-pubring.gpg.\nVerify=yes"
+        "# SHA256SUMS is signed (SHA256SUMS.gpg); put the public key in\n\
+         # /etc/systemd/import-pubring.gpg (gpg --export KEY > import-pubring.gpg).\nVerify=yes"
     } else {
         "# No SHA256SUMS.gpg is published; the sums still guard against corrupt downloads.\n\
-         # Sign SHA256SUMS and set Verify=yes to guard against a tampered server.\nVerify=no"
+         # Build with `kiln build --gpg-key` to sign them and verify (guards against a\n\
+         # tampered server).\nVerify=no"
     };
     Ok(format!(
         "# {name}: follows the v{minor}.x patch releases published at {base}.\n\
