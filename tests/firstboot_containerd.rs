@@ -14,6 +14,7 @@ use firstboot::*;
 use kiln_firstboot::node::containerd::wait_ready;
 use kiln_firstboot::node::images::import_all;
 use kiln_firstboot::node::preflight::{checks, Host, Outcome};
+use kiln_testsupport::ctr;
 
 #[test]
 fn real_containerd_accepts_the_config_and_serves_cri() {
@@ -108,4 +109,97 @@ fn waiting_for_an_absent_containerd_times_out_with_the_reason() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not ready after"), "{err}");
+}
+
+/// A node root whose manifest lists the pause image (its digest `digest`) and whose image
+/// directory holds its archive and SHA256SUMS; returns the image directory.
+fn baked_root(
+    root: &std::path::Path,
+    archive: &std::path::Path,
+    digest: &str,
+) -> std::path::PathBuf {
+    let kiln = root.join("usr/share/kiln");
+    let images = kiln.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let name = "registry.k8s.io_pause_3.10.tar";
+    std::fs::copy(archive, images.join(name)).unwrap();
+    let sum = sha256_hex(&std::fs::read(archive).unwrap());
+    std::fs::write(images.join("SHA256SUMS"), format!("{sum}  {name}\n")).unwrap();
+    let manifest = serde_json::json!({"sandbox_image": "registry.k8s.io/pause:3.10", "inputs": [
+        {"name": "registry.k8s.io/pause:3.10", "url": "docker://registry.k8s.io/pause:3.10",
+         "version": "3.10", "sha256": digest.trim_start_matches("sha256:")}]});
+    std::fs::write(kiln.join("manifest.json"), manifest.to_string()).unwrap();
+    images
+}
+
+/// The store as the build fills it (`ctr images import`, as kiln build's prefill does) is checked
+/// against the manifest without an import; an image removed from it, or one whose archive is
+/// gone, is imported again or refused with one clear line; a sandbox image from another
+/// repository gets the baked pause image's content under its name.
+#[test]
+fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
+    use kiln_firstboot::node::store::{baked, ensure};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let daemon = kiln_testsupport::start_containerd(
+        &dir.join("containerd"),
+        &kiln_testsupport::image_store_config(&dir.join("containerd")),
+    );
+    let archive = oci_archive(dir, "registry.k8s.io/pause:3.10");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("oci/index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let images = baked_root(&dir.join("root"), &archive, &digest);
+    let listed = baked(&images).unwrap().unwrap();
+    assert_eq!(listed.len(), 1);
+    ctr(
+        &daemon.socket,
+        &["images", "import", archive.to_str().unwrap()],
+    );
+
+    let sandbox = Some("registry.k8s.io/pause:3.10");
+    let ensured = ensure(&images, &daemon.socket, &listed, sandbox).unwrap();
+    assert_eq!((ensured.verified, ensured.imported.len()), (1, 0));
+
+    ctr(
+        &daemon.socket,
+        &["images", "rm", "registry.k8s.io/pause:3.10"],
+    );
+    let ensured = ensure(&images, &daemon.socket, &listed, sandbox).unwrap();
+    assert_eq!((ensured.verified, ensured.imported.len()), (0, 1));
+    let checked = ctr(&daemon.socket, &["images", "check"]);
+    assert!(
+        checked.contains("registry.k8s.io/pause:3.10") && checked.contains(&digest),
+        "{checked}"
+    );
+
+    // A kubeadm config asking for another repository: the baked pause image under that name.
+    let mirror = "mirror.example/k8s/pause:3.10";
+    ensure(&images, &daemon.socket, &listed, Some(mirror)).unwrap();
+    let listed_names = ctr(&daemon.socket, &["images", "ls"]);
+    let line = listed_names
+        .lines()
+        .find(|l| l.starts_with(mirror))
+        .unwrap_or_else(|| panic!("{mirror} not in the store: {listed_names}"));
+    assert!(
+        line.contains(&digest) && line.contains("io.cri-containerd.pinned=pinned"),
+        "{line}"
+    );
+
+    // Lacking, and its archive gone: one clear line, nothing started.
+    ctr(
+        &daemon.socket,
+        &["images", "rm", "registry.k8s.io/pause:3.10"],
+    );
+    std::fs::remove_file(images.join("registry.k8s.io_pause_3.10.tar")).unwrap();
+    let err = format!(
+        "{:#}",
+        ensure(&images, &daemon.socket, &listed, sandbox).unwrap_err()
+    );
+    assert!(
+        err.contains("registry.k8s.io/pause:3.10 is not in containerd's store")
+            && err.contains("is absent")
+            && err.contains("kubeadm is not started"),
+        "{err}"
+    );
 }

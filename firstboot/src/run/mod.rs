@@ -2,7 +2,7 @@
 //! completes, so a crash or reboot resumes at the first unfinished step; `status.json` tells
 //! what happened, and the one result line goes to the console.
 //!
-//! - [`steps`]: fetch, configure, preflight, runtime, kubeadm, post-init, commands.
+//! - [`steps`]: fetch, configure, preflight, runtime, network, kubeadm, post-init, commands.
 //! - [`state`]: completed steps and the run's paths.
 //! - [`status`]: the run report, status.json.
 
@@ -84,6 +84,7 @@ pub fn execute(steps: &[&dyn Step], ctx: &mut Context) -> anyhow::Result<Status>
             status.result = "failed".into();
             status.failed_step = Some(name.into());
             status.error = Some(message.clone());
+            status.peak_rss_kib = status::peak_rss_kib();
             status.save(&ctx.paths.status())?;
             anyhow::bail!("step {name} failed: {message}");
         }
@@ -92,6 +93,7 @@ pub fn execute(steps: &[&dyn Step], ctx: &mut Context) -> anyhow::Result<Status>
         status.save(&ctx.paths.status())?;
     }
     status.result = "success".into();
+    status.peak_rss_kib = status::peak_rss_kib();
     status.save(&ctx.paths.status())?;
     kiln_core::fsutil::write_atomic(&ctx.paths.done(), b"", 0o644)?;
     Ok(status)
