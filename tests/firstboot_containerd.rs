@@ -125,9 +125,8 @@ fn baked_root(
     std::fs::copy(archive, images.join(name)).unwrap();
     let sum = sha256_hex(&std::fs::read(archive).unwrap());
     std::fs::write(images.join("SHA256SUMS"), format!("{sum}  {name}\n")).unwrap();
-    let manifest = serde_json::json!({"sandbox_image": "registry.k8s.io/pause:3.10", "inputs": [
-        {"name": "registry.k8s.io/pause:3.10", "url": "docker://registry.k8s.io/pause:3.10",
-         "version": "3.10", "sha256": digest.trim_start_matches("sha256:")}]});
+    let manifest = serde_json::json!({"sandbox_image": "registry.k8s.io/pause:3.10",
+        "image_digests": {"registry.k8s.io/pause:3.10": digest}});
     std::fs::write(kiln.join("manifest.json"), manifest.to_string()).unwrap();
     images
 }

@@ -1,6 +1,6 @@
 //! containerd's image store against the baked manifest: a disk image's store is filled by
 //! `kiln build`, so the node re-checks rather than trusts it (one `ctr images check`: each image
-//! the manifest lists present under its name, pointing at the manifest's digest, all content
+//! the manifest lists (`image_digests`) present under its name, pointing at that digest, all content
 //! there, unpacked) and imports from the baked archives only what is lacking; a sysext or /opt
 //! node starts empty and imports everything the same way. kubeadm never starts with an image
 //! missing: after an import the store is checked again.
@@ -21,8 +21,9 @@ pub struct Baked {
     pub digest: String,
 }
 
-/// The images listed by `manifest.json` beside the image directory `dir` (its `docker://`
-/// inputs); `None` when there is no manifest (an image built without one: import everything).
+/// The images `manifest.json` beside the image directory `dir` lists with the digests containerd
+/// names them after (`image_digests`); `None` when there is no manifest or it predates that
+/// field (then every archive is imported, as before).
 pub fn baked(dir: &Path) -> anyhow::Result<Option<Vec<Baked>>> {
     let Some(path) = dir.parent().map(|p| p.join("manifest.json")) else {
         return Ok(None);
@@ -32,32 +33,25 @@ pub fn baked(dir: &Path) -> anyhow::Result<Option<Vec<Baked>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    parse_manifest(&text).with_context(|| format!("{}: inputs", path.display()))
+    parse_manifest(&text).with_context(|| format!("{}: image_digests", path.display()))
 }
 
-/// The `docker://` inputs of a manifest as [`Baked`] images.
+/// The `image_digests` of a manifest as [`Baked`] images, in name order.
 fn parse_manifest(text: &[u8]) -> anyhow::Result<Option<Vec<Baked>>> {
     #[derive(serde::Deserialize)]
     struct Manifest {
         #[serde(default)]
-        inputs: Vec<Input>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Input {
-        name: String,
-        url: String,
-        sha256: String,
+        image_digests: std::collections::BTreeMap<String, String>,
     }
     let manifest: Manifest = serde_json::from_slice(text)?;
+    if manifest.image_digests.is_empty() {
+        return Ok(None);
+    }
     Ok(Some(
         manifest
-            .inputs
+            .image_digests
             .into_iter()
-            .filter(|i| i.url.starts_with("docker://"))
-            .map(|i| Baked {
-                name: i.name,
-                digest: format!("sha256:{}", i.sha256),
-            })
+            .map(|(name, digest)| Baked { name, digest })
             .collect(),
     ))
 }
@@ -193,10 +187,9 @@ mod tests {
     }
 
     #[test]
-    fn the_manifests_docker_inputs_are_the_baked_images() {
-        let text = br#"{"kubernetes_version": "v1.36.3", "inputs": [
-            {"name": "kubelet", "url": "https://dl.k8s.io/kubelet", "version": "v1.36.3", "sha256": "11"},
-            {"name": "registry.k8s.io/pause:3.10", "url": "docker://registry.k8s.io/pause:3.10", "version": "3.10", "sha256": "aa"}]}"#;
+    fn the_manifests_image_digests_are_the_baked_images() {
+        let text = br#"{"kubernetes_version": "v1.36.3", "image_digests": {
+            "registry.k8s.io/pause:3.10": "sha256:aa"}}"#;
         assert_eq!(
             parse_manifest(text).unwrap().unwrap(),
             [Baked {
@@ -204,6 +197,7 @@ mod tests {
                 digest: "sha256:aa".into()
             }]
         );
+        assert_eq!(parse_manifest(br#"{"inputs": []}"#).unwrap(), None);
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(baked(&dir.path().join("images")).unwrap(), None);
         std::fs::write(dir.path().join("manifest.json"), "{").unwrap();

@@ -46,6 +46,11 @@ pub struct Manifest {
     /// kubeadm's image list for this release, in kubeadm's order (also images not baked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kubeadm_images: Vec<String>,
+    /// The baked images (content tree manifest only): name -> the digest containerd names the
+    /// image after (the index of a multi-arch image, else the manifest), which kiln-firstboot
+    /// checks containerd's store against.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub image_digests: std::collections::BTreeMap<String, String>,
 }
 
 /// One input: a release artifact or a pulled image.
@@ -98,6 +103,7 @@ impl Manifest {
             sandbox_image: None,
             kubeadm_images_from: None,
             kubeadm_images: Vec::new(),
+            image_digests: Default::default(),
         }
     }
 
