@@ -111,24 +111,35 @@ fn waiting_for_an_absent_containerd_times_out_with_the_reason() {
     assert!(err.contains("not ready after"), "{err}");
 }
 
-/// A node root whose manifest lists the pause image (its digest `digest`) and whose image
-/// directory holds its archive and SHA256SUMS; returns the image directory.
+/// An image-store containerd below `dir` and a node root whose manifest lists the pause image
+/// (with its digest) and whose image directory holds its archive and SHA256SUMS; returns the
+/// daemon, the image directory, the archive and the digest.
 fn baked_root(
-    root: &std::path::Path,
-    archive: &std::path::Path,
-    digest: &str,
-) -> std::path::PathBuf {
-    let kiln = root.join("usr/share/kiln");
+    dir: &std::path::Path,
+) -> (
+    kiln_testsupport::Containerd,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+) {
+    let state = dir.join("containerd");
+    let daemon =
+        kiln_testsupport::start_containerd(&state, &kiln_testsupport::image_store_config(&state));
+    let archive = oci_archive(dir, "registry.k8s.io/pause:3.10");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("oci/index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let kiln = dir.join("root/usr/share/kiln");
     let images = kiln.join("images");
     std::fs::create_dir_all(&images).unwrap();
     let name = "registry.k8s.io_pause_3.10.tar";
-    std::fs::copy(archive, images.join(name)).unwrap();
-    let sum = sha256_hex(&std::fs::read(archive).unwrap());
+    std::fs::copy(&archive, images.join(name)).unwrap();
+    let sum = sha256_hex(&std::fs::read(&archive).unwrap());
     std::fs::write(images.join("SHA256SUMS"), format!("{sum}  {name}\n")).unwrap();
     let manifest = serde_json::json!({"sandbox_image": "registry.k8s.io/pause:3.10",
         "image_digests": {"registry.k8s.io/pause:3.10": digest}});
     std::fs::write(kiln.join("manifest.json"), manifest.to_string()).unwrap();
-    images
+    (daemon, images, archive, digest)
 }
 
 /// The store as the build fills it (`ctr images import`, as kiln build's prefill does) is checked
@@ -139,16 +150,7 @@ fn baked_root(
 fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
     use kiln_firstboot::node::store::{baked, ensure};
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let daemon = kiln_testsupport::start_containerd(
-        &dir.join("containerd"),
-        &kiln_testsupport::image_store_config(&dir.join("containerd")),
-    );
-    let archive = oci_archive(dir, "registry.k8s.io/pause:3.10");
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("oci/index.json")).unwrap()).unwrap();
-    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
-    let images = baked_root(&dir.join("root"), &archive, &digest);
+    let (daemon, images, archive, digest) = baked_root(tmp.path());
     let listed = baked(&images).unwrap().unwrap();
     assert_eq!(listed.len(), 1);
     ctr(
@@ -157,14 +159,14 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
     );
 
     let sandbox = Some("registry.k8s.io/pause:3.10");
-    let ensured = ensure(&images, &daemon.socket, &listed, sandbox).unwrap();
+    let ensured = ensure(&images, &daemon.socket, &listed, sandbox, Vec::new()).unwrap();
     assert_eq!((ensured.verified, ensured.imported.len()), (1, 0));
 
     ctr(
         &daemon.socket,
         &["images", "rm", "registry.k8s.io/pause:3.10"],
     );
-    let ensured = ensure(&images, &daemon.socket, &listed, sandbox).unwrap();
+    let ensured = ensure(&images, &daemon.socket, &listed, sandbox, Vec::new()).unwrap();
     assert_eq!((ensured.verified, ensured.imported.len()), (0, 1));
     let checked = ctr(&daemon.socket, &["images", "check"]);
     assert!(
@@ -174,7 +176,7 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
 
     // A kubeadm config asking for another repository: the baked pause image under that name.
     let mirror = "mirror.example/k8s/pause:3.10";
-    ensure(&images, &daemon.socket, &listed, Some(mirror)).unwrap();
+    ensure(&images, &daemon.socket, &listed, Some(mirror), Vec::new()).unwrap();
     let listed_names = ctr(&daemon.socket, &["images", "ls"]);
     let line = listed_names
         .lines()
@@ -193,7 +195,7 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
     std::fs::remove_file(images.join("registry.k8s.io_pause_3.10.tar")).unwrap();
     let err = format!(
         "{:#}",
-        ensure(&images, &daemon.socket, &listed, sandbox).unwrap_err()
+        ensure(&images, &daemon.socket, &listed, sandbox, Vec::new()).unwrap_err()
     );
     assert!(
         err.contains("registry.k8s.io/pause:3.10 is not in containerd's store")
@@ -201,4 +203,29 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
             && err.contains("kubeadm is not started"),
         "{err}"
     );
+}
+
+/// A sysext or PXE node (empty store): the import starts in the background before the steps
+/// and the runtime step's check finds it done, nothing left to import.
+#[test]
+fn an_early_import_fills_an_empty_store_before_the_runtime_step() {
+    use kiln_firstboot::node::store::{baked, ensure, Early};
+    let tmp = tempfile::tempdir().unwrap();
+    let (daemon, images, _, _) = baked_root(tmp.path());
+    let early = Early::start(images.clone(), daemon.socket.clone()).finish();
+    assert_eq!(early.len(), 1);
+    assert!(k8s_images(&daemon.socket).contains("registry.k8s.io/pause:3.10"));
+    let listed = baked(&images).unwrap().unwrap();
+    let sandbox = Some("registry.k8s.io/pause:3.10");
+    let ensured = ensure(&images, &daemon.socket, &listed, sandbox, early).unwrap();
+    assert_eq!((ensured.verified, ensured.imported.len()), (1, 1));
+    let listed = ctr(&daemon.socket, &["images", "ls"]);
+    assert!(
+        listed.contains("io.cri-containerd.pinned=pinned"),
+        "{listed}"
+    );
+    // Nothing lacking: the early import does nothing.
+    assert!(Early::start(images, daemon.socket.clone())
+        .finish()
+        .is_empty());
 }

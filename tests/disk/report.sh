@@ -22,6 +22,7 @@ r "sandbox-image $(sed -n 's/^sandbox_image = //p' /etc/containerd/config.toml |
 mono() { echo "$(systemctl show -p "$2" --value "$1")" | awk '{ printf "%.2f", $1 / 1000000 }'; }
 kubeadm_at=$(journalctl -b -o short-monotonic -u kiln-firstboot | grep -m1 'running kubeadm' | sed 's/^\[ *\([0-9.]*\)\].*/\1/')
 r "times getty=$(mono serial-getty@ttyS0.service ExecMainStartTimestampMonotonic) firstboot=$(mono kiln-firstboot.service ExecMainStartTimestampMonotonic) kubeadm=${kubeadm_at:-none}"
+r "firstboot-bytes $(stat -c %s /usr/bin/kiln-firstboot)"
 r "status $(tr -d '\n' < /var/lib/kiln/status.json 2>/dev/null | tr -s ' ')"
 r "kubeadm-calls $(grep -c -- '- join' /var/lib/kiln-standin/kubeadm.yaml 2>/dev/null || echo 0)"
 sed 's/^/KILN-TEST record: /' /var/lib/kiln-standin/kubeadm.yaml 2>/dev/null

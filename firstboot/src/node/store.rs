@@ -80,25 +80,28 @@ pub struct Ensured {
 
 /// Makes the store at `address` hold every `baked` image: checks it, imports what it lacks from
 /// the archives in `dir` (verified against `SHA256SUMS` first), checks again; then makes sure
-/// the sandbox image `sandbox` is there and pinned (see [`sandbox`]).
+/// the sandbox image `sandbox` is there and pinned (see [`sandbox`]). `early`: the archives
+/// [`Early`] imported in this run already.
 pub fn ensure(
     dir: &Path,
     address: &Path,
     baked: &[Baked],
     sandbox_image: Option<&str>,
+    early: Vec<PathBuf>,
 ) -> anyhow::Result<Ensured> {
     let stored = ctr::check(address)?;
     let missing = lacking(baked, &stored);
     let mut ensured = Ensured {
         verified: baked.len() - missing.len(),
-        imported: Vec::new(),
+        imported: early,
     };
     if missing.is_empty() {
-        tracing::info!(images = baked.len(), "pre-filled image store verified");
+        tracing::info!(images = baked.len(), "image store verified");
     } else {
-        ensured.imported = import_lacking(dir, address, &missing)?;
+        let imported = import_lacking(dir, address, &missing)?;
+        ensured.imported.extend(imported);
     }
-    let stored = match ensured.imported.is_empty() {
+    let stored = match missing.is_empty() {
         true => stored,
         false => ctr::check(address)?,
     };
@@ -116,6 +119,53 @@ pub fn ensure(
         sandbox(address, name, &stored, !ensured.imported.is_empty())?;
     }
     Ok(ensured)
+}
+
+/// Imports started before the steps that need them (a sysext or PXE node, whose store cannot be
+/// filled at build time): in a thread, while fetch, configure and preflight run, what the store
+/// lacks of the baked images, the node's own (pause, kube-proxy) first. [`ensure`] stays the
+/// authority: it checks the store afterwards and imports whatever this did not.
+pub struct Early(std::thread::JoinHandle<anyhow::Result<Vec<PathBuf>>>);
+
+impl Early {
+    /// Starts importing what the store at `address` lacks of the images `dir`'s manifest lists.
+    pub fn start(dir: PathBuf, address: PathBuf) -> Early {
+        Early(std::thread::spawn(move || {
+            let Some(baked) = baked(&dir)? else {
+                return Ok(Vec::new());
+            };
+            let stored = ctr::check(&address)?;
+            let missing = node_images_first(lacking(&baked, &stored));
+            if missing.is_empty() {
+                return Ok(Vec::new());
+            }
+            import_lacking(&dir, &address, &missing)
+        }))
+    }
+
+    /// Waits for the imports; the archives imported (none if it failed: the failure is logged
+    /// and [`ensure`] imports what is still lacking).
+    pub fn finish(self) -> Vec<PathBuf> {
+        match self.0.join() {
+            Ok(Ok(imported)) => imported,
+            Ok(Err(e)) => {
+                tracing::warn!("early image import: {e:#}; importing in the runtime step");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!("early image import panicked; importing in the runtime step");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// `missing` with pause and kube-proxy (what every node needs before kubelet) first.
+fn node_images_first(mut missing: Vec<&Baked>) -> Vec<&Baked> {
+    let names: Vec<String> = missing.iter().map(|b| b.name.clone()).collect();
+    let node = kiln_core::images::node_images(&names);
+    missing.sort_by_key(|b| !node.contains(&b.name));
+    missing
 }
 
 /// Verifies, then imports, the archives of `missing`; one clear error if one is absent.
@@ -224,6 +274,35 @@ mod tests {
             .map(|b| b.name.as_str())
             .collect();
         assert_eq!(names, ["r/b:1", "r/c:1", "r/d:1"]);
+    }
+
+    #[test]
+    fn the_nodes_own_images_are_imported_first() {
+        let baked: Vec<Baked> = [
+            "etcd:3.5",
+            "kube-proxy:v1.36.3",
+            "coredns/coredns:v1",
+            "pause:3.10",
+        ]
+        .iter()
+        .map(|n| Baked {
+            name: format!("registry.k8s.io/{n}"),
+            digest: "sha256:x".into(),
+        })
+        .collect();
+        let order: Vec<&str> = node_images_first(baked.iter().collect())
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "registry.k8s.io/kube-proxy:v1.36.3",
+                "registry.k8s.io/pause:3.10",
+                "registry.k8s.io/etcd:3.5",
+                "registry.k8s.io/coredns/coredns:v1"
+            ]
+        );
     }
 
     #[test]

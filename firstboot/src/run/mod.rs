@@ -51,6 +51,9 @@ pub struct Context {
     /// The user-data plan, compiled once per run by the first step that needs it (so remote
     /// resources are fetched once) and kept in memory only: it holds secrets.
     pub plan: Option<std::sync::Arc<crate::plan::Plan>>,
+    /// Image imports started before the steps (see [`steps::early_import`]); the runtime step
+    /// waits for them.
+    pub early_import: Option<crate::node::store::Early>,
 }
 
 /// One step of the run.
@@ -148,6 +151,7 @@ mod tests {
             paths: Paths::new(dir),
             redact: Redactor::default(),
             plan: None,
+            early_import: None,
         }
     }
 

@@ -148,6 +148,8 @@ impl Step for Runtime {
             tracing::info!("no containerd in the image: runtime left as it is");
             return Ok(());
         }
+        // Before containerd may restart below (an import under way would be cut off).
+        let early = ctx.early_import.take().map(store::Early::finish);
         let plan = plan(ctx)?;
         let own_config = plan
             .nodes
@@ -173,18 +175,37 @@ impl Step for Runtime {
             tracing::info!("containerd's config is as baked: containerd not restarted");
         }
         containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
-        load_images(ctx, sandbox_image.as_deref())
+        load_images(ctx, sandbox_image.as_deref(), early.unwrap_or_default())
     }
 }
 
+/// Starts importing the baked images the store lacks, in the background, when this run will
+/// reach the runtime step (see [`store::Early`]): on a sysext or PXE node that overlaps the
+/// import with fetch, configure and preflight; on a disk image the store is already full.
+pub fn early_import(ctx: &Context) -> anyhow::Result<Option<store::Early>> {
+    let state = super::state::State::load(&ctx.paths.state())?;
+    if state.done(Runtime.name()) || !has_containerd(&ctx.options.root) {
+        return Ok(None);
+    }
+    Ok(Some(store::Early::start(
+        images::image_dir(&ctx.options.root),
+        ctx.options.containerd_address.clone(),
+    )))
+}
+
 /// The baked images in containerd's store: checked against the manifest's digests and completed
-/// ([`store::ensure`]), or, for an image without a manifest, every archive imported.
-fn load_images(ctx: &Context, sandbox_image: Option<&str>) -> anyhow::Result<()> {
+/// ([`store::ensure`]; `early`: what [`store::Early`] imported), or, for an image without a
+/// manifest, every archive imported.
+fn load_images(
+    ctx: &Context,
+    sandbox_image: Option<&str>,
+    early: Vec<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let dir = images::image_dir(&ctx.options.root);
     let address = &ctx.options.containerd_address;
     match store::baked(&dir)? {
         Some(baked) if !baked.is_empty() => {
-            let ensured = store::ensure(&dir, address, &baked, sandbox_image)?;
+            let ensured = store::ensure(&dir, address, &baked, sandbox_image, early)?;
             tracing::info!(
                 verified = ensured.verified,
                 imported = ensured.imported.len(),

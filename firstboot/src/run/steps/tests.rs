@@ -32,6 +32,7 @@ fn context(root: &Path, user_data: &str) -> Context {
         paths,
         redact: Redactor::default(),
         plan: None,
+        early_import: None,
     }
 }
 
