@@ -159,14 +159,28 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
     );
 
     let sandbox = Some("registry.k8s.io/pause:3.10");
-    let ensured = ensure(&images, &daemon.socket, &listed, sandbox, Vec::new()).unwrap();
+    let ensured = ensure(
+        &images,
+        &daemon.socket,
+        &listed,
+        sandbox,
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!((ensured.verified, ensured.imported.len()), (1, 0));
 
     ctr(
         &daemon.socket,
         &["images", "rm", "registry.k8s.io/pause:3.10"],
     );
-    let ensured = ensure(&images, &daemon.socket, &listed, sandbox, Vec::new()).unwrap();
+    let ensured = ensure(
+        &images,
+        &daemon.socket,
+        &listed,
+        sandbox,
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!((ensured.verified, ensured.imported.len()), (0, 1));
     let checked = ctr(&daemon.socket, &["images", "check"]);
     assert!(
@@ -176,7 +190,14 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
 
     // A kubeadm config asking for another repository: the baked pause image under that name.
     let mirror = "mirror.example/k8s/pause:3.10";
-    ensure(&images, &daemon.socket, &listed, Some(mirror), Vec::new()).unwrap();
+    ensure(
+        &images,
+        &daemon.socket,
+        &listed,
+        Some(mirror),
+        Default::default(),
+    )
+    .unwrap();
     let listed_names = ctr(&daemon.socket, &["images", "ls"]);
     let line = listed_names
         .lines()
@@ -195,7 +216,14 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
     std::fs::remove_file(images.join("registry.k8s.io_pause_3.10.tar")).unwrap();
     let err = format!(
         "{:#}",
-        ensure(&images, &daemon.socket, &listed, sandbox, Vec::new()).unwrap_err()
+        ensure(
+            &images,
+            &daemon.socket,
+            &listed,
+            sandbox,
+            Default::default()
+        )
+        .unwrap_err()
     );
     assert!(
         err.contains("registry.k8s.io/pause:3.10 is not in containerd's store")
@@ -206,26 +234,37 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
 }
 
 /// A sysext or PXE node (empty store): the import starts in the background before the steps
-/// and the runtime step's check finds it done, nothing left to import.
+/// and the runtime step's check finds it done, nothing left to import; with a full store the
+/// background check is all there is.
 #[test]
 fn an_early_import_fills_an_empty_store_before_the_runtime_step() {
     use kiln_firstboot::node::store::{baked, ensure, Early};
     let tmp = tempfile::tempdir().unwrap();
     let (daemon, images, _, _) = baked_root(tmp.path());
-    let early = Early::start(images.clone(), daemon.socket.clone()).finish();
-    assert_eq!(early.len(), 1);
+    let early = Early::start(images.clone(), daemon.socket.clone())
+        .finish()
+        .unwrap();
+    assert_eq!(early.imported.len(), 1);
     assert!(k8s_images(&daemon.socket).contains("registry.k8s.io/pause:3.10"));
     let listed = baked(&images).unwrap().unwrap();
     let sandbox = Some("registry.k8s.io/pause:3.10");
     let ensured = ensure(&images, &daemon.socket, &listed, sandbox, early).unwrap();
     assert_eq!((ensured.verified, ensured.imported.len()), (1, 1));
-    let listed = ctr(&daemon.socket, &["images", "ls"]);
+    let listed_images = ctr(&daemon.socket, &["images", "ls"]);
     assert!(
-        listed.contains("io.cri-containerd.pinned=pinned"),
-        "{listed}"
+        listed_images.contains("io.cri-containerd.pinned=pinned"),
+        "{listed_images}"
     );
-    // Nothing lacking: the early import does nothing.
-    assert!(Early::start(images, daemon.socket.clone())
+    // Nothing lacking: the early check imports nothing, and its answer is ensure's.
+    let early = Early::start(images.clone(), daemon.socket.clone())
         .finish()
-        .is_empty());
+        .unwrap();
+    assert!(early.imported.is_empty() && early.stored.is_some());
+    let ensured = ensure(&images, &daemon.socket, &listed, sandbox, early).unwrap();
+    assert_eq!((ensured.verified, ensured.imported.len()), (1, 0));
+    // containerd gone: the early check fails, and says so in the log only.
+    drop(daemon);
+    assert!(Early::start(images, tmp.path().join("none.sock"))
+        .finish()
+        .is_none());
 }

@@ -80,20 +80,23 @@ pub struct Ensured {
 
 /// Makes the store at `address` hold every `baked` image: checks it, imports what it lacks from
 /// the archives in `dir` (verified against `SHA256SUMS` first), checks again; then makes sure
-/// the sandbox image `sandbox` is there and pinned (see [`sandbox`]). `early`: the archives
-/// [`Early`] imported in this run already.
+/// the sandbox image `sandbox` is there and pinned (see [`sandbox`]). `early`: what [`Early`]
+/// did in this run (its check stands in for a new one when containerd has not restarted since).
 pub fn ensure(
     dir: &Path,
     address: &Path,
     baked: &[Baked],
     sandbox_image: Option<&str>,
-    early: Vec<PathBuf>,
+    early: Checked,
 ) -> anyhow::Result<Ensured> {
-    let stored = ctr::check(address)?;
+    let stored = match early.stored {
+        Some(stored) => stored,
+        None => ctr::check(address)?,
+    };
     let missing = lacking(baked, &stored);
     let mut ensured = Ensured {
         verified: baked.len() - missing.len(),
-        imported: early,
+        imported: early.imported,
     };
     if missing.is_empty() {
         tracing::info!(images = baked.len(), "image store verified");
@@ -121,40 +124,57 @@ pub fn ensure(
     Ok(ensured)
 }
 
-/// Imports started before the steps that need them (a sysext or PXE node, whose store cannot be
-/// filled at build time): in a thread, while fetch, configure and preflight run, what the store
-/// lacks of the baked images, the node's own (pause, kube-proxy) first. [`ensure`] stays the
-/// authority: it checks the store afterwards and imports whatever this did not.
-pub struct Early(std::thread::JoinHandle<anyhow::Result<Vec<PathBuf>>>);
+/// What [`Early`] found and did.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// The archives it imported.
+    pub imported: Vec<PathBuf>,
+    /// The store as `ctr images check` reported it afterwards (`None`: not checked, or no
+    /// longer current because containerd restarted).
+    pub stored: Option<Vec<Stored>>,
+}
+
+/// The store's check and imports, started before the steps that need them: in a thread, while
+/// fetch, configure and preflight run, containerd's store is checked against the baked
+/// manifest (a disk image: its pre-filled store, so the runtime step runs no `ctr` at all) and
+/// what it lacks is imported (a sysext or PXE node, whose store cannot be filled at build time),
+/// the node's own images (pause, kube-proxy) first. [`ensure`] stays the authority: it uses
+/// the check and imports whatever this did not.
+pub struct Early(std::thread::JoinHandle<anyhow::Result<Checked>>);
 
 impl Early {
-    /// Starts importing what the store at `address` lacks of the images `dir`'s manifest lists.
+    /// Starts checking the store at `address` against the images `dir`'s manifest lists, and
+    /// importing what it lacks.
     pub fn start(dir: PathBuf, address: PathBuf) -> Early {
         Early(std::thread::spawn(move || {
             let Some(baked) = baked(&dir)? else {
-                return Ok(Vec::new());
+                return Ok(Checked::default());
             };
             let stored = ctr::check(&address)?;
             let missing = node_images_first(lacking(&baked, &stored));
             if missing.is_empty() {
-                return Ok(Vec::new());
+                return Ok(Checked {
+                    imported: Vec::new(),
+                    stored: Some(stored),
+                });
             }
-            import_lacking(&dir, &address, &missing)
+            let imported = import_lacking(&dir, &address, &missing)?;
+            let stored = Some(ctr::check(&address)?);
+            Ok(Checked { imported, stored })
         }))
     }
 
-    /// Waits for the imports; the archives imported (none if it failed: the failure is logged
-    /// and [`ensure`] imports what is still lacking).
-    pub fn finish(self) -> Vec<PathBuf> {
+    /// Waits for it; `None` if it failed (logged: [`ensure`] does the work then).
+    pub fn finish(self) -> Option<Checked> {
         match self.0.join() {
-            Ok(Ok(imported)) => imported,
+            Ok(Ok(checked)) => Some(checked),
             Ok(Err(e)) => {
-                tracing::warn!("early image import: {e:#}; importing in the runtime step");
-                Vec::new()
+                tracing::warn!("early image check: {e:#}; checking in the runtime step");
+                None
             }
             Err(_) => {
-                tracing::warn!("early image import panicked; importing in the runtime step");
-                Vec::new()
+                tracing::warn!("early image check panicked; checking in the runtime step");
+                None
             }
         }
     }

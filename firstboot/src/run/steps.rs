@@ -149,7 +149,7 @@ impl Step for Runtime {
             return Ok(());
         }
         // Before containerd may restart below (an import under way would be cut off).
-        let early = ctx.early_import.take().map(store::Early::finish);
+        let early = ctx.early_import.take().and_then(store::Early::finish);
         let plan = plan(ctx)?;
         let own_config = plan
             .nodes
@@ -169,19 +169,26 @@ impl Step for Runtime {
         };
         let dropin = root.join(containerd::SERVICE_DROPIN_PATH.trim_start_matches('/'));
         let dropin_changed = write_if_changed(&dropin, containerd::SERVICE_DROPIN)?;
-        if config_changed || dropin_changed {
+        let restarted = config_changed || dropin_changed;
+        if restarted {
             restart_containerd(&root, dropin_changed)?;
         } else {
             tracing::info!("containerd's config is as baked: containerd not restarted");
         }
-        containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
-        load_images(ctx, sandbox_image.as_deref(), early.unwrap_or_default())
+        let mut early = early.unwrap_or_default();
+        if restarted || early.stored.is_none() {
+            // The early check answered before the restart, or did not answer.
+            early.stored = None;
+            containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
+        }
+        load_images(ctx, sandbox_image.as_deref(), early)
     }
 }
 
-/// Starts importing the baked images the store lacks, in the background, when this run will
-/// reach the runtime step (see [`store::Early`]): on a sysext or PXE node that overlaps the
-/// import with fetch, configure and preflight; on a disk image the store is already full.
+/// Starts checking containerd's store and importing the baked images it lacks, in the
+/// background, when this run will reach the runtime step (see [`store::Early`]): overlaps the
+/// check (a disk image's pre-filled store) or the imports (a sysext or PXE node) with fetch,
+/// configure and preflight.
 pub fn early_import(ctx: &Context) -> anyhow::Result<Option<store::Early>> {
     let state = super::state::State::load(&ctx.paths.state())?;
     if state.done(Runtime.name()) || !has_containerd(&ctx.options.root) {
@@ -194,12 +201,12 @@ pub fn early_import(ctx: &Context) -> anyhow::Result<Option<store::Early>> {
 }
 
 /// The baked images in containerd's store: checked against the manifest's digests and completed
-/// ([`store::ensure`]; `early`: what [`store::Early`] imported), or, for an image without a
-/// manifest, every archive imported.
+/// ([`store::ensure`]; `early`: what [`store::Early`] checked and imported), or, for an image
+/// without a manifest, every archive imported.
 fn load_images(
     ctx: &Context,
     sandbox_image: Option<&str>,
-    early: Vec<std::path::PathBuf>,
+    early: store::Checked,
 ) -> anyhow::Result<()> {
     let dir = images::image_dir(&ctx.options.root);
     let address = &ctx.options.containerd_address;
