@@ -236,12 +236,15 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
 /// A sysext or PXE node (empty store): the import starts in the background before the steps
 /// and the runtime step's check finds it done, nothing left to import; with a full store the
 /// background check is all there is.
+/// How long the tests let an early check wait for containerd's socket.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
 #[test]
 fn an_early_import_fills_an_empty_store_before_the_runtime_step() {
     use kiln_firstboot::node::store::{baked, ensure, Early};
     let tmp = tempfile::tempdir().unwrap();
     let (daemon, images, _, _) = baked_root(tmp.path());
-    let early = Early::start(images.clone(), daemon.socket.clone())
+    let early = Early::start(images.clone(), daemon.socket.clone(), TIMEOUT)
         .finish()
         .unwrap();
     assert_eq!(early.imported.len(), 1);
@@ -256,7 +259,7 @@ fn an_early_import_fills_an_empty_store_before_the_runtime_step() {
         "{listed_images}"
     );
     // Nothing lacking: the early check imports nothing, and its answer is ensure's.
-    let early = Early::start(images.clone(), daemon.socket.clone())
+    let early = Early::start(images.clone(), daemon.socket.clone(), TIMEOUT)
         .finish()
         .unwrap();
     assert!(early.imported.is_empty() && early.stored.is_some());
@@ -264,7 +267,7 @@ fn an_early_import_fills_an_empty_store_before_the_runtime_step() {
     assert_eq!((ensured.verified, ensured.imported.len()), (1, 0));
     // containerd gone: the early check fails, and says so in the log only.
     drop(daemon);
-    assert!(Early::start(images, tmp.path().join("none.sock"))
+    assert!(Early::start(images, tmp.path().join("none.sock"), TIMEOUT)
         .finish()
         .is_none());
 }

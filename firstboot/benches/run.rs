@@ -179,10 +179,14 @@ fn sysext(kubeadm: &Path, port: u16, work: &Path) {
     let second = kiln_testsupport::start_containerd(&alone, &config);
     let start = Instant::now();
     let dir = root.join("usr/share/kiln/images");
-    let early = kiln_firstboot::node::store::Early::start(dir, second.socket.clone())
-        .finish()
-        .unwrap()
-        .imported;
+    let early = kiln_firstboot::node::store::Early::start(
+        dir,
+        second.socket.clone(),
+        Duration::from_secs(60),
+    )
+    .finish()
+    .unwrap()
+    .imported;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     println!(
         "{:<28} {:>10.1}",

@@ -35,6 +35,25 @@ pub fn kubeadm_pause_image(
     })
 }
 
+/// Waits until containerd's socket `address` exists (containerd creates it once its plugins are
+/// loaded), polling the path without running anything, until `timeout`.
+pub fn wait_socket(address: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let policy = Policy::every(Duration::from_millis(50), Instant::now() + timeout);
+    let polled = policy.poll(
+        |_| match address.exists() {
+            true => Ok(()),
+            false => Err(()),
+        },
+        |_, _| {},
+    );
+    polled.map_err(|_| {
+        anyhow::anyhow!(
+            "containerd's socket {} did not appear within {timeout:?} (see containerd's log)",
+            address.display()
+        )
+    })
+}
+
 /// How often [`wait_ready`] asks containerd.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 

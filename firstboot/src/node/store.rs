@@ -144,12 +144,14 @@ pub struct Early(std::thread::JoinHandle<anyhow::Result<Checked>>);
 
 impl Early {
     /// Starts checking the store at `address` against the images `dir`'s manifest lists, and
-    /// importing what it lacks.
-    pub fn start(dir: PathBuf, address: PathBuf) -> Early {
+    /// importing what it lacks; waits up to `timeout` for containerd's socket first.
+    pub fn start(dir: PathBuf, address: PathBuf, timeout: std::time::Duration) -> Early {
         Early(std::thread::spawn(move || {
             let Some(baked) = baked(&dir)? else {
                 return Ok(Checked::default());
             };
+            // kiln-firstboot starts alongside containerd (no unit ordering between them).
+            super::containerd::wait_socket(&address, timeout)?;
             let stored = ctr::check(&address)?;
             let missing = node_images_first(lacking(&baked, &stored));
             if missing.is_empty() {

@@ -31,6 +31,8 @@ const SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 /// How long post-init waits for the node to be Ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the run waits for containerd to come up (its socket, its CRI plugin).
+const CONTAINERD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many times a join is tried (with `kubeadm reset -f` in between).
 const JOIN_ATTEMPTS: u32 = 5;
 
@@ -114,6 +116,10 @@ impl Step for Preflight {
             root: ctx.options.sys_root.clone(),
             cri_socket: None,
         };
+        if on_node(ctx) && has_containerd(&ctx.options.root) {
+            // kiln-firstboot is not ordered after containerd: the CRI check needs its socket.
+            containerd::wait_socket(&ctx.options.containerd_address, CONTAINERD_TIMEOUT)?;
+        }
         let found = preflight::run(&host, role);
         for done in fix::apply(&host, &found)? {
             tracing::info!("{done}");
@@ -179,7 +185,7 @@ impl Step for Runtime {
         if restarted || early.stored.is_none() {
             // The early check answered before the restart, or did not answer.
             early.stored = None;
-            containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
+            containerd::wait_ready(&ctx.options.containerd_address, CONTAINERD_TIMEOUT)?;
         }
         load_images(ctx, sandbox_image.as_deref(), early)
     }
@@ -197,6 +203,7 @@ pub fn early_import(ctx: &Context) -> anyhow::Result<Option<store::Early>> {
     Ok(Some(store::Early::start(
         images::image_dir(&ctx.options.root),
         ctx.options.containerd_address.clone(),
+        CONTAINERD_TIMEOUT,
     )))
 }
 
