@@ -159,29 +159,23 @@ fn a_prefilled_store_is_checked_and_only_what_it_lacks_is_imported() {
     );
 
     let sandbox = Some("registry.k8s.io/pause:3.10");
-    let ensured = ensure(
-        &images,
-        &daemon.socket,
-        &listed,
-        sandbox,
-        Default::default(),
-    )
-    .unwrap();
-    assert_eq!((ensured.verified, ensured.imported.len()), (1, 0));
-
+    let counts = || {
+        let done = ensure(
+            &images,
+            &daemon.socket,
+            &listed,
+            sandbox,
+            Default::default(),
+        )
+        .unwrap();
+        (done.verified, done.imported.len())
+    };
+    assert_eq!(counts(), (1, 0));
     ctr(
         &daemon.socket,
         &["images", "rm", "registry.k8s.io/pause:3.10"],
     );
-    let ensured = ensure(
-        &images,
-        &daemon.socket,
-        &listed,
-        sandbox,
-        Default::default(),
-    )
-    .unwrap();
-    assert_eq!((ensured.verified, ensured.imported.len()), (0, 1));
+    assert_eq!(counts(), (0, 1));
     let checked = ctr(&daemon.socket, &["images", "check"]);
     assert!(
         checked.contains("registry.k8s.io/pause:3.10") && checked.contains(&digest),
