@@ -49,7 +49,9 @@ fn recipe_version() -> String {
     recipe["kubernetes_version"].as_str().unwrap().to_owned()
 }
 
-/// The report lines of a provisioned first boot.
+/// The report lines of a provisioned first boot: the images the baked manifest lists (name@digest)
+/// were in containerd's store, complete and unpacked, without an import at boot or a containerd
+/// restart.
 fn assert_provisioned(vm: &Vm, how: &str) {
     let report = vm.report();
     let has = |p: &str| report.iter().any(|l| l.starts_with(p));
@@ -78,6 +80,39 @@ fn assert_provisioned(vm: &Vm, how: &str) {
             "{how}: baked image {image} not imported: {all}"
         );
     }
+    let digests = report
+        .iter()
+        .find(|l| l.starts_with("image-digests "))
+        .cloned()
+        .unwrap_or_default();
+    let baked: Vec<&str> = report
+        .iter()
+        .find_map(|l| l.strip_prefix("baked "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert!(
+        baked.len() >= 5,
+        "{how}: the manifest lists no images: {all}"
+    );
+    for image in baked {
+        assert!(
+            digests.contains(&format!("{image} ")),
+            "{how}: {image} not in containerd's store (complete, unpacked): {all}"
+        );
+    }
+    assert!(
+        has("imported-at-boot 0"),
+        "{how}: images imported at boot: {all}"
+    );
+    assert!(
+        has("containerd-starts 1"),
+        "{how}: containerd restarted: {all}"
+    );
+    assert!(
+        has("sandbox-image registry.k8s.io/pause:3.10"),
+        "{how}: {all}"
+    );
     assert!(has("kubeadm-calls 1"), "{how}: {all}");
     assert!(
         has("record: - join"),

@@ -1,7 +1,11 @@
 //! Disk image benchmark: `kiln build` of images/debian-12.toml cold (empty cache) and warm (cached
 //! downloads, images and Debian root),
 //! image sizes, and from VM start (QEMU TCG, OVMF) to "kubeadm invoked" (the stand-in kubeadm —
-//! not the real kubeadm) and to multi-user (the serial login prompt). Needs .ci/setup (local mirror, QEMU).
+//! not the real kubeadm) and to multi-user (the serial login prompt). From the same boot (the test
+//! image's report, issue #13): seconds since the kernel started to the serial getty, to
+//! kiln-firstboot's start and to kubeadm invoked (guest clock), kiln-firstboot's step timings and
+//! peak RSS from status.json, its binary size, images imported at boot, containerd starts.
+//! Needs .ci/setup (local mirror, QEMU).
 
 #[path = "../../tests/support/mod.rs"]
 #[allow(missing_docs)]
@@ -73,8 +77,58 @@ fn main() {
     // before kiln-firstboot reaches kubeadm, and wait_for returns when it sees the text.
     let multi_user = vm.wait_for("login:", timeout);
     let kubeadm = vm.wait_for("running kubeadm", timeout);
+    vm.wait_for("KILN-TEST end", timeout);
     println!("VM start to kubeadm invoked: {kubeadm:.1} s (QEMU TCG)");
     println!("VM start to multi-user (login prompt): {multi_user:.1} s (QEMU TCG)");
+    println!(
+        "kubeadm invoked after the login prompt: {:.1} s (host clock)",
+        kubeadm - multi_user
+    );
+    print_report(&vm.report());
     vm.shutdown();
     let _ = readyz.kill();
+}
+
+/// The first boot as the guest saw it (tests/disk/report.sh).
+fn print_report(report: &[String]) {
+    let line = |key: &str| {
+        report
+            .iter()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let times = line("times ");
+    println!("guest clock, seconds since the kernel started: {times}");
+    let at = |key: &str| -> Option<f64> {
+        times
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.parse().ok())
+    };
+    if let (Some(getty), Some(kubeadm)) = (at("getty="), at("kubeadm=")) {
+        println!(
+            "kubeadm invoked after the serial getty started: {:.2} s (guest clock)",
+            kubeadm - getty
+        );
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&line("status ")).unwrap_or(serde_json::Value::Null);
+    for step in status["steps"].as_array().into_iter().flatten() {
+        println!(
+            "  step {:<10} {:>7.3} s",
+            step["name"].as_str().unwrap_or("?"),
+            step["seconds"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let rss = status["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0;
+    println!("kiln-firstboot peak RSS: {rss:.1} MiB (goal <= 20 MB)");
+    println!(
+        "kiln-firstboot binary: {} bytes (stripped, in the image)",
+        line("firstboot-bytes ")
+    );
+    println!(
+        "images imported at boot: {}; containerd starts: {}",
+        line("imported-at-boot "),
+        line("containerd-starts ")
+    );
 }

@@ -27,6 +27,7 @@ fn env(root: &SysRoot, metadata_url: &str) -> Env {
             max_body: 16 << 20,
         }),
         metadata_url: Some(metadata_url.into()),
+        wait_online: false,
     }
 }
 

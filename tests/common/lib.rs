@@ -162,6 +162,63 @@ pub fn ctr_in(socket: &Path, namespace: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A minimal OCI image archive (one layer with one file) named `reference`.
+pub fn oci_archive(dir: &Path, reference: &str) -> std::path::PathBuf {
+    let layout = dir.join("oci");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let content = dir.join("layer-content");
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(content.join("hello.txt"), "baked\n").unwrap();
+    let layer_tar = dir.join("layer.tar");
+    tar(&layer_tar, &content, &["hello.txt"]);
+    let blob = |bytes: Vec<u8>| {
+        let digest = sha256_hex(&bytes);
+        std::fs::write(blobs.join(&digest), &bytes).unwrap();
+        (format!("sha256:{digest}"), bytes.len())
+    };
+    let (layer, layer_size) = blob(std::fs::read(&layer_tar).unwrap());
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer]}});
+    let (config_digest, config_size) = blob(serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}]});
+    let (manifest_digest, manifest_size) = blob(serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest, "size": manifest_size,
+        "platform": {"architecture": "amd64", "os": "linux"},
+        "annotations": {"io.containerd.image.name": reference, "org.opencontainers.image.ref.name": "3.10"}}]});
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let archive = dir.join("image.tar");
+    tar(&archive, &layout, &["oci-layout", "index.json", "blobs"]);
+    archive
+}
+
+/// `tar -cf OUT -C DIR ENTRIES`; panics if tar fails.
+pub fn tar(out: &Path, dir: &Path, entries: &[&str]) {
+    let ok = Command::new("tar")
+        .arg("-cf")
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .args(entries)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "tar failed");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

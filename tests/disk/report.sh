@@ -10,6 +10,20 @@ r "done $(test -e /var/lib/kiln/done && echo yes || echo no)"
 r "sentinel $(cat /run/cluster-api/bootstrap-success.complete 2>/dev/null || echo none)"
 r "containerd $(systemctl is-active containerd)"
 r "images $(ctr -n k8s.io images ls -q 2>/dev/null | tr '\n' ' ')"
+# Complete and unpacked images with their digests (name@digest), as containerd's own check says.
+r "image-digests $(ctr -n k8s.io images check 2>/dev/null | awk 'NR > 1 && $4 == "complete" && $NF == "true" { printf "%s@%s ", $1, $3 }')"
+# The baked manifest's images as name@digest (kiln-firstboot checks the store against them).
+r "baked $(sed -n '/"image_digests": {/,/}/s/^ *"\([^"]*\)": "\([^"]*\)",\{0,1\}$/\1@\2/p' /usr/share/kiln/manifest.json | tr '\n' ' ')"
+r "imported-at-boot $(journalctl -b -o cat -u kiln-firstboot | grep -c 'imported pre-pulled images')"
+r "containerd-starts $(journalctl -b -o cat -u containerd | grep -c 'containerd successfully booted')"
+r "sandbox-image $(sed -n 's/^sandbox_image = //p' /etc/containerd/config.toml | tr -d '"')"
+# Seconds since the kernel started (guest clock): serial getty (login prompt), kiln-firstboot's
+# start, kubeadm invoked; then kiln-firstboot's status.json on one line (step timings, peak RSS).
+mono() { echo "$(systemctl show -p "$2" --value "$1")" | awk '{ printf "%.2f", $1 / 1000000 }'; }
+kubeadm_at=$(journalctl -b -o short-monotonic -u kiln-firstboot | grep -m1 'running kubeadm' | sed 's/^\[ *\([0-9.]*\)\].*/\1/')
+r "times getty=$(mono serial-getty@ttyS0.service ExecMainStartTimestampMonotonic) firstboot=$(mono kiln-firstboot.service ExecMainStartTimestampMonotonic) kubeadm=${kubeadm_at:-none}"
+r "firstboot-bytes $(stat -c %s /usr/bin/kiln-firstboot)"
+r "status $(tr -d '\n' < /var/lib/kiln/status.json 2>/dev/null | tr -s ' ')"
 r "kubeadm-calls $(grep -c -- '- join' /var/lib/kiln-standin/kubeadm.yaml 2>/dev/null || echo 0)"
 sed 's/^/KILN-TEST record: /' /var/lib/kiln-standin/kubeadm.yaml 2>/dev/null
 r "usr $(findmnt -no FSTYPE,OPTIONS /usr | cut -d, -f1-2)"

@@ -198,7 +198,12 @@ fn content_tree(
             plan.source_date_epoch,
         )?;
     }
-    pack::write_inner_manifest(plan, arch, built.inputs, built.resolved, tree)?;
+    let pulled = built
+        .images
+        .get(&arch)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    pack::write_inner_manifest(plan, arch, built.inputs, built.resolved, pulled, tree)?;
     if let Some(overlay) = &plan.recipe.overlay {
         tree::copy_overlay(overlay, tree)?;
     }

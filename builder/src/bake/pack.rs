@@ -70,12 +70,14 @@ pub fn inputs(
 }
 
 /// The manifest inside the content tree (`usr/share/kiln/manifest.json`): what was baked for
-/// `arch`, and the sandbox image kiln-firstboot pins in containerd.
+/// `arch`, the sandbox image kiln-firstboot pins in containerd and the digests of the `pulled`
+/// images as containerd names them.
 pub fn write_inner_manifest(
     plan: &Plan,
     arch: Arch,
     inputs: &[Input],
     images: &ResolvedImages,
+    pulled: &[PulledImage],
     tree: &Path,
 ) -> anyhow::Result<()> {
     let mine = inputs
@@ -94,6 +96,10 @@ pub fn write_inner_manifest(
     .with_images(images.source.map(|s| s.name()), &images.kubeadm_list);
     manifest.sandbox_image =
         kiln_core::images::image_named(&images.pull, "pause").map(str::to_owned);
+    manifest.image_digests = pulled
+        .iter()
+        .map(|p| (p.reference.to_string(), p.target.digest.clone()))
+        .collect();
     let path = tree.join(tree::MANIFEST);
     tree::write_file(&path, manifest.to_json().as_bytes(), 0o644)
 }

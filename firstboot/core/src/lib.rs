@@ -11,6 +11,7 @@
 
 pub mod cli_main;
 pub mod command;
+pub mod containerd;
 pub mod digest;
 pub mod duration;
 pub mod epoch;

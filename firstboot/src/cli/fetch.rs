@@ -56,6 +56,7 @@ impl FetchArgs {
                 max_body: self.max_size,
             }),
             metadata_url: self.metadata_url.clone(),
+            wait_online: false,
         };
         let fetched = choose_and_fetch(&env, self.datasource.as_deref())?;
         match &self.out {

@@ -71,7 +71,9 @@ impl RunArgs {
             paths,
             redact: Redactor::default(),
             plan: None,
+            early_import: None,
         };
+        ctx.early_import = steps::early_import(&ctx)?;
         match execute(&steps::all(), &mut ctx) {
             Ok(status) => {
                 println!(

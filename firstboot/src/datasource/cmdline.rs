@@ -106,6 +106,10 @@ impl Datasource for UrlSource {
         "cmdline"
     }
 
+    fn local(&self, _env: &Env) -> bool {
+        self.url.starts_with("file:") || self.url.starts_with("data:")
+    }
+
     fn fetch(&self, env: &Env) -> Result<Fetched> {
         let user_data = url::fetch(env, &self.url)?;
         let mut metadata = Metadata::new("cmdline", "metal", serde_json::json!({}));

@@ -16,6 +16,10 @@ impl Datasource for ConfigDrive {
         "configdrive"
     }
 
+    fn local(&self, _env: &Env) -> bool {
+        true
+    }
+
     fn fetch(&self, env: &Env) -> Result<Fetched> {
         let max = env.http.config().max_body;
         let device = find_by_label(env, LABELS)

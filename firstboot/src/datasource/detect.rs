@@ -92,6 +92,7 @@ pub fn detect(env: &Env) -> Result<Choice> {
 /// Asks the link-local address what it is, within [`PROBE_BUDGET`] (or the deadline, if
 /// sooner): each provider's own endpoint, the first that answers 200 wins.
 fn probe(env: &Env) -> Result<Choice> {
+    env.network_needed();
     let base = env.base_url(LINK_LOCAL);
     let config = env.http.config();
     let http = Http::new(HttpConfig {

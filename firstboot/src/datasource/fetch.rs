@@ -20,6 +20,9 @@ pub fn choose_and_fetch(env: &Env, name: Option<&str>) -> anyhow::Result<Fetched
     };
     let name = choice.source.name();
     tracing::info!("datasource {name} chosen: {}", choice.reason);
+    if !choice.source.local(env) {
+        env.network_needed();
+    }
     let fetched = choice
         .source
         .fetch(env)

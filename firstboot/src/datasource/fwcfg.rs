@@ -27,6 +27,10 @@ impl Datasource for FwCfg {
         "fwcfg"
     }
 
+    fn local(&self, _env: &Env) -> bool {
+        true
+    }
+
     fn fetch(&self, env: &Env) -> Result<Fetched> {
         let key = present_key(env).ok_or_else(|| {
             Error::Missing(format!(

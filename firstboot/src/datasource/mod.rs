@@ -18,6 +18,7 @@ pub mod http;
 pub mod media;
 mod metadata;
 mod nocloud;
+pub mod online;
 mod openstack;
 pub mod url;
 
@@ -51,6 +52,10 @@ pub trait Datasource {
     fn name(&self) -> &'static str;
     /// Fetches user-data (`None` when the platform has none) and metadata.
     fn fetch(&self, env: &Env) -> Result<Fetched>;
+    /// Whether it is read from local media or firmware only (no network needed).
+    fn local(&self, _env: &Env) -> bool {
+        false
+    }
 }
 
 /// What every datasource may use: the root that holds `/proc`, `/sys`, `/dev` and `/var` (`/` on
@@ -62,6 +67,18 @@ pub struct Env {
     pub http: http::Http,
     /// Replaces the metadata service's base URL (`http://169.254.169.254`) when set.
     pub metadata_url: Option<String>,
+    /// Whether to wait for network-online.target before the network is used (a node under
+    /// systemd; see [`online`]).
+    pub wait_online: bool,
+}
+
+impl Env {
+    /// Waits for the network if this run should ([`Env::wait_online`]).
+    pub fn network_needed(&self) {
+        if self.wait_online {
+            online::wait();
+        }
+    }
 }
 
 impl Env {
@@ -220,6 +237,7 @@ pub(crate) fn test_env(secs: f64) -> (Env, tempfile::TempDir) {
         sys_root: dir.path().into(),
         http,
         metadata_url: None,
+        wait_online: false,
     };
     (env, dir)
 }

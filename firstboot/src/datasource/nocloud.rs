@@ -29,6 +29,11 @@ impl Datasource for NoCloud {
         "nocloud"
     }
 
+    /// Local unless the kernel command line names a seed URL (`ds=nocloud;s=URL`).
+    fn local(&self, env: &Env) -> bool {
+        !matches!(Cmdline::read(env).nocloud, Some(Some(seed)) if !seed.starts_with("file:"))
+    }
+
     fn fetch(&self, env: &Env) -> Result<Fetched> {
         let max = env.http.config().max_body;
         let (source, [meta, user, net]) = if let Some(Some(seed)) = Cmdline::read(env).nocloud {

@@ -1,154 +1,16 @@
-//! containerd for kubelet: its configuration (systemd cgroup driver to match kubelet, the pause
-//! image kubeadm expects, the CNI directories), written atomically, and waiting until its CRI
-//! plugin answers.
+//! containerd for kubelet on the node: the pause image kubeadm expects and waiting until its CRI
+//! plugin answers. The configuration itself is kiln-core's ([`kiln_core::containerd`]), shared
+//! with `kiln build`, which writes it into disk images.
 
-use anyhow::Context;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub use kiln_core::containerd::{
+    render, sandbox_image_of, seed_cni_bin_dir, Settings, CNI_BIN_DIR, CONFIG_PATH, SERVICE_DROPIN,
+    SERVICE_DROPIN_PATH, SOCKET,
+};
 use kiln_core::retry::{self, Policy};
-use serde::Serialize;
-
-/// Where containerd reads its configuration on a node.
-pub const CONFIG_PATH: &str = "/etc/containerd/config.toml";
-/// containerd's CRI socket on a node.
-pub const SOCKET: &str = "/run/containerd/containerd.sock";
-
-/// What kiln sets in containerd's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// The sandbox (pause) image; must equal the one kubeadm expects, or offline init hangs.
-    pub sandbox_image: String,
-    /// CNI plugin binaries.
-    pub cni_bin_dir: String,
-    /// CNI network configurations.
-    pub cni_conf_dir: String,
-    /// containerd's persistent root (default /var/lib/containerd).
-    pub root: Option<PathBuf>,
-    /// containerd's state directory (default /run/containerd).
-    pub state: Option<PathBuf>,
-    /// The gRPC socket (default [`SOCKET`]).
-    pub address: Option<PathBuf>,
-}
-
-impl Settings {
-    /// Defaults for a node with the given pause image.
-    pub fn for_node(sandbox_image: &str) -> Self {
-        Settings {
-            sandbox_image: sandbox_image.to_owned(),
-            cni_bin_dir: "/opt/cni/bin".into(),
-            cni_conf_dir: "/etc/cni/net.d".into(),
-            root: None,
-            state: None,
-            address: None,
-        }
-    }
-}
-
-/// Where containerd looks for CNI plugins: writable, so CNI installers (flannel's, Calico's)
-/// can add theirs next to the shipped ones.
-pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
-/// Read-only places CNI plugins ship in: the sysext layout, Debian's `containernetworking-plugins`.
-pub const SHIPPED_CNI_DIRS: &[&str] = &["/usr/libexec/cni", "/usr/lib/cni"];
-
-/// Copies the plugins of the first existing [`SHIPPED_CNI_DIRS`] entry inside `root` into
-/// [`CNI_BIN_DIR`], keeping plugins already there; returns how many were copied.
-pub fn seed_cni_bin_dir(root: &Path) -> anyhow::Result<usize> {
-    let Some(shipped) = SHIPPED_CNI_DIRS
-        .iter()
-        .map(|d| root.join(d.trim_start_matches('/')))
-        .find(|d| d.is_dir())
-    else {
-        return Ok(0);
-    };
-    let target = root.join(CNI_BIN_DIR.trim_start_matches('/'));
-    let mut copied = 0;
-    for entry in std::fs::read_dir(&shipped).with_context(|| format!("{}", shipped.display()))? {
-        let source = entry
-            .with_context(|| format!("{}", shipped.display()))?
-            .path();
-        let dest = target.join(source.file_name().unwrap_or_default());
-        if !source.is_file() || dest.exists() {
-            continue;
-        }
-        let bytes = std::fs::read(&source).with_context(|| format!("{}", source.display()))?;
-        kiln_core::fsutil::write_atomic(&dest, &bytes, 0o755)?;
-        copied += 1;
-    }
-    Ok(copied)
-}
-
-/// A containerd.service drop-in pointing `CONTAINERD_CONFIG` at kiln's configuration: Flatcar's
-/// unit starts `containerd --config ${CONTAINERD_CONFIG}` (default
-/// /usr/share/containerd/config.toml); units that don't use the variable ignore it.
-pub const SERVICE_DROPIN_PATH: &str = "/etc/systemd/system/containerd.service.d/10-kiln.conf";
-/// The drop-in's text.
-pub const SERVICE_DROPIN: &str = "\
-# Written by kiln-firstboot: containerd reads /etc/containerd/config.toml (Flatcar's unit passes
-# --config ${CONTAINERD_CONFIG}, by default /usr/share/containerd/config.toml).
-[Service]
-Environment=CONTAINERD_CONFIG=/etc/containerd/config.toml
-";
-
-#[derive(Serialize)]
-struct Config<'a> {
-    version: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    root: Option<&'a Path>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<&'a Path>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    grpc: Option<Grpc<'a>>,
-    plugins: Plugins<'a>,
-}
-
-#[derive(Serialize)]
-struct Grpc<'a> {
-    address: &'a Path,
-}
-
-#[derive(Serialize)]
-struct Plugins<'a> {
-    #[serde(rename = "io.containerd.grpc.v1.cri")]
-    cri: Cri<'a>,
-}
-
-#[derive(Serialize)]
-struct Cri<'a> {
-    sandbox_image: &'a str,
-    containerd: Containerd,
-    cni: Cni<'a>,
-}
-
-#[derive(Serialize)]
-struct Containerd {
-    default_runtime_name: &'static str,
-    runtimes: Runtimes,
-}
-
-#[derive(Serialize)]
-struct Runtimes {
-    runc: Runc,
-}
-
-#[derive(Serialize)]
-struct Runc {
-    runtime_type: &'static str,
-    options: RuncOptions,
-}
-
-#[derive(Serialize)]
-struct RuncOptions {
-    #[serde(rename = "SystemdCgroup")]
-    systemd_cgroup: bool,
-}
-
-#[derive(Serialize)]
-struct Cni<'a> {
-    bin_dir: &'a str,
-    conf_dir: &'a str,
-}
 
 /// The pause image kubeadm expects for `version`: the node's kubeadm binary is asked
 /// (`kubeadm config images list`), kiln's table of kubeadm's images answers when that fails.
@@ -173,50 +35,23 @@ pub fn kubeadm_pause_image(
     })
 }
 
-/// The CRI sandbox image a containerd 1.x configuration sets, if any (for a config the user-data
-/// brought).
-pub fn sandbox_image_of(config: &str) -> Option<String> {
-    let parsed: toml::Value = toml::from_str(config).ok()?;
-    parsed
-        .get("plugins")?
-        .get("io.containerd.grpc.v1.cri")?
-        .get("sandbox_image")?
-        .as_str()
-        .map(str::to_owned)
-}
-
-/// containerd 1.x configuration (format version 2) for `settings`.
-pub fn render(settings: &Settings) -> String {
-    let config = Config {
-        version: 2,
-        root: settings.root.as_deref(),
-        state: settings.state.as_deref(),
-        grpc: settings.address.as_deref().map(|address| Grpc { address }),
-        plugins: Plugins {
-            cri: Cri {
-                sandbox_image: &settings.sandbox_image,
-                containerd: Containerd {
-                    default_runtime_name: "runc",
-                    runtimes: Runtimes {
-                        runc: Runc {
-                            runtime_type: "io.containerd.runc.v2",
-                            options: RuncOptions {
-                                systemd_cgroup: true,
-                            },
-                        },
-                    },
-                },
-                cni: Cni {
-                    bin_dir: &settings.cni_bin_dir,
-                    conf_dir: &settings.cni_conf_dir,
-                },
-            },
+/// Waits until containerd's socket `address` exists (containerd creates it once its plugins are
+/// loaded), polling the path without running anything, until `timeout`.
+pub fn wait_socket(address: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let policy = Policy::every(Duration::from_millis(50), Instant::now() + timeout);
+    let polled = policy.poll(
+        |_| match address.exists() {
+            true => Ok(()),
+            false => Err(()),
         },
-    };
-    let body = toml::to_string(&config).expect("containerd config serializes");
-    format!(
-        "# Written by kiln-firstboot: systemd cgroups (as kubelet), kubeadm's pause image.\n{body}"
-    )
+        |_, _| {},
+    );
+    polled.map_err(|_| {
+        anyhow::anyhow!(
+            "containerd's socket {} did not appear within {timeout:?} (see containerd's log)",
+            address.display()
+        )
+    })
 }
 
 /// How often [`wait_ready`] asks containerd.
@@ -260,29 +95,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_sets_systemd_cgroups_pause_image_and_cni() {
-        let text = render(&Settings::for_node("registry.k8s.io/pause:3.10"));
-        let parsed: toml::Value = toml::from_str(&text).unwrap();
-        let cri = &parsed["plugins"]["io.containerd.grpc.v1.cri"];
-        assert_eq!(parsed["version"].as_integer(), Some(2));
-        assert_eq!(
-            sandbox_image_of(&text).as_deref(),
-            Some("registry.k8s.io/pause:3.10")
-        );
-        assert_eq!(sandbox_image_of("version = 2\n"), None);
-        assert_eq!(
-            cri["sandbox_image"].as_str(),
-            Some("registry.k8s.io/pause:3.10")
-        );
-        assert_eq!(
-            cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"].as_bool(),
-            Some(true)
-        );
-        assert_eq!(cri["cni"]["bin_dir"].as_str(), Some("/opt/cni/bin"));
-        assert!(parsed.get("root").is_none());
-    }
-
-    #[test]
     fn pause_image_comes_from_kubeadm_else_kilns_image_table() {
         let dir = tempfile::tempdir().unwrap();
         let kubeadm = dir.path().join("kubeadm");
@@ -301,27 +113,5 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&kubeadm, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(pause("v1.99.0").unwrap(), "registry.k8s.io/pause:3.99");
-    }
-
-    #[test]
-    fn shipped_cni_plugins_are_seeded_into_opt_keeping_installed_ones() {
-        let root = tempfile::tempdir().unwrap();
-        assert_eq!(seed_cni_bin_dir(root.path()).unwrap(), 0);
-        let shipped = root.path().join("usr/libexec/cni");
-        std::fs::create_dir_all(&shipped).unwrap();
-        std::fs::write(shipped.join("bridge"), "new bridge").unwrap();
-        std::fs::write(shipped.join("loopback"), "loopback").unwrap();
-        let opt = root.path().join("opt/cni/bin");
-        std::fs::create_dir_all(&opt).unwrap();
-        std::fs::write(opt.join("bridge"), "installed bridge").unwrap();
-        assert_eq!(seed_cni_bin_dir(root.path()).unwrap(), 1);
-        assert_eq!(
-            std::fs::read_to_string(opt.join("bridge")).unwrap(),
-            "installed bridge"
-        );
-        assert_eq!(
-            std::fs::read_to_string(opt.join("loopback")).unwrap(),
-            "loopback"
-        );
     }
 }

@@ -1,15 +1,19 @@
-//! Pre-pulled images baked into the node image: every archive in the image directory is checked
-//! against the directory's `SHA256SUMS` and imported into containerd's `k8s.io` namespace
-//! (where kubelet looks), so a node goes Ready without pulling from a registry. The sandbox
-//! (pause) image is then labelled `io.cri-containerd.pinned=pinned`, which containerd's CRI
-//! reports to kubelet as a pinned image that its image garbage collection never removes
-//! (containerd 1.7+ and the 1.6 releases with the backported pinned-image support; older
-//! containerd keeps the label and ignores it).
+//! Pre-pulled images baked into the node image, in containerd's `k8s.io` namespace (where
+//! kubelet looks) before kubeadm runs, so a node goes Ready without pulling from a registry.
+//!
+//! A disk image arrives with containerd's store already filled by `kiln build`: the node checks
+//! it against the digests the baked manifest lists ([`ensure`]: one `ctr images check`) and
+//! imports only what is missing, incomplete or different, from the archives beside the
+//! manifest. A sysext or /opt node has an empty store and imports every archive. Archives are
+//! checked against the directory's `SHA256SUMS` before any import. The sandbox (pause) image is
+//! labelled `io.cri-containerd.pinned=pinned`, which containerd's CRI reports to kubelet as a
+//! pinned image that its image garbage collection never removes (containerd 1.7+ and the 1.6
+//! releases with the backported pinned-image support; older containerd keeps the label and
+//! ignores it).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use kiln_core::command::Run;
+use kiln_core::containerd::ctr;
 use kiln_core::digest::{self, SumLine};
 
 /// Where `kiln build` puts image archives (the sysext layout).
@@ -38,11 +42,7 @@ pub fn baked_sandbox_image(root: &Path) -> Option<String> {
     value["sandbox_image"].as_str().map(str::to_owned)
 }
 
-/// The containerd namespace kubelet's CRI uses.
-const NAMESPACE: &str = "k8s.io";
-
-/// The label containerd's CRI reads to report an image as pinned.
-pub const PINNED_LABEL: &str = "io.cri-containerd.pinned=pinned";
+pub use kiln_core::containerd::ctr::PINNED_LABEL;
 
 /// Verifies and imports every `*.tar` in `dir` into the containerd at `address`, then pins
 /// `sandbox_image` if one of the archives carried it; returns the archives imported. A missing
@@ -61,10 +61,7 @@ pub fn import_all(
         .filter(|p| p.extension().is_some_and(|x| x == "tar"))
         .collect();
     archives.sort();
-    let sums = read_sums(&dir.join("SHA256SUMS"))?;
-    for archive in &archives {
-        verify(archive, &sums)?;
-    }
+    verify_all(dir, &archives)?;
     for archive in &archives {
         import(archive, address)?;
     }
@@ -76,26 +73,23 @@ pub fn import_all(
 
 /// Labels image `name` pinned if containerd has it (a sandbox image not baked is left alone).
 fn pin(name: &str, address: &Path) -> anyhow::Result<()> {
-    let listed = ctr(address, &["images", "ls", "-q"])?;
+    let listed = ctr::ctr(address, &["images", "ls", "-q"])?;
     if !listed.lines().any(|l| l.trim() == name) {
         tracing::info!(sandbox_image = %name, "sandbox image not among the pre-pulled images; not pinned");
         return Ok(());
     }
-    ctr(address, &["images", "label", name, PINNED_LABEL])
-        .map_err(|e| e.context(format!("pinning the sandbox image {name}")))?;
+    ctr::pin(address, name)?;
     tracing::info!(sandbox_image = %name, "pinned the sandbox image");
     Ok(())
 }
 
-/// `ctr --address ADDRESS --namespace k8s.io ARGS`; its stdout, or an error with its stderr.
-fn ctr(address: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let mut cmd = Command::new("ctr");
-    cmd.arg("--address")
-        .arg(address)
-        .args(["--namespace", NAMESPACE])
-        .args(args);
-    let done = Run::new(&mut cmd, format!("ctr {}", args.join(" "))).run()?;
-    Ok(String::from_utf8_lossy(&done.stdout).into_owned())
+/// Checks each of `archives` against `dir/SHA256SUMS` before any is imported.
+pub fn verify_all(dir: &Path, archives: &[PathBuf]) -> anyhow::Result<()> {
+    let sums = read_sums(&dir.join("SHA256SUMS"))?;
+    for archive in archives {
+        verify(archive, &sums)?;
+    }
+    Ok(())
 }
 
 /// The parsed `SHA256SUMS` at `path`.
@@ -128,11 +122,7 @@ fn verify(archive: &Path, sums: &[SumLine]) -> anyhow::Result<()> {
 }
 
 fn import(archive: &Path, address: &Path) -> anyhow::Result<()> {
-    let path = archive
-        .to_str()
-        .ok_or_else(|| anyhow::anyhow!("{}: not a UTF-8 path", archive.display()))?;
-    ctr(address, &["images", "import", path])
-        .map_err(|e| e.context(format!("importing {}", archive.display())))?;
+    ctr::import(address, archive)?;
     tracing::info!(archive = %archive.display(), "imported pre-pulled images");
     Ok(())
 }

@@ -215,6 +215,18 @@ fn declared_version(text: &str) -> Option<KubeVersion> {
     })
 }
 
+/// `imageRepository` of a ClusterConfiguration in the stream, if any: where kubeadm expects its
+/// images, the sandbox (pause) image included.
+pub fn image_repository(text: &str) -> Option<String> {
+    serde_yaml_ng::Deserializer::from_str(text).find_map(|de| {
+        let v: serde_yaml_ng::Value = serde::Deserialize::deserialize(de).ok()?;
+        if v.get("kind")?.as_str()? != "ClusterConfiguration" {
+            return None;
+        }
+        Some(v.get("imageRepository")?.as_str()?.to_owned())
+    })
+}
+
 /// The caller's version, else the baked manifest's, else the config's own. The baked kubelet
 /// (the manifest's version) must not be newer than the caller's kubeadm.
 fn kubeadm_version(

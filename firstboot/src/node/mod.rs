@@ -9,6 +9,7 @@
 //! - [`kubeadm_config`]: which kubeadm config the node uses (a kiln node config, rendered, or
 //!   Cluster API's, as given).
 //! - [`preflight`]: kubeadm's checks, natively, each with a fix.
+//! - [`store`]: containerd's image store checked against the baked manifest, completed.
 
 pub mod cluster;
 pub mod containerd;
@@ -18,3 +19,4 @@ pub mod join_service;
 pub mod kubeadm;
 pub mod kubeadm_config;
 pub mod preflight;
+pub mod store;

@@ -2,7 +2,7 @@
 //! completes, so a crash or reboot resumes at the first unfinished step; `status.json` tells
 //! what happened, and the one result line goes to the console.
 //!
-//! - [`steps`]: fetch, configure, preflight, runtime, kubeadm, post-init, commands.
+//! - [`steps`]: fetch, configure, preflight, runtime, network, kubeadm, post-init, commands.
 //! - [`state`]: completed steps and the run's paths.
 //! - [`status`]: the run report, status.json.
 
@@ -51,6 +51,9 @@ pub struct Context {
     /// The user-data plan, compiled once per run by the first step that needs it (so remote
     /// resources are fetched once) and kept in memory only: it holds secrets.
     pub plan: Option<std::sync::Arc<crate::plan::Plan>>,
+    /// Image imports started before the steps (see [`steps::early_import`]); the runtime step
+    /// waits for them.
+    pub early_import: Option<crate::node::store::Early>,
 }
 
 /// One step of the run.
@@ -84,6 +87,7 @@ pub fn execute(steps: &[&dyn Step], ctx: &mut Context) -> anyhow::Result<Status>
             status.result = "failed".into();
             status.failed_step = Some(name.into());
             status.error = Some(message.clone());
+            status.peak_rss_kib = status::peak_rss_kib();
             status.save(&ctx.paths.status())?;
             anyhow::bail!("step {name} failed: {message}");
         }
@@ -92,6 +96,7 @@ pub fn execute(steps: &[&dyn Step], ctx: &mut Context) -> anyhow::Result<Status>
         status.save(&ctx.paths.status())?;
     }
     status.result = "success".into();
+    status.peak_rss_kib = status::peak_rss_kib();
     status.save(&ctx.paths.status())?;
     kiln_core::fsutil::write_atomic(&ctx.paths.done(), b"", 0o644)?;
     Ok(status)
@@ -146,6 +151,7 @@ mod tests {
             paths: Paths::new(dir),
             redact: Redactor::default(),
             plan: None,
+            early_import: None,
         }
     }
 

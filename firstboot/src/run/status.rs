@@ -33,6 +33,20 @@ pub struct Status {
     pub product_uuid: Option<String>,
     /// MAC addresses of the network interfaces.
     pub macs: Vec<String>,
+    /// kiln-firstboot's peak resident memory so far, in KiB (`VmHWM` of /proc/self/status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// This process's peak resident set size in KiB (`VmHWM` in /proc/self/status), if readable.
+pub fn peak_rss_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl Status {

@@ -18,7 +18,7 @@ use crate::node::kubeadm_config;
 use crate::node::kubeadm_config::MAX_FILE;
 use crate::node::kubeadm_config::{resolve, Files, Rendered, CAPI_INIT_PATH, CAPI_JOIN_PATH};
 use crate::node::preflight::{self, checks, fix, Host, Role, Table};
-use crate::node::{cluster, containerd, endpoint, images};
+use crate::node::{cluster, containerd, endpoint, images, kubeadm_config, store};
 use crate::plan::{Phase, Plan};
 use crate::userdata::remote::HttpFetcher;
 use crate::userdata::Inputs;
@@ -33,14 +33,21 @@ const SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 /// How long post-init waits for the node to be Ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the run waits for containerd to come up (its socket, its CRI plugin).
+const CONTAINERD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many times a join is tried (with `kubeadm reset -f` in between).
 const JOIN_ATTEMPTS: u32 = 5;
 
 /// The steps, in order.
-pub fn all() -> [&'static dyn Step; 7] {
+pub fn all() -> [&'static dyn Step; 8] {
     [
-        &Fetch, &Configure, &Preflight, &Runtime, &Kubeadm, &PostInit, &Commands,
+        &Fetch, &Configure, &Preflight, &Runtime, &Network, &Kubeadm, &PostInit, &Commands,
     ]
+}
+
+/// Whether the run provisions the machine it runs on (root `/`), not a scratch root.
+fn on_node(ctx: &Context) -> bool {
+    ctx.options.root == Path::new("/")
 }
 
 /// A status carrying the machine identity (product_uuid, MACs).
@@ -66,6 +73,7 @@ impl Step for Fetch {
             sys_root: ctx.options.sys_root.clone(),
             http: http(ctx),
             metadata_url: ctx.options.metadata_url.clone(),
+            wait_online: on_node(ctx),
         };
         let fetched = choose_and_fetch(&env, ctx.options.datasource.as_deref())?;
         save(&ctx.paths.fetched(), &fetched)
@@ -110,6 +118,10 @@ impl Step for Preflight {
             root: ctx.options.sys_root.clone(),
             cri_socket: None,
         };
+        if on_node(ctx) && has_containerd(&ctx.options.root) {
+            // kiln-firstboot is not ordered after containerd: the CRI check needs its socket.
+            containerd::wait_socket(&ctx.options.containerd_address, CONTAINERD_TIMEOUT)?;
+        }
         let found = preflight::run(&host, role);
         for done in fix::apply(&host, &found)? {
             tracing::info!("{done}");
@@ -128,8 +140,9 @@ impl Step for Preflight {
 }
 
 /// containerd for kubelet, where the image has it: kiln's config (systemd cgroups, kubeadm's pause
-/// image) unless the user-data brings its own, a restart under systemd, CRI readiness, then the
-/// baked images imported.
+/// image) unless the user-data brings its own, a restart under systemd only when its config
+/// changed (a disk image carries it from the build), CRI readiness, then the image store checked
+/// against the baked manifest and completed from the baked archives.
 pub struct Runtime;
 
 impl Step for Runtime {
@@ -143,35 +156,84 @@ impl Step for Runtime {
             tracing::info!("no containerd in the image: runtime left as it is");
             return Ok(());
         }
+        // Before containerd may restart below (an import under way would be cut off).
+        let early = ctx.early_import.take().and_then(store::Early::finish);
         let plan = plan(ctx)?;
         let own_config = plan
             .nodes
             .iter()
             .any(|n| n.path() == Path::new(containerd::CONFIG_PATH));
-        let config_path = root.join(containerd::CONFIG_PATH.trim_start_matches('/'));
-        let sandbox_image = if own_config {
-            read_in(&root, containerd::CONFIG_PATH, MAX_FILE)
+        let (sandbox_image, config_changed) = if own_config {
+            let text = read_in(&root, containerd::CONFIG_PATH, MAX_FILE)
                 .ok()
-                .flatten()
-                .and_then(|bytes| containerd::sandbox_image_of(&String::from_utf8_lossy(&bytes)))
+                .flatten();
+            let image =
+                text.and_then(|b| containerd::sandbox_image_of(&String::from_utf8_lossy(&b)));
+            (image, true)
         } else {
             let pause = sandbox_image(ctx, &plan)?;
-            write_containerd_config(&root, &config_path, &pause)?;
-            Some(pause)
+            let changed = write_containerd_config(&root, &pause)?;
+            (Some(pause), changed)
         };
         let dropin = root.join(containerd::SERVICE_DROPIN_PATH.trim_start_matches('/'));
-        kiln_core::fsutil::write_atomic(&dropin, containerd::SERVICE_DROPIN.as_bytes(), 0o644)?;
-        restart_containerd(&root)?;
-        containerd::wait_ready(&ctx.options.containerd_address, Duration::from_secs(60))?;
-        let dir = images::image_dir(&root);
-        let imported = images::import_all(
-            &dir,
-            &ctx.options.containerd_address,
-            sandbox_image.as_deref(),
-        )?;
-        tracing::info!(archives = imported.len(), "container runtime ready");
-        Ok(())
+        let dropin_changed = write_if_changed(&dropin, containerd::SERVICE_DROPIN)?;
+        let restarted = config_changed || dropin_changed;
+        if restarted {
+            restart_containerd(&root, dropin_changed)?;
+        } else {
+            tracing::info!("containerd's config is as baked: containerd not restarted");
+        }
+        let mut early = early.unwrap_or_default();
+        if restarted || early.stored.is_none() {
+            // The early check answered before the restart, or did not answer.
+            early.stored = None;
+            containerd::wait_ready(&ctx.options.containerd_address, CONTAINERD_TIMEOUT)?;
+        }
+        load_images(ctx, sandbox_image.as_deref(), early)
     }
+}
+
+/// Starts checking containerd's store and importing the baked images it lacks, in the
+/// background, when this run will reach the runtime step (see [`store::Early`]): overlaps the
+/// check (a disk image's pre-filled store) or the imports (a sysext or PXE node) with fetch,
+/// configure and preflight.
+pub fn early_import(ctx: &Context) -> anyhow::Result<Option<store::Early>> {
+    let state = super::state::State::load(&ctx.paths.state())?;
+    if state.done(Runtime.name()) || !has_containerd(&ctx.options.root) {
+        return Ok(None);
+    }
+    Ok(Some(store::Early::start(
+        images::image_dir(&ctx.options.root),
+        ctx.options.containerd_address.clone(),
+        CONTAINERD_TIMEOUT,
+    )))
+}
+
+/// The baked images in containerd's store: checked against the manifest's digests and completed
+/// ([`store::ensure`]; `early`: what [`store::Early`] checked and imported), or, for an image
+/// without a manifest, every archive imported.
+fn load_images(
+    ctx: &Context,
+    sandbox_image: Option<&str>,
+    early: store::Checked,
+) -> anyhow::Result<()> {
+    let dir = images::image_dir(&ctx.options.root);
+    let address = &ctx.options.containerd_address;
+    match store::baked(&dir)? {
+        Some(baked) if !baked.is_empty() => {
+            let ensured = store::ensure(&dir, address, &baked, sandbox_image, early)?;
+            tracing::info!(
+                verified = ensured.verified,
+                imported = ensured.imported.len(),
+                "container runtime ready"
+            );
+        }
+        _ => {
+            let imported = images::import_all(&dir, address, sandbox_image)?;
+            tracing::info!(archives = imported.len(), "container runtime ready");
+        }
+    }
+    Ok(())
 }
 
 /// Whether the image has a containerd to configure.
@@ -186,10 +248,15 @@ fn has_containerd(root: &Path) -> bool {
 }
 
 /// containerd's sandbox image: the image's own pause image first (kiln build baked it for its
-/// kubeadm), then the node's kubeadm (or kiln's table) for the kubeadm the node config targets.
+/// kubeadm), then the node's kubeadm (or kiln's table) for the kubeadm the node config targets;
+/// in the repository the kubeadm config asks for (`imageRepository`), as kubeadm expects it.
 fn sandbox_image(ctx: &Context, plan: &Plan) -> anyhow::Result<String> {
     let baked = images::baked_sandbox_image(&ctx.options.root);
-    Ok(match (baked, target(ctx, plan)?) {
+    let target = target(ctx, plan)?;
+    let repository = target
+        .as_ref()
+        .and_then(|t| kubeadm_config::image_repository(t.yaml.expose()));
+    let pause = match (baked, target) {
         (Some(baked), _) => baked,
         (None, Some(t)) => containerd::kubeadm_pause_image(&ctx.options.kubeadm, &t.kubeadm)
             .with_context(|| {
@@ -201,36 +268,81 @@ fn sandbox_image(ctx: &Context, plan: &Plan) -> anyhow::Result<String> {
                 )
             })?,
         (None, None) => "registry.k8s.io/pause:3.10".into(),
+    };
+    Ok(match repository {
+        Some(repository) => in_repository(&pause, &repository),
+        None => pause,
     })
 }
 
-/// kiln's containerd config with `pause` as sandbox image, and the image's CNI plugins seeded
-/// into the writable plugin directory it names.
-fn write_containerd_config(root: &Path, config_path: &Path, pause: &str) -> anyhow::Result<()> {
-    let copied = containerd::seed_cni_bin_dir(root)?;
-    tracing::info!(
-        plugins = copied,
-        dir = containerd::CNI_BIN_DIR,
-        "seeded CNI plugins"
-    );
-    let text = containerd::render(&containerd::Settings::for_node(pause));
-    kiln_core::fsutil::write_atomic(config_path, text.as_bytes(), 0o644)?;
-    tracing::info!(sandbox_image = %pause, "wrote containerd config");
-    Ok(())
+/// `image`'s last path element and tag in `repository` (kubeadm names the pause image
+/// `<imageRepository>/pause:<tag>`).
+fn in_repository(image: &str, repository: &str) -> String {
+    let tail = image.rsplit('/').next().unwrap_or(image);
+    format!("{}/{tail}", repository.trim_end_matches('/'))
 }
 
-/// On a running node (root `/` under systemd): reload units and restart containerd so it reads
-/// the new config and drop-in.
-fn restart_containerd(root: &Path) -> anyhow::Result<()> {
+/// kiln's containerd config with `pause` as sandbox image, written only when it differs from
+/// the one in place (a disk image carries it from the build); the image's CNI plugins seeded
+/// into the writable plugin directory it names. Whether the config changed.
+fn write_containerd_config(root: &Path, pause: &str) -> anyhow::Result<bool> {
+    let copied = containerd::seed_cni_bin_dir(root)?;
+    if copied > 0 {
+        tracing::info!(
+            plugins = copied,
+            dir = containerd::CNI_BIN_DIR,
+            "seeded CNI plugins"
+        );
+    }
+    let text = containerd::render(&containerd::Settings::for_node(pause));
+    let path = root.join(containerd::CONFIG_PATH.trim_start_matches('/'));
+    let changed = write_if_changed(&path, &text)?;
+    if changed {
+        tracing::info!(sandbox_image = %pause, "wrote containerd config");
+    }
+    Ok(changed)
+}
+
+/// Writes `text` to `path` (0644, atomically) unless it holds exactly that; whether it wrote.
+fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<bool> {
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(false);
+    }
+    kiln_core::fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
+    Ok(true)
+}
+
+/// On a running node (root `/` under systemd): restart containerd so it reads its new config
+/// (`daemon-reload` first when its drop-in changed).
+fn restart_containerd(root: &Path, reload: bool) -> anyhow::Result<()> {
     if root != Path::new("/") || !Path::new("/run/systemd/system").exists() {
         return Ok(());
     }
-    for args in [&["daemon-reload"][..], &["restart", "containerd"]] {
+    let reload: &[&[&str]] = if reload { &[&["daemon-reload"]] } else { &[] };
+    for args in reload.iter().chain([&["restart", "containerd"][..]].iter()) {
         let mut cmd = std::process::Command::new("systemctl");
-        cmd.args(args);
+        cmd.args(*args);
         kiln_core::command::Run::new(&mut cmd, format!("systemctl {}", args.join(" "))).run()?;
     }
     Ok(())
+}
+
+/// The network before kubeadm and the user-data's commands: kiln-firstboot.service is not
+/// ordered after network-online.target, so that the steps before this one run while the network
+/// comes up; waits for it here (at once when a remote datasource already did).
+pub struct Network;
+
+impl Step for Network {
+    fn name(&self) -> &'static str {
+        "network"
+    }
+
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        if on_node(ctx) {
+            crate::datasource::online::wait();
+        }
+        Ok(())
+    }
 }
 
 /// `kubeadm init|join` from kiln's node config: the rendered config is written 0600, a joining

@@ -154,21 +154,10 @@ impl Reference {
         names
     }
 
-    /// A file name for this image's archive: the reference with every character other than
-    /// `[A-Za-z0-9._-]` replaced by `_`, plus `.tar` (`registry.k8s.io_pause_3.10.tar`).
+    /// A file name for this image's archive ([`kiln_core::images::archive_name`]:
+    /// `registry.k8s.io_pause_3.10.tar`).
     pub fn archive_name(&self) -> String {
-        let text = self.to_string();
-        let safe: String = text
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("{safe}.tar")
+        kiln_core::images::archive_name(&self.to_string())
     }
 }
 

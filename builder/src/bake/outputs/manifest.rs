@@ -61,6 +61,11 @@ pub struct Manifest {
     /// The signed sysexts: file name → dm-verity root hash of their `/usr` partition.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub verity_root_hashes: BTreeMap<String, String>,
+    /// The baked images (content tree manifest only): name -> the digest containerd names the
+    /// image after (the index of a multi-arch image, else the manifest), which kiln-firstboot
+    /// checks containerd's store against.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub image_digests: std::collections::BTreeMap<String, String>,
 }
 
 /// One input: a release artifact or a pulled image.
@@ -116,6 +121,7 @@ impl Manifest {
             signing_certificate_sha256: None,
             sha256sums_gpg_key: None,
             verity_root_hashes: BTreeMap::new(),
+            image_digests: Default::default(),
         }
     }
 

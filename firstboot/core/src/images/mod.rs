@@ -18,6 +18,23 @@ pub use table::TABLE_PATH;
 /// The repository kubeadm uses without `--image-repository`.
 pub const DEFAULT_REPOSITORY: &str = "registry.k8s.io";
 
+/// The file name of the baked archive of image `reference` (kiln build writes it, kiln-firstboot
+/// finds it by the image's name): every character other than `[A-Za-z0-9._-]` replaced by `_`,
+/// plus `.tar` (`registry.k8s.io/pause:3.10` -> `registry.k8s.io_pause_3.10.tar`).
+pub fn archive_name(reference: &str) -> String {
+    let safe: String = reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.tar")
+}
+
 /// The repository to use: `repository` (checked: a registry and path, no scheme) or the
 /// default.
 pub fn repository(repository: Option<&str>) -> Result<&str, Error> {

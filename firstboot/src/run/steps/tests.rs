@@ -32,6 +32,7 @@ fn context(root: &Path, user_data: &str) -> Context {
         paths,
         redact: Redactor::default(),
         plan: None,
+        early_import: None,
     }
 }
 
@@ -120,4 +121,36 @@ fn ports_are_added_to_endpoints_without_one() {
     assert_eq!(with_port("10.0.0.1:7443"), "10.0.0.1:7443");
     assert_eq!(with_port("[fd00::1]"), "[fd00::1]:6443");
     assert_eq!(with_port("[fd00::1]:443"), "[fd00::1]:443");
+}
+
+#[test]
+fn the_pause_image_moves_to_the_kubeadm_configs_repository() {
+    assert_eq!(
+        in_repository("registry.k8s.io/pause:3.10", "mirror.example/k8s/"),
+        "mirror.example/k8s/pause:3.10"
+    );
+    let yaml = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nimageRepository: mirror.example/k8s\n";
+    assert_eq!(
+        kubeadm_config::image_repository(yaml).as_deref(),
+        Some("mirror.example/k8s")
+    );
+    assert_eq!(
+        kubeadm_config::image_repository("kind: JoinConfiguration\n"),
+        None
+    );
+}
+
+#[test]
+fn an_unchanged_file_is_not_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("etc/containerd/config.toml");
+    assert!(write_if_changed(&path, "a").unwrap());
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    assert!(!write_if_changed(&path, "a").unwrap());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        before
+    );
+    assert!(write_if_changed(&path, "b").unwrap());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "b");
 }

@@ -7,6 +7,7 @@
 //! into the output directory only at the end.
 //!
 //! - [`plan`]: the recipe's `[rootfs]` and `[disk]` sections.
+//! - [`prefill`]: containerd's config, CNI plugins and image store filled at build time.
 //! - [`formats`]: raw, qcow2, VHD, VHDX, VMDK, GCE tar.
 //! - [`tools`]: the host programs, checked before the long work.
 
@@ -14,6 +15,7 @@ pub mod formats;
 pub mod image;
 pub mod layout;
 pub mod plan;
+pub mod prefill;
 pub mod rootfs;
 pub mod tools;
 
@@ -155,6 +157,14 @@ fn prepare_root(
         layout::reset_identity(&root.dir)?;
         layout::immutable_settings(plan, &root.dir, &root.uuids)
     })?;
+    let prefilled = phases.run("containerd config and image store (prefill)", || {
+        prefill::prefill(&root.dir)
+    })?;
+    tracing::info!(
+        images = prefilled.imported,
+        sandbox_image = prefilled.sandbox_image.as_deref().unwrap_or("-"),
+        "containerd's store filled at build time"
+    );
     Ok((root, rootfs_cached))
 }
 

@@ -16,6 +16,9 @@ pub const REQUIRED: &[(&str, &str)] = &[
     ("mmd", "mtools"),
     ("sfdisk", "fdisk"),
     ("systemctl", "systemd"),
+    // containerd fills the image's store at build time (prefill).
+    ("containerd", "containerd"),
+    ("ctr", "containerd"),
 ];
 
 /// Fails naming every missing program and its package.
