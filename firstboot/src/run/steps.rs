@@ -18,7 +18,7 @@ use crate::node::kubeadm_config;
 use crate::node::kubeadm_config::MAX_FILE;
 use crate::node::kubeadm_config::{resolve, Files, Rendered, CAPI_INIT_PATH, CAPI_JOIN_PATH};
 use crate::node::preflight::{self, checks, fix, Host, Role, Table};
-use crate::node::{cluster, containerd, endpoint, images, kubeadm_config, store};
+use crate::node::{cluster, containerd, endpoint, images, store};
 use crate::plan::{Phase, Plan};
 use crate::userdata::remote::HttpFetcher;
 use crate::userdata::Inputs;
@@ -69,12 +69,7 @@ impl Step for Fetch {
     }
 
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
-        let env = Env {
-            sys_root: ctx.options.sys_root.clone(),
-            http: http(ctx),
-            metadata_url: ctx.options.metadata_url.clone(),
-            wait_online: on_node(ctx),
-        };
+        let env = datasource_env(ctx);
         let fetched = choose_and_fetch(&env, ctx.options.datasource.as_deref())?;
         save(&ctx.paths.fetched(), &fetched)
     }
@@ -430,11 +425,7 @@ fn with_service_answer(
             .context("reading metadata.json")?,
     )?;
     let platform = metadata["platform"].as_str().unwrap_or_default().to_owned();
-    let env = Env {
-        sys_root: ctx.options.sys_root.clone(),
-        http: http(ctx),
-        metadata_url: ctx.options.metadata_url.clone(),
-    };
+    let env = datasource_env(ctx);
     let audience = service.trim_end_matches('/');
     let prove = |nonce: Option<&str>| {
         crate::datasource::identity(&platform, &env, audience, nonce).with_context(|| {
@@ -679,6 +670,17 @@ fn role(target: Option<&Rendered>) -> Role {
     match target.map(|t| t.role) {
         Some(NodeRole::Init | NodeRole::ControlPlane) => Role::ControlPlane,
         _ => Role::Worker,
+    }
+}
+
+/// What the datasources need: the sysfs root, the HTTP client, the metadata URL override and
+/// whether to wait for the network first (on a node only).
+fn datasource_env(ctx: &Context) -> Env {
+    Env {
+        sys_root: ctx.options.sys_root.clone(),
+        http: http(ctx),
+        metadata_url: ctx.options.metadata_url.clone(),
+        wait_online: on_node(ctx),
     }
 }
 
