@@ -17,7 +17,7 @@ use kiln_core::command::{Detail, Run};
 use kiln_core::fsutil::{publish, Replace};
 use kiln_core::pki::SigningCert;
 
-use super::outputs::sysext::find_tool;
+use kiln_core::command::find_tool;
 
 /// How a build signs, as given on the command line (unchecked).
 #[derive(Debug, Clone, Default)]

@@ -289,6 +289,11 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// [`which`]`(program)`, or an error naming the Debian package that provides it.
+pub fn find_tool(program: &str, package: &str) -> anyhow::Result<PathBuf> {
+    which(program).ok_or_else(|| anyhow::anyhow!("{program} not found; install {package}"))
+}
+
 /// `: "TEXT"` for a non-empty text, else nothing.
 fn quoted(text: &str) -> String {
     match text.trim() {
@@ -442,6 +447,15 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> std::io::Result<O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_tool_is_one_clear_error() {
+        let err = find_tool("mksquashfs-does-not-exist", "squashfs-tools").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mksquashfs-does-not-exist not found; install squashfs-tools"
+        );
+    }
 
     fn sh(script: &str) -> Command {
         let mut c = Command::new("sh");

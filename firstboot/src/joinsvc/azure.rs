@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::identity::Claims;
+use super::claims::Claims;
 use super::Refused;
 
 /// The name Azure's attested-data signing certificates carry.

@@ -1,5 +1,5 @@
 //! What a joining node sends ([`Proof`]: its platform's signed identity, as the metadata service
-//! gave it) and what the service learns from it once the signature checks ([`Claims`]).
+//! gave it) and what the service learns from it once the signature checks ([`Claims`](super::claims::Claims)).
 //!
 //! - EC2: the instance identity document and its `rsa2048` PKCS#7 signature, checked against
 //!   the AWS region certificates the service is configured with.
@@ -13,6 +13,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::claims::Claims;
 use super::Refused;
 
 /// The body of `POST /join`.
@@ -36,25 +37,6 @@ pub enum Proof {
         /// The base64 PKCS#7 signature.
         signature: String,
     },
-}
-
-/// What a verified identity says about the instance.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Claims {
-    /// `ec2` or `gce`.
-    pub platform: String,
-    /// The instance id (one token per id).
-    pub instance_id: String,
-    /// AWS account id or GCP project id.
-    pub account: String,
-    /// Region, if the platform says.
-    pub region: Option<String>,
-    /// Zone, if the platform says.
-    pub zone: Option<String>,
-    /// When the instance was launched.
-    pub launched: Option<OffsetDateTime>,
-    /// The instance's name, if the platform says (for the token's description).
-    pub name: Option<String>,
 }
 
 /// The keys identities are checked with.

@@ -10,7 +10,7 @@ use base64::Engine;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::identity::Claims;
+use super::claims::Claims;
 use super::Refused;
 
 /// Issuers Google uses for identity tokens.

@@ -13,6 +13,7 @@
 
 pub mod azure;
 pub mod ber;
+pub mod claims;
 pub mod identity;
 pub mod jwt;
 pub mod pkcs7;
@@ -30,7 +31,8 @@ use kiln_core::token::BootstrapToken;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use identity::{Claims, Keys, Proof};
+use claims::Claims;
+use identity::{Keys, Proof};
 use policy::Policy;
 
 /// Why a request was refused: for the audit log only, never for the node.

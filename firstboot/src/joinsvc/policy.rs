@@ -29,7 +29,7 @@ use kiln_core::nodeconfig::{checks, Taint};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::identity::Claims;
+use super::claims::Claims;
 
 /// Where the service reads its config by default.
 pub const POLICY_PATH: &str = "/etc/kiln/join-service.toml";

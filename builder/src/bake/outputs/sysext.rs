@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
-use kiln_core::command::{which, Detail, Run};
+use kiln_core::command::{find_tool, Detail, Run};
 use kiln_core::fsutil::{publish, Replace};
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
@@ -235,11 +235,6 @@ pub fn normalise_tree(tree: &Path, epoch: u64) -> anyhow::Result<()> {
         .with_context(|| format!("setting the mtime of {}", path.display()))
     }
     walk(tree, &ts)
-}
-
-/// `PROGRAM` from `$PATH`, or an error naming the Debian package that provides it.
-pub(crate) fn find_tool(program: &str, package: &str) -> anyhow::Result<PathBuf> {
-    which(program).ok_or_else(|| anyhow::anyhow!("{program} not found; install {package}"))
 }
 
 /// Runs `tool` with `args` (without `SOURCE_DATE_EPOCH`); a failure carries its stderr.
