@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use super::outputs::disk::arch::DiskArch;
 use super::outputs::disk::Format;
 use super::outputs::manifest::{self, Manifest};
 use super::phases::Phase;
@@ -113,13 +114,9 @@ impl Report {
         ] {
             outputs.push(file_entry(out, file, format, None)?);
         }
-        let pxe = out.join("pxe");
-        if plan.disk.as_ref().is_some_and(|d| d.disk.pxe) && pxe.is_dir() {
-            for name in ["vmlinuz", "initrd", "cmdline", "boot.ipxe"] {
-                if pxe.join(name).is_file() {
-                    let file = format!("pxe/{name}");
-                    outputs.push(file_entry(out, &file, "pxe", Some(Arch::Amd64))?);
-                }
+        if plan.disk.as_ref().is_some_and(|d| d.disk.pxe) {
+            for &arch in &plan.architectures {
+                outputs.extend(pxe_entries(out, arch)?);
             }
         }
         outputs.sort_by(|a, b| a.path.cmp(&b.path));
@@ -165,10 +162,26 @@ impl Report {
     }
 }
 
+/// The PXE files of `arch` in `out` (`pxe/vmlinuz`, `pxe-arm64/vmlinuz`, ...).
+fn pxe_entries(out: &Path, arch: Arch) -> anyhow::Result<Vec<Output>> {
+    let dir = DiskArch::of(arch).output_name("pxe");
+    let mut entries = Vec::new();
+    for name in ["vmlinuz", "initrd", "cmdline", "boot.ipxe"] {
+        let file = format!("{dir}/{name}");
+        if out.join(&file).is_file() {
+            entries.push(file_entry(out, &file, "pxe", Some(arch))?);
+        }
+    }
+    Ok(entries)
+}
+
 /// What the output file `file` of `plan` is, and for which architecture.
 fn classify(plan: &Plan, file: &str) -> (&'static str, Option<Arch>) {
-    if let Some(format) = Format::of_file(file) {
-        return (format.name(), Some(Arch::Amd64));
+    for &arch in &plan.architectures {
+        let named = |f: &Format| DiskArch::of(arch).output_name(f.file()) == file;
+        if let Some(format) = super::outputs::disk::formats::ALL.iter().find(|f| named(f)) {
+            return (format.name(), Some(arch));
+        }
     }
     for &arch in &plan.architectures {
         if file == plan.sysext_name(arch) {

@@ -44,6 +44,8 @@ pub fn build(plan: &DiskPlan, target: &Path, scratch: &Path) -> anyhow::Result<(
     // A tarball whatever the target's name (it is published from a temporary name).
     cmd.arg("--mode=root")
         .arg("--format=tar")
+        // Another architecture's root runs its maintainer scripts under qemu-user (binfmt_misc).
+        .arg(format!("--architectures={}", plan.arch.kube()))
         .arg(format!("--variant={}", plan.rootfs.variant))
         .arg(format!("--include={}", plan.rootfs.packages.join(",")))
         .arg(format!(
