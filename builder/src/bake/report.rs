@@ -235,6 +235,24 @@ formats = ["raw", "vhd", "gce"]
 "#;
 
     #[test]
+    fn arm64_disk_outputs_are_named_and_classified_as_arm64() {
+        let both = RECIPE.replace("[\"amd64\"]", "[\"amd64\", \"arm64\"]");
+        let runnable = [Arch::Amd64, Arch::Arm64];
+        let plan = Plan::new(Recipe::parse(&both).unwrap(), &[], None, &runnable).unwrap();
+        let arm64 = Some(Arch::Arm64);
+        assert_eq!(classify(&plan, "disk-arm64.raw"), ("raw", arm64));
+        assert_eq!(classify(&plan, "disk-arm64-gce.tar.gz"), ("gce", arm64));
+        assert_eq!(classify(&plan, "disk.vhd"), ("vhd", Some(Arch::Amd64)));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pxe-arm64")).unwrap();
+        std::fs::write(dir.path().join("pxe-arm64/vmlinuz"), "k").unwrap();
+        let pxe = pxe_entries(dir.path(), Arch::Arm64).unwrap();
+        assert_eq!(pxe.len(), 1);
+        assert_eq!(pxe[0].path, "pxe-arm64/vmlinuz");
+        assert_eq!(pxe[0].architecture.as_deref(), Some("arm64"));
+    }
+
+    #[test]
     fn report_lists_every_output_with_stable_keys() {
         let plan = Plan::new(Recipe::parse(RECIPE).unwrap(), &[], None, &[]).unwrap();
         let dir = tempfile::tempdir().unwrap();
