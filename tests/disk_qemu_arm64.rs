@@ -24,22 +24,35 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(1500);
 const USR_ARM64: &str = "B0E01050-EE5F-4390-949A-9101B17104E9";
 const ROOT_ARM64: &str = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE";
 
-/// kiln-firstboot and the stand-in kubeadm for aarch64, built by cargo into a target directory
-/// of their own (the one running this test is locked) with Debian's cross linker.
+/// kiln-firstboot and the stand-in kubeadm for aarch64, built by cargo with Debian's cross
+/// linker into target directories of their own (the one running this test is locked). The
+/// stand-in kubeadm is static, as the real kubeadm is: kiln runs it here under qemu-user to ask
+/// for its images, where no arm64 C library is installed.
 fn aarch64_bins() -> GuestBins {
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aarch64");
     let started = Instant::now();
+    let bins = GuestBins {
+        firstboot: cross_build("kiln-firstboot", "kiln-firstboot", false),
+        kubeadm: cross_build("kiln-standins", "kubeadm", true),
+    };
+    eprintln!(
+        "aarch64 kiln-firstboot and stand-in kubeadm: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    bins
+}
+
+/// Builds `bin` of `package` for [`TARGET`], statically linked if `static_crt`; its path.
+fn cross_build(package: &str, bin: &str, static_crt: bool) -> PathBuf {
+    let name = if static_crt {
+        "aarch64-static"
+    } else {
+        "aarch64"
+    };
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            "kiln-firstboot",
-            "-p",
-            "kiln-standins",
-        ])
-        .args(["--bins", "--target", TARGET, "--target-dir"])
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--locked", "-p", package, "--bin", bin])
+        .args(["--target", TARGET, "--target-dir"])
         .arg(&target_dir)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env(
@@ -49,22 +62,19 @@ fn aarch64_bins() -> GuestBins {
         .env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc")
         .env("AR_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-ar")
         .env("CARGO_PROFILE_DEV_DEBUG", "0")
-        .env("CARGO_PROFILE_DEV_STRIP", "symbols")
-        .status()
-        .expect("running cargo");
+        .env("CARGO_PROFILE_DEV_STRIP", "symbols");
+    if static_crt {
+        cmd.env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+            "-C target-feature=+crt-static",
+        );
+    }
+    let status = cmd.status().expect("running cargo");
     assert!(
         status.success(),
-        "cross-building for {TARGET} failed (run .ci/setup: gcc-aarch64-linux-gnu; rustup target add {TARGET})"
+        "cross-building {bin} for {TARGET} failed (run .ci/setup: gcc-aarch64-linux-gnu; rustup target add {TARGET})"
     );
-    eprintln!(
-        "aarch64 kiln-firstboot and stand-in kubeadm: {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    let bin = |name: &str| target_dir.join(TARGET).join("debug").join(name);
-    GuestBins {
-        firstboot: bin("kiln-firstboot"),
-        kubeadm: bin("kubeadm"),
-    }
+    target_dir.join(TARGET).join("debug").join(bin)
 }
 
 fn node_toml_cloud_config() -> String {

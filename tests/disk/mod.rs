@@ -222,7 +222,7 @@ pub fn overlay_of(base: &Path, format: &str, path: &Path, size: &str) {
 pub enum Boot<'a> {
     /// UEFI (OVMF) from the disk: systemd-boot, kernel, initrd on the ESP.
     Uefi,
-    /// arm64 UEFI (AAVMF) from the disk on QEMU's `virt` machine with `-cpu max`.
+    /// arm64 UEFI (AAVMF) from the disk on QEMU's `virt` machine with `-cpu max,pauth-impdef=on`.
     UefiArm64,
     /// Direct kernel boot as PXE would: kernel, initrd, command line.
     Kernel {
@@ -257,7 +257,8 @@ impl Vm {
         let mut cmd = match arm64 {
             true => {
                 let mut c = Command::new("qemu-system-aarch64");
-                c.args(["-M", "virt", "-cpu", "max"]);
+                // pauth-impdef: a cheaper pointer-authentication algorithm under TCG.
+                c.args(["-M", "virt", "-cpu", "max,pauth-impdef=on"]);
                 c
             }
             false => Command::new("qemu-system-x86_64"),
