@@ -1,5 +1,6 @@
 //! Bad disk output requests to `kiln build` (fast tier): an unknown format, a format whose tool
-//! the host lacks, both the old `qcow2` key and `formats`, a disk image for arm64. Each is one
+//! the host lacks, both the old `qcow2` key and `formats`, a disk image for arm64 on a machine
+//! without qemu-user for arm64 in binfmt_misc (hidden under an empty tmpfs). Each is one
 //! `error:` line and exit status 1 before any download or long work, and nothing is written
 //! beside `--out` (no build directory, no cache).
 
@@ -34,10 +35,14 @@ fn can_hide() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The shell script that hides `programs` and runs its arguments.
+/// The shell script that hides `programs` (absolute paths: directories, under an empty tmpfs)
+/// and runs its arguments.
 fn hiding(programs: &[&str]) -> String {
     let mut script = String::from("set -e\n");
-    for prog in programs {
+    for dir in programs.iter().filter(|p| p.starts_with('/')) {
+        script.push_str(&format!("mount -t tmpfs tmpfs {dir}\n"));
+    }
+    for prog in programs.iter().filter(|p| !p.starts_with('/')) {
         script.push_str(&format!(
             "for d in $(echo \"$PATH\" | tr : ' ') /usr/sbin /sbin /usr/bin /bin; do \
              if [ -f \"$d/{prog}\" ]; then mount --bind /dev/null \"$d/{prog}\"; fi; done\n"
@@ -135,11 +140,18 @@ fn bad_disk_formats_and_architectures_are_refused_before_any_download() {
     } else {
         eprintln!("missing-tools case skipped: no user and mount namespaces (unshare -rm)");
     }
-    refused(
-        dir,
-        "arm64",
-        &RECIPE.replace("[\"amd64\"]", "[\"amd64\", \"arm64\"]"),
-        &[],
-        &["disk image for arm64", "--arch amd64"],
-    );
+    if can_hide() {
+        refused(
+            dir,
+            "arm64-without-qemu-user",
+            &RECIPE.replace("[\"amd64\"]", "[\"amd64\", \"arm64\"]"),
+            &["/proc/sys/fs/binfmt_misc"],
+            &[
+                "disk image for arm64",
+                "binfmt_misc",
+                "qemu-user-static",
+                "--arch amd64",
+            ],
+        );
+    }
 }

@@ -21,6 +21,9 @@ pub const LOCAL_MIRROR: &str = "/var/cache/kiln-test/debian";
 pub const RECIPE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../images/debian-12.toml");
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// arm64 UEFI firmware (package qemu-efi-aarch64).
+const AAVMF_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
+const AAVMF_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
 
 /// The `--mirror` argument pointing the recipe at the local mirror.
 pub fn mirror_arg() -> String {
@@ -99,11 +102,26 @@ pub struct Sources {
     firstboot: PathBuf,
     overlay: PathBuf,
     dir: PathBuf,
+    arch: String,
+}
+
+/// kiln-firstboot and the stand-in kubeadm built for a guest architecture other than the host's.
+pub struct GuestBins {
+    /// kiln-firstboot.
+    pub firstboot: PathBuf,
+    /// The stand-in kubeadm (not the real kubeadm).
+    pub kubeadm: PathBuf,
 }
 
 impl Sources {
-    /// Starts the servers for the versions `recipe` (TOML text) names.
+    /// Starts the servers for the versions `recipe` (TOML text) names, for amd64 built here.
     pub fn start(dir: &Path, recipe: &str) -> Sources {
+        Sources::start_for(dir, recipe, "amd64", None)
+    }
+
+    /// [`Sources::start`] for `arch` (`kiln build --arch`), with `bins` built for it (none:
+    /// the host's own).
+    pub fn start_for(dir: &Path, recipe: &str, arch: &str, bins: Option<GuestBins>) -> Sources {
         let value: toml::Value = toml::from_str(recipe).unwrap();
         let text = |v: &toml::Value| v.as_str().unwrap().to_owned();
         let versions = release::Versions {
@@ -111,17 +129,22 @@ impl Sources {
             crictl: text(&value["components"]["crictl"]),
             ..Default::default()
         };
-        let bins = dir.join("bin");
-        let kubeadm = stripped(&cargo_bin("kiln-standins", "kubeadm"), &bins);
-        let server = release::Server::start(release::files_for(&kubeadm, &versions));
+        let bin = dir.join("bin");
+        let bins = bins.unwrap_or_else(|| GuestBins {
+            firstboot: stripped(&cargo_bin("kiln-firstboot", "kiln-firstboot"), &bin),
+            kubeadm: stripped(&cargo_bin("kiln-standins", "kubeadm"), &bin),
+        });
+        let files = release::files_for_arch(&bins.kubeadm, &versions, arch);
+        let server = release::Server::start(files);
         let registry = Registry::start(&dir.join("registry"));
-        release::push_kubeadm_images(&registry, &versions.kube, &dir.join("layouts"));
+        release::push_kubeadm_images_for(&registry, &versions.kube, &dir.join("layouts"), arch);
         Sources {
             server,
             registry,
-            firstboot: stripped(&cargo_bin("kiln-firstboot", "kiln-firstboot"), &bins),
+            firstboot: bins.firstboot,
             overlay: overlay_dir(dir, &versions.kube),
             dir: dir.to_owned(),
+            arch: arch.to_owned(),
         }
     }
 
@@ -161,7 +184,8 @@ impl Sources {
             .arg("--out")
             .arg(out)
             .arg("--firstboot")
-            .arg(&self.firstboot)
+            .arg(format!("{}={}", self.arch, self.firstboot.display()))
+            .args(["--arch", &self.arch])
             .args(["--mirror", &mirror_arg()])
             .args([
                 "--mirror",
@@ -198,6 +222,8 @@ pub fn overlay_of(base: &Path, format: &str, path: &Path, size: &str) {
 pub enum Boot<'a> {
     /// UEFI (OVMF) from the disk: systemd-boot, kernel, initrd on the ESP.
     Uefi,
+    /// arm64 UEFI (AAVMF) from the disk on QEMU's `virt` machine with `-cpu max,pauth-impdef=on`.
+    UefiArm64,
     /// Direct kernel boot as PXE would: kernel, initrd, command line.
     Kernel {
         kernel: &'a Path,
@@ -227,7 +253,16 @@ impl Vm {
         extra: &[String],
     ) -> Vm {
         let qmp = dir.join(format!("{name}.qmp"));
-        let mut cmd = Command::new("qemu-system-x86_64");
+        let arm64 = matches!(boot, Boot::UefiArm64);
+        let mut cmd = match arm64 {
+            true => {
+                let mut c = Command::new("qemu-system-aarch64");
+                // pauth-impdef: a cheaper pointer-authentication algorithm under TCG.
+                c.args(["-M", "virt", "-cpu", "max,pauth-impdef=on"]);
+                c
+            }
+            false => Command::new("qemu-system-x86_64"),
+        };
         cmd.args([
             "-accel", "tcg", "-m", "2048", "-smp", "2", "-display", "none",
         ])
@@ -237,11 +272,15 @@ impl Vm {
         .arg("-drive")
         .arg(format!("file={},format=qcow2,if=virtio", disk.display()));
         match boot {
-            Boot::Uefi => {
+            Boot::Uefi | Boot::UefiArm64 => {
+                let (code, vars_from) = match arm64 {
+                    false => (OVMF_CODE, OVMF_VARS),
+                    true => (AAVMF_CODE, AAVMF_VARS),
+                };
                 let vars = dir.join(format!("{name}.vars.fd"));
-                std::fs::copy(OVMF_VARS, &vars).unwrap();
+                std::fs::copy(vars_from, &vars).unwrap();
                 cmd.arg("-drive")
-                    .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
+                    .arg(format!("if=pflash,format=raw,readonly=on,file={code}"))
                     .arg("-drive")
                     .arg(format!("if=pflash,format=raw,file={}", vars.display()));
             }
@@ -276,7 +315,7 @@ impl Vm {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("starting qemu-system-x86_64 (run .ci/setup)");
+            .expect("starting qemu-system (run .ci/setup)");
         let console = Arc::new(Mutex::new(String::new()));
         let log = dir.join(format!("{name}.serial.log"));
         let (sink, stdout) = (console.clone(), child.stdout.take().unwrap());

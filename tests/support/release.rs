@@ -232,6 +232,25 @@ pub fn files_for(standin_kubeadm: &Path, v: &Versions) -> BTreeMap<String, Vec<u
     files
 }
 
+/// The stand-in release files of [`files_for`] for `arch` (`arm64`): `standin_kubeadm` built for
+/// it, the same stand-in scripts for kubelet, kubectl and crictl, at the architecture's paths
+/// (containerd, runc and the CNI plugins stay amd64's: the disk recipe takes Debian's).
+pub fn files_for_arch(
+    standin_kubeadm: &Path,
+    v: &Versions,
+    arch: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    files_for(standin_kubeadm, v)
+        .into_iter()
+        .map(|(path, bytes)| {
+            let path = path
+                .replace("/linux/amd64/", &format!("/linux/{arch}/"))
+                .replace("-linux-amd64", &format!("-linux-{arch}"));
+            (path, bytes)
+        })
+        .collect()
+}
+
 /// Writes the stand-in kubeadm as a release of `version` into `dir` and returns its path.
 pub fn standin_kubeadm_release(dir: &Path, version: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -300,15 +319,35 @@ pub fn push_kubeadm_images(
     version: &str,
     layouts: &Path,
 ) -> (Vec<String>, String) {
+    push_kubeadm_images_for(registry, version, layouts, "amd64")
+}
+
+/// [`push_kubeadm_images`] with the images other than pause for `arch`.
+pub fn push_kubeadm_images_for(
+    registry: &Registry,
+    version: &str,
+    layouts: &Path,
+    arch: &str,
+) -> (Vec<String>, String) {
     let listed = super::kiln_ok(&["images", "list", "--kubernetes-version", version]);
     let images: Vec<String> = listed.stdout.lines().map(str::to_owned).collect();
-    let pause_index = push_images(registry, &images, layouts);
+    let pause_index = push_images_for(registry, &images, layouts, arch);
     (images, pause_index)
 }
 
 /// Pushes a small stand-in image for each of `images` (registry.k8s.io names) into `registry`,
 /// pause as a multi-arch index; returns the pause index's digest.
 pub fn push_images(registry: &Registry, images: &[String], layouts: &Path) -> String {
+    push_images_for(registry, images, layouts, "amd64")
+}
+
+/// [`push_images`] with the images other than pause for `arch`.
+pub fn push_images_for(
+    registry: &Registry,
+    images: &[String],
+    layouts: &Path,
+    arch: &str,
+) -> String {
     let mut pause_index = String::new();
     for (n, image) in images.iter().enumerate() {
         let path = image.strip_prefix("registry.k8s.io/").unwrap();
@@ -321,7 +360,7 @@ pub fn push_images(registry: &Registry, images: &[String], layouts: &Path) -> St
             layout.tag(&index, tag);
             pause_index = index.digest.clone();
         } else {
-            let (manifest, _) = layout.image("amd64", &format!("stand-in {repo}"));
+            let (manifest, _) = layout.image(arch, &format!("stand-in {repo}"));
             layout.tag(&manifest, tag);
         }
         registry.push(&layout, tag, repo);

@@ -170,8 +170,8 @@ fn build_arch(
         .run(&format!("content tree {}", arch.kube()), || {
             content_tree(plan, options, built, arch, &tree)
         })?;
-    if let (Some(disk), Arch::Amd64) = (&plan.disk, arch) {
-        build_disk(disk, options, &tree, out, built.phases)?;
+    if let Some(disk) = &plan.disk {
+        build_disk(&disk.for_arch(arch), options, &tree, out, built.phases)?;
     }
     built
         .phases
@@ -260,7 +260,8 @@ fn preflight(plan: &Plan, options: &Options) -> anyhow::Result<()> {
     if let Some(disk) = &plan.disk {
         disk.check()?;
         disk::formats::check_tools(&disk.formats()?)?;
-        disk::tools::check_host()?;
+        let foreign = plan.architectures.iter().any(|&a| Some(a) != Arch::host());
+        disk::tools::check_host(foreign)?;
     }
     if options.out.exists() && !options.force {
         anyhow::bail!(

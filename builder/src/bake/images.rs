@@ -181,12 +181,16 @@ pub fn runnable_here() -> Vec<Arch> {
         .collect()
 }
 
-fn binfmt_enabled(arch: Arch) -> bool {
-    let name = match arch {
+/// The binfmt_misc entry of the qemu-user interpreter for `arch` (`qemu-aarch64`).
+pub fn binfmt_name(arch: Arch) -> &'static str {
+    match arch {
         Arch::Amd64 => "qemu-x86_64",
         Arch::Arm64 => "qemu-aarch64",
-    };
-    std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(name))
+    }
+}
+
+fn binfmt_enabled(arch: Arch) -> bool {
+    std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(binfmt_name(arch)))
         .is_ok_and(|s| s.lines().next() == Some("enabled"))
 }
 

@@ -85,7 +85,7 @@ pub struct Plan {
     pub images: ImagePlan,
     /// The timestamp every output file carries.
     pub source_date_epoch: u64,
-    /// The disk image (amd64), if the recipe has `[rootfs]` and `[disk]`.
+    /// The disk image (every architecture's), if the recipe has `[rootfs]` and `[disk]`.
     pub disk: Option<DiskPlan>,
 }
 
@@ -111,10 +111,17 @@ impl Plan {
         }
         let source_date_epoch = source_date_epoch.or(recipe.source_date_epoch).unwrap_or(0);
         let disk = recipe.disk_plan()?;
-        if let (Some(_), Some(arch)) = (&disk, architectures.iter().find(|a| **a != Arch::Amd64)) {
+        if let (Some(_), Some(arch)) = (
+            &disk,
+            architectures
+                .iter()
+                .find(|&&a| Some(a) != Arch::host() && !runnable.contains(&a)),
+        ) {
             anyhow::bail!(
-                "[disk]: kiln cannot build a disk image for {0} yet (amd64 only); build with --arch amd64, or remove {0} or [disk] from the recipe",
-                arch.kube()
+                "[disk]: a disk image for {0} needs a Debian root for {0}, whose programs this machine cannot run: register qemu-user for {0} in binfmt_misc (Debian: apt install qemu-user-static arch-test; it registers {1}), build on an {0} machine, or build with --arch {2}",
+                arch.kube(),
+                super::images::binfmt_name(*arch),
+                Arch::host().unwrap_or(Arch::Amd64).kube()
             );
         }
         Ok(Plan {
@@ -375,8 +382,12 @@ impl Plan {
                 writeln!(f, "  {}-opt.tar (/opt tree)", base.trim_end_matches(".raw"))?;
             }
         }
-        if let Some(disk) = &self.disk {
-            fmt_disk_output(disk, f)?;
+        for (disk, arch) in self
+            .disk
+            .iter()
+            .flat_map(|d| self.architectures.iter().map(move |a| (d, *a)))
+        {
+            fmt_disk_output(&disk.for_arch(arch), f)?;
         }
         if let Some(url) = &o.sysupdate_url {
             writeln!(
@@ -419,24 +430,27 @@ impl Plan {
     }
 }
 
-/// The disk image line: size, Debian suite and mirror, and the extra formats.
+/// The disk image line of one architecture: its files, size, Debian suite and mirror, kernel.
 fn fmt_disk_output(disk: &DiskPlan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let mut files: Vec<&str> = disk
+    let facts = disk.facts();
+    let mut files: Vec<String> = disk
         .formats()
         .unwrap_or_default()
         .iter()
-        .map(|f| f.file())
+        .map(|f| facts.output_name(f.file()))
         .collect();
     if disk.disk.pxe {
-        files.push("pxe/");
+        files.push(format!("{}/", facts.output_name("pxe")));
     }
     writeln!(
         f,
-        "  {} ({}, Debian {} from {})",
+        "  {} ({}, Debian {} {} from {}, {})",
         files.join(" "),
         disk.disk.size,
         disk.rootfs.suite,
+        disk.arch.kube(),
         disk.rootfs.mirror,
+        facts.kernel_package,
     )
 }
 
@@ -538,13 +552,16 @@ formats = ["raw", "vhd", "gce"]
 "#;
 
     #[test]
-    fn a_disk_image_for_arm64_is_refused_naming_the_architecture() {
+    fn a_disk_image_for_an_architecture_the_machine_cannot_run_is_refused() {
         let both = format!(
             "kubernetes_version = \"v1.31.4\"\narchitectures = [\"amd64\", \"arm64\"]\n{DISK}"
         );
         let err = plan(&both).unwrap_err().to_string();
         assert!(
-            err.contains("disk image for arm64") && err.contains("--arch amd64"),
+            err.contains("disk image for arm64")
+                && err.contains("binfmt_misc")
+                && err.contains("qemu-aarch64")
+                && err.contains("--arch amd64"),
             "{err}"
         );
         let err = Plan::new(Recipe::parse(&both).unwrap(), &[Arch::Arm64], None, &[]).unwrap_err();
@@ -553,7 +570,14 @@ formats = ["raw", "vhd", "gce"]
         assert!(p.disk.is_some());
         let text = p.to_string();
         assert!(
-            text.contains("  disk.raw disk.vhd disk-gce.tar.gz pxe/ (3G, Debian bookworm"),
+            text.contains("  disk.raw disk.vhd disk-gce.tar.gz pxe/ (3G, Debian bookworm amd64"),
+            "{text}"
+        );
+        let runnable = [Arch::Amd64, Arch::Arm64];
+        let p = Plan::new(Recipe::parse(&both).unwrap(), &[], None, &runnable).unwrap();
+        let text = p.to_string();
+        assert!(
+            text.contains("  disk-arm64.raw disk-arm64.vhd disk-arm64-gce.tar.gz pxe-arm64/ (3G, Debian bookworm arm64 from http://deb.debian.org/debian, linux-image-arm64)"),
             "{text}"
         );
     }

@@ -350,12 +350,9 @@ impl Recipe {
         Ok(())
     }
 
-    /// Something to build, and a disk only with amd64.
+    /// Something to build.
     fn check_outputs(&self) -> anyhow::Result<()> {
         let disk = self.disk_plan()?;
-        if disk.is_some() && !self.architectures.contains(&Arch::Amd64) {
-            anyhow::bail!("architectures: disk images are built for amd64; add it");
-        }
         if self.outputs.sysext == SysextFormat::None && !self.outputs.opt && disk.is_none() {
             anyhow::bail!("outputs: nothing to build; set outputs.sysext or outputs.opt, or add [rootfs] and [disk]");
         }

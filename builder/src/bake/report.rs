@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use super::outputs::disk::arch::DiskArch;
 use super::outputs::disk::Format;
 use super::outputs::manifest::{self, Manifest};
 use super::phases::Phase;
@@ -124,13 +125,9 @@ impl Report {
                 outputs.push(file_entry(out, file, format, None)?);
             }
         }
-        let pxe = out.join("pxe");
-        if plan.disk.as_ref().is_some_and(|d| d.disk.pxe) && pxe.is_dir() {
-            for name in ["vmlinuz", "initrd", "cmdline", "boot.ipxe"] {
-                if pxe.join(name).is_file() {
-                    let file = format!("pxe/{name}");
-                    outputs.push(file_entry(out, &file, "pxe", Some(Arch::Amd64))?);
-                }
+        if plan.disk.as_ref().is_some_and(|d| d.disk.pxe) {
+            for &arch in &plan.architectures {
+                outputs.extend(pxe_entries(out, arch)?);
             }
         }
         outputs.sort_by(|a, b| a.path.cmp(&b.path));
@@ -178,10 +175,26 @@ impl Report {
     }
 }
 
+/// The PXE files of `arch` in `out` (`pxe/vmlinuz`, `pxe-arm64/vmlinuz`, ...).
+fn pxe_entries(out: &Path, arch: Arch) -> anyhow::Result<Vec<Output>> {
+    let dir = DiskArch::of(arch).output_name("pxe");
+    let mut entries = Vec::new();
+    for name in ["vmlinuz", "initrd", "cmdline", "boot.ipxe"] {
+        let file = format!("{dir}/{name}");
+        if out.join(&file).is_file() {
+            entries.push(file_entry(out, &file, "pxe", Some(arch))?);
+        }
+    }
+    Ok(entries)
+}
+
 /// What the output file `file` of `plan` is, and for which architecture.
 fn classify(plan: &Plan, file: &str) -> (&'static str, Option<Arch>) {
-    if let Some(format) = Format::of_file(file) {
-        return (format.name(), Some(Arch::Amd64));
+    for &arch in &plan.architectures {
+        let named = |f: &Format| DiskArch::of(arch).output_name(f.file()) == file;
+        if let Some(format) = super::outputs::disk::formats::ALL.iter().find(|f| named(f)) {
+            return (format.name(), Some(arch));
+        }
     }
     for &arch in &plan.architectures {
         if file == plan.sysext_name(arch) {
@@ -233,6 +246,24 @@ packages = ["systemd-sysv", "linux-image-amd64", "initramfs-tools", "systemd-boo
 size = "3G"
 formats = ["raw", "vhd", "gce"]
 "#;
+
+    #[test]
+    fn arm64_disk_outputs_are_named_and_classified_as_arm64() {
+        let both = RECIPE.replace("[\"amd64\"]", "[\"amd64\", \"arm64\"]");
+        let runnable = [Arch::Amd64, Arch::Arm64];
+        let plan = Plan::new(Recipe::parse(&both).unwrap(), &[], None, &runnable).unwrap();
+        let arm64 = Some(Arch::Arm64);
+        assert_eq!(classify(&plan, "disk-arm64.raw"), ("raw", arm64));
+        assert_eq!(classify(&plan, "disk-arm64-gce.tar.gz"), ("gce", arm64));
+        assert_eq!(classify(&plan, "disk.vhd"), ("vhd", Some(Arch::Amd64)));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pxe-arm64")).unwrap();
+        std::fs::write(dir.path().join("pxe-arm64/vmlinuz"), "k").unwrap();
+        let pxe = pxe_entries(dir.path(), Arch::Arm64).unwrap();
+        assert_eq!(pxe.len(), 1);
+        assert_eq!(pxe[0].path, "pxe-arm64/vmlinuz");
+        assert_eq!(pxe[0].architecture.as_deref(), Some("arm64"));
+    }
 
     #[test]
     fn report_lists_every_output_with_stable_keys() {

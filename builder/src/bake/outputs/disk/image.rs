@@ -8,16 +8,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
+use super::arch::DiskArch;
 use super::layout::Uuids;
 use super::plan::DiskPlan;
 use kiln_core::command::Run;
 
 /// ESP type GUID.
 pub const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
-/// /usr partition (x86-64) type GUID.
-pub const USR_TYPE: &str = "8484680C-9521-48C6-9C11-B0720656F69E";
-/// Root partition (x86-64) type GUID.
-pub const ROOT_TYPE: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 
 const MIB: u64 = 1 << 20;
 /// First partition starts at 1 MiB; the backup GPT needs the last 33 sectors (1 MiB kept).
@@ -47,6 +44,8 @@ pub fn usr_image(plan: &DiskPlan, usr_tree: &Path, out: &Path) -> anyhow::Result
 pub struct EspFiles<'a> {
     /// systemd-boot (`systemd-bootx64.efi`).
     pub efi: &'a Path,
+    /// Its path on the ESP (`EFI/BOOT/BOOTX64.EFI`).
+    pub loader: &'a str,
     /// The kernel.
     pub kernel: &'a Path,
     /// The initrd.
@@ -94,8 +93,9 @@ pub fn esp_image(
         "making ESP directories",
     )
     .run()?;
+    let removable = format!("::/{}", files.loader);
     for (from, to) in [
-        (files.efi, "::/EFI/BOOT/BOOTX64.EFI"),
+        (files.efi, removable.as_str()),
         (&loader, "::/loader/loader.conf"),
         (&entry, "::/loader/entries/kiln.conf"),
         (files.kernel, "::/kiln/vmlinuz"),
@@ -181,17 +181,19 @@ pub fn assemble(
     total: u64,
     parts: [(&Path, u64); 3],
     uuids: &Uuids,
+    arch: DiskArch,
     out: &Path,
 ) -> anyhow::Result<()> {
     let f = File::create(out).with_context(|| format!("creating {}", out.display()))?;
     f.set_len(total)?;
     drop(f);
     let [(_, esp), (_, usr), (_, root)] = parts;
+    let (usr_type, root_type) = (arch.usr_type, arch.root_type);
     let script = format!(
         "label: gpt\nunit: sectors\nfirst-lba: 2048\n\
          start=2048, size={}, type={ESP_TYPE}, uuid={}, name=esp\n\
-         size={}, type={USR_TYPE}, uuid={}, name=usr\n\
-         size={}, type={ROOT_TYPE}, uuid={}, name=root\n",
+         size={}, type={usr_type}, uuid={}, name=usr\n\
+         size={}, type={root_type}, uuid={}, name=root\n",
         esp / 512,
         uuids.esp,
         usr / 512,

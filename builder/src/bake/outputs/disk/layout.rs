@@ -133,7 +133,7 @@ pub fn kernel(root: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::Pat
     kernels.sort();
     let name = kernels
         .pop()
-        .context("no kernel in the root's /boot (rootfs.packages needs linux-image-amd64)")?;
+        .context("no kernel in the root's /boot (rootfs.packages needs the kernel package, linux-image-amd64 or linux-image-arm64)")?;
     let version = name.trim_start_matches("vmlinuz-");
     let initrd = boot.join(format!("initrd.img-{version}"));
     anyhow::ensure!(

@@ -8,9 +8,11 @@
 //!
 //! - [`plan`]: the recipe's `[rootfs]` and `[disk]` sections.
 //! - [`prefill`]: containerd's config, CNI plugins and image store filled at build time.
+//! - [`arch`]: what differs per architecture (amd64, arm64: kernel, systemd-boot, GUIDs, console).
 //! - [`formats`]: raw, qcow2, VHD, VHDX, VMDK, GCE tar.
 //! - [`tools`]: the host programs, checked before the long work.
 
+pub mod arch;
 pub mod formats;
 pub mod image;
 pub mod layout;
@@ -42,7 +44,8 @@ pub struct DiskOutputs {
     pub rootfs_cached: bool,
 }
 
-/// Builds the disk image and PXE artifacts for `plan` with the content tree `content_tree`
+/// Builds the disk image and PXE artifacts for `plan` (for `plan.arch`, output names as
+/// [`arch::DiskArch::output_name`] gives them) with the content tree `content_tree`
 /// (`usr/bin/kubeadm`, ..., `usr/lib/systemd/system/kiln-firstboot.service`), caching the
 /// Debian root in `work` and publishing into `out` (created if missing; existing
 /// `disk.*` files and `pxe` are replaced only once the new ones are complete). Each long step is
@@ -68,7 +71,7 @@ pub fn build_disk(
         .context("making a staging directory in the output directory")?;
     let s = scratch.path();
     let (root, rootfs_cached) = prepare_root(plan, content_tree, work, s, phases)?;
-    let boot = boot_files(&root.dir, s)?;
+    let boot = boot_files(plan, &root.dir, s)?;
     let cmdline = cmdline(plan, &root.uuids);
     let raw = staging.path().join(Format::Raw.file());
     write_disk(plan, &root, &boot, &cmdline, s, &raw, phases)?;
@@ -90,10 +93,11 @@ pub fn build_disk(
             &cmdline,
         )?;
     }
-    publish(staging.path(), out)?;
+    let named = |name: &str| out.join(plan.facts().output_name(name));
+    publish(plan, staging.path(), out)?;
     Ok(DiskOutputs {
-        files: formats.iter().map(|f| (*f, out.join(f.file()))).collect(),
-        pxe: plan.disk.pxe.then(|| out.join("pxe")),
+        files: formats.iter().map(|f| (*f, named(f.file()))).collect(),
+        pxe: plan.disk.pxe.then(|| named("pxe")),
         cmdline,
         rootfs_cached,
     })
@@ -103,7 +107,7 @@ pub fn build_disk(
 fn check_inputs(plan: &DiskPlan, content_tree: &Path) -> anyhow::Result<()> {
     plan.check()?;
     formats::check_tools(&plan.formats()?)?;
-    tools::check_host()?;
+    tools::check_host(Some(plan.arch) != crate::bake::recipe::Arch::host())?;
     anyhow::ensure!(
         content_tree
             .join("usr/lib/systemd/system")
@@ -158,7 +162,10 @@ fn prepare_root(
         layout::immutable_settings(plan, &root.dir, &root.uuids)
     })?;
     let prefilled = phases.run("containerd config and image store (prefill)", || {
-        prefill::prefill(&root.dir)
+        prefill::prefill(
+            &root.dir,
+            Some(plan.arch) == crate::bake::recipe::Arch::host(),
+        )
     })?;
     tracing::info!(
         images = prefilled.imported,
@@ -177,12 +184,14 @@ struct Boot {
     usr_tree: PathBuf,
 }
 
-fn boot_files(root: &Path, s: &Path) -> anyhow::Result<Boot> {
+fn boot_files(plan: &DiskPlan, root: &Path, s: &Path) -> anyhow::Result<Boot> {
     let (boot_kernel, boot_initrd) = layout::kernel(root)?;
     let boot = Boot {
         kernel: s.join("vmlinuz"),
         initrd: s.join("initrd"),
-        efi: s.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi"),
+        efi: s
+            .join("usr/lib/systemd/boot/efi")
+            .join(plan.facts().systemd_boot),
         usr_tree: s.join("usr"),
     };
     std::fs::rename(&boot_kernel, &boot.kernel)?;
@@ -222,6 +231,7 @@ fn write_disk(
     phases.run("ESP and root filesystems", || {
         let files = image::EspFiles {
             efi: &boot.efi,
+            loader: plan.facts().removable_loader,
             kernel: &boot.kernel,
             initrd: &boot.initrd,
             cmdline,
@@ -234,6 +244,7 @@ fn write_disk(
             plan.size()?,
             [(&esp_img, esp), (&usr_img, usr), (&root_img, root_size)],
             &root.uuids,
+            plan.facts(),
             raw,
         )
     })
@@ -242,7 +253,8 @@ fn write_disk(
 /// The Debian root as a tarball in `work/rootfs/`, built once per sources + packages.
 fn cached_rootfs(plan: &DiskPlan, work: &Path, scratch: &Path) -> anyhow::Result<(PathBuf, bool)> {
     let key = format!(
-        "{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n",
+        plan.arch.kube(),
         rootfs::sources_line(plan),
         plan.rootfs.variant,
         plan.rootfs.packages.join(",")
@@ -265,11 +277,15 @@ fn cached_rootfs(plan: &DiskPlan, work: &Path, scratch: &Path) -> anyhow::Result
     Ok((tarball, false))
 }
 
-/// Moves every entry of `staging` into `out`, each replacing an older output all at once.
-fn publish(staging: &Path, out: &Path) -> anyhow::Result<()> {
+/// Moves every entry of `staging` into `out` under the architecture's output name, each
+/// replacing an older output all at once.
+fn publish(plan: &DiskPlan, staging: &Path, out: &Path) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(staging)? {
         let entry = entry?;
-        let dest = out.join(entry.file_name());
+        let dest = out.join(
+            plan.facts()
+                .output_name(&entry.file_name().to_string_lossy()),
+        );
         kiln_core::fsutil::move_into_place(&entry.path(), &dest, Replace::Existing)
             .with_context(|| format!("publishing {}", dest.display()))?;
     }

@@ -4,7 +4,9 @@
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
+use super::arch::DiskArch;
 use super::formats::Format;
+use crate::bake::recipe::Arch;
 
 /// How the disk image is made: the Debian root and the disk around it.
 #[derive(Debug, Clone, Deserialize)]
@@ -14,6 +16,9 @@ pub struct DiskPlan {
     pub rootfs: Rootfs,
     /// The `[disk]` section: partitions, kernel command line, outputs.
     pub disk: Disk,
+    /// The architecture built ([`DiskPlan::for_arch`]); amd64 as read from the recipe.
+    #[serde(skip, default = "amd64")]
+    pub arch: Arch,
 }
 
 /// The `[rootfs]` section.
@@ -80,6 +85,9 @@ fn default_usr_fs() -> String {
 fn yes() -> bool {
     true
 }
+fn amd64() -> Arch {
+    Arch::Amd64
+}
 
 /// Packages the image cannot boot without, with the reason given when one is missing.
 const REQUIRED_PACKAGES: &[(&str, &str)] = &[
@@ -87,7 +95,6 @@ const REQUIRED_PACKAGES: &[(&str, &str)] = &[
         "systemd-boot-efi",
         "the UEFI boot loader (systemd-boot) is taken from it",
     ),
-    ("linux-image-amd64", "the kernel"),
     (
         "initramfs-tools",
         "the initrd that mounts the read-only /usr",
@@ -101,9 +108,28 @@ const MIN_ROOT_BYTES: u64 = 256 << 20;
 impl DiskPlan {
     /// The plan for a recipe's `[rootfs]` and `[disk]` sections, checked.
     pub fn new(rootfs: Rootfs, disk: Disk) -> anyhow::Result<Self> {
-        let plan = DiskPlan { rootfs, disk };
+        let plan = DiskPlan {
+            rootfs,
+            disk,
+            arch: Arch::Amd64,
+        };
         plan.check()?;
         Ok(plan)
+    }
+
+    /// The plan for `arch`: its kernel package and serial console (see [`super::arch`]).
+    pub fn for_arch(&self, arch: Arch) -> DiskPlan {
+        let facts = DiskArch::of(arch);
+        let mut plan = self.clone();
+        plan.arch = arch;
+        plan.rootfs.packages = facts.packages(&self.rootfs.packages);
+        plan.disk.cmdline = facts.cmdline(&self.disk.cmdline);
+        plan
+    }
+
+    /// The facts of the architecture built.
+    pub fn facts(&self) -> DiskArch {
+        DiskArch::of(self.arch)
     }
 
     /// Checks what can be checked without building: required packages, sizes, filesystem.
@@ -112,6 +138,14 @@ impl DiskPlan {
             if !self.rootfs.packages.iter().any(|p| p == package) {
                 bail!("rootfs.packages: add {package:?} ({why})");
             }
+        }
+        if !self
+            .rootfs
+            .packages
+            .iter()
+            .any(|p| DiskArch::is_kernel_package(p))
+        {
+            bail!("rootfs.packages: add \"linux-image-amd64\" (the kernel; kiln installs linux-image-arm64 for arm64)");
         }
         for p in &self.rootfs.packages {
             if p.is_empty() || p.starts_with('-') || p.contains(char::is_whitespace) {
@@ -224,6 +258,8 @@ size = "3G"
         assert!(format!("{e:#}").contains("sise"), "{e:#}");
         let e = from_toml(&GOOD.replace("\"systemd-boot-efi\"", "\"bash\"")).unwrap_err();
         assert!(format!("{e:#}").contains("systemd-boot-efi"), "{e:#}");
+        let e = from_toml(&GOOD.replace("\"linux-image-amd64\", ", "")).unwrap_err();
+        assert!(format!("{e:#}").contains("linux-image-amd64"), "{e:#}");
         let e = from_toml(&GOOD.replace("3G", "200M")).unwrap_err();
         assert!(format!("{e:#}").contains("disk.size"), "{e:#}");
     }
@@ -258,6 +294,22 @@ size = "3G"
         let empty = GOOD.replace("size = \"3G\"", "size = \"3G\"\nformats = []");
         let e = format!("{:#}", from_toml(&empty).unwrap_err());
         assert!(e.contains("disk.formats: empty"), "{e}");
+    }
+
+    #[test]
+    fn the_plan_for_arm64_has_its_kernel_and_console() {
+        let text = GOOD.replace(
+            "size = \"3G\"",
+            "size = \"3G\"\ncmdline = [\"console=ttyS0,115200\"]",
+        );
+        let plan = from_toml(&text).unwrap().for_arch(Arch::Arm64);
+        assert!(plan
+            .rootfs
+            .packages
+            .contains(&"linux-image-arm64".to_owned()));
+        assert_eq!(plan.disk.cmdline, ["console=ttyAMA0,115200"]);
+        assert_eq!(plan.facts().systemd_boot, "systemd-bootaa64.efi");
+        plan.check().unwrap();
     }
 
     #[test]

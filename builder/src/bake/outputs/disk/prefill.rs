@@ -33,15 +33,21 @@ pub struct Prefilled {
     pub imported: usize,
 }
 
-/// Writes containerd's config and seeds the CNI plugins in `root`, then fills its image store
-/// from the baked archives.
-pub fn prefill(root: &Path) -> anyhow::Result<Prefilled> {
+/// Writes containerd's config and seeds the CNI plugins in `root`, then, when `fill` (the root is
+/// of the build host's architecture), fills its image store from the baked archives. The host's
+/// containerd cannot check or unpack another architecture's images, so a foreign root (arm64
+/// built on amd64) keeps an empty store and its node imports the archives at first boot.
+pub fn prefill(root: &Path, fill: bool) -> anyhow::Result<Prefilled> {
     let sandbox_image = baked_sandbox_image(root)?;
     if let Some(pause) = &sandbox_image {
         write_config(root, pause)?;
     }
     containerd::seed_cni_bin_dir(root).context("placing the CNI plugins in /opt/cni/bin")?;
-    let archives = archives(&root.join(IMAGES))?;
+    let archives = if fill {
+        archives(&root.join(IMAGES))?
+    } else {
+        Vec::new()
+    };
     if !archives.is_empty() {
         fill_store(root, &archives, sandbox_image.as_deref())?;
     }
@@ -223,7 +229,7 @@ mod tests {
     fn config_and_cni_plugins_without_images() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        assert_eq!(prefill(r).unwrap(), Prefilled::default());
+        assert_eq!(prefill(r, true).unwrap(), Prefilled::default());
         assert!(!r.join("etc/containerd/config.toml").exists());
         std::fs::create_dir_all(r.join("usr/share/kiln")).unwrap();
         std::fs::create_dir_all(r.join("usr/lib/cni")).unwrap();
@@ -233,7 +239,7 @@ mod tests {
             r#"{"sandbox_image": "registry.k8s.io/pause:3.10"}"#,
         )
         .unwrap();
-        let done = prefill(r).unwrap();
+        let done = prefill(r, true).unwrap();
         assert_eq!(
             done.sandbox_image.as_deref(),
             Some("registry.k8s.io/pause:3.10")
@@ -270,7 +276,7 @@ mod tests {
         .unwrap();
         let archive = kiln_testsupport::oci_archive(&dir, "registry.k8s.io/pause:3.10");
         std::fs::copy(&archive, root.join(IMAGES).join("pause.tar")).unwrap();
-        assert_eq!(prefill(&root).unwrap().imported, 1);
+        assert_eq!(prefill(&root, true).unwrap().imported, 1);
         let node = dir.join("node");
         let config = format!(
             "version = 2\nroot = {}\nstate = {}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\naddress = {}\n",

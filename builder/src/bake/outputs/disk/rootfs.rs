@@ -18,6 +18,12 @@ case \"$1\" in prereqs) exit 0;; esac
 manual_add_modules erofs squashfs
 ";
 
+/// mmdebstrap hook: update-initramfs does nothing while packages are installed.
+const NO_INITRAMFS: &str = "chroot \"$1\" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && ln -s /bin/true \"$1/usr/sbin/update-initramfs\"";
+
+/// mmdebstrap hook: update-initramfs back, and the initrd of every kernel made with the /usr hook.
+const ONE_INITRAMFS: &str = "rm \"$1/usr/sbin/update-initramfs\" && chroot \"$1\" sh -c 'dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs && update-initramfs -c -k all'";
+
 /// The apt sources line for the recipe's mirror; a local `file:` mirror is trusted unsigned
 /// (the operator made it) and read as `copy:` (apt copies the packages into the new root, which
 /// cannot see the host's paths).
@@ -44,14 +50,18 @@ pub fn build(plan: &DiskPlan, target: &Path, scratch: &Path) -> anyhow::Result<(
     // A tarball whatever the target's name (it is published from a temporary name).
     cmd.arg("--mode=root")
         .arg("--format=tar")
+        // Another architecture's root runs its maintainer scripts under qemu-user (binfmt_misc).
+        .arg(format!("--architectures={}", plan.arch.kube()))
         .arg(format!("--variant={}", plan.rootfs.variant))
         .arg(format!("--include={}", plan.rootfs.packages.join(",")))
         .arg(format!(
             "--setup-hook=mkdir -p \"$1/etc/initramfs-tools/hooks\" && install -m 0755 {} \"$1/etc/initramfs-tools/hooks/kiln-usr\"",
             hook.display()
         ))
-        // The hook is in place before the kernel is installed; check, and regenerate if not.
-        .arg("--customize-hook=chroot \"$1\" sh -c 'for i in /boot/initrd.img-*; do lsinitramfs \"$i\" | grep -q /erofs.ko || update-initramfs -u -k all; done'")
+        // The initrd is made once, at the end (the kernel's postinst and initramfs-tools' trigger
+        // would make it twice: minutes each for another architecture, under qemu-user).
+        .arg(format!("--essential-hook={NO_INITRAMFS}"))
+        .arg(format!("--customize-hook={ONE_INITRAMFS}"))
         .arg("--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*_Packages")
         .arg(&plan.rootfs.suite)
         .arg(target)

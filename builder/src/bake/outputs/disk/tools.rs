@@ -21,10 +21,15 @@ pub const REQUIRED: &[(&str, &str)] = &[
     ("ctr", "containerd"),
 ];
 
-/// Fails naming every missing program and its package.
-pub fn check_host() -> anyhow::Result<()> {
+/// What mmdebstrap needs besides qemu-user to build a root of another architecture.
+pub const FOREIGN: &[(&str, &str)] = &[("arch-test", "arch-test")];
+
+/// Fails naming every missing program and its package; `foreign`: a root of another
+/// architecture than the host's is built too.
+pub fn check_host(foreign: bool) -> anyhow::Result<()> {
     let missing: Vec<String> = REQUIRED
         .iter()
+        .chain(if foreign { FOREIGN } else { &[] })
         .filter(|(prog, _)| which(prog).is_none())
         .map(|(prog, pkg)| format!("{prog} (package {pkg})"))
         .collect();
