@@ -15,6 +15,7 @@
 pub mod arch;
 pub mod cache;
 pub mod checksums;
+pub mod content;
 pub mod execute;
 pub mod fetch;
 pub mod http;

@@ -13,11 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context as _;
-use kiln_core::command::{Detail, Run};
+use kiln_core::command::{find_tool, Detail, Run};
 use kiln_core::fsutil::{publish, Replace};
 use kiln_core::pki::SigningCert;
-
-use kiln_core::command::find_tool;
 
 /// How a build signs, as given on the command line (unchecked).
 #[derive(Debug, Clone, Default)]
@@ -118,7 +116,7 @@ impl VeritySigner {
             kiln_core::pki::check_signing_pair(certificate, key, time::OffsetDateTime::now_utc())
                 .map_err(|e| anyhow::anyhow!("--signing-key/--certificate: {e}"))?;
         let repart = find_tool("systemd-repart", "systemd (>= 252)")?;
-        super::outputs::sysext::verity::check_host(&repart)?;
+        check_host(&repart)?;
         Ok(VeritySigner {
             key: key.to_owned(),
             certificate: certificate.to_owned(),
@@ -231,6 +229,41 @@ fn signing_fingerprint(listing: &str, key: &str) -> anyhow::Result<String> {
         "--gpg-key {key}: the key has no usable signing capability"
     );
     Ok((*fingerprint).to_owned())
+}
+
+/// Refuses a systemd-repart that cannot make verity partitions here (no libcryptsetup, older
+/// than 252), a host without loop devices and a build without root (which attaching one needs).
+fn check_host(repart: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "--signing-key: run kiln build as root; systemd-repart computes the verity hash tree \
+         through a loop device"
+    );
+    let mut cmd = Command::new(repart);
+    cmd.arg("--version");
+    let done = Run::new(&mut cmd, "systemd-repart --version").output()?;
+    let text = String::from_utf8_lossy(&done.stdout);
+    let version: u32 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    anyhow::ensure!(
+        done.status.success() && version >= 252,
+        "--signing-key: {} is not systemd-repart 252 or newer (signed verity partitions need it)",
+        repart.display()
+    );
+    anyhow::ensure!(
+        text.contains("+LIBCRYPTSETUP"),
+        "--signing-key: {} was built without libcryptsetup and cannot make verity partitions",
+        repart.display()
+    );
+    anyhow::ensure!(
+        Path::new("/dev/loop-control").exists(),
+        "--signing-key: no /dev/loop-control; systemd-repart computes the verity hash tree \
+         through a loop device (run as root on a host with loop devices)"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

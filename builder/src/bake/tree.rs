@@ -13,10 +13,7 @@ use super::fetch::Fetched;
 use super::plan::{Artifact, Install};
 use super::units;
 
-/// Where the image store lives in the tree (firstboot imports from `/usr/share/kiln/images`).
-pub const IMAGE_DIR: &str = "usr/share/kiln/images";
-/// Where the manifest of baked inputs lives in the tree.
-pub const MANIFEST: &str = "usr/share/kiln/manifest.json";
+pub use super::content::{IMAGE_DIR, MANIFEST};
 
 /// Installs a verified artifact into `tree`.
 pub fn install_artifact(tree: &Path, artifact: &Artifact, fetched: &Fetched) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@
 //! serial console", and become each architecture's own ([`DiskArch::packages`],
 //! [`DiskArch::cmdline`]).
 
-use crate::bake::recipe::Arch;
+use crate::bake::arch::Arch;
 
 /// The per-architecture facts of a bootable disk image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -107,7 +107,7 @@ pub fn build_disk(
 fn check_inputs(plan: &DiskPlan, content_tree: &Path) -> anyhow::Result<()> {
     plan.check()?;
     formats::check_tools(&plan.formats()?)?;
-    tools::check_host(Some(plan.arch) != crate::bake::recipe::Arch::host())?;
+    tools::check_host(Some(plan.arch) != crate::bake::arch::Arch::host())?;
     anyhow::ensure!(
         content_tree
             .join("usr/lib/systemd/system")
@@ -164,7 +164,7 @@ fn prepare_root(
     let prefilled = phases.run("containerd config and image store (prefill)", || {
         prefill::prefill(
             &root.dir,
-            Some(plan.arch) == crate::bake::recipe::Arch::host(),
+            Some(plan.arch) == crate::bake::arch::Arch::host(),
         )
     })?;
     tracing::info!(

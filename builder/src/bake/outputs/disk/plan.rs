@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::arch::DiskArch;
 use super::formats::Format;
-use crate::bake::recipe::Arch;
+use crate::bake::arch::Arch;
 
 /// How the disk image is made: the Debian root and the disk around it.
 #[derive(Debug, Clone, Deserialize)]

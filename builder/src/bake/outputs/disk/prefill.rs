@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use kiln_core::containerd::{self, ctr};
 use kiln_core::retry::{self, Policy};
 
-use crate::bake::tree::{IMAGE_DIR as IMAGES, MANIFEST};
+use crate::bake::content::{IMAGE_DIR as IMAGES, MANIFEST};
 
 /// containerd's persistent root on the node.
 const STORE: &str = "var/lib/containerd";

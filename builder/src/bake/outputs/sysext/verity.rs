@@ -44,41 +44,6 @@ const VERITY_BLOCK: u64 = 512;
 /// first partition (1 MiB once the image is larger than a few MiB).
 const SLACK: u64 = 2 << 20;
 
-/// Refuses a systemd-repart that cannot make verity partitions here (no libcryptsetup, older
-/// than 252), a host without loop devices and a build without root (which attaching one needs).
-pub fn check_host(repart: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        nix::unistd::geteuid().is_root(),
-        "--signing-key: run kiln build as root; systemd-repart computes the verity hash tree \
-         through a loop device"
-    );
-    let mut cmd = Command::new(repart);
-    cmd.arg("--version");
-    let done = Run::new(&mut cmd, "systemd-repart --version").output()?;
-    let text = String::from_utf8_lossy(&done.stdout);
-    let version: u32 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    anyhow::ensure!(
-        done.status.success() && version >= 252,
-        "--signing-key: {} is not systemd-repart 252 or newer (signed verity partitions need it)",
-        repart.display()
-    );
-    anyhow::ensure!(
-        text.contains("+LIBCRYPTSETUP"),
-        "--signing-key: {} was built without libcryptsetup and cannot make verity partitions",
-        repart.display()
-    );
-    anyhow::ensure!(
-        Path::new("/dev/loop-control").exists(),
-        "--signing-key: no /dev/loop-control; systemd-repart computes the verity hash tree \
-         through a loop device (run as root on a host with loop devices)"
-    );
-    Ok(())
-}
-
 /// Bytes of the dm-verity hash partition for `data` bytes, rounded up to [`BLOCK`]: a superblock
 /// block plus every level of the tree (SHA-256 digests of 32 bytes, [`VERITY_BLOCK`]-byte
 /// blocks) up to the single top block, as `veritysetup format` lays it out.
