@@ -90,11 +90,13 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         cache: &cache,
         phases: &phases,
     };
+    let mut usr_root_hash = None;
     for &arch in &plan.architectures {
-        build_arch(plan, options, &built, arch, staging.path(), &out)?;
+        usr_root_hash =
+            build_arch(plan, options, &built, arch, staging.path(), &out)?.or(usr_root_hash);
     }
     phases.run("manifest", || {
-        pack::write_top_level(plan, inputs, &resolved, &out)
+        pack::write_top_level(plan, inputs, &resolved, usr_root_hash.as_deref(), &out)
     })?;
     publish(&out, &options.out, options.force)?;
     Ok(report(&fetched, phases.take()))
@@ -144,7 +146,8 @@ fn pull_images(
     Ok(images)
 }
 
-/// The content tree of `arch` and its outputs (sysext, /opt tar, disk image) into `out`.
+/// The content tree of `arch` and its outputs (sysext, /opt tar, disk image) into `out`; the
+/// disk's /usr dm-verity root hash, if it has one.
 fn build_arch(
     plan: &Plan,
     options: &Options,
@@ -152,21 +155,27 @@ fn build_arch(
     arch: Arch,
     work: &Path,
     out: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let tree = work.join(arch.kube());
     built
         .phases
         .run(&format!("content tree {}", arch.kube()), || {
             content_tree(plan, options, built, arch, &tree)
         })?;
+    let mut usr_root_hash = None;
     if let (Some(disk), Arch::Amd64) = (&plan.disk, arch) {
-        build_disk(disk, options, &tree, out, built.phases)?;
+        let target = disk::Target {
+            arch,
+            epoch: plan.source_date_epoch,
+        };
+        usr_root_hash = build_disk(disk, target, options, &tree, out, built.phases)?;
     }
     built
         .phases
         .run(&format!("sysext and /opt {}", arch.kube()), || {
             pack::write_arch_outputs(plan, arch, &tree, work, out)
-        })
+        })?;
+    Ok(usr_root_hash)
 }
 
 /// The content tree of `arch` at `tree`: downloads, images, manifest, overlay, normalised.
@@ -194,17 +203,20 @@ fn content_tree(
     sysext::normalise_tree(tree, plan.source_date_epoch)
 }
 
-/// The disk image (and PXE artifacts) from the content tree, its Debian root from the mirror.
+/// The disk image (and PXE artifacts) from the content tree, its Debian root from the mirror;
+/// the /usr root hash, with dm-verity.
 fn build_disk(
     disk: &disk::DiskPlan,
+    target: disk::Target,
     options: &Options,
     tree: &Path,
     out: &Path,
     phases: &Phases,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let mut disk = disk.clone();
     disk.rootfs.mirror = options.mirrors.rewrite_url(&disk.rootfs.mirror);
-    let built = disk::build_disk(&disk, tree, &options.cache.join("disk"), out, phases)?;
+    let work = options.cache.join("disk");
+    let built = disk::build_disk(&disk, target, tree, &work, out, phases)?;
     let formats: Vec<&str> = built.files.iter().map(|(f, _)| f.name()).collect();
     tracing::info!(
         formats = %formats.join(","),
@@ -213,7 +225,7 @@ fn build_disk(
         debian_root_cached = built.rootfs_cached,
         "disk image built"
     );
-    Ok(())
+    Ok(built.usr_root_hash)
 }
 
 /// The verified kubeadm download the plan asks for its images, if it asks one, with its
@@ -244,7 +256,7 @@ fn preflight(plan: &Plan, options: &Options) -> anyhow::Result<()> {
     if let Some(disk) = &plan.disk {
         disk.check()?;
         disk::formats::check_tools(&disk.formats()?)?;
-        disk::tools::check_host()?;
+        disk::tools::check_host(disk)?;
     }
     if options.out.exists() && !options.force {
         anyhow::bail!(

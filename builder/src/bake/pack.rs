@@ -144,6 +144,7 @@ pub fn write_top_level(
     plan: &Plan,
     inputs: Vec<Input>,
     images: &ResolvedImages,
+    usr_root_hash: Option<&str>,
     out: &Path,
 ) -> anyhow::Result<()> {
     if let Some(url) = &plan.recipe.outputs.sysupdate_url {
@@ -159,7 +160,8 @@ pub fn write_top_level(
         inputs,
         manifest::output_entries(out)?,
     )
-    .with_images(images.source.map(|s| s.name()), &images.kubeadm_list);
+    .with_images(images.source.map(|s| s.name()), &images.kubeadm_list)
+    .with_usr_root_hash(usr_root_hash);
     manifest::write_manifest(out, &manifest)?;
     manifest::write_sums(out)
 }

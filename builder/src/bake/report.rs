@@ -37,7 +37,7 @@ pub struct Report {
     pub outputs: Vec<Output>,
     /// kubeadm's image list and the images baked.
     pub images: Images,
-    /// The dm-verity root hash of the read-only /usr, when the image has one (none yet).
+    /// The dm-verity root hash of the read-only /usr (`usrhash=`), when the disk has one.
     pub usr_root_hash: Option<String>,
     /// Seconds per phase, in the order the phases finished.
     pub phases: Vec<Phase>,
@@ -146,7 +146,7 @@ impl Report {
                 kubeadm_list: manifest.kubeadm_images,
                 baked,
             },
-            usr_root_hash: None,
+            usr_root_hash: manifest.usr_root_hash,
             phases,
         })
     }

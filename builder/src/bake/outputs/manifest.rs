@@ -46,6 +46,10 @@ pub struct Manifest {
     /// kubeadm's image list for this release, in kubeadm's order (also images not baked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kubeadm_images: Vec<String>,
+    /// The dm-verity root hash of the disk image's /usr (hex; `usrhash=` on its kernel command
+    /// line), if the disk has dm-verity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usr_root_hash: Option<String>,
 }
 
 /// One input: a release artifact or a pulled image.
@@ -98,6 +102,7 @@ impl Manifest {
             sandbox_image: None,
             kubeadm_images_from: None,
             kubeadm_images: Vec::new(),
+            usr_root_hash: None,
         }
     }
 
@@ -105,6 +110,12 @@ impl Manifest {
     pub fn with_images(mut self, from: Option<&str>, kubeadm_images: &[String]) -> Self {
         self.kubeadm_images_from = from.map(str::to_owned);
         self.kubeadm_images = kubeadm_images.to_vec();
+        self
+    }
+
+    /// Records the disk's /usr dm-verity root hash.
+    pub fn with_usr_root_hash(mut self, hash: Option<&str>) -> Self {
+        self.usr_root_hash = hash.map(str::to_owned);
         self
     }
 

@@ -4,6 +4,8 @@
 use anyhow::bail;
 use kiln_core::command::which;
 
+use super::plan::DiskPlan;
+
 /// Host programs the build runs, with the Debian package that provides each (those of the
 /// output formats are checked by [`super::formats::check_tools`]).
 pub const REQUIRED: &[(&str, &str)] = &[
@@ -11,15 +13,20 @@ pub const REQUIRED: &[(&str, &str)] = &[
     ("mkfs.erofs", "erofs-utils"),
     ("mksquashfs", "squashfs-tools"),
     ("mke2fs", "e2fsprogs"),
+    ("debugfs", "e2fsprogs"),
+    ("dumpe2fs", "e2fsprogs"),
     ("mkfs.vfat", "dosfstools"),
     ("mcopy", "mtools"),
     ("mmd", "mtools"),
-    ("sfdisk", "fdisk"),
+    ("systemd-repart", "systemd"),
     ("systemctl", "systemd"),
 ];
 
-/// Fails naming every missing program and its package.
-pub fn check_host() -> anyhow::Result<()> {
+/// The program `disk.verity` needs: it writes the /usr hash tree.
+pub const VERITY: (&str, &str) = ("veritysetup", "cryptsetup-bin");
+
+/// Fails naming every missing program and its package (`veritysetup` only with `disk.verity`).
+pub fn check_host(plan: &DiskPlan) -> anyhow::Result<()> {
     let missing: Vec<String> = REQUIRED
         .iter()
         .filter(|(prog, _)| which(prog).is_none())
@@ -29,6 +36,12 @@ pub fn check_host() -> anyhow::Result<()> {
         bail!(
             "missing build tools: {}; install them (e.g. with .ci/setup)",
             missing.join(", ")
+        );
+    }
+    let (prog, pkg) = VERITY;
+    if plan.disk.verity && which(prog).is_none() {
+        bail!(
+            "disk.verity: {prog} (package {pkg}) is missing; it writes the /usr dm-verity hash tree: install it, or set disk.verity = false"
         );
     }
     Ok(())
