@@ -283,8 +283,8 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     let _ = readyz.kill();
     let _ = readyz.wait();
 
-    tampered_usr_does_not_come_up(dir, &raw);
     rebuild_is_identical(&sources, &recipe, dir, &out);
+    tampered_usr_does_not_come_up(dir, &raw);
 }
 
 /// The byte offset of the partition named `name` in the GPT disk `raw` (`sfdisk --json`).
@@ -308,8 +308,8 @@ fn partition_offset(raw: &Path, name: &str) -> u64 {
 }
 
 /// A copy of the disk with one byte of /usr changed (in the erofs superblock, which mounting
-/// reads): dm-verity reports the block corrupted and the initrd stops before /usr is mounted;
-/// the node never comes up.
+/// reads): the kernel's dm-verity reports the block corrupted, the initrd stops (initramfs-tools'
+/// panic shell) with kiln's message before /usr is mounted; the node never comes up.
 fn tampered_usr_does_not_come_up(dir: &Path, raw: &Path) {
     let tampered = dir.join("tampered.raw");
     let cp = Command::new("cp")
@@ -336,10 +336,13 @@ fn tampered_usr_does_not_come_up(dir: &Path, raw: &Path) {
     let node = dir.join("tampered.qcow2");
     disk::overlay(&tampered, &node, "3G");
     let mut vm = Vm::start(dir, "tampered", &node, Boot::Uefi, &[], &[]);
-    vm.wait_for("Failed to mount /dev/mapper/usr", Duration::from_secs(300));
+    vm.wait_for(
+        "kiln: /usr fails dm-verity verification",
+        Duration::from_secs(300),
+    );
     let console = vm.console();
     assert!(
-        console.contains("verity") && console.contains("is corrupted"),
+        console.contains("device-mapper: verity:") && console.contains("data block 0 is corrupted"),
         "dm-verity did not report the changed block:\n{console}"
     );
     assert!(

@@ -24,7 +24,8 @@ copy_exec /lib/systemd/systemd-veritysetup /sbin/systemd-veritysetup
 /// initramfs-tools `local-premount` script: with `usrhash=` on the kernel command line, opens
 /// `/dev/mapper/usr` with dm-verity from the partitions the root hash names (its first and
 /// last 128 bits are the data and hash partitions' UUIDs, as systemd-veritysetup-generator
-/// finds them), before the root and /usr are mounted; a failure stops the boot. Debian 12's
+/// finds them), before the root and /usr are mounted, and reads its first block; a failure or
+/// a block that does not verify stops the boot. Debian 12's
 /// initramfs-tools has no verity support of its own; the verification is systemd's
 /// `systemd-veritysetup` (libcryptsetup), which also finds the volume active after switch-root.
 pub const INITRAMFS_VERITY: &str = r##"#!/bin/sh
@@ -59,6 +60,15 @@ log_begin_msg "kiln: opening /usr with dm-verity (usrhash=$hash)"
 if ! systemd-veritysetup attach usr "$data" "$hashdev" "$hash"; then
   panic "kiln: dm-verity setup of /usr failed (data $data, hash $hashdev)"
 fi
+# Read the filesystem's first block (its superblock, which mounting reads first): a /usr that is
+# not the one the root hash names stops here, with this message, rather than later as a
+# missing device.
+dd if=/dev/mapper/usr of=/dev/null bs=4096 count=1 2>/dev/null
+case "$(dmsetup status usr 2>/dev/null)" in
+  *" verity C")
+    panic "kiln: /usr fails dm-verity verification: its partition is not the one usrhash= names"
+    ;;
+esac
 log_end_msg
 "##;
 
