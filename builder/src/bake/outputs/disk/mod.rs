@@ -227,73 +227,108 @@ impl Build<'_> {
         boot: &Boot,
         raw: &Path,
     ) -> anyhow::Result<(String, Option<String>)> {
-        let (plan, s, epoch) = (self.plan, self.scratch, self.target.epoch);
-        let usr_img = s.join("usr.img");
-        self.phases.run("read-only /usr image", || {
-            let uuid = self.seed.uuid("usr-filesystem");
-            image::usr_image(plan, &boot.usr_tree, &usr_img, &uuid, epoch)
-        })?;
-        let hash_img = s.join("usr-verity.img");
-        let root_hash = match plan.disk.verity {
-            true => Some(self.phases.run("dm-verity hash tree (/usr)", || {
-                verity::format(
-                    &usr_img,
-                    &hash_img,
-                    &self.seed.hex("verity-salt"),
-                    &self.seed.uuid("verity-superblock"),
-                )
-            })?),
-            false => None,
-        };
-        let cmdline = cmdline(plan, &root.uuids, root_hash.as_deref());
-        let hash_bytes = match root_hash {
-            Some(_) => image::file_size(&hash_img)?,
+        let (usr, verity) = self.usr_images(boot)?;
+        let root_hash = verity.as_ref().map(|(hash, _)| hash.clone());
+        let cmdline = cmdline(self.plan, &root.uuids, root_hash.as_deref());
+        let hash_bytes = match &verity {
+            Some((_, tree)) => image::file_size(&tree.image)?,
             None => 0,
         };
-        let usr_bytes = image::file_size(&usr_img)?;
+        let usr_bytes = image::file_size(&usr.image)?;
         let root_min = image::root_needs(&root.dir)?;
-        let (esp, usr, hash, root_size) = image::sizes(plan, usr_bytes, hash_bytes, root_min)?;
-        let (esp_img, root_img) = (s.join("esp.img"), s.join("root.img"));
-        self.phases.run("ESP and root filesystems", || {
-            let volume_id = self.seed.volume_id("esp-filesystem");
-            let files = image::EspFiles {
-                efi: &boot.efi,
-                kernel: &boot.kernel,
-                initrd: &boot.initrd,
-                cmdline: &cmdline,
-                volume_id: &volume_id,
-                epoch,
-            };
-            image::esp_image(esp, &files, &esp_img, s)?;
-            let uuid = self.seed.uuid("root-filesystem");
-            image::root_image(&root.dir, root_size, &root_img, &uuid, epoch)
-        })?;
-        let esp = repart::Sized {
-            image: esp_img,
-            size: esp,
-        };
+        let (esp_size, usr_size, hash_size, root_size) =
+            image::sizes(self.plan, usr_bytes, hash_bytes, root_min)?;
+        let (esp, root_img) = self.esp_and_root(root, boot, &cmdline, esp_size, root_size)?;
         let usr = repart::Sized {
-            image: usr_img,
-            size: usr,
+            size: usr_size,
+            ..usr
         };
-        let tree = repart::Sized {
-            image: hash_img,
-            size: hash,
-        };
-        let verity = root_hash.as_deref().map(|h| (h, &tree));
+        let verity = verity.map(|(hash, tree)| {
+            let tree = repart::Sized {
+                size: hash_size,
+                ..tree
+            };
+            (hash, tree)
+        });
+        let verity = verity.as_ref().map(|(h, t)| (h.as_str(), t));
         let arch = self.target.arch.systemd();
         let parts = repart::layout(arch, &root.uuids, &esp, &usr, verity, root_size)?;
         self.phases.run("GPT disk (systemd-repart)", || {
             let placed = repart::make_disk(
                 &parts,
-                &s.join("repart.d"),
-                plan.size()?,
+                &self.scratch.join("repart.d"),
+                self.plan.size()?,
                 &self.seed.uuid("disk"),
                 raw,
             )?;
             write_root(&placed, &root_img, raw)
         })?;
         Ok((cmdline, root_hash))
+    }
+
+    /// The read-only /usr image and, with dm-verity, its root hash and hash tree (sizes are
+    /// filled in once every partition's size is known).
+    fn usr_images(
+        &self,
+        boot: &Boot,
+    ) -> anyhow::Result<(repart::Sized, Option<(String, repart::Sized)>)> {
+        let (plan, s, epoch) = (self.plan, self.scratch, self.target.epoch);
+        let usr = repart::Sized {
+            image: s.join("usr.img"),
+            size: 0,
+        };
+        self.phases.run("read-only /usr image", || {
+            let uuid = self.seed.uuid("usr-filesystem");
+            image::usr_image(plan, &boot.usr_tree, &usr.image, &uuid, epoch)
+        })?;
+        if !plan.disk.verity {
+            return Ok((usr, None));
+        }
+        let tree = repart::Sized {
+            image: s.join("usr-verity.img"),
+            size: 0,
+        };
+        let hash = self.phases.run("dm-verity hash tree (/usr)", || {
+            verity::format(
+                &usr.image,
+                &tree.image,
+                &self.seed.hex("verity-salt"),
+                &self.seed.uuid("verity-superblock"),
+            )
+        })?;
+        Ok((usr, Some((hash, tree))))
+    }
+
+    /// The ESP image (with the boot entry's `cmdline`) and the root filesystem image.
+    fn esp_and_root(
+        &self,
+        root: &Root,
+        boot: &Boot,
+        cmdline: &str,
+        esp_size: u64,
+        root_size: u64,
+    ) -> anyhow::Result<(repart::Sized, PathBuf)> {
+        let (s, epoch) = (self.scratch, self.target.epoch);
+        let esp = repart::Sized {
+            image: s.join("esp.img"),
+            size: esp_size,
+        };
+        let root_img = s.join("root.img");
+        self.phases.run("ESP and root filesystems", || {
+            let volume_id = self.seed.volume_id("esp-filesystem");
+            let files = image::EspFiles {
+                efi: &boot.efi,
+                kernel: &boot.kernel,
+                initrd: &boot.initrd,
+                cmdline,
+                volume_id: &volume_id,
+                epoch,
+            };
+            image::esp_image(esp_size, &files, &esp.image, s)?;
+            let uuid = self.seed.uuid("root-filesystem");
+            image::root_image(&root.dir, root_size, &root_img, &uuid, epoch)
+        })?;
+        Ok((esp, root_img))
     }
 }
 
