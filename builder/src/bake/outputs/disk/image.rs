@@ -63,8 +63,6 @@ pub struct EspFiles<'a> {
     pub initrd: &'a Path,
     /// The kernel command line of the boot entry.
     pub cmdline: &'a str,
-    /// The FAT volume ID (8 hex digits).
-    pub volume_id: &'a str,
     /// The timestamp of every file and directory (FAT cannot store one before 1980).
     pub epoch: u64,
 }
@@ -86,12 +84,12 @@ pub fn esp_image(
         );
     }
     File::create(out)?.set_len(size)?;
-    // mkfs.vfat and mtools stamp what they write with SOURCE_DATE_EPOCH.
+    // mtools stamps what it writes with SOURCE_DATE_EPOCH; mkfs.vfat's --invariant fixes the
+    // volume ID (1234-ABCD) and the volume label's time.
     let epoch = files.epoch.max(FAT_EPOCH).to_string();
     Run::new(
         Command::new("mkfs.vfat")
-            .env("SOURCE_DATE_EPOCH", &epoch)
-            .args(["-F", "32", "-n", "ESP", "-i", files.volume_id])
+            .args(["-F", "32", "-n", "ESP", "--invariant"])
             .arg(out),
         "formatting the ESP",
     )
@@ -144,8 +142,8 @@ fn boot_entries(cmdline: &str, scratch: &Path) -> anyhow::Result<(PathBuf, PathB
 }
 
 /// Makes the root ext4 image at `out` (`size` bytes) from `tree`: filesystem UUID and directory
-/// hash seed `uuid`, every timestamp `epoch` (mke2fs copies each inode's change time from the
-/// tree, which no one can set, so those are stamped afterwards with debugfs).
+/// hash seed `uuid`, every timestamp `epoch` (mke2fs copies each inode's access and change time
+/// from the tree, so those are stamped afterwards with debugfs).
 pub fn root_image(
     tree: &Path,
     size: u64,
@@ -162,14 +160,21 @@ pub fn root_image(
             .arg(tree)
             .arg(out)
             .arg(format!("{}k", size / 1024))
-            .env("E2FSPROGS_FAKE_TIME", epoch.to_string()),
+            .env("E2FSPROGS_FAKE_TIME", fake_time(epoch)),
         "making the root filesystem",
     )
     .run()?;
     stamp_inode_times(out, epoch)
 }
 
-/// Sets the change and creation times of every used inode of the ext4 image `image` to `epoch`.
+/// e2fsprogs' fixed time for `epoch`: it reads 0 as "not set" (the current time), so 0 is 1.
+fn fake_time(epoch: u64) -> String {
+    epoch.max(1).to_string()
+}
+
+/// Sets the access, change and creation times of every used inode of the ext4 image `image` to
+/// `epoch` (mke2fs copies them from the tree: the build reads files, and no one can set a change
+/// time), and the superblock's write time.
 /// mke2fs -d numbers inodes in order, so the used ones are 1..=count-free.
 fn stamp_inode_times(image: &Path, epoch: u64) -> anyhow::Result<()> {
     let header = Run::new(
@@ -188,12 +193,15 @@ fn stamp_inode_times(image: &Path, epoch: u64) -> anyhow::Result<()> {
     // inodes carry mke2fs's own (E2FSPROGS_FAKE_TIME) times.
     let mut script = String::new();
     for ino in std::iter::once(2).chain(11..=used) {
-        for what in ["ctime", "crtime"] {
+        for what in ["atime", "ctime", "crtime"] {
             script.push_str(&format!("sif <{ino}> {what} @{epoch}\n"));
         }
     }
     Run::new(
-        Command::new("debugfs").args(["-w", "-f", "-"]).arg(image),
+        Command::new("debugfs")
+            .args(["-w", "-f", "-"])
+            .arg(image)
+            .env("E2FSPROGS_FAKE_TIME", fake_time(epoch)),
         "debugfs (stamping the root filesystem's inode times)",
     )
     .stdin(script.as_bytes())

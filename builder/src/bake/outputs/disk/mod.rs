@@ -315,13 +315,11 @@ impl Build<'_> {
         };
         let root_img = s.join("root.img");
         self.phases.run("ESP and root filesystems", || {
-            let volume_id = self.seed.volume_id("esp-filesystem");
             let files = image::EspFiles {
                 efi: &boot.efi,
                 kernel: &boot.kernel,
                 initrd: &boot.initrd,
                 cmdline,
-                volume_id: &volume_id,
                 epoch,
             };
             image::esp_image(esp_size, &files, &esp.image, s)?;

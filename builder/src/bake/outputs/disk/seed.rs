@@ -40,11 +40,6 @@ impl Seed {
             &h[20..32]
         )
     }
-
-    /// A 32-bit hexadecimal number for `purpose` (a FAT volume ID).
-    pub fn volume_id(&self, purpose: &str) -> String {
-        self.hex(purpose)[..8].to_owned()
-    }
 }
 
 #[cfg(test)]
@@ -63,6 +58,5 @@ mod tests {
         assert_eq!(&u[14..15], "4");
         assert!("89ab".contains(&u[19..20]), "{u}");
         assert_eq!(a.hex("salt").len(), 64);
-        assert_eq!(a.volume_id("esp").len(), 8);
     }
 }
