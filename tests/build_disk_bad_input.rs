@@ -1,6 +1,7 @@
 //! Bad disk output requests to `kiln build` (fast tier): an unknown format, a format whose tool
 //! the host lacks, both the old `qcow2` key and `formats`, a disk image for arm64 on a machine
-//! without qemu-user for arm64 in binfmt_misc (hidden under an empty tmpfs). Each is one
+//! without qemu-user for arm64 in binfmt_misc (hidden under an empty tmpfs), dm-verity without
+//! `veritysetup` on the host, a kernel command line that sets what kiln sets. Each is one
 //! `error:` line and exit status 1 before any download or long work, and nothing is written
 //! beside `--out` (no build directory, no cache).
 
@@ -137,8 +138,18 @@ fn bad_disk_formats_and_architectures_are_refused_before_any_download() {
                 "tar (package tar, for gce)",
             ],
         );
+        refused(
+            dir,
+            "verity-without-veritysetup",
+            &format!("{RECIPE}verity = true\n"),
+            &["veritysetup"],
+            &[
+                "disk.verity: veritysetup (package cryptsetup-bin) is missing",
+                "disk.verity = false",
+            ],
+        );
     } else {
-        eprintln!("missing-tools case skipped: no user and mount namespaces (unshare -rm)");
+        eprintln!("missing-tools cases skipped: no user and mount namespaces (unshare -rm)");
     }
     if can_hide() {
         refused(
@@ -154,4 +165,11 @@ fn bad_disk_formats_and_architectures_are_refused_before_any_download() {
             ],
         );
     }
+    refused(
+        dir,
+        "own-usrhash",
+        &format!("{RECIPE}verity = true\ncmdline = [\"usrhash=00\"]\n"),
+        &[],
+        &["disk.cmdline: \"usrhash=00\" is set by kiln"],
+    );
 }

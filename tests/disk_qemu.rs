@@ -9,6 +9,12 @@
 //! The recipe asks for every disk format: each is checked with `qemu-img check`/`info` (and
 //! compared with the raw disk), the GCE tar with `tar -tvf`; the Ignition boot runs from the
 //! stream-optimized VMDK and the PXE boot from the fixed VHD; `--report` is checked.
+//!
+//! dm-verity (on in the shipped recipe): every boot has /usr on `/dev/mapper/usr`, a verity
+//! volume with the root hash of the report on the kernel command line; a copy of the disk with
+//! one byte of the /usr partition changed does not come up (the kernel reports the corrupted
+//! block, the initrd stops). A second cold build (its own cache, raw and qcow2 only) gives the
+//! same disk.raw and disk.qcow2 bytes (`cmp`).
 
 mod disk;
 mod support;
@@ -51,11 +57,27 @@ fn recipe_version() -> String {
 
 /// The report lines of a provisioned first boot: the images the baked manifest lists (name@digest)
 /// were in containerd's store, complete and unpacked, without an import at boot or a containerd
-/// restart.
-fn assert_provisioned(vm: &Vm, how: &str) {
+/// restart; /usr verified with the root hash `usrhash`.
+fn assert_provisioned(vm: &Vm, how: &str, usrhash: &str) {
     let report = vm.report();
     let has = |p: &str| report.iter().any(|l| l.starts_with(p));
     let all = report.join("\n");
+    assert!(
+        has("usr-source /dev/mapper/usr"),
+        "{how}: /usr is not the dm-verity volume: {all}"
+    );
+    assert!(
+        report.iter().any(|l| l.starts_with("dm usr CRYPT-VERITY-")),
+        "{how}: no verity volume named usr: {all}"
+    );
+    assert!(
+        report
+            .iter()
+            .any(|l| l.starts_with("dm-status 0 ") && l.ends_with(" verity V")),
+        "{how}: dm-verity not active and valid on usr: {all}"
+    );
+    assert!(has(&format!("usrhash {usrhash}")), "{how}: {all}");
+    assert!(has("veritysetup-usr active"), "{how}: {all}");
     assert!(has("boots 1"), "{how}: {all}");
     assert!(
         has("done yes"),
@@ -167,7 +189,7 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     let raw = out.join("disk.raw");
     assert!(out.join("disk.qcow2").is_file() && out.join("pxe/boot.ipxe").is_file());
     check_formats(&out);
-    check_report(&out, &report);
+    let usrhash = check_report(&out, &report);
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
@@ -209,7 +231,7 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     );
     vm.wait_for("running kubeadm", BOOT_TIMEOUT);
     vm.wait_for("KILN-TEST end", BOOT_TIMEOUT);
-    assert_provisioned(&vm, "NoCloud first boot");
+    assert_provisioned(&vm, "NoCloud first boot", &usrhash);
     let grown: u64 = vm
         .report()
         .iter()
@@ -265,7 +287,7 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
         &fwcfg,
     );
     vm.wait_for("KILN-TEST end", BOOT_TIMEOUT);
-    assert_provisioned(&vm, "Ignition (fw_cfg)");
+    assert_provisioned(&vm, "Ignition (fw_cfg)", &usrhash);
     vm.shutdown();
 
     // (3) PXE: kernel, initrd and command line from the PXE artifacts, user-data over HTTP; the
@@ -291,10 +313,101 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
         &[],
     );
     vm.wait_for("KILN-TEST end", BOOT_TIMEOUT);
-    assert_provisioned(&vm, "PXE kiln.userdata=URL");
+    assert_provisioned(&vm, "PXE kiln.userdata=URL", &usrhash);
     vm.shutdown();
     let _ = readyz.kill();
     let _ = readyz.wait();
+
+    rebuild_is_identical(&sources, &recipe, dir, &out);
+    tampered_usr_does_not_come_up(dir, &raw);
+}
+
+/// The byte offset of the partition named `name` in the GPT disk `raw` (`sfdisk --json`).
+fn partition_offset(raw: &Path, name: &str) -> u64 {
+    let o = Command::new("sfdisk")
+        .arg("--json")
+        .arg(raw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let table = &table["partitiontable"];
+    let sector = table["sectorsize"].as_u64().unwrap_or(512);
+    let part = table["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no partition {name}: {table}"));
+    part["start"].as_u64().unwrap() * sector
+}
+
+/// A copy of the disk with one byte of /usr changed (in the erofs superblock, which mounting
+/// reads): the kernel's dm-verity reports the block corrupted, the initrd stops (initramfs-tools'
+/// panic shell) with kiln's message before /usr is mounted; the node never comes up.
+fn tampered_usr_does_not_come_up(dir: &Path, raw: &Path) {
+    let tampered = dir.join("tampered.raw");
+    let cp = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(raw)
+        .arg(&tampered)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let at = partition_offset(&tampered, "usr") + 1024;
+    {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&tampered)
+            .unwrap();
+        let mut byte = [0u8; 1];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut byte).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&[byte[0] ^ 0xff]).unwrap();
+    }
+    let node = dir.join("tampered.qcow2");
+    disk::overlay(&tampered, &node, "3G");
+    let mut vm = Vm::start(dir, "tampered", &node, Boot::Uefi, &[], &[]);
+    vm.wait_for(
+        "kiln: /usr fails dm-verity verification",
+        Duration::from_secs(300),
+    );
+    let console = vm.console();
+    assert!(
+        console.contains("device-mapper: verity:") && console.contains("data block 0 is corrupted"),
+        "dm-verity did not report the changed block:\n{console}"
+    );
+    assert!(
+        !console.contains("KILN-TEST"),
+        "the node came up with a changed /usr"
+    );
+    drop(vm);
+    std::fs::remove_file(&tampered).unwrap();
+}
+
+/// A second cold build of the same recipe (its own cache; raw and qcow2 only, the conversions to
+/// other formats are checked above) gives the same disk.raw and disk.qcow2 bytes.
+fn rebuild_is_identical(sources: &disk::Sources, recipe: &str, dir: &Path, out: &Path) {
+    let again = dir.join("again");
+    let (ok, _, stderr) = sources.build("debian-12-again", recipe, &dir.join("cache-2"), &again);
+    assert!(ok, "second kiln build failed:\n{stderr}");
+    for file in ["disk.raw", "disk.qcow2"] {
+        let cmp = Command::new("cmp")
+            .arg(out.join(file))
+            .arg(again.join(file))
+            .output()
+            .unwrap();
+        assert!(
+            cmp.status.success(),
+            "two cold builds gave different {file}: {}",
+            String::from_utf8_lossy(&cmp.stdout)
+        );
+    }
+    let cmdline = |d: &Path| std::fs::read_to_string(d.join("pxe/cmdline")).unwrap();
+    assert_eq!(cmdline(out), cmdline(&again), "pxe/cmdline differs");
 }
 
 /// `qemu-img info --output=json -f FORMAT FILE`.
@@ -396,8 +509,9 @@ fn check_formats(out: &Path) {
     assert_eq!(header[156], b'S', "disk.raw is not stored sparse");
 }
 
-/// The `--report` file: its keys, and every output listed with the digest SHA256SUMS gives.
-fn check_report(out: &Path, report: &Path) {
+/// The `--report` file: its keys, every output listed with the digest SHA256SUMS gives, and the
+/// /usr root hash (as in manifest.json and on the PXE command line), which it returns.
+fn check_report(out: &Path, report: &Path) -> String {
     let value: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
     let mut keys: Vec<&str> = value
         .as_object()
@@ -423,7 +537,21 @@ fn check_report(out: &Path, report: &Path) {
     );
     assert_eq!(value["report_version"], 1);
     assert_eq!(value["kubernetes_version"], recipe_version());
-    assert!(value["usr_root_hash"].is_null());
+    let usrhash = value["usr_root_hash"].as_str().unwrap().to_owned();
+    assert!(
+        usrhash.len() == 64 && usrhash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{usrhash}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["usr_root_hash"], usrhash.as_str());
+    assert_eq!(manifest["usr_root_hashes"]["amd64"], usrhash.as_str());
+    let pxe = std::fs::read_to_string(out.join("pxe/cmdline")).unwrap();
+    assert!(
+        pxe.split_whitespace()
+            .any(|a| a == format!("usrhash={usrhash}")),
+        "pxe/cmdline: {pxe}"
+    );
     let from = value["images"]["kubeadm_list_from"].as_str().unwrap();
     assert!(["kubeadm", "table"].contains(&from), "{from}");
     assert!(!value["images"]["kubeadm_list"]
@@ -463,11 +591,14 @@ fn check_report(out: &Path, report: &Path) {
     for phase in [
         "download",
         "Debian root (mmdebstrap)",
+        "dm-verity hash tree (/usr)",
+        "GPT disk (systemd-repart)",
         "convert vhd",
         "convert gce",
     ] {
         assert!(phases.contains(&phase), "no phase {phase}: {phases:?}");
     }
+    usrhash
 }
 
 #[test]

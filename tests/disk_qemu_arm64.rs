@@ -3,7 +3,8 @@
 //! mmdebstrap under qemu-user through binfmt_misc; a stand-in Kubernetes release for arm64 with
 //! the stand-in kubeadm — not the real kubeadm — cross-built here, like kiln-firstboot, for
 //! aarch64-unknown-linux-gnu with Debian's gcc-aarch64-linux-gnu). The disk has arm64's partition
-//! types and systemd-boot at EFI/BOOT/BOOTAA64.EFI, the PXE artifacts are arm64's, and QEMU
+//! types (/usr with its dm-verity hash partition) and systemd-boot at EFI/BOOT/BOOTAA64.EFI, the
+//! PXE artifacts are arm64's, and QEMU
 //! (`qemu-system-aarch64 -M virt -cpu max`, TCG, AAVMF) boots the disk to kiln-firstboot's
 //! result: provisioned from a NoCloud seed, the stand-in kubeadm run with a join. The guest's
 //! only network is user networking with `restrict=on` and one forward to a server on 127.0.0.1.
@@ -22,6 +23,7 @@ const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// An emulated arm64 guest on TCG boots several times slower than the amd64 one.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(1500);
 const USR_ARM64: &str = "B0E01050-EE5F-4390-949A-9101B17104E9";
+const USR_VERITY_ARM64: &str = "6E11A4E7-FBCA-4DED-B9E9-E1A512BB664E";
 const ROOT_ARM64: &str = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE";
 
 /// kiln-firstboot and the stand-in kubeadm for aarch64, built by cargo with Debian's cross
@@ -101,8 +103,10 @@ fn partitions(raw: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The disk's GPT types and ESP are arm64's; the PXE kernel is an arm64 Linux image.
-fn check_arm64_disk(out: &Path) -> PathBuf {
+/// The disk's GPT types (with /usr's dm-verity hash partition) and ESP are arm64's; the PXE
+/// kernel is an arm64 Linux image, its command line has the /usr root hash manifest.json
+/// records for arm64, which is returned.
+fn check_arm64_disk(out: &Path) -> (PathBuf, String) {
     let raw = out.join("disk-arm64.raw");
     let parts = partitions(&raw);
     let types: Vec<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
@@ -111,6 +115,7 @@ fn check_arm64_disk(out: &Path) -> PathBuf {
         [
             "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
             USR_ARM64,
+            USR_VERITY_ARM64,
             ROOT_ARM64
         ],
         "partition types"
@@ -131,7 +136,19 @@ fn check_arm64_disk(out: &Path) -> PathBuf {
     );
     let cmdline = std::fs::read_to_string(out.join("pxe-arm64/cmdline")).unwrap();
     assert!(cmdline.contains("console=ttyAMA0,115200"), "{cmdline}");
-    raw
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let usrhash = manifest["usr_root_hashes"]["arm64"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no arm64 usr_root_hashes in manifest.json: {manifest}"))
+        .to_owned();
+    assert!(
+        cmdline
+            .split_whitespace()
+            .any(|a| a == format!("usrhash={usrhash}")),
+        "{cmdline}"
+    );
+    (raw, usrhash)
 }
 
 #[test]
@@ -170,7 +187,7 @@ fn arm64_disk_image_builds_here_and_boots_under_qemu_system_aarch64() {
             "pxe-arm64/{name}"
         );
     }
-    let raw = check_arm64_disk(&out);
+    let (raw, usrhash) = check_arm64_disk(&out);
 
     let (mut readyz, api_port) = disk::readyz_server(dir);
     let seed = disk::seed_iso(dir, &node_toml_cloud_config());
@@ -212,6 +229,16 @@ fn arm64_disk_image_builds_here_and_boots_under_qemu_system_aarch64() {
             .iter()
             .any(|l| l.starts_with("usr erofs") && l.contains(" ro")),
         "/usr is not the read-only image: {all}"
+    );
+    assert!(
+        has("usr-source /dev/mapper/usr") && has(&format!("usrhash {usrhash}")),
+        "/usr is not the dm-verity volume of the root hash: {all}"
+    );
+    assert!(
+        report
+            .iter()
+            .any(|l| l.starts_with("dm-status 0 ") && l.ends_with(" verity V")),
+        "dm-verity not active and valid on usr: {all}"
     );
     // Killed, not powered down: nothing boots this disk again (a power-down request through
     // QMP is not answered on `virt` here, and waiting for it would cost 90 s).

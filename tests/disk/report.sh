@@ -27,6 +27,15 @@ r "status $(tr -d '\n' < /var/lib/kiln/status.json 2>/dev/null | tr -s ' ')"
 r "kubeadm-calls $(grep -c -- '- join' /var/lib/kiln-standin/kubeadm.yaml 2>/dev/null || echo 0)"
 sed 's/^/KILN-TEST record: /' /var/lib/kiln-standin/kubeadm.yaml 2>/dev/null
 r "usr $(findmnt -no FSTYPE,OPTIONS /usr | cut -d, -f1-2)"
+r "usr-source $(findmnt -no SOURCE /usr)"
+# dm-verity: the device-mapper volumes (cryptsetup names verity volumes CRYPT-VERITY-...), the
+# root hash the kernel was given, and systemd's view of the volume after switch-root.
+for d in /sys/block/dm-*; do
+  [ -e "$d/dm/name" ] && r "dm $(cat "$d/dm/name") $(cat "$d/dm/uuid")"
+done
+r "usrhash $(tr ' ' '\n' < /proc/cmdline | sed -n 's/^usrhash=//p')"
+r "veritysetup-usr $(systemctl is-active systemd-veritysetup@usr.service)"
+r "dm-status $(dmsetup status usr 2>&1)"
 r "machine-id $(cat /etc/machine-id)"
 r "root-mib $(df -B1M --output=size / | tail -1 | tr -d ' ')"
 r "kubelet-args $(cat /etc/default/kubelet | grep -v '^#')"

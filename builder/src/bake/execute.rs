@@ -93,10 +93,12 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         cache: &cache,
         phases: &phases,
     };
-    let mut root_hashes = BTreeMap::new();
+    let (mut root_hashes, mut usr_root_hashes) = (BTreeMap::new(), BTreeMap::new());
     for &arch in &plan.architectures {
-        if let Some((file, hash)) = build_arch(plan, options, &built, arch, staging.path(), &out)? {
-            root_hashes.insert(file, hash);
+        let made = build_arch(plan, options, &built, arch, staging.path(), &out)?;
+        root_hashes.extend(made.signed);
+        if let Some(hash) = made.usr_root_hash {
+            usr_root_hashes.insert(arch.kube().to_owned(), hash);
         }
     }
     let signed = pack::Signed {
@@ -104,7 +106,7 @@ pub fn execute(plan: &Plan, options: &Options) -> anyhow::Result<Report> {
         root_hashes: &root_hashes,
     };
     phases.run("manifest", || {
-        pack::write_top_level(plan, inputs, &resolved, signed, &out)
+        pack::write_top_level(plan, inputs, &resolved, signed, &usr_root_hashes, &out)
     })?;
     publish(&out, &options.out, options.force)?;
     Ok(report(&fetched, phases.take()))
@@ -154,8 +156,7 @@ fn pull_images(
     Ok(images)
 }
 
-/// The content tree of `arch` and its outputs (sysext, /opt tar, disk image) into `out`;
-/// the signed sysext's name and root hash, if it is signed.
+/// The content tree of `arch` and its outputs (sysext, /opt tar, disk image) into `out`.
 fn build_arch(
     plan: &Plan,
     options: &Options,
@@ -163,21 +164,42 @@ fn build_arch(
     arch: Arch,
     work: &Path,
     out: &Path,
-) -> anyhow::Result<Option<(String, String)>> {
+) -> anyhow::Result<ArchOutputs> {
     let tree = work.join(arch.kube());
     built
         .phases
         .run(&format!("content tree {}", arch.kube()), || {
             content_tree(plan, options, built, arch, &tree)
         })?;
+    let mut usr_root_hash = None;
     if let Some(disk) = &plan.disk {
-        build_disk(&disk.for_arch(arch), options, &tree, out, built.phases)?;
+        let disk = disk.for_arch(arch);
+        usr_root_hash = build_disk(
+            &disk,
+            plan.source_date_epoch,
+            options,
+            &tree,
+            out,
+            built.phases,
+        )?;
     }
-    built
+    let signed = built
         .phases
         .run(&format!("sysext and /opt {}", arch.kube()), || {
             pack::write_arch_outputs(plan, arch, &tree, work, out, &options.signing)
-        })
+        })?;
+    Ok(ArchOutputs {
+        signed,
+        usr_root_hash,
+    })
+}
+
+/// What [`build_arch`] made besides its files.
+struct ArchOutputs {
+    /// The signed sysext's name and root hash, if it is signed.
+    signed: Option<(String, String)>,
+    /// The disk's /usr dm-verity root hash, with `disk.verity`.
+    usr_root_hash: Option<String>,
 }
 
 /// The content tree of `arch` at `tree`: downloads, images, manifest, overlay, normalised.
@@ -210,17 +232,20 @@ fn content_tree(
     sysext::normalise_tree(tree, plan.source_date_epoch)
 }
 
-/// The disk image (and PXE artifacts) from the content tree, its Debian root from the mirror.
+/// The disk image (and PXE artifacts) from the content tree, its Debian root from the mirror;
+/// the /usr root hash, with dm-verity.
 fn build_disk(
     disk: &disk::DiskPlan,
+    epoch: u64,
     options: &Options,
     tree: &Path,
     out: &Path,
     phases: &Phases,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let mut disk = disk.clone();
     disk.rootfs.mirror = options.mirrors.rewrite_url(&disk.rootfs.mirror);
-    let built = disk::build_disk(&disk, tree, &options.cache.join("disk"), out, phases)?;
+    let work = options.cache.join("disk");
+    let built = disk::build_disk(&disk, epoch, tree, &work, out, phases)?;
     let formats: Vec<&str> = built.files.iter().map(|(f, _)| f.name()).collect();
     tracing::info!(
         formats = %formats.join(","),
@@ -229,7 +254,7 @@ fn build_disk(
         debian_root_cached = built.rootfs_cached,
         "disk image built"
     );
-    Ok(())
+    Ok(built.usr_root_hash)
 }
 
 /// The verified kubeadm download the plan asks for its images, if it asks one, with its
@@ -261,7 +286,7 @@ fn preflight(plan: &Plan, options: &Options) -> anyhow::Result<()> {
         disk.check()?;
         disk::formats::check_tools(&disk.formats()?)?;
         let foreign = plan.architectures.iter().any(|&a| Some(a) != Arch::host());
-        disk::tools::check_host(foreign)?;
+        disk::tools::check_host(disk, foreign)?;
     }
     if options.out.exists() && !options.force {
         anyhow::bail!(

@@ -27,6 +27,7 @@ pub mod pack;
 pub mod phases;
 pub mod plan;
 pub mod recipe;
+pub mod repart;
 pub mod report;
 pub mod signing;
 pub mod staging;

@@ -176,6 +176,7 @@ pub fn write_top_level(
     inputs: Vec<Input>,
     images: &ResolvedImages,
     signed: Signed<'_>,
+    usr_root_hashes: &BTreeMap<String, String>,
     out: &Path,
 ) -> anyhow::Result<()> {
     let gpg = signed.signing.gpg.as_ref();
@@ -201,7 +202,8 @@ pub fn write_top_level(
             .map(|v| v.cert.sha256.as_str()),
         gpg.map(|g| g.fingerprint.as_str()),
         signed.root_hashes,
-    );
+    )
+    .with_usr_root_hashes(usr_root_hashes);
     manifest::write_manifest(out, &manifest)?;
     manifest::write_sums(out)?;
     if let Some(gpg) = gpg {

@@ -442,9 +442,13 @@ fn fmt_disk_output(disk: &DiskPlan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if disk.disk.pxe {
         files.push(format!("{}/", facts.output_name("pxe")));
     }
+    let usr = match disk.disk.verity {
+        true => "read-only /usr with dm-verity (usrhash=)",
+        false => "read-only /usr",
+    };
     writeln!(
         f,
-        "  {} ({}, Debian {} {} from {}, {})",
+        "  {} ({}, Debian {} {} from {}, {}; {usr}; GPT by systemd-repart)",
         files.join(" "),
         disk.disk.size,
         disk.rootfs.suite,

@@ -38,7 +38,8 @@ pub struct Report {
     pub outputs: Vec<Output>,
     /// kubeadm's image list and the images baked.
     pub images: Images,
-    /// The dm-verity root hash of the read-only /usr, when the image has one (none yet).
+    /// The dm-verity root hash of the amd64 disk's read-only /usr (`usrhash=`), when it has one
+    /// (every architecture's: manifest.json's `usr_root_hashes`).
     pub usr_root_hash: Option<String>,
     /// SHA-256 of the certificate whose key signed the sysexts' verity root hashes (only in
     /// the reports of signed builds).
@@ -154,7 +155,7 @@ impl Report {
                 kubeadm_list: manifest.kubeadm_images,
                 baked,
             },
-            usr_root_hash: None,
+            usr_root_hash: manifest.usr_root_hash,
             signing_certificate_sha256: manifest.signing_certificate_sha256,
             sha256sums_gpg_key: manifest.sha256sums_gpg_key,
             phases,

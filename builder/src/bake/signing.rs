@@ -115,8 +115,8 @@ impl VeritySigner {
         let cert =
             kiln_core::pki::check_signing_pair(certificate, key, time::OffsetDateTime::now_utc())
                 .map_err(|e| anyhow::anyhow!("--signing-key/--certificate: {e}"))?;
-        let repart = find_tool("systemd-repart", "systemd (>= 252)")?;
-        check_host(&repart)?;
+        check_host()?;
+        let repart = super::repart::find("--signing-key", true)?;
         Ok(VeritySigner {
             key: key.to_owned(),
             certificate: certificate.to_owned(),
@@ -231,32 +231,13 @@ fn signing_fingerprint(listing: &str, key: &str) -> anyhow::Result<String> {
     Ok((*fingerprint).to_owned())
 }
 
-/// Refuses a systemd-repart that cannot make verity partitions here (no libcryptsetup, older
-/// than 252), a host without loop devices and a build without root (which attaching one needs).
-fn check_host(repart: &Path) -> anyhow::Result<()> {
+/// Refuses a build without root (which attaching a loop device needs) and a host without loop
+/// devices: systemd-repart computes the verity hash tree through one.
+fn check_host() -> anyhow::Result<()> {
     anyhow::ensure!(
         nix::unistd::geteuid().is_root(),
         "--signing-key: run kiln build as root; systemd-repart computes the verity hash tree \
          through a loop device"
-    );
-    let mut cmd = Command::new(repart);
-    cmd.arg("--version");
-    let done = Run::new(&mut cmd, "systemd-repart --version").output()?;
-    let text = String::from_utf8_lossy(&done.stdout);
-    let version: u32 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    anyhow::ensure!(
-        done.status.success() && version >= 252,
-        "--signing-key: {} is not systemd-repart 252 or newer (signed verity partitions need it)",
-        repart.display()
-    );
-    anyhow::ensure!(
-        text.contains("+LIBCRYPTSETUP"),
-        "--signing-key: {} was built without libcryptsetup and cannot make verity partitions",
-        repart.display()
     );
     anyhow::ensure!(
         Path::new("/dev/loop-control").exists(),

@@ -14,6 +14,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::bake::arch::Arch;
 use kiln_core::digest::sha256_file;
 
 /// The name of the checksum file [`write_sums`] writes.
@@ -66,6 +67,13 @@ pub struct Manifest {
     /// checks containerd's store against.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub image_digests: std::collections::BTreeMap<String, String>,
+    /// The dm-verity root hash of the amd64 disk image's /usr (`disk.raw`; hex, `usrhash=` on
+    /// its kernel command line), if it has dm-verity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usr_root_hash: Option<String>,
+    /// Every disk image's /usr dm-verity root hash: architecture (`arm64`) → root hash.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub usr_root_hashes: BTreeMap<String, String>,
 }
 
 /// One input: a release artifact or a pulled image.
@@ -122,6 +130,8 @@ impl Manifest {
             sha256sums_gpg_key: None,
             verity_root_hashes: BTreeMap::new(),
             image_digests: Default::default(),
+            usr_root_hash: None,
+            usr_root_hashes: BTreeMap::new(),
         }
     }
 
@@ -143,6 +153,13 @@ impl Manifest {
     pub fn with_images(mut self, from: Option<&str>, kubeadm_images: &[String]) -> Self {
         self.kubeadm_images_from = from.map(str::to_owned);
         self.kubeadm_images = kubeadm_images.to_vec();
+        self
+    }
+
+    /// Records the disk images' /usr dm-verity root hashes (architecture → root hash).
+    pub fn with_usr_root_hashes(mut self, hashes: &BTreeMap<String, String>) -> Self {
+        self.usr_root_hash = hashes.get(Arch::Amd64.kube()).cloned();
+        self.usr_root_hashes = hashes.clone();
         self
     }
 

@@ -1,5 +1,5 @@
 //! What a disk image differs in per architecture: Debian's name, the kernel package, systemd-boot's
-//! EFI binary and its removable-media name, the Discoverable Partitions type GUIDs, the serial
+//! EFI binary and its removable-media name, the Discoverable Partitions types, the serial
 //! console, the QEMU that boots it and the names of the outputs.
 //!
 //! A recipe's `[rootfs]` and `[disk]` are written once for every architecture: a kernel package
@@ -21,10 +21,6 @@ pub struct DiskArch {
     pub systemd_boot: &'static str,
     /// Where the firmware looks for a loader on removable media (`EFI/BOOT/BOOTAA64.EFI`).
     pub removable_loader: &'static str,
-    /// Discoverable Partitions Specification type GUID of /usr.
-    pub usr_type: &'static str,
-    /// Discoverable Partitions Specification type GUID of the root partition.
-    pub root_type: &'static str,
     /// The first serial port's device (`ttyAMA0` on QEMU's `virt` and most arm64 servers).
     pub serial_console: &'static str,
     /// The QEMU system emulator that boots it.
@@ -36,8 +32,6 @@ const AMD64: DiskArch = DiskArch {
     kernel_package: "linux-image-amd64",
     systemd_boot: "systemd-bootx64.efi",
     removable_loader: "EFI/BOOT/BOOTX64.EFI",
-    usr_type: "8484680C-9521-48C6-9C11-B0720656F69E",
-    root_type: "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
     serial_console: "ttyS0",
     qemu_system: "qemu-system-x86_64",
 };
@@ -47,8 +41,6 @@ const ARM64: DiskArch = DiskArch {
     kernel_package: "linux-image-arm64",
     systemd_boot: "systemd-bootaa64.efi",
     removable_loader: "EFI/BOOT/BOOTAA64.EFI",
-    usr_type: "B0E01050-EE5F-4390-949A-9101B17104E9",
-    root_type: "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",
     serial_console: "ttyAMA0",
     qemu_system: "qemu-system-aarch64",
 };
@@ -101,6 +93,17 @@ impl DiskArch {
             .collect()
     }
 
+    /// The systemd-repart `Type=` of the partition `role` (`usr`, `usr-verity`, `root`): the
+    /// Discoverable Partitions Specification type of this architecture (`usr-x86-64`,
+    /// `usr-arm64-verity`, `root-arm64`).
+    pub fn partition_type(self, role: &str) -> String {
+        let arch = self.arch.systemd();
+        match role.split_once('-') {
+            Some((base, suffix)) => format!("{base}-{arch}-{suffix}"),
+            None => format!("{role}-{arch}"),
+        }
+    }
+
     /// The name of the disk output `name` (`disk.raw`, `disk-gce.tar.gz`, `pxe`) for this
     /// architecture: amd64's keep their names, others carry the architecture
     /// (`disk-arm64.raw`, `disk-arm64-gce.tar.gz`, `pxe-arm64`).
@@ -139,6 +142,15 @@ mod tests {
         );
         let back = DiskArch::of(Arch::Amd64).cmdline(&strings(&["console=ttyAMA0"]));
         assert_eq!(back, ["console=ttyS0"]);
+    }
+
+    #[test]
+    fn partition_types_are_systemds_names_of_the_architecture() {
+        let (amd, arm) = (DiskArch::of(Arch::Amd64), DiskArch::of(Arch::Arm64));
+        assert_eq!(amd.partition_type("usr"), "usr-x86-64");
+        assert_eq!(amd.partition_type("usr-verity"), "usr-x86-64-verity");
+        assert_eq!(arm.partition_type("root"), "root-arm64");
+        assert_eq!(arm.partition_type("usr-verity"), "usr-arm64-verity");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The raw GPT disk: an EFI system partition (systemd-boot, kernel, initrd), the read-only /usr
-//! image and the writable root, with Discoverable Partitions Specification type GUIDs.
+//! The disk's filesystems, each made reproducibly (UUIDs from the build's seed, every timestamp
+//! SOURCE_DATE_EPOCH): the EFI system partition (systemd-boot, kernel, initrd), the read-only /usr
+//! image and the writable root; their sizes; the sparse copy of an image into the disk.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -8,31 +9,43 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
-use super::arch::DiskArch;
-use super::layout::Uuids;
 use super::plan::DiskPlan;
 use kiln_core::command::Run;
 
-/// ESP type GUID.
-pub const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
-
 const MIB: u64 = 1 << 20;
+/// 1980-01-01: the first time a FAT directory entry can hold.
+const FAT_EPOCH: u64 = 315_532_800;
 /// First partition starts at 1 MiB; the backup GPT needs the last 33 sectors (1 MiB kept).
 const GPT_RESERVED: u64 = 2 * MIB;
 
-/// Makes the read-only /usr image from `usr_tree` at `out`.
-pub fn usr_image(plan: &DiskPlan, usr_tree: &Path, out: &Path) -> anyhow::Result<()> {
+/// Makes the read-only /usr image from `usr_tree` at `out`: every timestamp `epoch`, the
+/// filesystem UUID `uuid` (erofs; squashfs has none).
+pub fn usr_image(
+    plan: &DiskPlan,
+    usr_tree: &Path,
+    out: &Path,
+    uuid: &str,
+    epoch: u64,
+) -> anyhow::Result<()> {
     let mut cmd = match plan.disk.usr_filesystem.as_str() {
         "squashfs" => {
             let mut c = Command::new("mksquashfs");
             c.arg(usr_tree)
                 .arg(out)
-                .args(["-noappend", "-comp", "zstd", "-quiet"]);
+                .args(["-noappend", "-comp", "zstd", "-quiet"])
+                .arg("-all-time")
+                .arg(epoch.to_string())
+                .arg("-mkfs-time")
+                .arg(epoch.to_string());
             c
         }
         _ => {
             let mut c = Command::new("mkfs.erofs");
-            c.args(["-zlz4hc", "-T0"]).arg(out).arg(usr_tree);
+            c.args(["-zlz4hc", "--quiet"])
+                .arg(format!("-T{epoch}"))
+                .arg(format!("-U{uuid}"))
+                .arg(out)
+                .arg(usr_tree);
             c
         }
     };
@@ -52,6 +65,8 @@ pub struct EspFiles<'a> {
     pub initrd: &'a Path,
     /// The kernel command line of the boot entry.
     pub cmdline: &'a str,
+    /// The timestamp of every file and directory (FAT cannot store one before 1980).
+    pub epoch: u64,
 }
 
 /// Makes the ESP image at `out` (`size` bytes): systemd-boot as the removable-media loader, a
@@ -71,9 +86,12 @@ pub fn esp_image(
         );
     }
     File::create(out)?.set_len(size)?;
+    // mtools stamps what it writes with SOURCE_DATE_EPOCH; mkfs.vfat's --invariant fixes the
+    // volume ID (1234-ABCD) and the volume label's time.
+    let epoch = files.epoch.max(FAT_EPOCH).to_string();
     Run::new(
         Command::new("mkfs.vfat")
-            .args(["-F", "32", "-n", "ESP"])
+            .args(["-F", "32", "-n", "ESP", "--invariant"])
             .arg(out),
         "formatting the ESP",
     )
@@ -81,7 +99,7 @@ pub fn esp_image(
     let (loader, entry) = boot_entries(files.cmdline, scratch)?;
     let img = out.to_str().context("ESP path is not UTF-8")?;
     Run::new(
-        Command::new("mmd").args([
+        Command::new("mmd").env("SOURCE_DATE_EPOCH", &epoch).args([
             "-i",
             img,
             "::/EFI",
@@ -102,7 +120,11 @@ pub fn esp_image(
         (files.initrd, "::/kiln/initrd"),
     ] {
         Run::new(
-            Command::new("mcopy").args(["-i", img]).arg(from).arg(to),
+            Command::new("mcopy")
+                .env("SOURCE_DATE_EPOCH", &epoch)
+                .args(["-i", img])
+                .arg(from)
+                .arg(to),
             "copying into the ESP",
         )
         .run()?;
@@ -122,18 +144,70 @@ fn boot_entries(cmdline: &str, scratch: &Path) -> anyhow::Result<(PathBuf, PathB
     Ok((loader, entry))
 }
 
-/// Makes the root ext4 image at `out` (`size` bytes) from `tree`.
-pub fn root_image(tree: &Path, size: u64, out: &Path) -> anyhow::Result<()> {
+/// Makes the root ext4 image at `out` (`size` bytes) from `tree`: filesystem UUID and directory
+/// hash seed `uuid`, every timestamp `epoch` (mke2fs copies each inode's access and change time
+/// from the tree, so those are stamped afterwards with debugfs).
+pub fn root_image(
+    tree: &Path,
+    size: u64,
+    out: &Path,
+    uuid: &str,
+    epoch: u64,
+) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(out);
     Run::new(
         Command::new("mke2fs")
-            .args(["-q", "-t", "ext4", "-L", "kiln-root", "-d"])
+            .args(["-q", "-t", "ext4", "-L", "kiln-root", "-U", uuid, "-E"])
+            .arg(format!("hash_seed={uuid}"))
+            .arg("-d")
             .arg(tree)
             .arg(out)
             .arg(format!("{}k", size / 1024))
-            .env("E2FSPROGS_FAKE_TIME", "0"),
+            .env("E2FSPROGS_FAKE_TIME", fake_time(epoch)),
         "making the root filesystem",
     )
+    .run()?;
+    stamp_inode_times(out, epoch)
+}
+
+/// e2fsprogs' fixed time for `epoch`: it reads 0 as "not set" (the current time), so 0 is 1.
+fn fake_time(epoch: u64) -> String {
+    epoch.max(1).to_string()
+}
+
+/// Sets the access, change and creation times of every used inode of the ext4 image `image` to
+/// `epoch` (mke2fs copies them from the tree: the build reads files, and no one can set a change
+/// time), and the superblock's write time.
+/// mke2fs -d numbers inodes in order, so the used ones are 1..=count-free.
+fn stamp_inode_times(image: &Path, epoch: u64) -> anyhow::Result<()> {
+    let header = Run::new(
+        Command::new("dumpe2fs").arg("-h").arg(image),
+        "dumpe2fs (reading the root filesystem's inode counts)",
+    )
+    .run()?;
+    let text = String::from_utf8_lossy(&header.stdout);
+    let field = |name: &str| -> anyhow::Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .with_context(|| format!("dumpe2fs printed no {name:?}"))
+    };
+    let used = field("Inode count:")? - field("Free inodes:")?;
+    // The root directory and the first non-reserved inode (lost+found) on; the other reserved
+    // inodes carry mke2fs's own (E2FSPROGS_FAKE_TIME) times.
+    let mut script = String::new();
+    for ino in std::iter::once(2).chain(11..=used) {
+        for what in ["atime", "ctime", "crtime"] {
+            script.push_str(&format!("sif <{ino}> {what} @{epoch}\n"));
+        }
+    }
+    Run::new(
+        Command::new("debugfs")
+            .args(["-w", "-f", "-"])
+            .arg(image)
+            .env("E2FSPROGS_FAKE_TIME", fake_time(epoch)),
+        "debugfs (stamping the root filesystem's inode times)",
+    )
+    .stdin(script.as_bytes())
     .run()?;
     Ok(())
 }
@@ -156,72 +230,34 @@ pub fn root_needs(tree: &Path) -> anyhow::Result<u64> {
     Ok(bytes + bytes / 5 + 128 * MIB)
 }
 
-/// The three partitions' sizes: `(esp, usr, root)`, root taking the rest of `total`. Fails if
-/// the content does not fit.
-pub fn sizes(plan: &DiskPlan, usr_bytes: u64, root_min: u64) -> anyhow::Result<(u64, u64, u64)> {
+/// The partitions' sizes: `(esp, usr, usr_hash, root)`, whole MiB, root taking the rest of
+/// `total`. Fails if the content does not fit.
+pub fn sizes(
+    plan: &DiskPlan,
+    usr_bytes: u64,
+    hash_bytes: u64,
+    root_min: u64,
+) -> anyhow::Result<(u64, u64, u64, u64)> {
     let total = plan.size()?;
     let esp = plan.esp_size()?.next_multiple_of(MIB);
     let usr = usr_bytes.next_multiple_of(MIB);
-    let used = GPT_RESERVED + esp + usr;
+    let hash = hash_bytes.next_multiple_of(MIB);
+    let used = GPT_RESERVED + esp + usr + hash;
     if total < used + root_min {
         bail!(
             "disk.size: {} is too small for the content: the ESP, /usr ({} MiB) and root (at least {} MiB) need {} MiB; raise disk.size",
             plan.disk.size,
-            usr / MIB,
+            (usr + hash) / MIB,
             root_min.div_ceil(MIB),
             (used + root_min).div_ceil(MIB)
         );
     }
     let root = (total - used) / MIB * MIB;
-    Ok((esp, usr, root))
-}
-
-/// Assembles the GPT disk at `out` from the three images.
-pub fn assemble(
-    total: u64,
-    parts: [(&Path, u64); 3],
-    uuids: &Uuids,
-    arch: DiskArch,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let f = File::create(out).with_context(|| format!("creating {}", out.display()))?;
-    f.set_len(total)?;
-    drop(f);
-    let [(_, esp), (_, usr), (_, root)] = parts;
-    let (usr_type, root_type) = (arch.usr_type, arch.root_type);
-    let script = format!(
-        "label: gpt\nunit: sectors\nfirst-lba: 2048\n\
-         start=2048, size={}, type={ESP_TYPE}, uuid={}, name=esp\n\
-         size={}, type={usr_type}, uuid={}, name=usr\n\
-         size={}, type={root_type}, uuid={}, name=root\n",
-        esp / 512,
-        uuids.esp,
-        usr / 512,
-        uuids.usr,
-        root / 512,
-        uuids.root
-    );
-    Run::new(
-        Command::new("sfdisk")
-            .args(["-q", "--no-reread", "--no-tell-kernel"])
-            .arg(out),
-        "writing the partition table",
-    )
-    .stdin(script.as_bytes())
-    .run()?;
-    let mut offset = MIB;
-    let mut disk = std::fs::OpenOptions::new().write(true).open(out)?;
-    for (image, size) in parts {
-        copy_sparse(image, &mut disk, offset)
-            .with_context(|| format!("copying {} into the disk", image.display()))?;
-        offset += size;
-    }
-    disk.sync_all()?;
-    Ok(())
+    Ok((esp, usr, hash, root))
 }
 
 /// Copies `image` into `disk` at `offset`, skipping all-zero blocks (the disk stays sparse).
-fn copy_sparse(image: &Path, disk: &mut File, offset: u64) -> anyhow::Result<()> {
+pub fn copy_sparse(image: &Path, disk: &mut File, offset: u64) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let mut src = File::open(image)?;
     let mut buf = vec![0u8; 4 * MIB as usize];

@@ -22,8 +22,9 @@ const FLEX_VOLUME_DIR: &str = kiln_core::nodeconfig::FLEX_VOLUME_DIR;
 pub struct Uuids {
     /// The EFI system partition.
     pub esp: String,
-    /// The read-only /usr partition.
-    pub usr: String,
+    /// The read-only /usr partition; `None` with dm-verity, where /usr is `/dev/mapper/usr` and
+    /// its partition's UUID comes from the root hash.
+    pub usr: Option<String>,
     /// The writable root partition (/etc, /var, ...).
     pub root: String,
 }
@@ -58,7 +59,8 @@ pub fn merge_content(plan: &DiskPlan, root: &Path, content: &Path) -> anyhow::Re
 }
 
 /// Makes each clone its own machine: empty machine-id (first boot generates it and applies
-/// presets), no host name, no leftovers from the build host.
+/// presets), no host name, no leftovers from the build host, no record of the build's time
+/// (package manager logs, ldconfig's cache of file times: two builds would differ in them).
 pub fn reset_identity(root: &Path) -> anyhow::Result<()> {
     write(root, "etc/machine-id", "")?;
     for rel in [
@@ -66,6 +68,13 @@ pub fn reset_identity(root: &Path) -> anyhow::Result<()> {
         "var/lib/dbus/machine-id",
         "etc/resolv.conf",
         "var/lib/systemd/random-seed",
+        "var/cache/ldconfig/aux-cache",
+        "var/log/dpkg.log",
+        "var/log/alternatives.log",
+        "var/log/bootstrap.log",
+        "var/log/apt/history.log",
+        "var/log/apt/term.log",
+        "var/log/apt/eipp.log.xz",
     ] {
         match std::fs::remove_file(root.join(rel)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -80,18 +89,7 @@ pub fn reset_identity(root: &Path) -> anyhow::Result<()> {
 /// Files for the read-only /usr layout: fstab (/usr read-only, root growing), repart growing
 /// the root partition to the disk's end, DHCP on wired links, the kubelet's FlexVolume directory.
 pub fn immutable_settings(plan: &DiskPlan, root: &Path, uuids: &Uuids) -> anyhow::Result<()> {
-    let usr_fs = &plan.disk.usr_filesystem;
-    write(
-        root,
-        "etc/fstab",
-        &format!(
-            "# kiln: /usr is a read-only image; / (with /etc and /var) grows to fill the disk.\n\
-             PARTUUID={} / ext4 rw,x-systemd.growfs 0 1\n\
-             PARTUUID={} /usr {usr_fs} ro 0 0\n\
-             PARTUUID={} /boot/efi vfat umask=0077,noauto,x-systemd.automount 0 0\n",
-            uuids.root, uuids.usr, uuids.esp
-        ),
-    )?;
+    write(root, "etc/fstab", &fstab(plan, uuids))?;
     std::fs::create_dir_all(root.join("boot/efi"))?;
     write(
         root,
@@ -110,6 +108,42 @@ pub fn immutable_settings(plan: &DiskPlan, root: &Path, uuids: &Uuids) -> anyhow
             "# kiln: /usr is read-only, so FlexVolume plugins live under /opt.\nKUBELET_EXTRA_ARGS=--volume-plugin-dir={FLEX_VOLUME_DIR}\n"
         ),
     )?;
+    Ok(())
+}
+
+/// The fstab: / growing, /usr read-only (the verity device when there is one), the ESP.
+fn fstab(plan: &DiskPlan, uuids: &Uuids) -> String {
+    let usr_fs = &plan.disk.usr_filesystem;
+    let (usr, what) = match &uuids.usr {
+        Some(uuid) => (format!("PARTUUID={uuid}"), "a read-only image"),
+        None => (
+            "/dev/mapper/usr".to_owned(),
+            "a read-only image checked by dm-verity (opened by the initrd from usrhash=)",
+        ),
+    };
+    format!(
+        "# kiln: /usr is {what}; / (with /etc and /var) grows to fill the disk.\n\
+         PARTUUID={} / ext4 rw,x-systemd.growfs 0 1\n\
+         {usr} /usr {usr_fs} ro 0 0\n\
+         PARTUUID={} /boot/efi vfat umask=0077,noauto,x-systemd.automount 0 0\n",
+        uuids.root, uuids.esp
+    )
+}
+
+/// Clamps every timestamp under `tree` newer than `epoch` to `epoch` (what the layout wrote;
+/// the Debian root's files are already clamped by mmdebstrap).
+pub fn clamp_times(tree: &Path, epoch: u64) -> anyhow::Result<()> {
+    Run::new(
+        Command::new("find")
+            .arg(tree)
+            .arg("-newermt")
+            .arg(format!("@{epoch}"))
+            .args(["-exec", "touch", "--no-dereference", "--date"])
+            .arg(format!("@{epoch}"))
+            .args(["{}", "+"]),
+        "clamping timestamps to SOURCE_DATE_EPOCH",
+    )
+    .run()?;
     Ok(())
 }
 
@@ -149,4 +183,37 @@ fn write(root: &Path, rel: &str, text: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&path, text).with_context(|| format!("writing {rel} in the root"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> DiskPlan {
+        toml::from_str(
+            "[rootfs]\nsuite = \"bookworm\"\nmirror = \"http://m\"\npackages = []\n[disk]\nsize = \"3G\"\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn fstab_mounts_the_verity_volume_or_the_partition() {
+        let mut uuids = Uuids {
+            esp: "e".into(),
+            usr: Some("u".into()),
+            root: "r".into(),
+        };
+        let plain = fstab(&plan(), &uuids);
+        assert!(
+            plain.contains("\nPARTUUID=u /usr erofs ro 0 0\n"),
+            "{plain}"
+        );
+        assert!(plain.contains("\nPARTUUID=r / ext4 rw,x-systemd.growfs 0 1\n"));
+        uuids.usr = None;
+        let verity = fstab(&plan(), &uuids);
+        assert!(
+            verity.contains("\n/dev/mapper/usr /usr erofs ro 0 0\n"),
+            "{verity}"
+        );
+    }
 }

@@ -1,14 +1,18 @@
 //! Bootable immutable disk images and PXE artifacts from a `kiln build` content tree (issue #7).
 //!
 //! A Debian root ([`rootfs`], mmdebstrap) gets the content tree and kiln-firstboot
-//! ([`layout`]), is split into a read-only /usr image and a writable root (/etc, /var) that grows
-//! to fill the disk on first boot, and becomes a GPT disk with systemd-boot ([`image`]), its
-//! copies in the recipe's other formats ([`formats`]) and PXE artifacts ([`pxe`]). Everything is built in a scratch directory and published
-//! into the output directory only at the end.
+//! ([`layout`]), is split into a read-only /usr image (with `disk.verity`, a dm-verity hash tree
+//! beside it: [`verity`]) and a writable root (/etc, /var) that grows to fill the disk on first
+//! boot; the filesystems ([`image`]) become a GPT disk laid out by systemd-repart ([`repart`])
+//! with systemd-boot, its copies in the recipe's other formats ([`formats`]) and PXE artifacts
+//! ([`super::pxe`]). Every identifier derives from the build's [`seed`] and every timestamp is
+//! SOURCE_DATE_EPOCH, so the same recipe and inputs give the same bytes. Everything is built in
+//! a scratch directory and published into the output directory only at the end.
 //!
 //! - [`plan`]: the recipe's `[rootfs]` and `[disk]` sections.
 //! - [`prefill`]: containerd's config, CNI plugins and image store filled at build time.
-//! - [`arch`]: what differs per architecture (amd64, arm64: kernel, systemd-boot, GUIDs, console).
+//! - [`arch`]: what differs per architecture (amd64, arm64: kernel, systemd-boot, partition
+//!   types, console).
 //! - [`formats`]: raw, qcow2, VHD, VHDX, VMDK, GCE tar.
 //! - [`tools`]: the host programs, checked before the long work.
 
@@ -18,8 +22,11 @@ pub mod image;
 pub mod layout;
 pub mod plan;
 pub mod prefill;
+pub mod repart;
 pub mod rootfs;
+pub mod seed;
 pub mod tools;
+pub mod verity;
 
 use std::path::{Path, PathBuf};
 
@@ -27,9 +34,11 @@ use anyhow::Context as _;
 use kiln_core::command::Run;
 use kiln_core::fsutil::Replace;
 
+use crate::bake::arch::Arch;
 use crate::bake::phases::Phases;
 pub use formats::Format;
 pub use plan::DiskPlan;
+use seed::Seed;
 
 /// What [`build_disk`] wrote.
 #[derive(Debug, Clone)]
@@ -40,18 +49,22 @@ pub struct DiskOutputs {
     pub pxe: Option<PathBuf>,
     /// The kernel command line the boot entry uses.
     pub cmdline: String,
+    /// The dm-verity root hash of /usr (hex), with `disk.verity`.
+    pub usr_root_hash: Option<String>,
     /// Whether the Debian root came from the cache in WORK.
     pub rootfs_cached: bool,
 }
 
 /// Builds the disk image and PXE artifacts for `plan` (for `plan.arch`, output names as
-/// [`arch::DiskArch::output_name`] gives them) with the content tree `content_tree`
+/// [`arch::DiskArch::output_name`] gives them), every timestamp `epoch` (SOURCE_DATE_EPOCH),
+/// with the content tree `content_tree`
 /// (`usr/bin/kubeadm`, ..., `usr/lib/systemd/system/kiln-firstboot.service`), caching the
 /// Debian root in `work` and publishing into `out` (created if missing; existing
 /// `disk.*` files and `pxe` are replaced only once the new ones are complete). Each long step is
-/// a phase of `phases`.
+/// a phase of `phases`. The same plan, epoch and content tree give the same bytes.
 pub fn build_disk(
     plan: &DiskPlan,
+    epoch: u64,
     content_tree: &Path,
     work: &Path,
     out: &Path,
@@ -59,22 +72,30 @@ pub fn build_disk(
 ) -> anyhow::Result<DiskOutputs> {
     check_inputs(plan, content_tree)?;
     let formats = plan.formats()?;
+    let seed = seed_of(plan, epoch, content_tree)?;
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let work = std::path::absolute(work)?;
     let scratch = tempfile::Builder::new()
         .prefix("kiln-disk-")
-        .tempdir_in(work)
+        .tempdir_in(&work)
         .context("making a scratch directory in the work directory")?;
     let staging = tempfile::Builder::new()
         .prefix(".kiln-disk.partial-")
         .tempdir_in(out)
         .context("making a staging directory in the output directory")?;
     let s = scratch.path();
-    let (root, rootfs_cached) = prepare_root(plan, content_tree, work, s, phases)?;
-    let boot = boot_files(plan, &root.dir, s)?;
-    let cmdline = cmdline(plan, &root.uuids);
+    let build = Build {
+        plan,
+        epoch,
+        seed: &seed,
+        scratch: s,
+        phases,
+    };
+    let (root, rootfs_cached) = build.prepare_root(content_tree, &work)?;
+    let boot = boot_files(plan, &root.dir, s, epoch)?;
     let raw = staging.path().join(Format::Raw.file());
-    write_disk(plan, &root, &boot, &cmdline, s, &raw, phases)?;
+    let (cmdline, usr_root_hash) = build.write_disk(&root, &boot, &raw)?;
     formats::convert_all(
         &raw,
         &formats,
@@ -99,6 +120,7 @@ pub fn build_disk(
         files: formats.iter().map(|f| (*f, named(f.file()))).collect(),
         pxe: plan.disk.pxe.then(|| named("pxe")),
         cmdline,
+        usr_root_hash,
         rootfs_cached,
     })
 }
@@ -107,7 +129,7 @@ pub fn build_disk(
 fn check_inputs(plan: &DiskPlan, content_tree: &Path) -> anyhow::Result<()> {
     plan.check()?;
     formats::check_tools(&plan.formats()?)?;
-    tools::check_host(Some(plan.arch) != crate::bake::arch::Arch::host())?;
+    tools::check_host(plan, Some(plan.arch) != Arch::host())?;
     anyhow::ensure!(
         content_tree
             .join("usr/lib/systemd/system")
@@ -120,6 +142,31 @@ fn check_inputs(plan: &DiskPlan, content_tree: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The seed of this build: what decides the raw disk's contents (the `[rootfs]` section, the
+/// `[disk]` layout: not the output formats or PXE), the architecture, the epoch and the content
+/// tree's manifest (every baked input's SHA-256).
+fn seed_of(plan: &DiskPlan, epoch: u64, content_tree: &Path) -> anyhow::Result<Seed> {
+    let manifest = content_tree.join(crate::bake::tree::MANIFEST);
+    let manifest =
+        std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let d = &plan.disk;
+    let layout = (
+        &d.size,
+        &d.esp_size,
+        &d.usr_filesystem,
+        d.verity,
+        &d.cmdline,
+    );
+    let sections =
+        serde_json::to_vec(&(&plan.rootfs, layout)).context("serialising the disk plan")?;
+    Ok(Seed::of(&[
+        &sections,
+        plan.arch.systemd().as_bytes(),
+        epoch.to_string().as_bytes(),
+        &manifest,
+    ]))
+}
+
 /// The node's root, laid out in the scratch directory, with the partition UUIDs it names.
 struct Root {
     /// `SCRATCH/root`: the whole root, /usr split off into `SCRATCH/usr` by [`boot_files`].
@@ -127,52 +174,198 @@ struct Root {
     uuids: layout::Uuids,
 }
 
-/// The Debian root (cached) unpacked into `SCRATCH/root` with the content tree merged in and
-/// the image's identity and mounts set; whether the Debian root came from the cache.
-fn prepare_root(
-    plan: &DiskPlan,
-    content_tree: &Path,
-    work: &Path,
-    s: &Path,
-    phases: &Phases,
-) -> anyhow::Result<(Root, bool)> {
-    let (tarball, rootfs_cached) =
-        phases.run("Debian root (mmdebstrap)", || cached_rootfs(plan, work, s))?;
-    let root = Root {
-        dir: s.join("root"),
-        uuids: layout::Uuids {
-            esp: uuid()?,
-            usr: uuid()?,
-            root: uuid()?,
-        },
-    };
-    phases.run("layout (content tree, units, identity, fstab)", || {
-        std::fs::create_dir(&root.dir)?;
-        Run::new(
-            std::process::Command::new("tar")
-                .args(["-x", "--numeric-owner", "--xattrs", "-f"])
-                .arg(&tarball)
-                .arg("-C")
-                .arg(&root.dir),
-            "unpacking the Debian root",
-        )
-        .run()?;
-        layout::merge_content(plan, &root.dir, content_tree)?;
-        layout::reset_identity(&root.dir)?;
-        layout::immutable_settings(plan, &root.dir, &root.uuids)
-    })?;
-    let prefilled = phases.run("containerd config and image store (prefill)", || {
-        prefill::prefill(
-            &root.dir,
-            Some(plan.arch) == crate::bake::arch::Arch::host(),
-        )
-    })?;
-    tracing::info!(
-        images = prefilled.imported,
-        sandbox_image = prefilled.sandbox_image.as_deref().unwrap_or("-"),
-        "containerd's store filled at build time"
+/// One disk build's fixed inputs, for its steps.
+struct Build<'a> {
+    plan: &'a DiskPlan,
+    epoch: u64,
+    seed: &'a Seed,
+    scratch: &'a Path,
+    phases: &'a Phases,
+}
+
+impl Build<'_> {
+    /// The Debian root (cached) unpacked into `SCRATCH/root` with the content tree merged in
+    /// and the image's identity and mounts set; whether the Debian root came from the cache.
+    fn prepare_root(&self, content_tree: &Path, work: &Path) -> anyhow::Result<(Root, bool)> {
+        let (plan, s) = (self.plan, self.scratch);
+        let (tarball, rootfs_cached) = self.phases.run("Debian root (mmdebstrap)", || {
+            cached_rootfs(plan, self.epoch, work, s)
+        })?;
+        let root = Root {
+            dir: s.join("root"),
+            uuids: layout::Uuids {
+                esp: self.seed.uuid("esp"),
+                usr: (!plan.disk.verity).then(|| self.seed.uuid("usr")),
+                root: self.seed.uuid("root"),
+            },
+        };
+        self.phases
+            .run("layout (content tree, units, identity, fstab)", || {
+                std::fs::create_dir(&root.dir)?;
+                Run::new(
+                    std::process::Command::new("tar")
+                        .args(["-x", "--numeric-owner", "--xattrs", "-f"])
+                        .arg(&tarball)
+                        .arg("-C")
+                        .arg(&root.dir),
+                    "unpacking the Debian root",
+                )
+                .run()?;
+                layout::merge_content(plan, &root.dir, content_tree)?;
+                layout::reset_identity(&root.dir)?;
+                layout::immutable_settings(plan, &root.dir, &root.uuids)
+            })?;
+        let prefilled = self
+            .phases
+            .run("containerd config and image store (prefill)", || {
+                prefill::prefill(&root.dir, Some(plan.arch) == Arch::host())
+            })?;
+        tracing::info!(
+            images = prefilled.imported,
+            sandbox_image = prefilled.sandbox_image.as_deref().unwrap_or("-"),
+            "containerd's store filled at build time"
+        );
+        Ok((root, rootfs_cached))
+    }
+
+    /// The filesystems and the GPT disk around them at `raw`; the kernel command line and the
+    /// /usr root hash.
+    fn write_disk(
+        &self,
+        root: &Root,
+        boot: &Boot,
+        raw: &Path,
+    ) -> anyhow::Result<(String, Option<String>)> {
+        let (usr, verity) = self.usr_images(boot)?;
+        let root_hash = verity.as_ref().map(|(hash, _)| hash.clone());
+        let cmdline = cmdline(self.plan, &root.uuids, root_hash.as_deref());
+        let hash_bytes = match &verity {
+            Some((_, tree)) => image::file_size(&tree.image)?,
+            None => 0,
+        };
+        let usr_bytes = image::file_size(&usr.image)?;
+        let root_min = image::root_needs(&root.dir)?;
+        let (esp_size, usr_size, hash_size, root_size) =
+            image::sizes(self.plan, usr_bytes, hash_bytes, root_min)?;
+        let (esp, root_img) = self.esp_and_root(root, boot, &cmdline, esp_size, root_size)?;
+        let usr = repart::Sized {
+            size: usr_size,
+            ..usr
+        };
+        let verity = verity.map(|(hash, tree)| {
+            let tree = repart::Sized {
+                size: hash_size,
+                ..tree
+            };
+            (hash, tree)
+        });
+        let verity = verity.as_ref().map(|(h, t)| (h.as_str(), t));
+        let parts = repart::layout(
+            self.plan.facts(),
+            &root.uuids,
+            &esp,
+            &usr,
+            verity,
+            root_size,
+        )?;
+        self.phases.run("GPT disk (systemd-repart)", || {
+            let placed = repart::make_disk(
+                &parts,
+                &self.scratch.join("repart.d"),
+                self.plan.size()?,
+                &self.seed.uuid("disk"),
+                raw,
+            )?;
+            write_root(&placed, &root_img, raw)
+        })?;
+        Ok((cmdline, root_hash))
+    }
+
+    /// The read-only /usr image and, with dm-verity, its root hash and hash tree (sizes are
+    /// filled in once every partition's size is known).
+    fn usr_images(
+        &self,
+        boot: &Boot,
+    ) -> anyhow::Result<(repart::Sized, Option<(String, repart::Sized)>)> {
+        let (plan, s, epoch) = (self.plan, self.scratch, self.epoch);
+        let usr = repart::Sized {
+            image: s.join("usr.img"),
+            size: 0,
+        };
+        self.phases.run("read-only /usr image", || {
+            let uuid = self.seed.uuid("usr-filesystem");
+            image::usr_image(plan, &boot.usr_tree, &usr.image, &uuid, epoch)
+        })?;
+        if !plan.disk.verity {
+            return Ok((usr, None));
+        }
+        let tree = repart::Sized {
+            image: s.join("usr-verity.img"),
+            size: 0,
+        };
+        let hash = self.phases.run("dm-verity hash tree (/usr)", || {
+            verity::format(
+                &usr.image,
+                &tree.image,
+                &self.seed.hex("verity-salt"),
+                &self.seed.uuid("verity-superblock"),
+            )
+        })?;
+        Ok((usr, Some((hash, tree))))
+    }
+
+    /// The ESP image (with the boot entry's `cmdline`) and the root filesystem image.
+    fn esp_and_root(
+        &self,
+        root: &Root,
+        boot: &Boot,
+        cmdline: &str,
+        esp_size: u64,
+        root_size: u64,
+    ) -> anyhow::Result<(repart::Sized, PathBuf)> {
+        let (s, epoch) = (self.scratch, self.epoch);
+        let esp = repart::Sized {
+            image: s.join("esp.img"),
+            size: esp_size,
+        };
+        let root_img = s.join("root.img");
+        self.phases.run("ESP and root filesystems", || {
+            let files = image::EspFiles {
+                efi: &boot.efi,
+                loader: self.plan.facts().removable_loader,
+                kernel: &boot.kernel,
+                initrd: &boot.initrd,
+                cmdline,
+                epoch,
+            };
+            image::esp_image(esp_size, &files, &esp.image, s)?;
+            let uuid = self.seed.uuid("root-filesystem");
+            image::root_image(&root.dir, root_size, &root_img, &uuid, epoch)
+        })?;
+        Ok((esp, root_img))
+    }
+}
+
+/// Copies the root filesystem image into the root partition repart made, sparse.
+fn write_root(placed: &[repart::Placed], root_img: &Path, raw: &Path) -> anyhow::Result<()> {
+    let root = placed
+        .iter()
+        .find(|p| p.label == "root")
+        .context("systemd-repart made no root partition")?;
+    let size = image::file_size(root_img)?;
+    anyhow::ensure!(
+        size <= root.raw_size,
+        "the root filesystem ({size} bytes) is larger than its partition ({} bytes)",
+        root.raw_size
     );
-    Ok((root, rootfs_cached))
+    let mut disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(raw)
+        .with_context(|| format!("opening {}", raw.display()))?;
+    image::copy_sparse(root_img, &mut disk, root.offset)
+        .with_context(|| format!("copying {} into the disk", root_img.display()))?;
+    disk.sync_all()?;
+    Ok(())
 }
 
 /// The kernel, initrd and systemd-boot of the image, taken out of the root (kernel and initrd
@@ -184,7 +377,7 @@ struct Boot {
     usr_tree: PathBuf,
 }
 
-fn boot_files(plan: &DiskPlan, root: &Path, s: &Path) -> anyhow::Result<Boot> {
+fn boot_files(plan: &DiskPlan, root: &Path, s: &Path, epoch: u64) -> anyhow::Result<Boot> {
     let (boot_kernel, boot_initrd) = layout::kernel(root)?;
     let boot = Boot {
         kernel: s.join("vmlinuz"),
@@ -197,6 +390,7 @@ fn boot_files(plan: &DiskPlan, root: &Path, s: &Path) -> anyhow::Result<Boot> {
     std::fs::rename(&boot_kernel, &boot.kernel)?;
     std::fs::rename(&boot_initrd, &boot.initrd)?;
     layout::split(root, &boot.usr_tree)?;
+    layout::clamp_times(root, epoch)?;
     anyhow::ensure!(
         boot.efi.is_file(),
         "systemd-boot is missing from the root (rootfs.packages needs systemd-boot-efi)"
@@ -204,60 +398,32 @@ fn boot_files(plan: &DiskPlan, root: &Path, s: &Path) -> anyhow::Result<Boot> {
     Ok(boot)
 }
 
-/// The kernel command line of the boot entry: the root partition, then the recipe's own.
-fn cmdline(plan: &DiskPlan, uuids: &layout::Uuids) -> String {
+/// The kernel command line of the boot entry: the root partition, the /usr root hash (with
+/// dm-verity), then the recipe's own.
+fn cmdline(plan: &DiskPlan, uuids: &layout::Uuids, usr_root_hash: Option<&str>) -> String {
     let mut cmdline = vec![format!("root=PARTUUID={}", uuids.root), "rw".into()];
+    if let Some(hash) = usr_root_hash {
+        cmdline.push(format!("usrhash={hash}"));
+    }
     cmdline.extend(plan.disk.cmdline.iter().cloned());
     cmdline.join(" ")
 }
 
-/// The three filesystems (read-only /usr, ESP, root) and the GPT disk around them at `raw`.
-fn write_disk(
-    plan: &DiskPlan,
-    root: &Root,
-    boot: &Boot,
-    cmdline: &str,
-    s: &Path,
-    raw: &Path,
-    phases: &Phases,
-) -> anyhow::Result<()> {
-    let usr_img = s.join("usr.img");
-    phases.run("read-only /usr image", || {
-        image::usr_image(plan, &boot.usr_tree, &usr_img)
-    })?;
-    let usr_bytes = image::file_size(&usr_img)?;
-    let (esp, usr, root_size) = image::sizes(plan, usr_bytes, image::root_needs(&root.dir)?)?;
-    let (esp_img, root_img) = (s.join("esp.img"), s.join("root.img"));
-    phases.run("ESP and root filesystems", || {
-        let files = image::EspFiles {
-            efi: &boot.efi,
-            loader: plan.facts().removable_loader,
-            kernel: &boot.kernel,
-            initrd: &boot.initrd,
-            cmdline,
-        };
-        image::esp_image(esp, &files, &esp_img, s)?;
-        image::root_image(&root.dir, root_size, &root_img)
-    })?;
-    phases.run("GPT disk", || {
-        image::assemble(
-            plan.size()?,
-            [(&esp_img, esp), (&usr_img, usr), (&root_img, root_size)],
-            &root.uuids,
-            plan.facts(),
-            raw,
-        )
-    })
-}
-
 /// The Debian root as a tarball in `work/rootfs/`, built once per sources + packages.
-fn cached_rootfs(plan: &DiskPlan, work: &Path, scratch: &Path) -> anyhow::Result<(PathBuf, bool)> {
+fn cached_rootfs(
+    plan: &DiskPlan,
+    epoch: u64,
+    work: &Path,
+    scratch: &Path,
+) -> anyhow::Result<(PathBuf, bool)> {
     let key = format!(
-        "{}\n{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n{epoch}\n{}{}",
         plan.arch.kube(),
         rootfs::sources_line(plan),
         plan.rootfs.variant,
-        plan.rootfs.packages.join(",")
+        plan.rootfs.packages.join(","),
+        rootfs::INITRAMFS_HOOK,
+        rootfs::INITRAMFS_VERITY
     );
     let name = format!(
         "{}.tar",
@@ -271,7 +437,7 @@ fn cached_rootfs(plan: &DiskPlan, work: &Path, scratch: &Path) -> anyhow::Result
     }
     std::fs::create_dir_all(&dir)?;
     kiln_core::fsutil::publish(&tarball, Replace::Existing, |partial| {
-        rootfs::build(plan, partial, scratch)
+        rootfs::build(plan, epoch, partial, scratch)
     })
     .context("caching the Debian root")?;
     Ok((tarball, false))
@@ -292,10 +458,25 @@ fn publish(plan: &DiskPlan, staging: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A random UUID, lower case (udev names /dev/disk/by-partuuid links in lower case).
-fn uuid() -> anyhow::Result<String> {
-    Ok(std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .context("reading a random UUID")?
-        .trim()
-        .to_owned())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_names_root_then_usrhash_then_the_recipes_own() {
+        let plan: DiskPlan = toml::from_str(
+            "[rootfs]\nsuite = \"b\"\nmirror = \"http://m\"\npackages = []\n[disk]\nsize = \"3G\"\ncmdline = [\"quiet\"]\n",
+        )
+        .unwrap();
+        let uuids = layout::Uuids {
+            esp: "e".into(),
+            usr: None,
+            root: "r".into(),
+        };
+        assert_eq!(
+            cmdline(&plan, &uuids, Some("ab12")),
+            "root=PARTUUID=r rw usrhash=ab12 quiet"
+        );
+        assert_eq!(cmdline(&plan, &uuids, None), "root=PARTUUID=r rw quiet");
+    }
 }

@@ -2,14 +2,14 @@
 //! checked before any long work starts.
 
 use anyhow::{bail, Context as _};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::arch::DiskArch;
 use super::formats::Format;
 use crate::bake::arch::Arch;
 
 /// How the disk image is made: the Debian root and the disk around it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiskPlan {
     /// The `[rootfs]` section: the operating system root built with mmdebstrap.
@@ -22,7 +22,7 @@ pub struct DiskPlan {
 }
 
 /// The `[rootfs]` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rootfs {
     /// Debian suite, e.g. `bookworm`.
@@ -43,7 +43,7 @@ pub struct Rootfs {
 }
 
 /// The `[disk]` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Disk {
     /// Size of the raw image, e.g. `"3G"`; the root/var partition takes what the ESP and /usr
@@ -55,6 +55,11 @@ pub struct Disk {
     /// The read-only /usr filesystem: `erofs` or `squashfs`.
     #[serde(default = "default_usr_fs")]
     pub usr_filesystem: String,
+    /// dm-verity for /usr: a `usr-verity` hash partition beside /usr, the root hash as
+    /// `usrhash=` on the kernel command line (boot entry and PXE); the initrd opens
+    /// `/dev/mapper/usr` verified and the node mounts it as /usr.
+    #[serde(default)]
+    pub verity: bool,
     /// Kernel command line arguments besides root= and the image's own.
     #[serde(default)]
     pub cmdline: Vec<String>,
@@ -157,6 +162,16 @@ impl DiskPlan {
             other => bail!(
                 "disk.usr_filesystem: {other:?} is not supported; use \"erofs\" or \"squashfs\""
             ),
+        }
+        for arg in &self.disk.cmdline {
+            if ["root=", "usrhash=", "mount.usr="]
+                .iter()
+                .any(|k| arg.starts_with(k))
+            {
+                bail!(
+                    "disk.cmdline: {arg:?} is set by kiln (root= names the root partition, usrhash= the /usr dm-verity root hash with disk.verity); remove it"
+                );
+            }
         }
         self.formats()?;
         let size = self.size()?;
@@ -310,6 +325,16 @@ size = "3G"
         assert_eq!(plan.disk.cmdline, ["console=ttyAMA0,115200"]);
         assert_eq!(plan.facts().systemd_boot, "systemd-bootaa64.efi");
         plan.check().unwrap();
+    }
+
+    #[test]
+    fn verity_is_off_unless_asked_and_kiln_owns_root_and_usrhash() {
+        assert!(!from_toml(GOOD).unwrap().disk.verity);
+        let on = GOOD.replace("size = \"3G\"", "size = \"3G\"\nverity = true");
+        assert!(from_toml(&on).unwrap().disk.verity);
+        let own = GOOD.replace("size = \"3G\"", "size = \"3G\"\ncmdline = [\"usrhash=ab\"]");
+        let e = format!("{:#}", from_toml(&own).unwrap_err());
+        assert!(e.contains("disk.cmdline: \"usrhash=ab\""), "{e}");
     }
 
     #[test]

@@ -27,13 +27,12 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::Context as _;
-use kiln_core::command::{Detail, Run};
 use kiln_core::fsutil::{publish, Replace};
 
 use crate::bake::arch::Arch;
+use crate::bake::repart;
 use crate::bake::signing::VeritySigner;
 
 /// Partition sizes are multiples of this (repart's grain).
@@ -121,7 +120,8 @@ pub fn make_image(
     root_hash(&json)
 }
 
-/// Runs systemd-repart on a new image file `image` of `size` bytes; returns its JSON report.
+/// Runs systemd-repart on a new image file `image` of `size` bytes, signing with `signer`;
+/// returns its JSON report.
 fn run_repart(
     signer: &VeritySigner,
     defs: &Path,
@@ -129,36 +129,17 @@ fn run_repart(
     size: u64,
     seed: &str,
 ) -> anyhow::Result<String> {
-    let mut args: Vec<OsString> = vec![
-        "--empty=create".into(),
-        format!("--size={size}").into(),
-        "--dry-run=no".into(),
-        "--json=short".into(),
-        "--no-pager".into(),
-        format!("--seed={seed}").into(),
-    ];
+    let mut keys = Vec::new();
     for (flag, path) in [
-        ("--definitions=", defs),
         ("--private-key=", &signer.key),
         ("--certificate=", &signer.certificate),
     ] {
         let mut arg = OsString::from(flag);
         arg.push(path);
-        args.push(arg);
+        keys.push(arg);
     }
-    args.push(image.into());
-    let mut cmd = Command::new(&signer.repart);
-    cmd.args(&args);
-    let done = Run::new(&mut cmd, "systemd-repart")
-        .detail(Detail::Last(5))
-        .output()?;
-    anyhow::ensure!(
-        done.status.success(),
-        "systemd-repart failed ({}): {}",
-        done.status,
-        done.detail()
-    );
-    Ok(String::from_utf8_lossy(&done.stdout).into_owned())
+    let json = repart::create(&signer.repart, defs, image, size, seed, &keys)?;
+    Ok(String::from_utf8_lossy(&json).into_owned())
 }
 
 /// The root hash in systemd-repart's `--json` report (on the data and hash partitions).
