@@ -146,7 +146,7 @@ fn check_inputs(plan: &DiskPlan, content_tree: &Path) -> anyhow::Result<()> {
 /// `[disk]` layout: not the output formats or PXE), the architecture, the epoch and the content
 /// tree's manifest (every baked input's SHA-256).
 fn seed_of(plan: &DiskPlan, epoch: u64, content_tree: &Path) -> anyhow::Result<Seed> {
-    let manifest = content_tree.join(crate::bake::tree::MANIFEST);
+    let manifest = content_tree.join(crate::bake::content::MANIFEST);
     let manifest =
         std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
     let d = &plan.disk;
