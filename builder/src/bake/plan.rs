@@ -581,7 +581,7 @@ formats = ["raw", "vhd", "gce"]
         let p = Plan::new(Recipe::parse(&both).unwrap(), &[], None, &runnable).unwrap();
         let text = p.to_string();
         assert!(
-            text.contains("  disk-arm64.raw disk-arm64.vhd disk-arm64-gce.tar.gz pxe-arm64/ (3G, Debian bookworm arm64 from http://deb.debian.org/debian, linux-image-arm64)"),
+            text.contains("  disk-arm64.raw disk-arm64.vhd disk-arm64-gce.tar.gz pxe-arm64/ (3G, Debian bookworm arm64 from http://deb.debian.org/debian, linux-image-arm64; read-only /usr; GPT by systemd-repart)"),
             "{text}"
         );
     }
