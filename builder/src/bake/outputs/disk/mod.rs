@@ -17,6 +17,7 @@
 //! - [`tools`]: the host programs, checked before the long work.
 
 pub mod arch;
+pub mod bolt;
 pub mod formats;
 pub mod image;
 pub mod layout;
@@ -218,7 +219,7 @@ impl Build<'_> {
         let prefilled = self
             .phases
             .run("containerd config and image store (prefill)", || {
-                prefill::prefill(&root.dir, Some(plan.arch) == Arch::host())
+                prefill::prefill(&root.dir, Some(plan.arch) == Arch::host(), self.epoch)
             })?;
         tracing::info!(
             images = prefilled.imported,

@@ -20,6 +20,15 @@ use crate::bake::content::{IMAGE_DIR as IMAGES, MANIFEST};
 
 /// containerd's persistent root on the node.
 const STORE: &str = "var/lib/containerd";
+/// containerd's bbolt databases in the store: its metadata and the overlayfs snapshotter's.
+const DATABASES: [&str; 2] = [
+    "io.containerd.metadata.v1.bolt/meta.db",
+    "io.containerd.snapshotter.v1.overlayfs/metadata.db",
+];
+/// The containerd instance's UUID (introspection), made at its first start.
+const INSTANCE_UUID: &str = "io.containerd.grpc.v1.introspection/uuid";
+/// The name [`collect_garbage`] gives an image for a moment.
+const GC_TAG: &str = "kiln.invalid/gc:sync";
 /// How long the build's containerd may take to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,10 +43,11 @@ pub struct Prefilled {
 }
 
 /// Writes containerd's config and seeds the CNI plugins in `root`, then, when `fill` (the root is
-/// of the build host's architecture), fills its image store from the baked archives. The host's
+/// of the build host's architecture), fills its image store from the baked archives, its
+/// databases made reproducible (see [`super::bolt`]; every timestamp `epoch`). The host's
 /// containerd cannot check or unpack another architecture's images, so a foreign root (arm64
 /// built on amd64) keeps an empty store and its node imports the archives at first boot.
-pub fn prefill(root: &Path, fill: bool) -> anyhow::Result<Prefilled> {
+pub fn prefill(root: &Path, fill: bool, epoch: u64) -> anyhow::Result<Prefilled> {
     let sandbox_image = baked_sandbox_image(root)?;
     if let Some(pause) = &sandbox_image {
         write_config(root, pause)?;
@@ -50,6 +60,7 @@ pub fn prefill(root: &Path, fill: bool) -> anyhow::Result<Prefilled> {
     };
     if !archives.is_empty() {
         fill_store(root, &archives, sandbox_image.as_deref())?;
+        reproducible(&root.join(STORE), epoch)?;
     }
     Ok(Prefilled {
         sandbox_image,
@@ -125,11 +136,39 @@ fn fill_store(root: &Path, archives: &[PathBuf], sandbox: Option<&str>) -> anyho
         if let Some(name) = sandbox.filter(|n| stored.iter().any(|s| s.name == *n)) {
             ctr::pin(&daemon.socket, name)?;
         }
+        if let Some(first) = stored.first() {
+            collect_garbage(&daemon.socket, &first.name)?;
+        }
         Ok(())
     })();
     let stopped = daemon.stop();
     filled.map_err(|e| e.context(format!("containerd's log: {}", run.path().display())))?;
     stopped
+}
+
+/// Has containerd collect its garbage now (what the imports left unreferenced: an archive's
+/// index, other platforms' manifests), not at some later moment that differs from build to build:
+/// a throwaway name of `image` removed with `--sync`.
+fn collect_garbage(socket: &Path, image: &str) -> anyhow::Result<()> {
+    ctr::tag(socket, image, GC_TAG)?;
+    ctr::ctr(socket, &["images", "rm", "--sync", GC_TAG])
+        .map_err(|e| e.context("containerd's garbage collection (ctr images rm --sync)"))?;
+    Ok(())
+}
+
+/// The store's bbolt databases compact with every timestamp `epoch`, and no instance UUID (the
+/// node's containerd makes its own): two builds give the same bytes.
+fn reproducible(store: &Path, epoch: u64) -> anyhow::Result<()> {
+    for db in DATABASES {
+        super::bolt::normalise(&store.join(db), epoch)?;
+    }
+    let uuid = store.join(INSTANCE_UUID);
+    match std::fs::remove_file(&uuid) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", uuid.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The build's own containerd: the node's store as its root, a private state directory and
@@ -229,7 +268,7 @@ mod tests {
     fn config_and_cni_plugins_without_images() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        assert_eq!(prefill(r, true).unwrap(), Prefilled::default());
+        assert_eq!(prefill(r, true, 0).unwrap(), Prefilled::default());
         assert!(!r.join("etc/containerd/config.toml").exists());
         std::fs::create_dir_all(r.join("usr/share/kiln")).unwrap();
         std::fs::create_dir_all(r.join("usr/lib/cni")).unwrap();
@@ -239,7 +278,7 @@ mod tests {
             r#"{"sandbox_image": "registry.k8s.io/pause:3.10"}"#,
         )
         .unwrap();
-        let done = prefill(r, true).unwrap();
+        let done = prefill(r, true, 0).unwrap();
         assert_eq!(
             done.sandbox_image.as_deref(),
             Some("registry.k8s.io/pause:3.10")
@@ -260,23 +299,37 @@ mod tests {
         );
     }
 
-    /// The real containerd (Debian's) fills the store; another containerd on the same store
-    /// (as the node's would) finds the image complete, unpacked and pinned.
-    #[test]
-    #[cfg_attr(not(feature = "slow-tests"), ignore = "runs containerd (slow-tests)")]
-    fn real_containerd_fills_the_store_the_node_finds() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (root, dir) = (tmp.path().join("root"), tmp.path().join("work"));
+    /// A root with the baked pause image at `root`.
+    fn root_with_pause(root: &Path, archive: &Path) {
         std::fs::create_dir_all(root.join(IMAGES)).unwrap();
-        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             root.join(MANIFEST),
             r#"{"sandbox_image": "registry.k8s.io/pause:3.10"}"#,
         )
         .unwrap();
+        std::fs::copy(archive, root.join(IMAGES).join("pause.tar")).unwrap();
+    }
+
+    /// The real containerd (Debian's) fills the store; two fills give the same databases, and
+    /// another containerd on the same store (as the node's would) finds the image complete,
+    /// unpacked and pinned.
+    #[test]
+    #[cfg_attr(not(feature = "slow-tests"), ignore = "runs containerd (slow-tests)")]
+    fn real_containerd_fills_the_store_the_node_finds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, dir) = (tmp.path().join("root"), tmp.path().join("work"));
+        std::fs::create_dir_all(&dir).unwrap();
         let archive = kiln_testsupport::oci_archive(&dir, "registry.k8s.io/pause:3.10");
-        std::fs::copy(&archive, root.join(IMAGES).join("pause.tar")).unwrap();
-        assert_eq!(prefill(&root, true).unwrap().imported, 1);
+        let again = tmp.path().join("again");
+        for r in [&root, &again] {
+            root_with_pause(r, &archive);
+            assert_eq!(prefill(r, true, 1_700_000_000).unwrap().imported, 1);
+        }
+        for db in DATABASES {
+            let [a, b] = [&root, &again].map(|r| std::fs::read(r.join(STORE).join(db)).unwrap());
+            assert!(a == b, "two fills gave different {db}");
+        }
+        assert!(!root.join(STORE).join(INSTANCE_UUID).exists());
         let node = dir.join("node");
         let config = format!(
             "version = 2\nroot = {}\nstate = {}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\naddress = {}\n",
