@@ -62,21 +62,7 @@ fn assert_provisioned(vm: &Vm, how: &str, usrhash: &str) {
     let report = vm.report();
     let has = |p: &str| report.iter().any(|l| l.starts_with(p));
     let all = report.join("\n");
-    assert!(
-        has("usr-source /dev/mapper/usr"),
-        "{how}: /usr is not the dm-verity volume: {all}"
-    );
-    assert!(
-        report.iter().any(|l| l.starts_with("dm usr CRYPT-VERITY-")),
-        "{how}: no verity volume named usr: {all}"
-    );
-    assert!(
-        report
-            .iter()
-            .any(|l| l.starts_with("dm-status 0 ") && l.ends_with(" verity V")),
-        "{how}: dm-verity not active and valid on usr: {all}"
-    );
-    assert!(has(&format!("usrhash {usrhash}")), "{how}: {all}");
+    disk::assert_usr_verity(&report, usrhash, how);
     assert!(has("veritysetup-usr active"), "{how}: {all}");
     assert!(has("boots 1"), "{how}: {all}");
     assert!(

@@ -230,16 +230,7 @@ fn arm64_disk_image_builds_here_and_boots_under_qemu_system_aarch64() {
             .any(|l| l.starts_with("usr erofs") && l.contains(" ro")),
         "/usr is not the read-only image: {all}"
     );
-    assert!(
-        has("usr-source /dev/mapper/usr") && has(&format!("usrhash {usrhash}")),
-        "/usr is not the dm-verity volume of the root hash: {all}"
-    );
-    assert!(
-        report
-            .iter()
-            .any(|l| l.starts_with("dm-status 0 ") && l.ends_with(" verity V")),
-        "dm-verity not active and valid on usr: {all}"
-    );
+    disk::assert_usr_verity(&report, &usrhash, "arm64 first boot");
     // Killed, not powered down: nothing boots this disk again (a power-down request through
     // QMP is not answered on `virt` here, and waiting for it would cost 90 s).
     drop(vm);

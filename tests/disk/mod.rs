@@ -204,6 +204,29 @@ impl Sources {
     }
 }
 
+/// Asserts that the guest's report lines (tests/disk/report.sh) show /usr on the dm-verity
+/// volume `usr` (a `CRYPT-VERITY-` device-mapper volume, active and valid) opened with the root
+/// hash `usrhash`; `how` names the boot.
+pub fn assert_usr_verity(report: &[String], usrhash: &str, how: &str) {
+    let has = |p: &str| report.iter().any(|l| l.starts_with(p));
+    let all = report.join("\n");
+    assert!(
+        has("usr-source /dev/mapper/usr"),
+        "{how}: /usr is not the dm-verity volume: {all}"
+    );
+    assert!(
+        has("dm usr CRYPT-VERITY-"),
+        "{how}: no verity volume named usr: {all}"
+    );
+    assert!(
+        report
+            .iter()
+            .any(|l| l.starts_with("dm-status 0 ") && l.ends_with(" verity V")),
+        "{how}: dm-verity not active and valid on usr: {all}"
+    );
+    assert!(has(&format!("usrhash {usrhash}")), "{how}: {all}");
+}
+
 /// A qcow2 overlay over `base` (raw), `size` large, so each boot scenario gets a fresh disk.
 pub fn overlay(base: &Path, path: &Path, size: &str) {
     overlay_of(base, "raw", path, size)

@@ -11,6 +11,7 @@
 //!
 //! - [`plan`]: the recipe's `[rootfs]` and `[disk]` sections.
 //! - [`prefill`]: containerd's config, CNI plugins and image store filled at build time.
+//! - [`bolt`]: containerd's bbolt databases rewritten reproducibly.
 //! - [`arch`]: what differs per architecture (amd64, arm64: kernel, systemd-boot, partition
 //!   types, console).
 //! - [`formats`]: raw, qcow2, VHD, VHDX, VMDK, GCE tar.
