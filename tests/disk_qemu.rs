@@ -310,14 +310,7 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
 
 /// The byte offset of the partition named `name` in the GPT disk `raw` (`sfdisk --json`).
 fn partition_offset(raw: &Path, name: &str) -> u64 {
-    let o = Command::new("sfdisk")
-        .arg("--json")
-        .arg(raw)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let table = &table["partitiontable"];
+    let table = disk::partition_table(raw);
     let sector = table["sectorsize"].as_u64().unwrap_or(512);
     let part = table["partitions"]
         .as_array()

@@ -85,14 +85,7 @@ fn node_toml_cloud_config() -> String {
 
 /// The partitions of `raw` as sfdisk reads them: (type GUID, start sector).
 fn partitions(raw: &Path) -> Vec<(String, u64)> {
-    let o = Command::new("sfdisk")
-        .arg("--json")
-        .arg(raw)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    table["partitiontable"]["partitions"]
+    disk::partition_table(raw)["partitions"]
         .as_array()
         .unwrap()
         .iter()

@@ -227,6 +227,18 @@ pub fn assert_usr_verity(report: &[String], usrhash: &str, how: &str) {
     assert!(has(&format!("usrhash {usrhash}")), "{how}: {all}");
 }
 
+/// The GPT of the disk image `raw` as `sfdisk --json` reads it (its `partitiontable`).
+pub fn partition_table(raw: &Path) -> serde_json::Value {
+    let o = Command::new("sfdisk")
+        .arg("--json")
+        .arg(raw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    table["partitiontable"].clone()
+}
+
 /// A qcow2 overlay over `base` (raw), `size` large, so each boot scenario gets a fresh disk.
 pub fn overlay(base: &Path, path: &Path, size: &str) {
     overlay_of(base, "raw", path, size)
