@@ -13,13 +13,18 @@
 //! dm-verity (on in the shipped recipe): every boot has /usr on `/dev/mapper/usr`, a verity
 //! volume with the root hash of the report on the kernel command line; a copy of the disk with
 //! one byte of the /usr partition changed does not come up (the kernel reports the corrupted
-//! block, the initrd stops). A second cold build (its own cache, raw and qcow2 only) gives the
-//! same disk.raw and disk.qcow2 bytes (`cmp`).
+//! block, the initrd stops). The build signs /usr's root hash with a test RSA key
+//! (`--signing-key`): the `usr-verity-sig` partition holds systemd's JSON with that root hash and
+//! a PKCS#7 signature openssl verifies with the test certificate, and systemd-dissect reports
+//! /usr as signed. A second cold build (its own cache, the same key, raw and qcow2 only) gives
+//! the same disk.raw and disk.qcow2 bytes (`cmp`).
 
 mod disk;
 mod support;
 
 use std::path::Path;
+
+use base64::Engine as _;
 use std::process::Command;
 use std::time::Duration;
 
@@ -164,18 +169,21 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     );
     assert_ne!(all, recipe, "the recipe's disk.formats line changed");
     let report = dir.join("report.json");
+    let keys = signing_key(dir);
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let (ok, _, stderr) = sources.build_with(
         "debian-12",
         &all,
         &dir.join("cache"),
         &out,
-        &["--report", report.to_str().unwrap()],
+        &[&["--report", report.to_str().unwrap()], keys.as_slice()].concat(),
     );
     assert!(ok, "kiln build failed:\n{stderr}");
     let raw = out.join("disk.raw");
     assert!(out.join("disk.qcow2").is_file() && out.join("pxe/boot.ipxe").is_file());
     check_formats(&out);
     let usrhash = check_report(&out, &report);
+    check_usr_signature(dir, &raw, &usrhash);
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
@@ -304,12 +312,41 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     let _ = readyz.kill();
     let _ = readyz.wait();
 
-    rebuild_is_identical(&sources, &recipe, dir, &out);
+    rebuild_is_identical(&sources, &recipe, dir, &out, &keys);
     tampered_usr_does_not_come_up(dir, &raw);
 }
 
-/// The byte offset of the partition named `name` in the GPT disk `raw` (`sfdisk --json`).
-fn partition_offset(raw: &Path, name: &str) -> u64 {
+/// A test RSA key and certificate (openssl) in `dir`: the `--signing-key`/`--certificate`
+/// arguments.
+fn signing_key(dir: &Path) -> Vec<String> {
+    let ok = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-keyout",
+            "signer.key",
+            "-out",
+            "signer.crt",
+            "-subj",
+            "/CN=kiln disk test",
+        ])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    vec![
+        "--signing-key".into(),
+        path("signer.key"),
+        "--certificate".into(),
+        path("signer.crt"),
+    ]
+}
+
+/// The byte offset and size of the partition named `name` in the GPT disk `raw` (`sfdisk
+/// --json`).
+fn partition_extent(raw: &Path, name: &str) -> (u64, u64) {
     let table = disk::partition_table(raw);
     let sector = table["sectorsize"].as_u64().unwrap_or(512);
     let part = table["partitions"]
@@ -318,7 +355,86 @@ fn partition_offset(raw: &Path, name: &str) -> u64 {
         .iter()
         .find(|p| p["name"] == name)
         .unwrap_or_else(|| panic!("no partition {name}: {table}"));
-    part["start"].as_u64().unwrap() * sector
+    (
+        part["start"].as_u64().unwrap() * sector,
+        part["size"].as_u64().unwrap() * sector,
+    )
+}
+
+fn partition_offset(raw: &Path, name: &str) -> u64 {
+    partition_extent(raw, name).0
+}
+
+/// The `usr-verity-sig` partition: systemd's JSON naming `usrhash` and the test certificate,
+/// whose PKCS#7 openssl verifies over the root hash (and not over another); systemd-dissect
+/// sees /usr as signed.
+fn check_usr_signature(dir: &Path, raw: &Path, usrhash: &str) {
+    use std::io::{Read as _, Seek as _};
+    let (offset, size) = partition_extent(raw, "usr-verity-sig");
+    let mut part = vec![0u8; size as usize];
+    let mut file = std::fs::File::open(raw).unwrap();
+    file.seek(std::io::SeekFrom::Start(offset)).unwrap();
+    file.read_exact(&mut part).unwrap();
+    let json = part.split(|&b| b == 0).next().unwrap();
+    let sig: serde_json::Value = serde_json::from_slice(json).unwrap();
+    assert_eq!(sig["rootHash"], usrhash);
+    let fingerprint = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(dir.join("signer.crt"))
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_ascii_lowercase();
+    assert_eq!(sig["certificateFingerprint"], fingerprint.as_str());
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(sig["signature"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(dir.join("usr-sig.der"), der).unwrap();
+    let verifies = |content: &str| {
+        std::fs::write(dir.join("usr-roothash"), content).unwrap();
+        Command::new("openssl")
+            .current_dir(dir)
+            .args(["smime", "-verify", "-binary", "-inform", "DER", "-nointern"])
+            .args([
+                "-noverify",
+                "-in",
+                "usr-sig.der",
+                "-content",
+                "usr-roothash",
+            ])
+            .args(["-certfile", "signer.crt", "-out", "/dev/null"])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(verifies(usrhash), "the /usr signature does not verify");
+    assert!(
+        !verifies(&"0".repeat(64)),
+        "the /usr signature verifies anything"
+    );
+    let dissect = Command::new("systemd-dissect")
+        .args(["--json=short"])
+        .arg(raw)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dissect.stdout);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let usr = value["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["designator"] == "usr");
+    assert_eq!(
+        usr.map(|m| m["verity"].clone()),
+        Some("signed".into()),
+        "systemd-dissect: {text} {}",
+        String::from_utf8_lossy(&dissect.stderr)
+    );
 }
 
 /// A copy of the disk with one byte of /usr changed (in the erofs superblock, which mounting
@@ -369,9 +485,16 @@ fn tampered_usr_does_not_come_up(dir: &Path, raw: &Path) {
 
 /// A second cold build of the same recipe (its own cache; raw and qcow2 only, the conversions to
 /// other formats are checked above) gives the same disk.raw and disk.qcow2 bytes.
-fn rebuild_is_identical(sources: &disk::Sources, recipe: &str, dir: &Path, out: &Path) {
+fn rebuild_is_identical(
+    sources: &disk::Sources,
+    recipe: &str,
+    dir: &Path,
+    out: &Path,
+    keys: &[&str],
+) {
     let again = dir.join("again");
-    let (ok, _, stderr) = sources.build("debian-12-again", recipe, &dir.join("cache-2"), &again);
+    let cache = dir.join("cache-2");
+    let (ok, _, stderr) = sources.build_with("debian-12-again", recipe, &cache, &again, keys);
     assert!(ok, "second kiln build failed:\n{stderr}");
     for file in ["disk.raw", "disk.qcow2"] {
         let cmp = Command::new("cmp")
@@ -511,6 +634,7 @@ fn check_report(out: &Path, report: &Path) -> String {
             "outputs",
             "phases",
             "report_version",
+            "signing_certificate_sha256",
             "usr_root_hash"
         ]
     );

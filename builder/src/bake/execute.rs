@@ -245,7 +245,8 @@ fn build_disk(
     let mut disk = disk.clone();
     disk.rootfs.mirror = options.mirrors.rewrite_url(&disk.rootfs.mirror);
     let work = options.cache.join("disk");
-    let built = disk::build_disk(&disk, epoch, tree, &work, out, phases)?;
+    let signer = options.signing.verity.as_ref();
+    let built = disk::build_disk(&disk, epoch, tree, (&work, out), signer, phases)?;
     let formats: Vec<&str> = built.files.iter().map(|(f, _)| f.name()).collect();
     tracing::info!(
         formats = %formats.join(","),

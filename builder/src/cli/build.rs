@@ -12,7 +12,7 @@ use crate::bake::mirror::{Mirror, Mirrors};
 use crate::bake::plan::Plan;
 use crate::bake::recipe::{Arch, Recipe, SysextFormat};
 use crate::bake::report::Report;
-use crate::bake::signing::{Signing, SigningArgs};
+use crate::bake::signing::{Signable, Signing, SigningArgs};
 
 /// Refuses a `--report` path whose directory does not exist (before any download).
 fn check_report_path(path: &std::path::Path) -> anyhow::Result<()> {
@@ -35,7 +35,7 @@ fn check_report_path(path: &std::path::Path) -> anyhow::Result<()> {
 /// with `[rootfs]` and `[disk]` a disk image in the recipe's `[disk] formats` (raw, qcow2, vhd,
 /// vhdx, vmdk, gce) and PXE files, `manifest.json` and `SHA256SUMS`. The same recipe and inputs
 /// give the same sysext and /opt bytes. With --signing-key and --certificate the sysext is a
-/// signed verity image; with --gpg-key SHA256SUMS gets a detached SHA256SUMS.gpg. Example:
+/// signed verity image and a dm-verity disk gets its /usr root hash signed; with --gpg-key SHA256SUMS gets a detached SHA256SUMS.gpg. Example:
 ///
 ///   kiln build images/flatcar-sysext.toml --out out/ --arch amd64
 #[derive(Debug, Args)]
@@ -73,8 +73,9 @@ pub struct BuildArgs {
     /// (keys in README.md, `report_version` 1). Written only when the build succeeds.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Make each sysext a verity-protected image (usr, usr-verity, usr-verity-sig partitions)
-    /// whose root hash is signed with this PEM private key (RSA or ECDSA); needs --certificate.
+    /// Make each sysext a verity-protected image (root, root-verity, root-verity-sig partitions)
+    /// whose root hash is signed with this PEM private key (RSA or ECDSA), and sign a dm-verity
+    /// disk's /usr root hash into a usr-verity-sig partition; needs --certificate.
     #[arg(long, value_name = "KEY", requires = "certificate")]
     signing_key: Option<PathBuf>,
     /// The PEM X.509 certificate of --signing-key (nodes trust it in /etc/verity.d/ or the
@@ -103,7 +104,10 @@ impl BuildArgs {
                 gpg_key: self.gpg_key,
                 gpg_homedir: self.gpg_homedir,
             },
-            plan.recipe.outputs.sysext != SysextFormat::None,
+            Signable {
+                sysext: plan.recipe.outputs.sysext != SysextFormat::None,
+                disk_verity: plan.disk.as_ref().is_some_and(|d| d.disk.verity),
+            },
         )?;
         if self.dry_run {
             println!("{plan}{signing}");

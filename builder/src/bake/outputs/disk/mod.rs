@@ -38,6 +38,7 @@ use kiln_core::fsutil::Replace;
 
 use crate::bake::arch::Arch;
 use crate::bake::phases::Phases;
+use crate::bake::signing::{root_hash, VeritySigner};
 pub use formats::Format;
 pub use plan::DiskPlan;
 use seed::Seed;
@@ -63,15 +64,18 @@ pub struct DiskOutputs {
 /// (`usr/bin/kubeadm`, ..., `usr/lib/systemd/system/kiln-firstboot.service`), caching the
 /// Debian root in `work` and publishing into `out` (created if missing; existing
 /// `disk.*` files and `pxe` are replaced only once the new ones are complete). Each long step is
-/// a phase of `phases`. The same plan, epoch and content tree give the same bytes.
+/// a phase of `phases`. With dm-verity and a `signer`, /usr's root hash is signed into a
+/// `usr-verity-sig` partition. The same plan, epoch, content tree (and RSA key) give the same
+/// bytes.
 pub fn build_disk(
     plan: &DiskPlan,
     epoch: u64,
     content_tree: &Path,
-    work: &Path,
-    out: &Path,
+    dirs: (&Path, &Path),
+    signer: Option<&VeritySigner>,
     phases: &Phases,
 ) -> anyhow::Result<DiskOutputs> {
+    let (work, out) = dirs;
     check_inputs(plan, content_tree)?;
     let formats = plan.formats()?;
     let seed = seed_of(plan, epoch, content_tree)?;
@@ -93,6 +97,7 @@ pub fn build_disk(
         seed: &seed,
         scratch: s,
         phases,
+        signer,
     };
     let (root, rootfs_cached) = build.prepare_root(content_tree, &work)?;
     let boot = boot_files(plan, &root.dir, s, epoch)?;
@@ -183,6 +188,7 @@ struct Build<'a> {
     seed: &'a Seed,
     scratch: &'a Path,
     phases: &'a Phases,
+    signer: Option<&'a VeritySigner>,
 }
 
 impl Build<'_> {
@@ -261,13 +267,14 @@ impl Build<'_> {
             };
             (hash, tree)
         });
+        let signature = self.signature(root_hash.as_deref())?;
         let verity = verity.as_ref().map(|(h, t)| (h.as_str(), t));
         let parts = repart::layout(
             self.plan.facts(),
             &root.uuids,
-            &esp,
-            &usr,
+            (&esp, &usr),
             verity,
+            signature.as_ref(),
             root_size,
         )?;
         self.phases.run("GPT disk (systemd-repart)", || {
@@ -314,6 +321,20 @@ impl Build<'_> {
             )
         })?;
         Ok((usr, Some((hash, tree))))
+    }
+
+    /// With a signer and dm-verity, the `usr-verity-sig` partition's image for `root_hash`.
+    fn signature(&self, root_hash: Option<&str>) -> anyhow::Result<Option<repart::Sized>> {
+        let (Some(signer), Some(root_hash)) = (self.signer, root_hash) else {
+            return Ok(None);
+        };
+        let image = self.scratch.join("usr-verity-sig.img");
+        let bytes = signer.signature_partition(root_hash)?;
+        std::fs::write(&image, bytes).with_context(|| format!("writing {}", image.display()))?;
+        Ok(Some(repart::Sized {
+            image,
+            size: root_hash::PARTITION_SIZE,
+        }))
     }
 
     /// The ESP image (with the boot entry's `cmdline`) and the root filesystem image.

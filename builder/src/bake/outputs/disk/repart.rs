@@ -68,13 +68,14 @@ impl Partition {
 
 /// The partitions in disk order for the architecture `arch` (its partition types): the ESP,
 /// /usr, with dm-verity (`verity`: the root hash and the hash tree) the `usr-verity` partition —
-/// both with the UUIDs the root hash gives them —, the root (written by kiln afterwards).
+/// both with the UUIDs the root hash gives them — and, when signed, the `usr-verity-sig`
+/// partition (`signature`), the root (written by kiln afterwards).
 pub fn layout(
     arch: DiskArch,
     uuids: &Uuids,
-    esp: &Sized,
-    usr: &Sized,
+    (esp, usr): (&Sized, &Sized),
     verity: Option<(&str, &Sized)>,
+    signature: Option<&Sized>,
     root_size: u64,
 ) -> anyhow::Result<Vec<Partition>> {
     let mut parts = vec![Partition::new(
@@ -99,6 +100,17 @@ pub fn layout(
             parts.push(Partition::new(usr_kind, "usr", uuid, Some(usr), usr.size).read_only());
         }
         (None, None) => anyhow::bail!("/usr has neither a partition UUID nor a verity root hash"),
+    }
+    match (signature, verity) {
+        (Some(sig), Some((root_hash, _))) => {
+            let kind = arch.partition_type("usr-verity-sig");
+            let uuid = super::verity::signature_uuid(root_hash);
+            parts.push(
+                Partition::new(kind, "usr-verity-sig", &uuid, Some(sig), sig.size).read_only(),
+            );
+        }
+        (Some(_), None) => anyhow::bail!("a /usr signature without dm-verity"),
+        (None, _) => {}
     }
     parts.push(Partition::new(
         arch.partition_type("root"),
@@ -207,7 +219,7 @@ mod tests {
         );
         let arm = DiskArch::of(Arch::Arm64);
         let amd = DiskArch::of(Arch::Amd64);
-        let parts = layout(arm, &uuids, &esp, &usr, Some((hash, &tree)), 4).unwrap();
+        let parts = layout(arm, &uuids, (&esp, &usr), Some((hash, &tree)), None, 4).unwrap();
         let kinds: Vec<_> = parts
             .iter()
             .map(|p| (p.kind.as_str(), p.uuid.as_str()))
@@ -223,12 +235,32 @@ mod tests {
         );
         assert!(parts[1].read_only && parts[2].read_only && !parts[3].read_only);
         assert!(parts[3].copy_blocks.is_none());
-        assert!(layout(amd, &uuids, &esp, &usr, None, 4).is_err());
+        assert!(layout(amd, &uuids, (&esp, &usr), None, None, 4).is_err());
+        let sig = img("usr-verity-sig.img", 5);
+        let signed = layout(
+            amd,
+            &uuids,
+            (&esp, &usr),
+            Some((hash, &tree)),
+            Some(&sig),
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                signed[3].kind.as_str(),
+                signed[3].label,
+                signed[3].read_only
+            ),
+            ("usr-x86-64-verity-sig", "usr-verity-sig", true)
+        );
+        assert_eq!(signed[4].label, "root");
         let plain = Uuids {
             usr: Some("u".into()),
             ..uuids
         };
-        let parts = layout(amd, &plain, &esp, &usr, None, 4).unwrap();
+        let parts = layout(amd, &plain, (&esp, &usr), None, None, 4).unwrap();
+        assert!(layout(amd, &plain, (&esp, &usr), None, Some(&sig), 4).is_err());
         assert_eq!(parts.len(), 3);
         assert_eq!(
             (parts[1].kind.as_str(), parts[1].uuid.as_str()),

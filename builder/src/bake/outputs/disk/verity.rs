@@ -57,6 +57,13 @@ pub fn partition_uuids(root_hash: &str) -> (String, String) {
     (uuid_of(&root_hash[..32]), uuid_of(tail))
 }
 
+/// The partition UUID of the /usr signature partition for `root_hash`: derived from it (the
+/// specification fixes none; systemd finds the partition by its type).
+pub fn signature_uuid(root_hash: &str) -> String {
+    let hash = kiln_core::digest::sha256_hex(format!("usr-verity-sig\n{root_hash}").as_bytes());
+    uuid_of(&hash[..32])
+}
+
 /// 32 hex characters as a UUID (8-4-4-4-12).
 fn uuid_of(hex: &str) -> String {
     format!(

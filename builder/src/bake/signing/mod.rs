@@ -1,5 +1,7 @@
 //! Signing a build's outputs: the sysext as a verity-protected image whose root hash is signed
-//! with an X.509 key (`--signing-key`, `--certificate`; see `outputs::sysext::verity`), and
+//! with an X.509 key (`--signing-key`, `--certificate`; see `outputs::sysext::verity`), the
+//! disk image's dm-verity /usr root hash with the same key (a `usr-verity-sig` partition:
+//! [`root_hash`]), and
 //! `SHA256SUMS` with an OpenPGP key (`--gpg-key`, `--gpg-homedir`) into the detached
 //! `SHA256SUMS.gpg` that systemd-sysupdate's `Verify=yes` checks.
 //!
@@ -16,6 +18,8 @@ use anyhow::Context as _;
 use kiln_core::command::{find_tool, Detail, Run};
 use kiln_core::fsutil::{publish, Replace};
 use kiln_core::pki::SigningCert;
+
+pub mod root_hash;
 
 /// How a build signs, as given on the command line (unchecked).
 #[derive(Debug, Clone, Default)]
@@ -50,6 +54,17 @@ pub struct VeritySigner {
     pub cert: SigningCert,
     /// systemd-repart.
     pub repart: PathBuf,
+    /// openssl, when a disk's /usr root hash is signed.
+    pub openssl: Option<PathBuf>,
+}
+
+/// What a build's outputs give an X.509 key to sign.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signable {
+    /// A sysext (signed as a verity-protected image).
+    pub sysext: bool,
+    /// A disk image with a dm-verity /usr (its root hash signed).
+    pub disk_verity: bool,
 }
 
 /// A checked OpenPGP signing key.
@@ -66,16 +81,16 @@ pub struct GpgSigner {
 }
 
 impl Signing {
-    /// Checks `args` (files, tools, keys); `sysext`: the build makes a sysext to sign.
-    pub fn check(args: &SigningArgs, sysext: bool) -> anyhow::Result<Signing> {
+    /// Checks `args` (files, tools, keys) for a build making `signable`.
+    pub fn check(args: &SigningArgs, signable: Signable) -> anyhow::Result<Signing> {
         let verity = match (&args.key, &args.certificate) {
             (Some(key), Some(certificate)) => {
                 anyhow::ensure!(
-                    sysext,
-                    "--signing-key: the recipe makes no sysext (outputs.sysext = \"none\"); \
-                     nothing to sign"
+                    signable.sysext || signable.disk_verity,
+                    "--signing-key: the recipe makes no sysext (outputs.sysext = \"none\") and \
+                     no disk with dm-verity ([disk] verity = true); nothing to sign"
                 );
-                Some(VeritySigner::check(key, certificate)?)
+                Some(VeritySigner::check(key, certificate, signable)?)
             }
             (None, None) => None,
             _ => anyhow::bail!("--signing-key and --certificate go together: give both"),
@@ -96,9 +111,13 @@ impl Signing {
 impl std::fmt::Display for Signing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(v) = &self.verity {
+            let what = match v.openssl {
+                Some(_) => "verity root hashes (sysext, disk /usr)",
+                None => "sysext verity root hash",
+            };
             writeln!(
                 f,
-                "signing: sysext verity root hash with {} (certificate SHA-256 {})",
+                "signing: {what} with {} (certificate SHA-256 {})",
                 v.cert.subject, v.cert.sha256
             )?;
         }
@@ -110,19 +129,30 @@ impl std::fmt::Display for Signing {
 }
 
 impl VeritySigner {
-    /// Checks the pair and that systemd-repart can make signed verity partitions here.
-    fn check(key: &Path, certificate: &Path) -> anyhow::Result<VeritySigner> {
+    /// Checks the pair and that systemd-repart can make signed verity partitions here; for a
+    /// disk's /usr, that openssl signs with the key (a trial signature: a key that needs a
+    /// passphrase fails now, not after the build).
+    fn check(key: &Path, certificate: &Path, signable: Signable) -> anyhow::Result<VeritySigner> {
         let cert =
             kiln_core::pki::check_signing_pair(certificate, key, time::OffsetDateTime::now_utc())
                 .map_err(|e| anyhow::anyhow!("--signing-key/--certificate: {e}"))?;
         check_host()?;
         let repart = super::repart::find("--signing-key", true)?;
-        Ok(VeritySigner {
+        let openssl = match signable.disk_verity {
+            true => Some(root_hash::find_openssl()?),
+            false => None,
+        };
+        let signer = VeritySigner {
             key: key.to_owned(),
             certificate: certificate.to_owned(),
             cert,
             repart,
-        })
+            openssl,
+        };
+        if signable.disk_verity {
+            signer.sign_root_hash(&"0".repeat(64))?;
+        }
+        Ok(signer)
     }
 }
 
@@ -292,7 +322,9 @@ mod tests {
             certificate: Some("c.pem".into()),
             ..Default::default()
         };
-        let err = Signing::check(&args, false).unwrap_err().to_string();
+        let err = Signing::check(&args, Signable::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nothing to sign"), "{err}");
     }
 
@@ -302,12 +334,16 @@ mod tests {
             key: Some("k.pem".into()),
             ..Default::default()
         };
-        let err = Signing::check(&args, true).unwrap_err().to_string();
+        let sysext = Signable {
+            sysext: true,
+            ..Signable::default()
+        };
+        let err = Signing::check(&args, sysext).unwrap_err().to_string();
         assert!(err.contains("go together"), "{err}");
         let args = SigningArgs {
             gpg_homedir: Some("/tmp".into()),
             ..Default::default()
         };
-        assert!(Signing::check(&args, true).is_err());
+        assert!(Signing::check(&args, sysext).is_err());
     }
 }
