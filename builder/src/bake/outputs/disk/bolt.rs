@@ -4,9 +4,11 @@
 //! `bbolt compact` does, without the freed pages, transaction ids and free list a running
 //! containerd leaves, which differ from build to build).
 //!
-//! Why kiln writes bbolt itself: no Rust crate reads and writes bbolt's file format, and the
-//! build's containerd stamps every record with the wall clock (Go reads it through the vDSO, so
-//! no faketime applies). The format (go.etcd.io/bbolt 1.3, what Debian 12's containerd links):
+//! Why kiln writes bbolt itself: the build's containerd stamps every record with the wall clock
+//! (Go reads it through the vDSO, so no faketime applies), so the records must be rewritten; Debian
+//! ships no `bbolt` tool (only Go sources), and the one Rust port (bbolt-rs) is a whole database
+//! engine with a dozen dependencies (clap, rand, fake, parking_lot, ...) for what is here a
+//! read of the pages and a compact write laid out only by the contents. The format (go.etcd.io/bbolt 1.3, what Debian 12's containerd links):
 //! pages of `page_size` bytes, each a 16-byte header (`id` u64, `flags` u16, `count` u16,
 //! `overflow` u32); pages 0 and 1 the meta pages (magic, version 2, page size, root bucket,
 //! free list page, page count, txid, FNV-1a checksum), then branch elements (`pos` u32,
@@ -71,12 +73,21 @@ fn stamp(bucket: &mut Bucket, epoch: u64) {
                 if is_time_key(key)
                     && matches!((v.len(), v.first()), (15, Some(1)) | (16, Some(2))) =>
             {
-                v[1..9].copy_from_slice(&(epoch + GO_UNIX_OFFSET).to_be_bytes());
-                v[9..13].copy_from_slice(&0u32.to_be_bytes());
+                *v = go_time_utc(epoch);
             }
             Entry::Value(_) => {}
         }
     }
+}
+
+/// Go's `time.MarshalBinary` of `epoch` seconds in UTC: version 1, seconds since 0001-01-01
+/// and nanoseconds (big-endian), zone offset -1 (UTC), whatever zone the build host has.
+fn go_time_utc(epoch: u64) -> Vec<u8> {
+    let mut v = vec![1u8];
+    v.extend_from_slice(&(epoch + GO_UNIX_OFFSET).to_be_bytes());
+    v.extend_from_slice(&0u32.to_be_bytes());
+    v.extend_from_slice(&(-1i16).to_be_bytes());
+    v
 }
 
 fn is_time_key(key: &[u8]) -> bool {
@@ -389,7 +400,7 @@ mod tests {
             1_700_000_000 + GO_UNIX_OFFSET
         );
         assert_eq!(&t[9..13], &[0, 0, 0, 0]);
-        assert_eq!(&t[13..], &[0xAA, 0xAA]);
+        assert_eq!(&t[13..], &[0xFF, 0xFF], "not UTC");
     }
 
     #[test]
