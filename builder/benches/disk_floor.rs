@@ -2,8 +2,9 @@
 //! packages from the same local mirror (what any Debian image build must at least do), then
 //! `kiln build` of images/debian-12.toml cold (empty cache) and warm (cached downloads, images
 //! and Debian root), each as a multiple of the floor; and the extra time of dm-verity: the
-//! hash-tree phase of the warm build and a warm build with `verity = false`. Uses the stand-in
-//! release and the local mirror of the disk e2e test (needs .ci/setup).
+//! hash-tree phase of the warm build and a warm build with `verity = false`; and the extra time
+//! of signing /usr's root hash (a warm build with `--signing-key`, a test RSA key). Uses the
+//! stand-in release and the local mirror of the disk e2e test (needs .ci/setup).
 
 #[path = "../../tests/support/mod.rs"]
 #[allow(missing_docs)]
@@ -41,10 +42,39 @@ fn floor(recipe: &str, dir: &Path) -> f64 {
     secs
 }
 
-/// Seconds of `kiln build` of `recipe` with `cache`, and the seconds of its phase `phase`.
+/// A test RSA key pair in `dir` as `--signing-key`/`--certificate` arguments.
+fn signing_args(dir: &Path) -> Vec<String> {
+    let status = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-subj",
+            "/CN=kiln bench",
+        ])
+        .output()
+        .unwrap()
+        .status;
+    assert!(status.success(), "openssl req failed");
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    vec![
+        "--signing-key".into(),
+        path("k.pem"),
+        "--certificate".into(),
+        path("c.pem"),
+    ]
+}
+
+/// Seconds of `kiln build` of `recipe` with `cache` and `extra` arguments, and the seconds of
+/// its phase `phase`.
 fn build(
     sources: &disk::Sources,
-    recipe: &str,
+    (recipe, extra): (&str, &[String]),
     dir: &Path,
     cache: &Path,
     phase: &str,
@@ -52,14 +82,10 @@ fn build(
     let out = dir.join("out");
     let _ = std::fs::remove_dir_all(&out);
     let report = dir.join("report.json");
+    let mut args = vec!["--report", report.to_str().unwrap()];
+    args.extend(extra.iter().map(String::as_str));
     let start = Instant::now();
-    let (ok, _, stderr) = sources.build_with(
-        "debian-12",
-        recipe,
-        cache,
-        &out,
-        &["--report", report.to_str().unwrap()],
-    );
+    let (ok, _, stderr) = sources.build_with("debian-12", recipe, cache, &out, &args);
     assert!(ok, "{stderr}");
     let secs = start.elapsed().as_secs_f64();
     let value: serde_json::Value =
@@ -85,11 +111,13 @@ fn main() {
     let cache = dir.join("cache");
     let verity_phase = "dm-verity hash tree (/usr)";
     let floor = floor(&recipe, dir);
-    let (cold, _) = build(&sources, &recipe, dir, &cache, verity_phase);
-    let (warm, hash_tree) = build(&sources, &recipe, dir, &cache, verity_phase);
+    let (cold, _) = build(&sources, (&recipe, &[]), dir, &cache, verity_phase);
+    let (warm, hash_tree) = build(&sources, (&recipe, &[]), dir, &cache, verity_phase);
     let plain = recipe.replace("verity = true", "verity = false");
     assert_ne!(plain, recipe, "the recipe's verity line changed");
-    let (warm_plain, _) = build(&sources, &plain, dir, &cache, verity_phase);
+    let (warm_plain, _) = build(&sources, (&plain, &[]), dir, &cache, verity_phase);
+    let signed = (recipe.as_str(), signing_args(dir));
+    let (warm_signed, _) = build(&sources, (signed.0, &signed.1), dir, &cache, verity_phase);
     println!("floor (plain mmdebstrap, same packages and mirror): {floor:.1} s");
     println!(
         "kiln build cold: {cold:.1} s = {:.2}x the floor",
@@ -102,5 +130,9 @@ fn main() {
     println!(
         "dm-verity: hash tree {hash_tree:.2} s; warm build without verity {warm_plain:.1} s ({:+.1} s with it)",
         warm - warm_plain
+    );
+    println!(
+        "signing /usr's root hash: warm signed build {warm_signed:.1} s ({:+.1} s)",
+        warm_signed - warm
     );
 }
