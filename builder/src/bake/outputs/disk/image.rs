@@ -256,26 +256,59 @@ pub fn sizes(
     Ok((esp, usr, hash, root))
 }
 
-/// Copies `image` into `disk` at `offset`, skipping all-zero blocks (the disk stays sparse).
+/// Copies `image` into `disk` at `offset`, reading only the image's data extents (SEEK_DATA /
+/// SEEK_HOLE: a fresh filesystem image is mostly holes) and skipping all-zero blocks in them
+/// (the disk stays sparse).
 pub fn copy_sparse(image: &Path, disk: &mut File, offset: u64) -> anyhow::Result<()> {
-    use std::io::{Read, Write};
     let mut src = File::open(image)?;
+    let len = src.metadata()?.len();
+    let mut at = 0;
+    while let Some((start, end)) = next_extent(&src, at, len)? {
+        copy_range(&mut src, disk, (start, end), offset)?;
+        at = end;
+    }
+    Ok(())
+}
+
+/// The next data extent of `file` at or after `from` (`len` bytes long), as (start, end).
+fn next_extent(file: &File, from: u64, len: u64) -> anyhow::Result<Option<(u64, u64)>> {
+    use nix::unistd::{lseek, Whence};
+    if from >= len {
+        return Ok(None);
+    }
+    let fd = file;
+    let start = match lseek(fd, from as i64, Whence::SeekData) {
+        Ok(start) => start as u64,
+        Err(nix::errno::Errno::ENXIO) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let end = lseek(fd, start as i64, Whence::SeekHole)? as u64;
+    Ok(Some((start, end.min(len))))
+}
+
+/// Copies bytes `start..end` of `src` to `disk` at `offset + start`, skipping all-zero chunks.
+fn copy_range(
+    src: &mut File,
+    disk: &mut File,
+    (start, end): (u64, u64),
+    offset: u64,
+) -> anyhow::Result<()> {
+    use std::io::Write;
     let mut buf = vec![0u8; 4 * MIB as usize];
-    let mut pos = offset;
-    loop {
-        let n = read_full(&mut src, &mut buf)?;
-        if n == 0 {
-            break;
-        }
+    let mut pos = start;
+    src.seek(SeekFrom::Start(start))?;
+    while pos < end {
+        let want = (end - pos).min(buf.len() as u64) as usize;
+        let n = read_full(src, &mut buf[..want])?;
+        anyhow::ensure!(n > 0, "the image ended inside a data extent");
         for chunk in buf[..n].chunks(64 * 1024) {
             if chunk.iter().any(|b| *b != 0) {
-                disk.seek(SeekFrom::Start(pos))?;
+                disk.seek(SeekFrom::Start(offset + pos))?;
                 disk.write_all(chunk)?;
             }
             pos += chunk.len() as u64;
         }
     }
-    let _ = src.read(&mut [])?;
     Ok(())
 }
 
@@ -296,4 +329,33 @@ pub fn file_size(path: &Path) -> anyhow::Result<u64> {
     Ok(std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+
+    #[test]
+    fn copy_sparse_copies_the_data_and_keeps_the_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("root.img");
+        let mut f = File::create(&image).unwrap();
+        f.write_all(b"superblock").unwrap();
+        f.write_all_at(&[0u8; 128 * 1024], 4 * MIB).unwrap();
+        f.write_all_at(b"inode table", 10 * MIB).unwrap();
+        f.set_len(64 * MIB).unwrap();
+        let disk_path = dir.path().join("disk.raw");
+        let mut disk = File::create(&disk_path).unwrap();
+        disk.set_len(80 * MIB).unwrap();
+        copy_sparse(&image, &mut disk, MIB).unwrap();
+        let disk = std::fs::read(&disk_path).unwrap();
+        let at = |pos: u64, len: usize| &disk[pos as usize..pos as usize + len];
+        assert_eq!(at(MIB, 10), b"superblock");
+        assert_eq!(at(11 * MIB, 11), b"inode table");
+        assert!(at(0, MIB as usize).iter().all(|b| *b == 0));
+        let allocated = std::fs::metadata(&disk_path).unwrap().blocks() * 512;
+        assert!(allocated < 4 * MIB, "{allocated} bytes allocated");
+    }
 }
