@@ -170,7 +170,7 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
     );
     assert_ne!(all, recipe, "the recipe's disk.formats line changed");
     let report = dir.join("report.json");
-    let keys = signing_key(dir);
+    let keys = disk::signing_args(dir);
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let (ok, _, stderr) = sources.build_with(
         "debian-12",
@@ -315,34 +315,6 @@ fn disk_image_boots_and_provisions_once_from_nocloud_ignition_and_pxe() {
 
     rebuild_is_identical(&sources, &recipe, dir, &out, &keys);
     tampered_usr_does_not_come_up(dir, &raw);
-}
-
-/// A test RSA key and certificate (openssl) in `dir`: the `--signing-key`/`--certificate`
-/// arguments.
-fn signing_key(dir: &Path) -> Vec<String> {
-    let ok = Command::new("openssl")
-        .current_dir(dir)
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-keyout",
-            "signer.key",
-            "-out",
-            "signer.crt",
-            "-subj",
-            "/CN=kiln disk test",
-        ])
-        .output()
-        .unwrap();
-    assert!(ok.status.success(), "{ok:?}");
-    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    vec![
-        "--signing-key".into(),
-        path("signer.key"),
-        "--certificate".into(),
-        path("signer.crt"),
-    ]
 }
 
 /// The byte offset and size of the partition named `name` in the GPT disk `raw` (`sfdisk

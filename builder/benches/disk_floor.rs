@@ -42,34 +42,6 @@ fn floor(recipe: &str, dir: &Path) -> f64 {
     secs
 }
 
-/// A test RSA key pair in `dir` as `--signing-key`/`--certificate` arguments.
-fn signing_args(dir: &Path) -> Vec<String> {
-    let status = Command::new("openssl")
-        .current_dir(dir)
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-keyout",
-            "k.pem",
-            "-out",
-            "c.pem",
-            "-subj",
-            "/CN=kiln bench",
-        ])
-        .output()
-        .unwrap()
-        .status;
-    assert!(status.success(), "openssl req failed");
-    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
-    vec![
-        "--signing-key".into(),
-        path("k.pem"),
-        "--certificate".into(),
-        path("c.pem"),
-    ]
-}
-
 /// Seconds of `kiln build` of `recipe` with `cache` and `extra` arguments, and the seconds of
 /// its phase `phase`.
 fn build(
@@ -116,7 +88,7 @@ fn main() {
     let plain = recipe.replace("verity = true", "verity = false");
     assert_ne!(plain, recipe, "the recipe's verity line changed");
     let (warm_plain, _) = build(&sources, (&plain, &[]), dir, &cache, verity_phase);
-    let signed = (recipe.as_str(), signing_args(dir));
+    let signed = (recipe.as_str(), disk::signing_args(dir));
     let (warm_signed, _) = build(&sources, (signed.0, &signed.1), dir, &cache, verity_phase);
     println!("floor (plain mmdebstrap, same packages and mirror): {floor:.1} s");
     println!(

@@ -227,6 +227,34 @@ pub fn assert_usr_verity(report: &[String], usrhash: &str, how: &str) {
     assert!(has(&format!("usrhash {usrhash}")), "{how}: {all}");
 }
 
+/// A test RSA key and certificate made by openssl in `dir` (`signer.key`, `signer.crt`), as
+/// `kiln build`'s `--signing-key`/`--certificate` arguments.
+pub fn signing_args(dir: &Path) -> Vec<String> {
+    let done = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-keyout",
+            "signer.key",
+            "-out",
+            "signer.crt",
+            "-subj",
+            "/CN=kiln disk test",
+        ])
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "openssl req: {done:?}");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    vec![
+        "--signing-key".into(),
+        path("signer.key"),
+        "--certificate".into(),
+        path("signer.crt"),
+    ]
+}
+
 /// The GPT of the disk image `raw` as `sfdisk --json` reads it (its `partitiontable`).
 pub fn partition_table(raw: &Path) -> serde_json::Value {
     let o = Command::new("sfdisk")
