@@ -231,18 +231,18 @@ pub fn root_needs(tree: &Path) -> anyhow::Result<u64> {
 }
 
 /// The partitions' sizes: `(esp, usr, usr_hash, root)`, whole MiB, root taking the rest of
-/// `total`. Fails if the content does not fit.
+/// `total` after them and the `sig_bytes` of a signature partition (rounded up to a MiB, so
+/// root stays MiB-aligned). Fails if the content does not fit.
 pub fn sizes(
     plan: &DiskPlan,
-    usr_bytes: u64,
-    hash_bytes: u64,
+    (usr_bytes, hash_bytes, sig_bytes): (u64, u64, u64),
     root_min: u64,
 ) -> anyhow::Result<(u64, u64, u64, u64)> {
     let total = plan.size()?;
     let esp = plan.esp_size()?.next_multiple_of(MIB);
     let usr = usr_bytes.next_multiple_of(MIB);
     let hash = hash_bytes.next_multiple_of(MIB);
-    let used = GPT_RESERVED + esp + usr + hash;
+    let used = GPT_RESERVED + esp + usr + hash + sig_bytes.next_multiple_of(MIB);
     if total < used + root_min {
         bail!(
             "disk.size: {} is too small for the content: the ESP, /usr ({} MiB) and root (at least {} MiB) need {} MiB; raise disk.size",

@@ -42,6 +42,7 @@ use crate::bake::signing::{root_hash, VeritySigner};
 pub use formats::Format;
 pub use plan::DiskPlan;
 use seed::Seed;
+use tempfile::TempDir;
 
 /// What [`build_disk`] wrote.
 #[derive(Debug, Clone)]
@@ -79,6 +80,42 @@ pub fn build_disk(
     check_inputs(plan, content_tree)?;
     let formats = plan.formats()?;
     let seed = seed_of(plan, epoch, content_tree)?;
+    let (work, scratch, staging) = scratch_dirs(work, out)?;
+    let build = Build {
+        plan,
+        epoch,
+        seed: &seed,
+        scratch: scratch.path(),
+        phases,
+        signer,
+    };
+    let (root, rootfs_cached) = build.prepare_root(content_tree, &work)?;
+    let boot = boot_files(plan, &root.dir, scratch.path(), epoch)?;
+    let raw = staging.path().join(Format::Raw.file());
+    let (cmdline, usr_root_hash) = build.write_disk(&root, &boot, &raw)?;
+    let jobs = formats::default_jobs();
+    formats::convert_all(&raw, &formats, staging.path(), jobs, phases)?;
+    if !formats.contains(&Format::Raw) {
+        std::fs::remove_file(&raw).with_context(|| format!("removing {}", raw.display()))?;
+    }
+    if plan.disk.pxe {
+        let pxe = staging.path().join("pxe");
+        super::pxe::write(&pxe, &boot.kernel, &boot.initrd, &cmdline)?;
+    }
+    publish(plan, staging.path(), out)?;
+    let named = |name: &str| out.join(plan.facts().output_name(name));
+    Ok(DiskOutputs {
+        files: formats.iter().map(|f| (*f, named(f.file()))).collect(),
+        pxe: plan.disk.pxe.then(|| named("pxe")),
+        cmdline,
+        usr_root_hash,
+        rootfs_cached,
+    })
+}
+
+/// `work` (absolute) and `out`, created if missing; a scratch directory in `work` and a staging
+/// directory in `out` (removed when dropped).
+fn scratch_dirs(work: &Path, out: &Path) -> anyhow::Result<(PathBuf, TempDir, TempDir)> {
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let work = std::path::absolute(work)?;
@@ -90,46 +127,7 @@ pub fn build_disk(
         .prefix(".kiln-disk.partial-")
         .tempdir_in(out)
         .context("making a staging directory in the output directory")?;
-    let s = scratch.path();
-    let build = Build {
-        plan,
-        epoch,
-        seed: &seed,
-        scratch: s,
-        phases,
-        signer,
-    };
-    let (root, rootfs_cached) = build.prepare_root(content_tree, &work)?;
-    let boot = boot_files(plan, &root.dir, s, epoch)?;
-    let raw = staging.path().join(Format::Raw.file());
-    let (cmdline, usr_root_hash) = build.write_disk(&root, &boot, &raw)?;
-    formats::convert_all(
-        &raw,
-        &formats,
-        staging.path(),
-        formats::default_jobs(),
-        phases,
-    )?;
-    if !formats.contains(&Format::Raw) {
-        std::fs::remove_file(&raw).with_context(|| format!("removing {}", raw.display()))?;
-    }
-    if plan.disk.pxe {
-        super::pxe::write(
-            &staging.path().join("pxe"),
-            &boot.kernel,
-            &boot.initrd,
-            &cmdline,
-        )?;
-    }
-    let named = |name: &str| out.join(plan.facts().output_name(name));
-    publish(plan, staging.path(), out)?;
-    Ok(DiskOutputs {
-        files: formats.iter().map(|f| (*f, named(f.file()))).collect(),
-        pxe: plan.disk.pxe.then(|| named("pxe")),
-        cmdline,
-        usr_root_hash,
-        rootfs_cached,
-    })
+    Ok((work, scratch, staging))
 }
 
 /// What is checked before any work: the plan, the host's tools, the content tree.
@@ -246,28 +244,19 @@ impl Build<'_> {
     ) -> anyhow::Result<(String, Option<String>)> {
         let (usr, verity) = self.usr_images(boot)?;
         let root_hash = verity.as_ref().map(|(hash, _)| hash.clone());
-        let cmdline = cmdline(self.plan, &root.uuids, root_hash.as_deref());
-        let hash_bytes = match &verity {
-            Some((_, tree)) => image::file_size(&tree.image)?,
-            None => 0,
-        };
-        let usr_bytes = image::file_size(&usr.image)?;
-        let root_min = image::root_needs(&root.dir)?;
-        let (esp_size, usr_size, hash_size, root_size) =
-            image::sizes(self.plan, usr_bytes, hash_bytes, root_min)?;
-        let (esp, root_img) = self.esp_and_root(root, boot, &cmdline, esp_size, root_size)?;
-        let usr = repart::Sized {
-            size: usr_size,
-            ..usr
-        };
-        let verity = verity.map(|(hash, tree)| {
-            let tree = repart::Sized {
-                size: hash_size,
-                ..tree
-            };
-            (hash, tree)
-        });
         let signature = self.signature(root_hash.as_deref())?;
+        let cmdline = cmdline(self.plan, &root.uuids, root_hash.as_deref());
+        let file_size = |s: Option<&repart::Sized>| s.map_or(Ok(0), |s| image::file_size(&s.image));
+        let images = (
+            image::file_size(&usr.image)?,
+            file_size(verity.as_ref().map(|(_, tree)| tree))?,
+            file_size(signature.as_ref())?,
+        );
+        let root_min = image::root_needs(&root.dir)?;
+        let (esp_size, usr_size, hash_size, root_size) = image::sizes(self.plan, images, root_min)?;
+        let (esp, root_img) = self.esp_and_root(root, boot, &cmdline, esp_size, root_size)?;
+        let usr = usr.sized(usr_size);
+        let verity = verity.map(|(hash, tree)| (hash, tree.sized(hash_size)));
         let verity = verity.as_ref().map(|(h, t)| (h.as_str(), t));
         let parts = repart::layout(
             self.plan.facts(),

@@ -39,6 +39,13 @@ pub struct Sized {
     pub size: u64,
 }
 
+impl Sized {
+    /// The same image in a partition of `size` bytes.
+    pub fn sized(self, size: u64) -> Sized {
+        Sized { size, ..self }
+    }
+}
+
 impl Partition {
     /// A partition of `kind` (a repart type name) named `label`, filled with `image` by repart.
     fn new(
@@ -78,42 +85,32 @@ pub fn layout(
     signature: Option<&Sized>,
     root_size: u64,
 ) -> anyhow::Result<Vec<Partition>> {
-    let mut parts = vec![Partition::new(
-        "esp".into(),
-        "esp",
-        &uuids.esp,
-        Some(esp),
-        esp.size,
-    )];
-    let usr_kind = arch.partition_type("usr");
+    let esp = Partition::new("esp".into(), "esp", &uuids.esp, Some(esp), esp.size);
+    let usr_image = |role, uuid: &str, image: &Sized| {
+        let kind = arch.partition_type(role);
+        Partition::new(kind, role, uuid, Some(image), image.size).read_only()
+    };
+    let mut parts = vec![esp];
     match (verity, &uuids.usr) {
         (Some((root_hash, hash)), _) => {
             let (data_uuid, hash_uuid) = super::verity::partition_uuids(root_hash);
-            parts
-                .push(Partition::new(usr_kind, "usr", &data_uuid, Some(usr), usr.size).read_only());
-            let kind = arch.partition_type("usr-verity");
-            parts.push(
-                Partition::new(kind, "usr-verity", &hash_uuid, Some(hash), hash.size).read_only(),
-            );
+            parts.push(usr_image("usr", &data_uuid, usr));
+            parts.push(usr_image("usr-verity", &hash_uuid, hash));
         }
-        (None, Some(uuid)) => {
-            parts.push(Partition::new(usr_kind, "usr", uuid, Some(usr), usr.size).read_only());
-        }
+        (None, Some(uuid)) => parts.push(usr_image("usr", uuid, usr)),
         (None, None) => anyhow::bail!("/usr has neither a partition UUID nor a verity root hash"),
     }
     match (signature, verity) {
         (Some(sig), Some((root_hash, _))) => {
-            let kind = arch.partition_type("usr-verity-sig");
             let uuid = super::verity::signature_uuid(root_hash);
-            parts.push(
-                Partition::new(kind, "usr-verity-sig", &uuid, Some(sig), sig.size).read_only(),
-            );
+            parts.push(usr_image("usr-verity-sig", &uuid, sig));
         }
         (Some(_), None) => anyhow::bail!("a /usr signature without dm-verity"),
         (None, _) => {}
     }
+    let root_kind = arch.partition_type("root");
     parts.push(Partition::new(
-        arch.partition_type("root"),
+        root_kind,
         "root",
         &uuids.root,
         None,
