@@ -103,45 +103,8 @@ impl Report {
             .with_context(|| format!("reading {}", path.display()))?;
         let manifest: Manifest =
             serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-        let mut outputs: Vec<Output> = manifest
-            .outputs
-            .iter()
-            .map(|o| {
-                let (format, architecture) = classify(plan, &o.file);
-                Output {
-                    path: o.file.clone(),
-                    format: format.to_owned(),
-                    architecture: architecture.map(|a| a.kube().to_owned()),
-                    size: o.size,
-                    sha256: o.sha256.clone(),
-                }
-            })
-            .collect();
-        for (file, format) in [
-            (manifest::MANIFEST, "manifest"),
-            (manifest::SUMS, "sha256sums"),
-            (manifest::SUMS_SIGNATURE, "sha256sums-signature"),
-        ] {
-            if file != manifest::SUMS_SIGNATURE || out.join(file).is_file() {
-                outputs.push(file_entry(out, file, format, None)?);
-            }
-        }
-        if plan.disk.as_ref().is_some_and(|d| d.disk.pxe) {
-            for &arch in &plan.architectures {
-                outputs.extend(pxe_entries(out, arch)?);
-            }
-        }
-        outputs.sort_by(|a, b| a.path.cmp(&b.path));
-        let baked = manifest
-            .inputs
-            .iter()
-            .filter(|i| i.url.starts_with("docker://"))
-            .map(|i| BakedImage {
-                reference: i.name.clone(),
-                architecture: i.arch.clone(),
-                digest: format!("sha256:{}", i.sha256),
-            })
-            .collect();
+        let outputs = outputs(plan, out, &manifest)?;
+        let baked = baked_images(&manifest);
         Ok(Report {
             report_version: REPORT_VERSION,
             kiln_version: manifest.kiln_version,
@@ -174,6 +137,55 @@ impl Report {
         kiln_core::fsutil::write_atomic(path, self.to_json().as_bytes(), 0o644)
             .with_context(|| format!("writing the report {}", path.display()))
     }
+}
+
+/// Every output of the build at `out`: the manifest's, the manifest and sums files themselves,
+/// the PXE files; by path.
+fn outputs(plan: &Plan, out: &Path, manifest: &Manifest) -> anyhow::Result<Vec<Output>> {
+    let mut outputs: Vec<Output> = manifest
+        .outputs
+        .iter()
+        .map(|o| {
+            let (format, architecture) = classify(plan, &o.file);
+            Output {
+                path: o.file.clone(),
+                format: format.to_owned(),
+                architecture: architecture.map(|a| a.kube().to_owned()),
+                size: o.size,
+                sha256: o.sha256.clone(),
+            }
+        })
+        .collect();
+    for (file, format) in [
+        (manifest::MANIFEST, "manifest"),
+        (manifest::SUMS, "sha256sums"),
+        (manifest::SUMS_SIGNATURE, "sha256sums-signature"),
+    ] {
+        if file != manifest::SUMS_SIGNATURE || out.join(file).is_file() {
+            outputs.push(file_entry(out, file, format, None)?);
+        }
+    }
+    if plan.disk.as_ref().is_some_and(|d| d.disk.pxe) {
+        for &arch in &plan.architectures {
+            outputs.extend(pxe_entries(out, arch)?);
+        }
+    }
+    outputs.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(outputs)
+}
+
+/// The container images baked in, from the manifest's `docker://` inputs.
+fn baked_images(manifest: &Manifest) -> Vec<BakedImage> {
+    manifest
+        .inputs
+        .iter()
+        .filter(|i| i.url.starts_with("docker://"))
+        .map(|i| BakedImage {
+            reference: i.name.clone(),
+            architecture: i.arch.clone(),
+            digest: format!("sha256:{}", i.sha256),
+        })
+        .collect()
 }
 
 /// The PXE files of `arch` in `out` (`pxe/vmlinuz`, `pxe-arm64/vmlinuz`, ...).
