@@ -381,8 +381,9 @@ fn check_usr_signature(dir: &Path, raw: &Path, usrhash: &str) {
                 "usr-roothash",
             ])
             .args(["-certfile", "signer.crt", "-out", "/dev/null"])
-            .status()
+            .output()
             .unwrap()
+            .status
             .success()
     };
     assert!(verifies(usrhash), "the /usr signature does not verify");
