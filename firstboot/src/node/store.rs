@@ -152,7 +152,14 @@ impl Early {
             };
             // kiln-firstboot starts alongside containerd (no unit ordering between them).
             super::containerd::wait_socket(&address, timeout)?;
+            let asked = std::time::Instant::now();
+            tracing::info!("containerd's socket is up: checking its image store");
             let stored = ctr::check(&address)?;
+            tracing::info!(
+                seconds = asked.elapsed().as_secs_f64(),
+                images = stored.len(),
+                "containerd's image store checked"
+            );
             let missing = node_images_first(lacking(&baked, &stored));
             if missing.is_empty() {
                 return Ok(Checked {
