@@ -88,6 +88,7 @@ mod tests {
         let unit = early_unit(DEBIAN);
         assert!(unit.contains("\nAfter=local-fs.target\n"), "{unit}");
         assert!(!unit.contains("network.target\n") && !unit.contains("=-/sbin/modprobe"));
+        assert!(unit.starts_with("# Written by kiln"), "{unit}");
         for kept in [
             "ExecStart=/usr/bin/containerd\n",
             "Type=notify\n",
@@ -97,7 +98,10 @@ mod tests {
             assert!(unit.contains(kept), "{kept}: {unit}");
         }
         let only_network = early_unit("[Unit]\nAfter=network.target\n");
-        assert!(!only_network.contains("After="), "{only_network}");
+        assert!(
+            !only_network.lines().any(|l| l.starts_with("After=")),
+            "{only_network}"
+        );
     }
 
     #[test]
