@@ -3,7 +3,12 @@
 //! not the real kubeadm) and to multi-user (the serial login prompt). From the same boot (the test
 //! image's report, issue #13): seconds since the kernel started to the serial getty, to
 //! kiln-firstboot's start and to kubeadm invoked (guest clock), kiln-firstboot's step timings and
-//! peak RSS from status.json, its binary size, images imported at boot, containerd starts.
+//! peak RSS from status.json, its binary size, images imported at boot, containerd starts; where
+//! the seconds go: containerd's start, first log line and "successfully booted", kiln-firstboot's
+//! and containerd's logs, systemd-analyze critical-chain and blame, the guest's CPU time.
+//! `KILN_BENCH_CACHE=DIR` keeps the build cache between runs (a warm build).
+//! Under TCG every figure scales with the host's load (the guest's clock runs while QEMU waits
+//! for a host CPU): compare runs made at the same load (`uptime`).
 //! Needs .ci/setup (local mirror, QEMU).
 
 #[path = "../../tests/support/mod.rs"]
@@ -112,6 +117,10 @@ fn print_report(report: &[String]) {
         );
     }
     println!("containerd: {}", line("containerd-boot "));
+    println!(
+        "multi-user.target reached (guest clock, after kiln-firstboot and the report): {} s",
+        line("multi-user-at ")
+    );
     println!("guest CPU since boot (/proc/stat): {}", line("cpu "));
     for prefix in ["firstboot-log: ", "containerd-log: ", "chain: ", "blame: "] {
         for l in report.iter().filter_map(|l| l.strip_prefix(prefix)) {
