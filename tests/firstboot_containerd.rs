@@ -44,6 +44,17 @@ fn real_containerd_accepts_the_config_and_serves_cri() {
         Some(true)
     );
     assert_eq!(cri["cni"]["bin_dir"].as_str(), Some("/opt/cni/bin"));
+    // The snapshotters a node never uses are not loaded (the CRI still came up: start_containerd).
+    let disabled: Vec<&str> = dumped["disabled_plugins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert!(
+        disabled.contains(&"io.containerd.snapshotter.v1.devmapper"),
+        "{disabled:?}"
+    );
 
     let host = Host {
         root: "/".into(),

@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod http;
 pub mod images;
 pub mod inroot;
+pub mod kernel;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod names;

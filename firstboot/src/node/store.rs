@@ -150,9 +150,19 @@ impl Early {
             let Some(baked) = baked(&dir)? else {
                 return Ok(Checked::default());
             };
-            // kiln-firstboot starts alongside containerd (no unit ordering between them).
+            // kiln-firstboot starts alongside containerd (no unit ordering between them): read
+            // ctr while containerd comes up, then wait for its socket.
+            let read = ctr::prefetch();
+            tracing::info!(bytes = read.unwrap_or(0), "read ctr ahead");
             super::containerd::wait_socket(&address, timeout)?;
+            let asked = std::time::Instant::now();
+            tracing::info!("containerd's socket is up: checking its image store");
             let stored = ctr::check(&address)?;
+            tracing::info!(
+                seconds = asked.elapsed().as_secs_f64(),
+                images = stored.len(),
+                "containerd's image store checked"
+            );
             let missing = node_images_first(lacking(&baked, &stored));
             if missing.is_empty() {
                 return Ok(Checked {

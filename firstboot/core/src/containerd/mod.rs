@@ -91,9 +91,20 @@ pub const SERVICE_DROPIN: &str = "\
 Environment=CONTAINERD_CONFIG=/etc/containerd/config.toml
 ";
 
+/// containerd's plugins a kiln node never uses, not loaded: snapshotters other than overlayfs
+/// (the CRI's default, the one `kiln build` unpacks the images with). Each costs its probe at
+/// every start (devmapper's fails without a pool configured).
+pub const DISABLED_PLUGINS: [&str; 4] = [
+    "io.containerd.snapshotter.v1.aufs",
+    "io.containerd.snapshotter.v1.btrfs",
+    "io.containerd.snapshotter.v1.devmapper",
+    "io.containerd.snapshotter.v1.zfs",
+];
+
 #[derive(Serialize)]
 struct Config<'a> {
     version: u32,
+    disabled_plugins: &'a [&'a str],
     #[serde(skip_serializing_if = "Option::is_none")]
     root: Option<&'a Path>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,6 +177,7 @@ pub fn sandbox_image_of(config: &str) -> Option<String> {
 pub fn render(settings: &Settings) -> String {
     let config = Config {
         version: 2,
+        disabled_plugins: &DISABLED_PLUGINS,
         root: settings.root.as_deref(),
         state: settings.state.as_deref(),
         grpc: settings.address.as_deref().map(|address| Grpc { address }),
@@ -219,6 +231,13 @@ mod tests {
         );
         assert_eq!(cri["cni"]["bin_dir"].as_str(), Some("/opt/cni/bin"));
         assert!(parsed.get("root").is_none());
+        let disabled = parsed["disabled_plugins"].as_array().unwrap();
+        assert!(disabled
+            .iter()
+            .any(|p| p.as_str() == Some("io.containerd.snapshotter.v1.devmapper")));
+        assert!(!disabled
+            .iter()
+            .any(|p| p.as_str() == Some("io.containerd.snapshotter.v1.overlayfs")));
     }
 
     #[test]

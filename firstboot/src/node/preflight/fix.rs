@@ -9,10 +9,8 @@ use kiln_core::command::Run;
 
 use super::{Check, Host};
 
-/// Where the sysctl setting is persisted (below the host root).
-pub const SYSCTL_FILE: &str = "etc/sysctl.d/99-kubernetes-kiln.conf";
-/// Where the kernel modules to load at boot are listed (below the host root).
-pub const MODULES_FILE: &str = "etc/modules-load.d/kubernetes-kiln.conf";
+use kiln_core::kernel::{MODULES, SYSCTL};
+pub use kiln_core::kernel::{MODULES_FILE, SYSCTL_FILE};
 
 /// Repairs the failed checks kiln knows how to repair; returns what it did, or an error naming
 /// the step.
@@ -21,7 +19,7 @@ pub fn apply(host: &Host, checks: &[Check]) -> anyhow::Result<Vec<String>> {
     let mut done = Vec::new();
     if failed("FileContent--proc-sys-net-ipv4-ip_forward") {
         write(host, "proc/sys/net/ipv4/ip_forward", "1\n", false)?;
-        write(host, SYSCTL_FILE, "net.ipv4.ip_forward = 1\n", true)?;
+        write(host, SYSCTL_FILE, SYSCTL, true)?;
         done.push(format!(
             "enabled net.ipv4.ip_forward and persisted it in /{SYSCTL_FILE}"
         ));
@@ -42,7 +40,7 @@ pub fn apply(host: &Host, checks: &[Check]) -> anyhow::Result<Vec<String>> {
                     })?;
             }
         }
-        write(host, MODULES_FILE, "overlay\nbr_netfilter\n", true)?;
+        write(host, MODULES_FILE, MODULES, true)?;
         done.push(format!(
             "loaded {} and persisted them in /{MODULES_FILE}",
             modules.join(", ")

@@ -19,6 +19,7 @@
 
 pub mod arch;
 pub mod bolt;
+pub mod early;
 pub mod formats;
 pub mod image;
 pub mod layout;
@@ -226,6 +227,11 @@ impl Build<'_> {
             .run("containerd config and image store (prefill)", || {
                 prefill::prefill(&root.dir, Some(plan.arch) == Arch::host(), self.epoch)
             })?;
+        let early = early::arrange(&root.dir)?;
+        tracing::debug!(
+            containerd_unit_overridden = early,
+            "kernel settings baked, containerd started early"
+        );
         tracing::info!(
             images = prefilled.imported,
             sandbox_image = prefilled.sandbox_image.as_deref().unwrap_or("-"),
