@@ -42,15 +42,14 @@ fn floor(recipe: &str, dir: &Path) -> f64 {
     secs
 }
 
-/// Seconds of `kiln build` of `recipe` with `cache` and `extra` arguments, and the seconds of
-/// its phase `phase`.
+/// Seconds of `kiln build` of `recipe` with `cache` and `extra` arguments, and its phases
+/// (name, seconds) from its report.
 fn build(
     sources: &disk::Sources,
     (recipe, extra): (&str, &[String]),
     dir: &Path,
     cache: &Path,
-    phase: &str,
-) -> (f64, f64) {
+) -> (f64, Vec<(String, f64)>) {
     let out = dir.join("out");
     let _ = std::fs::remove_dir_all(&out);
     let report = dir.join("report.json");
@@ -62,14 +61,22 @@ fn build(
     let secs = start.elapsed().as_secs_f64();
     let value: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    let phase_secs = value["phases"]
+    let phases = value["phases"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["name"] == phase)
-        .filter_map(|p| p["seconds"].as_f64())
-        .sum();
-    (secs, phase_secs)
+        .filter_map(|p| Some((p["name"].as_str()?.to_owned(), p["seconds"].as_f64()?)))
+        .collect();
+    (secs, phases)
+}
+
+/// The seconds of the phase `name` among `phases`.
+fn phase(phases: &[(String, f64)], name: &str) -> f64 {
+    phases
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, s)| s)
+        .sum()
 }
 
 fn main() {
@@ -81,15 +88,15 @@ fn main() {
     let recipe = std::fs::read_to_string(disk::RECIPE).unwrap();
     let sources = disk::Sources::start(dir, &recipe);
     let cache = dir.join("cache");
-    let verity_phase = "dm-verity hash tree (/usr)";
     let floor = floor(&recipe, dir);
-    let (cold, _) = build(&sources, (&recipe, &[]), dir, &cache, verity_phase);
-    let (warm, hash_tree) = build(&sources, (&recipe, &[]), dir, &cache, verity_phase);
+    let (cold, cold_phases) = build(&sources, (&recipe, &[]), dir, &cache);
+    let (warm, warm_phases) = build(&sources, (&recipe, &[]), dir, &cache);
+    let hash_tree = phase(&warm_phases, "dm-verity hash tree (/usr)");
     let plain = recipe.replace("verity = true", "verity = false");
     assert_ne!(plain, recipe, "the recipe's verity line changed");
-    let (warm_plain, _) = build(&sources, (&plain, &[]), dir, &cache, verity_phase);
+    let (warm_plain, _) = build(&sources, (&plain, &[]), dir, &cache);
     let signed = (recipe.as_str(), disk::signing_args(dir));
-    let (warm_signed, _) = build(&sources, (signed.0, &signed.1), dir, &cache, verity_phase);
+    let (warm_signed, _) = build(&sources, (signed.0, &signed.1), dir, &cache);
     println!("floor (plain mmdebstrap, same packages and mirror): {floor:.1} s");
     println!(
         "kiln build cold: {cold:.1} s = {:.2}x the floor",
@@ -107,4 +114,9 @@ fn main() {
         "signing /usr's root hash: warm signed build {warm_signed:.1} s ({:+.1} s)",
         warm_signed - warm
     );
+    let mmdebstrap = phase(&cold_phases, "Debian root (mmdebstrap)");
+    println!("cold build's mmdebstrap: {mmdebstrap:.1} s; the warm build's phases:");
+    for (name, secs) in &warm_phases {
+        println!("  {name:<48} {secs:>6.1} s");
+    }
 }

@@ -19,7 +19,9 @@ const FAT_EPOCH: u64 = 315_532_800;
 const GPT_RESERVED: u64 = 2 * MIB;
 
 /// Makes the read-only /usr image from `usr_tree` at `out`: every timestamp `epoch`, the
-/// filesystem UUID `uuid` (erofs; squashfs has none).
+/// filesystem UUID `uuid` (erofs; squashfs has none). erofs compresses with lz4, not lz4hc:
+/// mkfs.erofs 1.5 is single-threaded and lz4hc took 5.5x as long for ~10 % less (1.7 GB of
+/// /usr: 25.7 s and 766 MiB against 4.6 s and 847 MiB; both decompress alike).
 pub fn usr_image(
     plan: &DiskPlan,
     usr_tree: &Path,
@@ -41,7 +43,7 @@ pub fn usr_image(
         }
         _ => {
             let mut c = Command::new("mkfs.erofs");
-            c.args(["-zlz4hc", "--quiet"])
+            c.args(["-zlz4", "--quiet"])
                 .arg(format!("-T{epoch}"))
                 .arg(format!("-U{uuid}"))
                 .arg(out)
