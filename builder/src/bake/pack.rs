@@ -185,13 +185,14 @@ pub fn write_top_level(
         let path = out.join(sysupdate::file_name(&plan.recipe.name));
         tree::write_file(&path, text.as_bytes(), 0o644)?;
     }
+    let outputs = manifest::output_entries(out)?;
     let manifest = Manifest::new(
         &plan.recipe.name,
         &plan.version_tag(),
         plan.architectures.iter().map(|a| a.kube().to_owned()),
         plan.source_date_epoch,
         inputs,
-        manifest::output_entries(out)?,
+        outputs.clone(),
     )
     .with_images(images.source.map(|s| s.name()), &images.kubeadm_list)
     .with_signing(
@@ -205,7 +206,7 @@ pub fn write_top_level(
     )
     .with_usr_root_hashes(usr_root_hashes);
     manifest::write_manifest(out, &manifest)?;
-    manifest::write_sums(out)?;
+    manifest::write_sums(out, &outputs)?;
     if let Some(gpg) = gpg {
         gpg.sign(
             &out.join(manifest::SUMS),

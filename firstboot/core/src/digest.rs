@@ -14,11 +14,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&SHA256, bytes))
 }
 
-/// Lower-case hex SHA-256 of everything `reader` yields.
-pub fn sha256_reader(reader: impl Read) -> std::io::Result<String> {
-    let mut reader = Sha256Reader::new(reader);
-    std::io::copy(&mut reader, &mut std::io::sink())?;
-    Ok(reader.finish().1)
+/// Lower-case hex SHA-256 of everything `reader` yields (read 1 MiB at a time: disk images
+/// are gigabytes).
+pub fn sha256_reader(mut reader: impl Read) -> std::io::Result<String> {
+    let mut hasher = Context::new(&SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(hex::encode(hasher.finish())),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Lower-case hex SHA-256 of the file at `path`.

@@ -229,19 +229,23 @@ pub fn output_entries(dir: &Path) -> anyhow::Result<Vec<Output>> {
 }
 
 /// The `SHA256SUMS` text for `dir`: `<hex>  <name>` per regular top-level file (the manifest
-/// included), sorted by name as `LC_ALL=C sha256sum *` prints it.
-pub fn sums(dir: &Path) -> anyhow::Result<String> {
+/// included), sorted by name as `LC_ALL=C sha256sum *` prints it; the digests of `known`
+/// (files already hashed for the manifest) are taken as they are.
+pub fn sums(dir: &Path, known: &[Output]) -> anyhow::Result<String> {
     let mut entries = Vec::new();
     for name in top_level_files(dir, &[SUMS, SUMS_SIGNATURE])? {
-        let hex = sha256_file(&dir.join(&name))?;
+        let hex = match known.iter().find(|o| o.file == name) {
+            Some(o) => o.sha256.clone(),
+            None => sha256_file(&dir.join(&name))?,
+        };
         entries.push((name, hex));
     }
     Ok(kiln_core::digest::write_sums(entries))
 }
 
-/// Writes `DIR/SHA256SUMS` atomically (0644).
-pub fn write_sums(dir: &Path) -> anyhow::Result<()> {
-    let text = sums(dir)?;
+/// Writes `DIR/SHA256SUMS` atomically (0644), reusing the digests of `known`.
+pub fn write_sums(dir: &Path, known: &[Output]) -> anyhow::Result<()> {
+    let text = sums(dir, known)?;
     let path = dir.join(SUMS);
     kiln_core::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
         .with_context(|| format!("writing {}", path.display()))
@@ -326,7 +330,7 @@ mod tests {
             },
         )
         .unwrap();
-        write_sums(d).unwrap();
+        write_sums(d, &[]).unwrap();
 
         let text = std::fs::read_to_string(d.join(SUMS)).unwrap();
         let names: Vec<&str> = text.lines().map(|l| &l[66..]).collect();
@@ -359,7 +363,27 @@ mod tests {
             .unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
         // Rewriting is stable (SHA256SUMS does not list itself).
-        write_sums(d).unwrap();
+        write_sums(d, &[]).unwrap();
         assert_eq!(std::fs::read_to_string(d.join(SUMS)).unwrap(), text);
+    }
+
+    #[test]
+    fn sums_reuse_the_digests_already_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("disk.raw"), b"raw").unwrap();
+        std::fs::write(d.join("other"), b"other").unwrap();
+        let known = [Output {
+            file: "disk.raw".into(),
+            size: 3,
+            sha256: "ab".repeat(32),
+        }];
+        let text = sums(d, &known).unwrap();
+        assert!(
+            text.contains(&format!("{}  disk.raw", "ab".repeat(32))),
+            "{text}"
+        );
+        let other = kiln_core::digest::sha256_hex(b"other");
+        assert!(text.contains(&format!("{other}  other")), "{text}");
     }
 }
