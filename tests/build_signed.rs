@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use support::release::{self, Server};
-use support::{cargo_bin, sh, Run};
+use support::{cargo_bin, cert_sha256, pkcs7_verifies, sh, Run};
 
 /// Test keys: an X.509 signing pair, a second pair, an OpenPGP key in its own GnuPG home.
 struct Keys {
@@ -181,32 +181,6 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// systemd's userspace check of a verity signature (`validate_signature_userspace`:
-/// PKCS7_verify with the certificates of /etc/verity.d, NOINTERN|NOVERIFY) with `trusted`.
-fn pkcs7_verifies(dir: &Path, trusted: &Path) -> bool {
-    Command::new("openssl")
-        .args([
-            "smime",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-nointern",
-            "-noverify",
-        ])
-        .arg("-in")
-        .arg(dir.join("sig.der"))
-        .arg("-content")
-        .arg(dir.join("roothash"))
-        .arg("-certfile")
-        .arg(trusted)
-        .args(["-out", "/dev/null"])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 /// The debug log of systemd-sysext merging `image` into a scratch root, in a mount namespace of
 /// its own whose /run is a new tmpfs with `trusted` as /run/verity.d/test.crt (one of the
 /// directories systemd reads trusted verity certificates from); nothing reaches the host.
@@ -319,8 +293,9 @@ fn signed_sysext_and_sums_verify_with_the_fields_tools() {
         .unwrap();
     std::fs::write(p.join("sig.der"), der).unwrap();
     std::fs::write(p.join("roothash"), &root_hash).unwrap();
-    assert!(pkcs7_verifies(p, &keys.path("signer.crt")));
-    assert!(!pkcs7_verifies(p, &keys.path("other.crt")));
+    let (sig, content) = (p.join("sig.der"), p.join("roothash"));
+    assert!(pkcs7_verifies(&sig, &content, &keys.path("signer.crt")));
+    assert!(!pkcs7_verifies(&sig, &content, &keys.path("other.crt")));
 
     // systemd-sysext checks the signature against verity.d before it activates the image.
     let log = sysext_merge_log(&image, &keys.path("signer.crt"));
@@ -336,17 +311,7 @@ fn signed_sysext_and_sums_verify_with_the_fields_tools() {
         "{log}"
     );
     assert!(!log.contains("Merged extensions"), "{log}");
-    let fingerprint = sh(&format!(
-        "openssl x509 -in {} -noout -fingerprint -sha256",
-        keys.path("signer.crt").display()
-    ));
-    let fingerprint = fingerprint
-        .trim()
-        .rsplit('=')
-        .next()
-        .unwrap()
-        .replace(':', "")
-        .to_lowercase();
+    let fingerprint = cert_sha256(&keys.path("signer.crt"));
     assert_eq!(manifest["signing_certificate_sha256"], fingerprint.as_str());
 
     // SHA256SUMS.gpg: gpgv with the exported public key; a changed SHA256SUMS fails.

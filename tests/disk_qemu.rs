@@ -351,18 +351,7 @@ fn check_usr_signature(dir: &Path, raw: &Path, usrhash: &str) {
     let json = part.split(|&b| b == 0).next().unwrap();
     let sig: serde_json::Value = serde_json::from_slice(json).unwrap();
     assert_eq!(sig["rootHash"], usrhash);
-    let fingerprint = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(dir.join("signer.crt"))
-        .output()
-        .unwrap();
-    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
-        .trim()
-        .rsplit('=')
-        .next()
-        .unwrap()
-        .replace(':', "")
-        .to_ascii_lowercase();
+    let fingerprint = support::cert_sha256(&dir.join("signer.crt"));
     assert_eq!(sig["certificateFingerprint"], fingerprint.as_str());
     let der = base64::engine::general_purpose::STANDARD
         .decode(sig["signature"].as_str().unwrap())
@@ -370,21 +359,8 @@ fn check_usr_signature(dir: &Path, raw: &Path, usrhash: &str) {
     std::fs::write(dir.join("usr-sig.der"), der).unwrap();
     let verifies = |content: &str| {
         std::fs::write(dir.join("usr-roothash"), content).unwrap();
-        Command::new("openssl")
-            .current_dir(dir)
-            .args(["smime", "-verify", "-binary", "-inform", "DER", "-nointern"])
-            .args([
-                "-noverify",
-                "-in",
-                "usr-sig.der",
-                "-content",
-                "usr-roothash",
-            ])
-            .args(["-certfile", "signer.crt", "-out", "/dev/null"])
-            .output()
-            .unwrap()
-            .status
-            .success()
+        let (sig, roothash) = (dir.join("usr-sig.der"), dir.join("usr-roothash"));
+        support::pkcs7_verifies(&sig, &roothash, &dir.join("signer.crt"))
     };
     assert!(verifies(usrhash), "the /usr signature does not verify");
     assert!(

@@ -92,7 +92,7 @@ fn main() {
         row(format.name(), secs, Some(allocated(&out)));
     }
     let dir = tempfile::tempdir_in(tmp.path()).unwrap();
-    let jobs = formats::default_jobs();
+    let jobs = kiln::bake::pool::default_jobs();
     let start = Instant::now();
     formats::convert_all(&raw, &ALL, dir.path(), jobs, &Phases::quiet()).unwrap();
     row(&format!("all/{jobs}"), start.elapsed().as_secs_f64(), None);

@@ -65,6 +65,44 @@ pub fn sh(script: &str) -> String {
     run.stdout
 }
 
+/// The SHA-256 fingerprint of a certificate file as lower-case hex without colons (what
+/// manifest.json and systemd's verity signature JSON record), from `openssl x509`.
+pub fn cert_sha256(cert: &Path) -> String {
+    let out = openssl(&[
+        "x509",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+        "-in",
+        path_str(cert),
+    ]);
+    out.trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_ascii_lowercase()
+}
+
+/// systemd's userspace check of a verity signature (`validate_signature_userspace`:
+/// PKCS7_verify with the certificates of /etc/verity.d, NOINTERN|NOVERIFY): whether the DER
+/// PKCS#7 `sig_der` signs the file `content` with the certificate `trusted`.
+pub fn pkcs7_verifies(sig_der: &Path, content: &Path, trusted: &Path) -> bool {
+    Command::new("openssl")
+        .args(["smime", "-verify", "-binary", "-inform", "DER"])
+        .args(["-nointern", "-noverify", "-in"])
+        .arg(sig_der)
+        .arg("-content")
+        .arg(content)
+        .arg("-certfile")
+        .arg(trusted)
+        .args(["-out", "/dev/null"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
 /// `openssl x509 -text` of a certificate file.
 pub fn x509_text(cert: &Path) -> String {
     openssl(&["x509", "-noout", "-text", "-in", path_str(cert)])

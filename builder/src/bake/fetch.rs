@@ -16,6 +16,7 @@ use super::cache::Cache;
 use super::http::{Client, Failure};
 use super::mirror::Mirrors;
 use super::plan::{Artifact, Checksum};
+use super::pool;
 use super::transfer::{self, CopyError};
 
 /// Parallel downloads at a time.
@@ -48,25 +49,16 @@ pub fn fetch_all(
     cache: &Cache,
     progress: &MultiProgress,
 ) -> anyhow::Result<Vec<Fetched>> {
-    let results = transfer::bounded(artifacts, PARALLEL, |artifact| {
-        fetch_one(artifact, client, mirrors, cache, progress)
-    });
-    let mut out = Vec::with_capacity(artifacts.len());
-    for (artifact, slot) in artifacts.iter().zip(results) {
-        match slot {
-            Some(Ok(fetched)) => out.push(fetched),
-            Some(Err(err)) => {
-                return Err(err.context(format!(
-                    "{} {} ({})",
-                    artifact.name,
-                    artifact.version,
-                    artifact.arch.kube()
-                )))
-            }
-            None => anyhow::bail!("stopped after an earlier download failed"),
-        }
-    }
-    Ok(out)
+    pool::all(artifacts, PARALLEL, |artifact| {
+        fetch_one(artifact, client, mirrors, cache, progress).with_context(|| {
+            format!(
+                "{} {} ({})",
+                artifact.name,
+                artifact.version,
+                artifact.arch.kube()
+            )
+        })
+    })
 }
 
 /// Resolves the expected digest, then serves from the cache or downloads and verifies.

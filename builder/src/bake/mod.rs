@@ -26,6 +26,7 @@ pub mod outputs;
 pub mod pack;
 pub mod phases;
 pub mod plan;
+pub mod pool;
 pub mod recipe;
 pub mod repart;
 pub mod report;

@@ -29,6 +29,7 @@ pub mod pki;
 pub mod redact;
 pub mod retry;
 pub mod secret;
+pub mod sparse;
 pub mod tls;
 pub mod token;
 pub mod tsv;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::bake::cache::Cache;
 use crate::bake::mirror::Mirrors;
-use crate::bake::transfer;
+use crate::bake::pool;
 use kiln_core::digest;
 
 use super::reference::Reference;
@@ -41,7 +41,7 @@ pub fn pull_all(
         }
     }
     let registry = Registry::new(mirrors);
-    let results = transfer::bounded(&images, PARALLEL, |image| {
+    pool::all(&images, PARALLEL, |image| {
         let bar = progress.add(new_bar(image));
         let puller = Puller {
             registry: &registry,
@@ -55,15 +55,7 @@ pub fn pull_all(
         bar.finish_and_clear();
         progress.remove(&bar);
         result
-    });
-    let mut pulled = Vec::with_capacity(results.len());
-    for result in results {
-        match result {
-            Some(r) => pulled.push(r?),
-            None => anyhow::bail!("image pulls stopped after an error"),
-        }
-    }
-    Ok(pulled)
+    })
 }
 
 fn new_bar(image: &Reference) -> ProgressBar {

@@ -210,22 +210,21 @@ fn top_level_files(dir: &Path, skip: &[&str]) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// The output files of `dir` with digest and size, for [`Manifest::outputs`].
+/// The output files of `dir` with digest and size, for [`Manifest::outputs`] (hashed a few at
+/// a time: a disk image and its conversions are gigabytes each).
 pub fn output_entries(dir: &Path) -> anyhow::Result<Vec<Output>> {
-    top_level_files(dir, &[MANIFEST, SUMS, SUMS_SIGNATURE])?
-        .into_iter()
-        .map(|file| {
-            let path = dir.join(&file);
-            let size = std::fs::metadata(&path)
-                .with_context(|| format!("{}", path.display()))?
-                .len();
-            Ok(Output {
-                sha256: sha256_file(&path)?,
-                file,
-                size,
-            })
+    let files = top_level_files(dir, &[MANIFEST, SUMS, SUMS_SIGNATURE])?;
+    crate::bake::pool::all(&files, crate::bake::pool::default_jobs(), |file| {
+        let path = dir.join(file);
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("{}", path.display()))?
+            .len();
+        Ok(Output {
+            sha256: sha256_file(&path)?,
+            file: file.clone(),
+            size,
         })
-        .collect()
+    })
 }
 
 /// The `SHA256SUMS` text for `dir`: `<hex>  <name>` per regular top-level file (the manifest

@@ -37,14 +37,11 @@ pub fn ctr(address: &Path, args: &[&str]) -> anyhow::Result<String> {
 /// rather than waiting for the disk (on a disk image: /usr's erofs and dm-verity); done while
 /// containerd starts. How many bytes were read (`None`: no `ctr` on `PATH` or unreadable).
 pub fn prefetch() -> Option<u64> {
-    prefetch_from(&std::env::var_os("PATH")?)
+    read_through(&crate::command::which("ctr")?)
 }
 
-/// [`prefetch`] with `path` as `PATH`.
-fn prefetch_from(path: &std::ffi::OsStr) -> Option<u64> {
-    let bin = std::env::split_paths(path)
-        .map(|dir| dir.join("ctr"))
-        .find(|p| p.is_file())?;
+/// Reads the file `bin` to its end; the bytes read.
+fn read_through(bin: &Path) -> Option<u64> {
     let mut file = std::fs::File::open(bin).ok()?;
     std::io::copy(&mut file, &mut std::io::sink()).ok()
 }
@@ -121,15 +118,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefetch_reads_the_first_ctr_on_the_path() {
+    fn prefetch_reads_the_whole_binary() {
         let tmp = tempfile::tempdir().unwrap();
-        let (empty, bin) = (tmp.path().join("empty"), tmp.path().join("bin"));
-        std::fs::create_dir_all(empty.join("ctr")).unwrap(); // a directory is not the binary
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::write(bin.join("ctr"), "12345").unwrap();
-        let path = |dirs: &[&Path]| std::env::join_paths(dirs).unwrap();
-        assert_eq!(prefetch_from(&path(&[&empty, &bin])), Some(5));
-        assert_eq!(prefetch_from(&path(&[&empty])), None);
+        std::fs::write(tmp.path().join("ctr"), "12345").unwrap();
+        assert_eq!(read_through(&tmp.path().join("ctr")), Some(5));
+        assert_eq!(read_through(&tmp.path().join("missing")), None);
     }
 
     #[test]

@@ -4,13 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{bail, Context as _};
 use kiln_core::command::Run;
 
 use crate::bake::phases::Phases;
+use crate::bake::pool;
 
 /// One disk output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -160,43 +159,13 @@ pub fn convert_all(
         .copied()
         .filter(|f| *f != Format::Raw)
         .collect();
-    let next = AtomicUsize::new(0);
-    let errors = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, todo.len().max(1)) {
-            scope.spawn(|| {
-                // After a failure no new conversion starts (the running ones finish).
-                let failed = || !errors.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
-                while let Some(&format) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    if failed() {
-                        break;
-                    }
-                    let what = format!("convert {}", format.name());
-                    let file = dir.join(format.file());
-                    if let Err(e) = phases.run(&what, || convert(raw, format, &file)) {
-                        errors
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((format, e));
-                    }
-                }
-            });
-        }
-    });
-    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
-    errors.sort_by_key(|(format, _)| *format);
-    match errors.into_iter().next() {
-        Some((_, e)) => Err(e),
-        None => Ok(()),
-    }
-}
-
-/// How many conversions run at once: one per CPU, at most four (each is I/O heavy).
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4)
+    pool::all(&todo, jobs, |format| {
+        let file = dir.join(format.file());
+        phases.run(&format!("convert {}", format.name()), || {
+            convert(raw, *format, &file)
+        })
+    })?;
+    Ok(())
 }
 
 /// Writes `raw` as `format` at `out`.

@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 
 use super::plan::DiskPlan;
 use kiln_core::command::Run;
+use kiln_core::sparse;
 
 const MIB: u64 = 1 << 20;
 /// 1980-01-01: the first time a FAT directory entry can hold.
@@ -258,72 +259,27 @@ pub fn sizes(
     Ok((esp, usr, hash, root))
 }
 
-/// Copies `image` into `disk` at `offset`, reading only the image's data extents (SEEK_DATA /
-/// SEEK_HOLE: a fresh filesystem image is mostly holes) and skipping all-zero blocks in them
-/// (the disk stays sparse).
+/// Copies `image` into `disk` at `offset`, reading only the image's data extents (a fresh
+/// filesystem image is mostly holes) and skipping all-zero blocks in them (the disk stays
+/// sparse).
 pub fn copy_sparse(image: &Path, disk: &mut File, offset: u64) -> anyhow::Result<()> {
-    let mut src = File::open(image)?;
-    let len = src.metadata()?.len();
-    let mut at = 0;
-    while let Some((start, end)) = next_extent(&src, at, len)? {
-        copy_range(&mut src, disk, (start, end), offset)?;
-        at = end;
-    }
-    Ok(())
-}
-
-/// The next data extent of `file` at or after `from` (`len` bytes long), as (start, end).
-fn next_extent(file: &File, from: u64, len: u64) -> anyhow::Result<Option<(u64, u64)>> {
-    use nix::unistd::{lseek, Whence};
-    if from >= len {
-        return Ok(None);
-    }
-    let fd = file;
-    let start = match lseek(fd, from as i64, Whence::SeekData) {
-        Ok(start) => start as u64,
-        Err(nix::errno::Errno::ENXIO) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let end = lseek(fd, start as i64, Whence::SeekHole)? as u64;
-    Ok(Some((start, end.min(len))))
-}
-
-/// Copies bytes `start..end` of `src` to `disk` at `offset + start`, skipping all-zero chunks.
-fn copy_range(
-    src: &mut File,
-    disk: &mut File,
-    (start, end): (u64, u64),
-    offset: u64,
-) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut buf = vec![0u8; 4 * MIB as usize];
-    let mut pos = start;
-    src.seek(SeekFrom::Start(start))?;
-    while pos < end {
-        let want = (end - pos).min(buf.len() as u64) as usize;
-        let n = read_full(src, &mut buf[..want])?;
-        anyhow::ensure!(n > 0, "the image ended inside a data extent");
-        for chunk in buf[..n].chunks(64 * 1024) {
+    let mut src = File::open(image)?;
+    let mut pos = offset;
+    sparse::for_each_piece(&mut src, |bytes, len| {
+        for chunk in bytes.unwrap_or_default().chunks(64 * 1024) {
             if chunk.iter().any(|b| *b != 0) {
-                disk.seek(SeekFrom::Start(offset + pos))?;
+                disk.seek(SeekFrom::Start(pos))?;
                 disk.write_all(chunk)?;
             }
             pos += chunk.len() as u64;
         }
-    }
-    Ok(())
-}
-
-fn read_full(src: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let mut n = 0;
-    while n < buf.len() {
-        match src.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
+        if bytes.is_none() {
+            pos += len;
         }
-    }
-    Ok(n)
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Size of a file in bytes.

@@ -147,12 +147,15 @@ pub fn clamp_times(tree: &Path, epoch: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Moves `root/usr` to `usr_tree`, leaving an empty /usr mount point, and clears /boot (the
-/// kernel and initrd go to the ESP).
-pub fn split(root: &Path, usr_tree: &Path) -> anyhow::Result<()> {
-    std::fs::rename(root.join("usr"), usr_tree).context("moving /usr out of the root")?;
-    std::fs::create_dir(root.join("usr"))?;
-    Ok(())
+/// Shows `root/usr` at `usr_tree` too, and an empty directory `empty` at `root/usr` (the root
+/// filesystem's /usr mount point): bind mounts, in the build's own mount namespace (see
+/// [`super::view`]); a rename cannot move a directory out of the root's overlayfs view.
+pub fn split(root: &Path, usr_tree: &Path, empty: &Path) -> anyhow::Result<()> {
+    for dir in [usr_tree, empty] {
+        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    super::view::bind(&root.join("usr"), usr_tree)?;
+    super::view::bind(empty, &root.join("usr"))
 }
 
 /// The kernel and initrd in the root's /boot: `(vmlinuz, initrd)`.

@@ -10,6 +10,8 @@
 //! a scratch directory and published into the output directory only at the end.
 //!
 //! - [`plan`]: the recipe's `[rootfs]` and `[disk]` sections.
+//! - [`view`]: the node's root as a copy-on-write view of the cached Debian root (overlayfs, in
+//!   the build's own mount namespace).
 //! - [`prefill`]: containerd's config, CNI plugins and image store filled at build time.
 //! - [`bolt`]: containerd's bbolt databases rewritten reproducibly.
 //! - [`arch`]: what differs per architecture (amd64, arm64: kernel, systemd-boot, partition
@@ -30,6 +32,7 @@ pub mod rootfs;
 pub mod seed;
 pub mod tools;
 pub mod verity;
+pub mod view;
 
 use std::path::{Path, PathBuf};
 
@@ -90,11 +93,14 @@ pub fn build_disk(
         phases,
         signer,
     };
-    let (root, rootfs_cached) = build.prepare_root(content_tree, &work)?;
-    let boot = boot_files(plan, &root.dir, scratch.path(), epoch)?;
     let raw = staging.path().join(Format::Raw.file());
-    let (cmdline, usr_root_hash) = build.write_disk(&root, &boot, &raw)?;
-    let jobs = formats::default_jobs();
+    let (boot, cmdline, usr_root_hash, rootfs_cached) = view::in_private_mounts(|| {
+        let (root, rootfs_cached) = build.prepare_root(content_tree, &work)?;
+        let boot = boot_files(plan, &root.dir, scratch.path(), epoch)?;
+        let (cmdline, usr_root_hash) = build.write_disk(&root, &boot, &raw)?;
+        Ok((boot, cmdline, usr_root_hash, rootfs_cached))
+    })?;
+    let jobs = crate::bake::pool::default_jobs();
     formats::convert_all(&raw, &formats, staging.path(), jobs, phases)?;
     if !formats.contains(&Format::Raw) {
         std::fs::remove_file(&raw).with_context(|| format!("removing {}", raw.display()))?;
@@ -175,7 +181,8 @@ fn seed_of(plan: &DiskPlan, epoch: u64, content_tree: &Path) -> anyhow::Result<S
 
 /// The node's root, laid out in the scratch directory, with the partition UUIDs it names.
 struct Root {
-    /// `SCRATCH/root`: the whole root, /usr split off into `SCRATCH/usr` by [`boot_files`].
+    /// `SCRATCH/root`: the whole root (a view of the cached Debian root), /usr shown at
+    /// `SCRATCH/usr` and hidden here by [`boot_files`].
     dir: PathBuf,
     uuids: layout::Uuids,
 }
@@ -191,11 +198,12 @@ struct Build<'a> {
 }
 
 impl Build<'_> {
-    /// The Debian root (cached) unpacked into `SCRATCH/root` with the content tree merged in
-    /// and the image's identity and mounts set; whether the Debian root came from the cache.
+    /// The Debian root (cached) seen at `SCRATCH/root` (see [`view`]) with the content tree
+    /// merged in and the image's identity and mounts set; whether the Debian root came from the
+    /// cache. Runs in the build's private mount namespace.
     fn prepare_root(&self, content_tree: &Path, work: &Path) -> anyhow::Result<(Root, bool)> {
         let (plan, s) = (self.plan, self.scratch);
-        let (tarball, rootfs_cached) = self.phases.run("Debian root (mmdebstrap)", || {
+        let (cached, rootfs_cached) = self.phases.run("Debian root (mmdebstrap)", || {
             cached_rootfs(plan, self.epoch, work, s)
         })?;
         let root = Root {
@@ -206,18 +214,13 @@ impl Build<'_> {
                 root: self.seed.uuid("root"),
             },
         };
+        let overlay = view::root_view(&cached, s, &root.dir)?;
+        tracing::debug!(
+            overlay,
+            "the node's root is a view of the cached Debian root"
+        );
         self.phases
             .run("layout (content tree, units, identity, fstab)", || {
-                std::fs::create_dir(&root.dir)?;
-                Run::new(
-                    std::process::Command::new("tar")
-                        .args(["-x", "--numeric-owner", "--xattrs", "-f"])
-                        .arg(&tarball)
-                        .arg("-C")
-                        .arg(&root.dir),
-                    "unpacking the Debian root",
-                )
-                .run()?;
                 layout::merge_content(plan, &root.dir, content_tree)?;
                 layout::reset_identity(&root.dir)?;
                 layout::immutable_settings(plan, &root.dir, &root.uuids)
@@ -225,6 +228,7 @@ impl Build<'_> {
         let prefilled = self
             .phases
             .run("containerd config and image store (prefill)", || {
+                store_on_scratch(&root.dir, s)?;
                 prefill::prefill(&root.dir, Some(plan.arch) == Arch::host(), self.epoch)
             })?;
         let early = early::arrange(&root.dir)?;
@@ -405,15 +409,46 @@ fn boot_files(plan: &DiskPlan, root: &Path, s: &Path, epoch: u64) -> anyhow::Res
             .join(plan.facts().systemd_boot),
         usr_tree: s.join("usr"),
     };
-    std::fs::rename(&boot_kernel, &boot.kernel)?;
-    std::fs::rename(&boot_initrd, &boot.initrd)?;
-    layout::split(root, &boot.usr_tree)?;
+    move_out(&boot_kernel, &boot.kernel)?;
+    move_out(&boot_initrd, &boot.initrd)?;
+    layout::split(root, &boot.usr_tree, &s.join("empty-usr"))?;
     layout::clamp_times(root, epoch)?;
     anyhow::ensure!(
         boot.efi.is_file(),
         "systemd-boot is missing from the root (rootfs.packages needs systemd-boot-efi)"
     );
     Ok(boot)
+}
+
+/// Moves `from` (in the root's view) to `to` (outside it: a rename cannot cross the mount).
+fn move_out(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+    std::fs::remove_file(from).with_context(|| format!("removing {}", from.display()))
+}
+
+/// containerd's store (`var/lib/containerd`) on a directory of its own in the scratch
+/// directory, bound into the root: containerd's overlayfs snapshotter cannot keep its
+/// snapshots on an overlayfs (the root's view). Whatever the Debian root has there is copied.
+fn store_on_scratch(root: &Path, scratch: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let (store, at) = (scratch.join("containerd-store"), root.join(prefill::STORE));
+    // The mode containerd gives the directory it makes.
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(&store)
+        .with_context(|| format!("creating {}", store.display()))?;
+    if at.is_dir() {
+        Run::new(
+            std::process::Command::new("cp")
+                .arg("-a")
+                .arg(at.join("."))
+                .arg(&store),
+            "copying the Debian root's /var/lib/containerd",
+        )
+        .run()?;
+    }
+    std::fs::create_dir_all(&at).with_context(|| format!("creating {}", at.display()))?;
+    view::bind(&store, &at)
 }
 
 /// The kernel command line of the boot entry: the root partition, the /usr root hash (with
@@ -427,7 +462,9 @@ fn cmdline(plan: &DiskPlan, uuids: &layout::Uuids, usr_root_hash: Option<&str>) 
     cmdline.join(" ")
 }
 
-/// The Debian root as a tarball in `work/rootfs/`, built once per sources + packages.
+/// The Debian root as a directory in `work/rootfs/`, built once per sources + packages by
+/// mmdebstrap, its times clamped to `epoch` as mmdebstrap's tarballs have them, published
+/// whole. The builds' views only read it (see [`view`]).
 fn cached_rootfs(
     plan: &DiskPlan,
     epoch: u64,
@@ -443,22 +480,25 @@ fn cached_rootfs(
         rootfs::INITRAMFS_HOOK,
         rootfs::INITRAMFS_VERITY
     );
-    let name = format!(
-        "{}.tar",
-        &kiln_core::digest::sha256_hex(key.as_bytes())[..24]
-    );
-    let dir = work.join("rootfs");
-    let tarball = dir.join(&name);
-    if tarball.is_file() {
-        tracing::info!(tarball = %tarball.display(), "Debian root from the cache");
-        return Ok((tarball, true));
+    let name = &kiln_core::digest::sha256_hex(key.as_bytes())[..24];
+    let tree = work.join("rootfs").join(name);
+    if tree.is_dir() {
+        tracing::info!(tree = %tree.display(), "Debian root from the cache");
+        return Ok((tree, true));
     }
-    std::fs::create_dir_all(&dir)?;
-    kiln_core::fsutil::publish(&tarball, Replace::Existing, |partial| {
-        rootfs::build(plan, epoch, partial, scratch)
+    std::fs::create_dir_all(work.join("rootfs"))?;
+    kiln_core::fsutil::publish(&tree, Replace::Never, |partial| {
+        rootfs::build(plan, epoch, partial, scratch)?;
+        layout::clamp_times(partial, epoch)?;
+        // Its data on disk before it is published (a cache a crash left half-written would
+        // make wrong images).
+        let dir = std::fs::File::open(partial)?;
+        nix::unistd::syncfs(&dir).with_context(|| format!("syncing {}", partial.display()))
     })
     .context("caching the Debian root")?;
-    Ok((tarball, false))
+    // An older kiln cached the same root as a tarball.
+    let _ = std::fs::remove_file(tree.with_extension("tar"));
+    Ok((tree, false))
 }
 
 /// Moves every entry of `staging` into `out` under the architecture's output name, each

@@ -19,7 +19,7 @@ use kiln_core::retry::{self, Policy};
 use crate::bake::content::{IMAGE_DIR as IMAGES, MANIFEST};
 
 /// containerd's persistent root on the node.
-const STORE: &str = "var/lib/containerd";
+pub const STORE: &str = "var/lib/containerd";
 /// containerd's bbolt databases in the store: its metadata and the overlayfs snapshotter's.
 const DATABASES: [&str; 2] = [
     "io.containerd.metadata.v1.bolt/meta.db",

@@ -94,7 +94,7 @@ pub fn sources_line(plan: &DiskPlan) -> String {
     )
 }
 
-/// Builds the root as a tarball at `target` (which must not exist yet). An unknown package fails here, in
+/// Builds the root as a directory at `target` (which must not exist yet). An unknown package fails here, in
 /// the first seconds, with apt's message naming it.
 pub fn build(plan: &DiskPlan, epoch: u64, target: &Path, scratch: &Path) -> anyhow::Result<()> {
     let hook = scratch.join("initramfs-hook");
@@ -104,9 +104,10 @@ pub fn build(plan: &DiskPlan, epoch: u64, target: &Path, scratch: &Path) -> anyh
     let mut cmd = Command::new("mmdebstrap");
     // mmdebstrap, dpkg and mkinitramfs make their output reproducible with it.
     cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
-    // A tarball whatever the target's name (it is published from a temporary name).
+    // A directory: the cache keeps the tree the builds' views read (no tarball to pack and
+    // unpack again, 0.8 GB each way).
     cmd.arg("--mode=root")
-        .arg("--format=tar")
+        .arg("--format=directory")
         // Another architecture's root runs its maintainer scripts under qemu-user (binfmt_misc).
         .arg(format!("--architectures={}", plan.arch.kube()))
         .arg(format!("--variant={}", plan.rootfs.variant))
