@@ -35,12 +35,15 @@ ExecStart=
 ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 ";
 
-/// containerd.service as containerd's release ships it, with the binary in /usr/bin.
+/// containerd.service as containerd's release ships it, with the binary in /usr/bin and
+/// without `After=network.target` (issue #13: containerd serves its socket without a network,
+/// and kubelet waits for the network itself; first boot's image check and kubeadm wait on
+/// containerd). The `modprobe overlay` stays: a sysext's modules-load.d may come too late.
 pub const CONTAINERD_SERVICE: &str = "\
 [Unit]
 Description=containerd container runtime
 Documentation=https://containerd.io
-After=network.target local-fs.target dbus.service
+After=local-fs.target dbus.service
 
 [Service]
 ExecStartPre=-/sbin/modprobe overlay

@@ -366,23 +366,8 @@ impl Step for Kubeadm {
         for warning in &rendered.warnings {
             tracing::warn!("{warning}");
         }
-        let (node, yaml) = match &node.join_service {
-            Some(service) => {
-                let node = with_service_answer(ctx, node.clone(), service)?;
-                let yaml = kubeadm_config::render_node(&node, &rendered.kubeadm)?;
-                (node, yaml)
-            }
-            None => (node.clone(), rendered.yaml.clone()),
-        };
+        let (node, config) = write_kubeadm_config(ctx, node, &rendered)?;
         let node = &node;
-        let yaml = yaml.expose();
-        ctx.redact.add_tokens_in(yaml);
-        ctx.redact.add_certificate_keys_in(yaml);
-        let config = ctx
-            .options
-            .root
-            .join(KUBEADM_CONFIG.trim_start_matches('/'));
-        kiln_core::fsutil::write_atomic(&config, yaml.as_bytes(), 0o600)?;
         if node.role.joins() {
             let endpoint = node
                 .control_plane_endpoint
@@ -410,6 +395,33 @@ impl Step for Kubeadm {
         kubeadm::run(&invocation, &ctx.redact)?;
         Ok(())
     }
+}
+
+/// Writes kubeadm's config for `node` (0600; its tokens and certificate key registered with
+/// the redactor first): the rendered one, or rendered again with the join service's answer.
+/// The node as completed, and the config's path.
+fn write_kubeadm_config(
+    ctx: &mut Context,
+    node: &NodeConfig,
+    rendered: &Rendered,
+) -> anyhow::Result<(NodeConfig, std::path::PathBuf)> {
+    let (node, yaml) = match &node.join_service {
+        Some(service) => {
+            let node = with_service_answer(ctx, node.clone(), service)?;
+            let yaml = kubeadm_config::render_node(&node, &rendered.kubeadm)?;
+            (node, yaml)
+        }
+        None => (node.clone(), rendered.yaml.clone()),
+    };
+    let yaml = yaml.expose();
+    ctx.redact.add_tokens_in(yaml);
+    ctx.redact.add_certificate_keys_in(yaml);
+    let config = ctx
+        .options
+        .root
+        .join(KUBEADM_CONFIG.trim_start_matches('/'));
+    kiln_core::fsutil::write_atomic(&config, yaml.as_bytes(), 0o600)?;
+    Ok((node, config))
 }
 
 /// `node` completed with the join service's answer: its short-lived token (registered with the

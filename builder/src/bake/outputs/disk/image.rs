@@ -89,9 +89,7 @@ pub fn esp_image(
         );
     }
     File::create(out)?.set_len(size)?;
-    // mtools stamps what it writes with SOURCE_DATE_EPOCH; mkfs.vfat's --invariant fixes the
-    // volume ID (1234-ABCD) and the volume label's time.
-    let epoch = files.epoch.max(FAT_EPOCH).to_string();
+    // mkfs.vfat's --invariant fixes the volume ID (1234-ABCD) and the volume label's time.
     Run::new(
         Command::new("mkfs.vfat")
             .args(["-F", "32", "-n", "ESP", "--invariant"])
@@ -100,7 +98,25 @@ pub fn esp_image(
     )
     .run()?;
     let (loader, entry) = boot_entries(files.cmdline, scratch)?;
-    let img = out.to_str().context("ESP path is not UTF-8")?;
+    let removable = format!("::/{}", files.loader);
+    fill_esp(
+        out,
+        files.epoch,
+        &[
+            (files.efi, removable.as_str()),
+            (&loader, "::/loader/loader.conf"),
+            (&entry, "::/loader/entries/kiln.conf"),
+            (files.kernel, "::/kiln/vmlinuz"),
+            (files.initrd, "::/kiln/initrd"),
+        ],
+    )
+}
+
+/// Makes the ESP's directories in the FAT image `img` and copies each `(file, ::/path)` of
+/// `copies` in, everything stamped `epoch` (mtools takes SOURCE_DATE_EPOCH).
+fn fill_esp(img: &Path, epoch: u64, copies: &[(&Path, &str)]) -> anyhow::Result<()> {
+    let epoch = epoch.max(FAT_EPOCH).to_string();
+    let img = img.to_str().context("ESP path is not UTF-8")?;
     Run::new(
         Command::new("mmd").env("SOURCE_DATE_EPOCH", &epoch).args([
             "-i",
@@ -114,14 +130,7 @@ pub fn esp_image(
         "making ESP directories",
     )
     .run()?;
-    let removable = format!("::/{}", files.loader);
-    for (from, to) in [
-        (files.efi, removable.as_str()),
-        (&loader, "::/loader/loader.conf"),
-        (&entry, "::/loader/entries/kiln.conf"),
-        (files.kernel, "::/kiln/vmlinuz"),
-        (files.initrd, "::/kiln/initrd"),
-    ] {
+    for (from, to) in copies {
         Run::new(
             Command::new("mcopy")
                 .env("SOURCE_DATE_EPOCH", &epoch)

@@ -94,37 +94,14 @@ pub fn sources_line(plan: &DiskPlan) -> String {
     )
 }
 
-/// Builds the root as a directory at `target` (which must not exist yet). An unknown package fails here, in
-/// the first seconds, with apt's message naming it.
+/// Builds the root as a directory at `target` (which must not exist yet). An unknown package
+/// fails here, in the first seconds, with apt's message naming it.
 pub fn build(plan: &DiskPlan, epoch: u64, target: &Path, scratch: &Path) -> anyhow::Result<()> {
     let hook = scratch.join("initramfs-hook");
     std::fs::write(&hook, INITRAMFS_HOOK).context("writing the initramfs hook")?;
     let premount = scratch.join("initramfs-verity");
     std::fs::write(&premount, INITRAMFS_VERITY).context("writing the initramfs script")?;
-    let mut cmd = Command::new("mmdebstrap");
-    // mmdebstrap, dpkg and mkinitramfs make their output reproducible with it.
-    cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
-    // A directory: the cache keeps the tree the builds' views read (no tarball to pack and
-    // unpack again, 0.8 GB each way).
-    cmd.arg("--mode=root")
-        .arg("--format=directory")
-        // Another architecture's root runs its maintainer scripts under qemu-user (binfmt_misc).
-        .arg(format!("--architectures={}", plan.arch.kube()))
-        .arg(format!("--variant={}", plan.rootfs.variant))
-        .arg(format!("--include={}", plan.rootfs.packages.join(",")))
-        .arg(format!(
-            "--setup-hook=mkdir -p \"$1/etc/initramfs-tools/hooks\" \"$1/etc/initramfs-tools/scripts/local-premount\" && install -m 0755 {} \"$1/etc/initramfs-tools/hooks/kiln-usr\" && install -m 0755 {} \"$1/etc/initramfs-tools/scripts/local-premount/kiln-verity\"",
-            hook.display(),
-            premount.display()
-        ))
-        // The initrd is made once, at the end (the kernel's postinst and initramfs-tools' trigger
-        // would make it twice: minutes each for another architecture, under qemu-user).
-        .arg(format!("--essential-hook={NO_INITRAMFS}"))
-        .arg(format!("--customize-hook={ONE_INITRAMFS}"))
-        .arg("--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*_Packages")
-        .arg(&plan.rootfs.suite)
-        .arg(target)
-        .arg(sources_line(plan));
+    let mut cmd = mmdebstrap(plan, epoch, target, (&hook, &premount));
     // apt's reasons (an unknown package) may be far from the end of mmdebstrap's stderr.
     let picked = std::sync::Mutex::new(Vec::new());
     let progress = |stream: Stream, line: &str| {
@@ -155,4 +132,34 @@ pub fn build(plan: &DiskPlan, epoch: u64, target: &Path, scratch: &Path) -> anyh
             plan.rootfs.mirror
         )
     })
+}
+
+/// The mmdebstrap command that builds the root at `target` with the initramfs `hooks`
+/// (kiln's hook and its verity premount script, installed before any package).
+fn mmdebstrap(plan: &DiskPlan, epoch: u64, target: &Path, hooks: (&Path, &Path)) -> Command {
+    let mut cmd = Command::new("mmdebstrap");
+    // mmdebstrap, dpkg and mkinitramfs make their output reproducible with it.
+    cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+    // A directory: the cache keeps the tree the builds' views read (no tarball to pack and
+    // unpack again, 0.8 GB each way).
+    cmd.arg("--mode=root")
+        .arg("--format=directory")
+        // Another architecture's root runs its maintainer scripts under qemu-user (binfmt_misc).
+        .arg(format!("--architectures={}", plan.arch.kube()))
+        .arg(format!("--variant={}", plan.rootfs.variant))
+        .arg(format!("--include={}", plan.rootfs.packages.join(",")))
+        .arg(format!(
+            "--setup-hook=mkdir -p \"$1/etc/initramfs-tools/hooks\" \"$1/etc/initramfs-tools/scripts/local-premount\" && install -m 0755 {} \"$1/etc/initramfs-tools/hooks/kiln-usr\" && install -m 0755 {} \"$1/etc/initramfs-tools/scripts/local-premount/kiln-verity\"",
+            hooks.0.display(),
+            hooks.1.display()
+        ))
+        // The initrd is made once, at the end (the kernel's postinst and initramfs-tools' trigger
+        // would make it twice: minutes each for another architecture, under qemu-user).
+        .arg(format!("--essential-hook={NO_INITRAMFS}"))
+        .arg(format!("--customize-hook={ONE_INITRAMFS}"))
+        .arg("--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*_Packages")
+        .arg(&plan.rootfs.suite)
+        .arg(target)
+        .arg(sources_line(plan));
+    cmd
 }

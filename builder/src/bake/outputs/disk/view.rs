@@ -140,4 +140,36 @@ mod tests {
             assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
         }
     }
+
+    /// Needs root. A scratch directory on an overlayfs (a container's root): overlayfs refuses
+    /// it as an upper layer, so the tree is copied, and the copy takes the writes.
+    #[test]
+    fn a_scratch_directory_overlayfs_refuses_gets_a_copy() {
+        if !nix::unistd::Uid::effective().is_root() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let lower = t.join("lower");
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::write(lower.join("etc/hostname"), "cache").unwrap();
+        let overlay = in_private_mounts(|| {
+            // A container-like filesystem: an overlayfs holding the scratch directory.
+            let (c_lower, c) = (t.join("c-lower"), t.join("container"));
+            std::fs::create_dir_all(&c_lower)?;
+            root_view(&c_lower, &t.join("c-scratch"), &c)?;
+            let scratch = c.join("scratch");
+            let root = scratch.join("root");
+            let overlay = root_view(&lower, &scratch, &root)?;
+            std::fs::write(root.join("etc/hostname"), "node")?;
+            assert_eq!(std::fs::read_to_string(root.join("etc/hostname"))?, "node");
+            Ok(overlay)
+        })
+        .unwrap();
+        assert!(!overlay, "overlayfs took an overlayfs upper layer");
+        assert_eq!(
+            std::fs::read_to_string(lower.join("etc/hostname")).unwrap(),
+            "cache"
+        );
+    }
 }
