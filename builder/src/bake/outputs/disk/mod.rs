@@ -13,6 +13,7 @@
 //! - [`view`]: the node's root as a copy-on-write view of the cached Debian root (overlayfs, in
 //!   the build's own mount namespace).
 //! - [`prefill`]: containerd's config, CNI plugins and image store filled at build time.
+//! - [`early`], [`readahead`]: containerd started early, first boot's binaries read ahead.
 //! - [`bolt`]: containerd's bbolt databases rewritten reproducibly.
 //! - [`arch`]: what differs per architecture (amd64, arm64: kernel, systemd-boot, partition
 //!   types, console).
@@ -27,6 +28,7 @@ pub mod image;
 pub mod layout;
 pub mod plan;
 pub mod prefill;
+pub mod readahead;
 pub mod repart;
 pub mod rootfs;
 pub mod seed;
@@ -232,9 +234,11 @@ impl Build<'_> {
                 prefill::prefill(&root.dir, Some(plan.arch) == Arch::host(), self.epoch)
             })?;
         let early = early::arrange(&root.dir)?;
+        let read_ahead = readahead::arrange(&root.dir)?;
         tracing::debug!(
             containerd_unit_overridden = early,
-            "kernel settings baked, containerd started early"
+            read_ahead,
+            "kernel settings baked, containerd started early, binaries read ahead"
         );
         tracing::info!(
             images = prefilled.imported,
