@@ -39,7 +39,6 @@ pub mod view;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use kiln_core::command::Run;
 use kiln_core::fsutil::Replace;
 
 use crate::bake::arch::Arch;
@@ -442,14 +441,7 @@ fn store_on_scratch(root: &Path, scratch: &Path) -> anyhow::Result<()> {
         .create(&store)
         .with_context(|| format!("creating {}", store.display()))?;
     if at.is_dir() {
-        Run::new(
-            std::process::Command::new("cp")
-                .arg("-a")
-                .arg(at.join("."))
-                .arg(&store),
-            "copying the Debian root's /var/lib/containerd",
-        )
-        .run()?;
+        view::copy_tree(&at, &store, "copying the Debian root's /var/lib/containerd")?;
     }
     std::fs::create_dir_all(&at).with_context(|| format!("creating {}", at.display()))?;
     view::bind(&store, &at)

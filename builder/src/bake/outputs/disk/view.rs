@@ -65,7 +65,7 @@ pub fn root_view(lower: &Path, scratch: &Path, root: &Path) -> anyhow::Result<bo
         Ok(()) => Ok(true),
         Err(errno) => {
             tracing::warn!(%errno, work_dir = %scratch.display(), "overlayfs refused the work directory's filesystem; copying the cached Debian root instead");
-            copy_tree(lower, root)?;
+            copy_tree(lower, root, "copying the cached Debian root")?;
             Ok(false)
         }
     }
@@ -83,13 +83,15 @@ fn escape(path: &Path) -> String {
     out
 }
 
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// Copies everything in the directory `from` into the directory `to`, as it is (owners, modes,
+/// times, xattrs; shared extents where the filesystem can). `what` names it in an error.
+pub fn copy_tree(from: &Path, to: &Path, what: &str) -> anyhow::Result<()> {
     Run::new(
         Command::new("cp")
             .args(["-a", "--reflink=auto"])
             .arg(from.join("."))
             .arg(to),
-        "copying the cached Debian root",
+        what,
     )
     .run()?;
     Ok(())
